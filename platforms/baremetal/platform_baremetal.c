@@ -1,0 +1,29 @@
+/* Bare-metal platform: no files, no OS clock. A product overrides the weak definitions with its
+ * board's timer and console. Allocation uses newlib's malloc only for the once-only model handle
+ * and context (a product that passes an arena to ember_context_create needs only the model handle). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "platform.h"
+
+__attribute__((weak)) double ember_platform_now_seconds(void) { return 0.0; }
+
+__attribute__((weak)) void ember_platform_log(const char* message) { printf("ember: %s\n", message); }
+
+__attribute__((weak)) int ember_platform_map_file(const char* path, const void** data, size_t* size,
+                                                  void** handle) {
+  (void)path; (void)data; (void)size; (void)handle;
+  return 38; /* ENOSYS: no file system; use ember_model_load_buffer */
+}
+
+__attribute__((weak)) void ember_platform_unmap_file(const void* data, size_t size, void* handle) {
+  (void)data; (void)size; (void)handle;
+}
+
+__attribute__((weak)) void* ember_platform_alloc(size_t size, size_t alignment) {
+  if (alignment < sizeof(void*)) alignment = sizeof(void*);
+  size_t rounded = (size + alignment - 1) / alignment * alignment;
+  return aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
+}
+
+__attribute__((weak)) void ember_platform_free(void* ptr) { free(ptr); }

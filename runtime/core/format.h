@@ -1,0 +1,38 @@
+// Facts about the .ember file that the converter (writer) and the runtime (reader) share, so the two
+// cannot drift apart. The FlatBuffer schema is schema/ember.fbs; this header holds what the schema
+// cannot express: versions, feature bits, alignment, the file layout around the FlatBuffer.
+#ifndef EMBER_CORE_FORMAT_H_
+#define EMBER_CORE_FORMAT_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ember {
+
+// Version of the format this code writes; readers accept files with min_runtime_version <= it.
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kRuntimeVersion = 1;
+
+// Required-feature bits: a reader refuses a file that sets a required bit it does not know.
+enum FeatureBits : uint64_t {
+  kFeatureZeroOneU8 = 1ull << 0,  // some tensor is U8_ZERO_ONE
+  kFeatureF16 = 1ull << 1,        // some tensor is F16
+  kFeatureBF16 = 1ull << 2,       // some tensor is BF16
+};
+constexpr uint64_t kKnownRequiredFeatures = kFeatureZeroOneU8 | kFeatureF16 | kFeatureBF16;
+
+// Alignment of the weight region and of each tensor's data and params inside it (cache line; also
+// enough for any SIMD load and for in-place use from flash).
+constexpr size_t kWeightAlignment = 64;
+// Alignment a caller's buffer must have for ember_model_load_buffer.
+constexpr size_t kBufferAlignment = 16;
+
+// File: [uint32 fb_size][FlatBuffer, identifier at bytes 8..12][pad][weights @ weights_offset].
+constexpr size_t kSizePrefixBytes = 4;
+constexpr const char* kFileIdentifier = "EMBR";
+
+constexpr uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+}  // namespace ember
+
+#endif  // EMBER_CORE_FORMAT_H_

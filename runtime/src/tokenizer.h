@@ -1,0 +1,60 @@
+// Tokenizer: encode/decode from the model file's Tokenizer table (no JSON at run time).
+// init() runs once at model load and may allocate its lookup tables there (through
+// ember_platform_alloc); encode() and decode() never allocate: encode works in caller-provided
+// memory of work_bytes(text_len) bytes, so ember_generate can run it in the context's arena.
+#ifndef EMBER_SRC_TOKENIZER_H_
+#define EMBER_SRC_TOKENIZER_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/status.h"
+
+namespace ember {
+namespace fb {
+struct Tokenizer;
+}
+
+class Tokenizer {
+ public:
+  Tokenizer() = default;
+  ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
+  // Checks the table (ids in range, merges valid, ...) and builds lookup tables. `t` must outlive
+  // this object (it points into the model file). A bad table is Status::kBadFormat with a message.
+  Status init(const fb::Tokenizer* t);
+  bool loaded() const { return t_ != nullptr; }
+
+  int32_t vocab_size() const { return n_vocab_; }
+  int32_t bos_id() const;
+  int32_t eos_id() const;
+  // True for every id that ends generation (eos_id and the eos_ids list).
+  bool is_eos(int32_t id) const;
+
+  // Bytes of work memory encode() needs for a text of `text_len` bytes.
+  size_t work_bytes(size_t text_len) const;
+
+  // EMBER_TOKENIZE_* flags. Writes up to `cap` ids; *n_out = ids the text makes (may be > cap:
+  // then kBufferTooSmall). Never fails on bytes that are not valid UTF-8.
+  Status encode(const char* text, size_t len, uint32_t flags, void* work, size_t work_size,
+                int32_t* out, size_t cap, size_t* n_out) const;
+
+  // The decoded text of one token given the previous token count (the first piece of a text may
+  // drop its leading space as the decoder says). EMBER_DETOKENIZE_* flags. Raw bytes: may be part
+  // of a UTF-8 character (the streaming API in api_tokenizer.cc joins them).
+  // Returns the bytes written to out (<= cap), *needed the full length.
+  size_t piece_bytes(int32_t id, bool first, uint32_t flags, char* out, size_t cap,
+                     size_t* needed) const;
+
+ private:
+  const fb::Tokenizer* t_ = nullptr;
+  int32_t n_vocab_ = 0;
+  void* tables_ = nullptr;  // lookup tables built by init(), owned (ember_platform_free)
+  size_t tables_bytes_ = 0;
+};
+
+}  // namespace ember
+
+#endif  // EMBER_SRC_TOKENIZER_H_
