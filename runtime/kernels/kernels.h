@@ -8,6 +8,20 @@
 // inputs. Integer parts are exact by construction; float parts are evaluated in the fixed order that
 // the scalar variant documents (see each family), with no FMA contraction unless the family says so.
 //
+// Float order (the definition every variant reproduces; scalar helpers in kernels/common.h):
+// - "8-lane order" for a sum over i of terms t_i (float matmuls, RMSNorm's sum of squares, softmax's
+//   sum): lane l = i % 8 accumulates its terms in increasing i as lane = lane + t_i (the product
+//   t_i = w_i * x_i rounded first: no FMA), starting at +0; then
+//   ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). An AVX2 vector accumulator reduced by halving
+//   (256 -> 128 -> 64 -> 32 bits) or two NEON q registers give exactly this order.
+// - u8 x s8: the integer dot of each group is exact (any order, any sign trick); the float part is
+//   acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum), groups in increasing order from +0.
+// - exp (SiLU, softmax) is Ember's own: range reduction by round-to-nearest-even n = x * log2(e),
+//   r = (x - n * ln2_hi) - n * ln2_lo, a degree-7 Horner polynomial without FMA, times 2^n; x < -87
+//   gives 0 and x > 88 is clamped (common.h). libm's expf is never used by kernels.
+// - Activation quantization: d = amax / 127, a = nearbyint(x * (1 / d)) clamped to +-127 (ties to
+//   even, as cvtps2dq / fcvtns do).
+//
 // Shapes: weights are (n, k) row-major — n outputs, k inputs, like nn.Linear.weight. Activations are
 // (m, k) row-major: m tokens. Outputs are (m, ldy) with the result in columns [n0, n1).
 #ifndef EMBER_KERNELS_KERNELS_H_

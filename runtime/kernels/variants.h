@@ -1,0 +1,42 @@
+// Declarations of every kernel variant, for dispatch.cc and the kernel tests. Each function has its
+// family's signature from kernels.h; names are <dtype>_<op>[_<tile>]_<isa>.
+#ifndef EMBER_KERNELS_VARIANTS_H_
+#define EMBER_KERNELS_VARIANTS_H_
+
+#include "kernels/kernels.h"
+
+namespace ember {
+namespace kernels {
+
+#define EMBER_DECLARE_VARIANT_SET(isa)                                                           \
+  void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, int8_t* a,        \
+                             float* d, int32_t* sum);                                            \
+  void u8s8_matmul_##isa(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,       \
+                         const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y, \
+                         size_t ldy, size_t n0, size_t n1);                                      \
+  void f32_matmul_##isa(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy, \
+                        size_t n0, size_t n1);                                                   \
+  void f16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,         \
+                        size_t ldy, size_t n0, size_t n1);                                       \
+  void bf16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,        \
+                         size_t ldy, size_t n0, size_t n1);                                      \
+  void f32_rmsnorm_##isa(const float* x, const float* w, size_t n, float eps, float* y);         \
+  void f32_silumul_##isa(const float* gate, const float* up, size_t n, float* out);              \
+  void f32_softmax_##isa(float* x, size_t n);
+
+EMBER_DECLARE_VARIANT_SET(scalar)
+#if defined(__x86_64__) || defined(__i386__)
+EMBER_DECLARE_VARIANT_SET(avx2)
+#endif
+#if defined(__aarch64__)
+EMBER_DECLARE_VARIANT_SET(neon)
+EMBER_DECLARE_VARIANT_SET(neondot)
+EMBER_DECLARE_VARIANT_SET(i8mm)
+#endif
+
+#undef EMBER_DECLARE_VARIANT_SET
+
+}  // namespace kernels
+}  // namespace ember
+
+#endif  // EMBER_KERNELS_VARIANTS_H_

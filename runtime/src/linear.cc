@@ -1,0 +1,196 @@
+// LinearExecutor: weight dtype -> kernel from the active table, activation quantization for u8
+// weights, output rows split across a pthreadpool. Every output element is computed by exactly one
+// kernel call whose result does not depend on which rows it was given, so any thread count gives
+// the same bits.
+#include "linear.h"
+
+#include <cassert>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+#if EMBER_USE_PTHREADPOOL
+#include <pthreadpool.h>
+#endif
+
+namespace ember {
+namespace {
+
+constexpr size_t kAlign = 64;
+inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// Scratch layout (each part 64-byte aligned):
+//   a   (m_max, k_max)       int8   quantized activations
+//   d   (m_max, max_groups)  float  activation scales
+//   sum (m_max, max_groups)  int32  per-group sums of a
+struct ScratchLayout {
+  size_t a_off, d_off, sum_off, total;
+  ScratchLayout(size_t m_max, size_t k_max, size_t max_groups) {
+    a_off = 0;
+    d_off = round_up(a_off + m_max * k_max, kAlign);
+    sum_off = round_up(d_off + m_max * max_groups * sizeof(float), kAlign);
+    total = round_up(sum_off + m_max * max_groups * sizeof(int32_t), kAlign) + kAlign;
+  }
+};
+
+// Output rows handed to a worker at a time: a multiple of 16 (whole SIMD row blocks) small enough
+// that two threads can balance, large enough to amortise the call.
+size_t row_tile(size_t rows, uint32_t threads) {
+  if (threads <= 1) return rows;
+  size_t t = rows / (static_cast<size_t>(threads) * 4);
+  t = round_up(t < 16 ? 16 : t, 16);
+  return t;
+}
+
+struct MatmulJob {
+  const kernels::KernelTable* table;
+  const WeightRef* w;
+  const float* x;
+  size_t m;
+  float* y;
+  // u8 only
+  const int8_t* a;
+  const float* d;
+  const int32_t* sum;
+  size_t group;
+};
+
+void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
+  const WeightRef& w = *job.w;
+  const size_t k = w.cols, ldy = w.rows;
+  switch (w.type) {
+    case WeightType::kU8ZeroOne:
+      job.table->matmul_u8s8(static_cast<const uint8_t*>(w.data), w.params, k, job.group, job.a,
+                             job.d, job.sum, job.m, job.y, ldy, n0, n1);
+      break;
+    case WeightType::kF32:
+      job.table->matmul_f32(static_cast<const float*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
+      break;
+    case WeightType::kF16:
+      job.table->matmul_f16(static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0,
+                            n1);
+      break;
+    case WeightType::kBF16:
+      job.table->matmul_bf16(static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0,
+                             n1);
+      break;
+  }
+}
+
+#if EMBER_USE_PTHREADPOOL
+void matmul_tile(void* arg, size_t n0, size_t count) {
+  const MatmulJob& job = *static_cast<const MatmulJob*>(arg);
+  run_rows(job, n0, n0 + count);
+}
+
+struct QuantJob {
+  const kernels::KernelTable* table;
+  const float* x;
+  size_t k, group, groups;
+  int8_t* a;
+  float* d;
+  int32_t* sum;
+};
+
+void quant_tile(void* arg, size_t i0, size_t count) {
+  const QuantJob& q = *static_cast<const QuantJob*>(arg);
+  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k, q.d + i0 * q.groups,
+                            q.sum + i0 * q.groups);
+}
+#endif
+
+}  // namespace
+
+size_t LinearExecutor::scratch_bytes(size_t m_max, size_t k_max, size_t max_groups) {
+  return ScratchLayout(m_max, k_max, max_groups).total;
+}
+
+Status LinearExecutor::init(uint32_t n_threads, void* scratch, size_t scratch_size, size_t m_max,
+                            size_t k_max, size_t max_groups) {
+  shutdown();
+  const size_t need = scratch_bytes(m_max, k_max, max_groups);
+  if (scratch == nullptr || scratch_size < need) {
+    return set_error(Status::kBufferTooSmall, "linear scratch: %zu bytes given, %zu needed",
+                     scratch_size, need);
+  }
+  // Align the base inside the given buffer (scratch_bytes reserves kAlign bytes for this).
+  const uintptr_t base = reinterpret_cast<uintptr_t>(scratch);
+  scratch_ = reinterpret_cast<void*>(round_up(base, kAlign));
+  scratch_size_ = scratch_size - (reinterpret_cast<uintptr_t>(scratch_) - base);
+  m_max_ = m_max;
+  k_max_ = k_max;
+  max_groups_ = max_groups;
+  n_threads_ = n_threads == 0 ? 1 : n_threads;
+#if EMBER_USE_PTHREADPOOL
+  if (n_threads_ > 1) {
+    pthreadpool_t pool = pthreadpool_create(n_threads_);
+    if (pool == nullptr) {
+      return set_error(Status::kOutOfMemory, "could not create a pool of %u threads", n_threads_);
+    }
+    pool_ = pool;
+  }
+#else
+  n_threads_ = 1;  // built without a thread pool
+#endif
+  return Status::kOk;
+}
+
+void LinearExecutor::shutdown() {
+#if EMBER_USE_PTHREADPOOL
+  if (pool_ != nullptr) pthreadpool_destroy(static_cast<pthreadpool_t>(pool_));
+#endif
+  pool_ = nullptr;
+  scratch_ = nullptr;
+  scratch_size_ = 0;
+}
+
+void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float* y) {
+  assert(m <= m_max_ && w.cols <= k_max_);
+  const kernels::KernelTable& table = kernels::active();
+  MatmulJob job{&table, &w, x, m, y, nullptr, nullptr, nullptr, 0};
+  if (w.type == WeightType::kU8ZeroOne) {
+    const ScratchLayout lay(m_max_, k_max_, max_groups_);
+    const size_t k = w.cols;
+    const size_t group = zero_one_group_len(k, w.group);
+    const size_t groups = zero_one_groups_per_row(k, w.group);
+    assert(groups <= max_groups_);
+    uint8_t* base = static_cast<uint8_t*>(scratch_);
+    int8_t* a = reinterpret_cast<int8_t*>(base + lay.a_off);      // (m, k)
+    float* d = reinterpret_cast<float*>(base + lay.d_off);        // (m, groups)
+    int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, groups)
+#if EMBER_USE_PTHREADPOOL
+    if (pool_ != nullptr && m >= 2 * n_threads_) {
+      QuantJob qj{&table, x, k, group, groups, a, d, sum};
+      pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), quant_tile, &qj, m,
+                                         (m + 2 * n_threads_ - 1) / (2 * n_threads_), 0);
+    } else
+#endif
+    {
+      table.quantize_acts_s8(x, m, k, group, a, d, sum);
+    }
+    job.a = a;
+    job.d = d;
+    job.sum = sum;
+    job.group = group;
+  }
+#if EMBER_USE_PTHREADPOOL
+  if (pool_ != nullptr) {
+    pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), matmul_tile, &job,
+                                       w.rows, row_tile(w.rows, n_threads_), 0);
+    return;
+  }
+#endif
+  run_rows(job, 0, w.rows);
+}
+
+void LinearExecutor::parallel_for(size_t n, void (*fn)(void* arg, size_t i), void* arg) {
+#if EMBER_USE_PTHREADPOOL
+  if (pool_ != nullptr) {
+    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), fn, arg, n, 0);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; ++i) fn(arg, i);
+}
+
+}  // namespace ember
