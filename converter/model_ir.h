@@ -58,6 +58,8 @@ struct TokenizerSpec {
   bool add_bos = false, add_eos = false, byte_fallback = false, add_prefix_space = false;
   bool fuse_unk = false, ignore_merges = false;
   std::vector<int32_t> special_ids, added_ids, eos_ids;
+  std::vector<uint32_t> unicode_classes;  // (first_cp << 2) | class, see ember.fbs
+  bool prefix_first_only = false, metaspace_split = false;
 };
 
 // A merged LoRA adapter, recorded in the file (fb::Adapter).
