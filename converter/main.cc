@@ -1,0 +1,101 @@
+// ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--force] [--tokenizer-only]
+//               [--lora DIR[:SCALE]]...
+// Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
+// .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "hf_model.h"
+#include "lora.h"
+#include "quantize.h"
+#include "writer.h"
+
+namespace {
+
+// The command line as a shell would need it (recorded in the file's provenance).
+std::string quoted_command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    const bool plain = !a.empty() && a.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@%") ==
+                                         std::string::npos;
+    if (!s.empty()) s += ' ';
+    if (plain) {
+      s += a;
+    } else {
+      s += '\'';
+      for (char c : a) s += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      s += '\'';
+    }
+  }
+  return s;
+}
+
+int run(int argc, char** argv) {
+  using namespace ember::convert;
+  CLI::App app{"ember-convert: Hugging Face Llama checkpoint -> .ember model file"};
+  std::string hf_dir, out, quant = "u8";
+  int64_t group = 64;
+  bool force = false, tokenizer_only = false;
+  std::vector<std::string> loras;
+  app.add_option("HF_DIR", hf_dir, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)");
+  app.add_option("-o,--output", out, "output .ember file")->required();
+  app.add_option("--quant", quant, "weight type: f32, f16 or u8 (zero-one)")
+      ->check(CLI::IsMember({"f32", "f16", "u8"}));
+  app.add_option("--group", group, "u8 group size along the input dimension (0 = a whole row)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  app.add_flag("--force", force, "overwrite OUT if it exists");
+  app.add_flag("--tokenizer-only", tokenizer_only, "write only the tokenizer (no config, no tensors)");
+  app.add_option("--lora", loras, "PEFT LoRA adapter DIR[:SCALE] merged in float32 before quantizing (repeatable)");
+  // TODO(issue 5): --synthetic SHAPE --seed N (converter/synthetic.h make_synthetic) replaces HF_DIR
+  // as the source of the ModelIR; wire it here once converter/synthetic.cc exists.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (hf_dir.empty()) throw ConvertError("missing HF_DIR (a Hugging Face model directory)");
+
+  WriteOptions opts;
+  opts.mode = parse_quant_mode(quant);
+  opts.group = static_cast<uint32_t>(group);
+  opts.force = force;
+  opts.progress = &std::cerr;
+  check_output_path(out, force);  // fail fast, before reading gigabytes
+
+  ModelIR ir;
+  if (tokenizer_only) {
+    if (!loras.empty()) throw ConvertError("--lora makes no sense with --tokenizer-only");
+    ir = load_hf_tokenizer_only(hf_dir);
+  } else {
+    ir = load_hf_model(hf_dir);
+    if (!loras.empty()) {
+      std::vector<LoraRequest> reqs;
+      for (const auto& l : loras) reqs.push_back(parse_lora_arg(l));
+      apply_loras(ir, reqs, std::cerr);
+    }
+  }
+  ir.command_line = quoted_command_line(argc, argv);
+
+  const WriteReport report = write_ember(ir, out, opts);
+  if (!tokenizer_only) print_report(report, std::cout);
+  std::cout << "wrote " << out << " (" << report.file_size << " bytes)\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ember-convert: error: %s\n", e.what());
+    return 1;
+  }
+}

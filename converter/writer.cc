@@ -1,0 +1,301 @@
+#include "writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iomanip>
+#include <sstream>
+
+#include "core/format.h"
+#include "hf_model.h"
+#include "tokenizer_json.h"
+
+#ifndef EMBER_VERSION_STRING
+#define EMBER_VERSION_STRING "unknown"
+#endif
+
+namespace ember {
+namespace convert {
+namespace {
+
+bool path_exists(const std::string& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+// A bar on one line of `os`, redrawn with '\r'; at most ~40 redraws per phase.
+class Progress {
+ public:
+  Progress(std::ostream* os, const char* phase, size_t total) : os_(os), phase_(phase), total_(total) {}
+  void update(size_t done) {
+    if (!os_ || total_ == 0) return;
+    const size_t step = done * 40 / total_;
+    if (done != total_ && step == last_) return;
+    last_ = step;
+    *os_ << "\r" << std::left << std::setw(11) << phase_ << " [" << std::string(step, '#')
+         << std::string(40 - step, '.') << "] " << done << "/" << total_ << std::flush;
+    if (done == total_) *os_ << "\n";
+  }
+
+ private:
+  std::ostream* os_;
+  const char* phase_;
+  size_t total_;
+  size_t last_ = static_cast<size_t>(-1);
+};
+
+// The temporary output: removed unless committed.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& out) {
+    path_ = out + ".tmp.XXXXXX";
+    std::vector<char> tmpl(path_.begin(), path_.end());
+    tmpl.push_back('\0');
+    fd_ = ::mkstemp(tmpl.data());
+    if (fd_ < 0) throw ConvertError(out + ": cannot create a temporary file beside it: " + std::strerror(errno));
+    path_ = tmpl.data();
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd_, 0666 & ~mask);
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  void write(const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, c, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) throw ConvertError(path_ + ": write failed: " + std::strerror(errno));
+      c += w;
+      n -= static_cast<size_t>(w);
+      pos_ += static_cast<uint64_t>(w);
+    }
+  }
+  void pad_to(uint64_t off) {
+    static const char zeros[256] = {};
+    if (off < pos_) throw ConvertError(path_ + ": internal layout error (offset " + std::to_string(off) + " behind " + std::to_string(pos_) + ")");
+    while (pos_ < off) write(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, off - pos_)));
+  }
+  uint64_t pos() const { return pos_; }
+  void commit(const std::string& out, bool force) {
+    if (::fsync(fd_) != 0) throw ConvertError(path_ + ": fsync failed: " + std::strerror(errno));
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      throw ConvertError(path_ + ": close failed: " + std::strerror(errno));
+    }
+    fd_ = -1;
+    if (force) {
+      if (::rename(path_.c_str(), out.c_str()) != 0) {
+        throw ConvertError(out + ": cannot rename the temporary file into place: " + std::strerror(errno));
+      }
+    } else {
+      // link() fails if `out` appeared meanwhile: no overwrite even in a race.
+      if (::link(path_.c_str(), out.c_str()) != 0) {
+        if (errno == EEXIST) throw ConvertError(out + ": already exists (use --force to overwrite)");
+        if (path_exists(out)) throw ConvertError(out + ": already exists (use --force to overwrite)");
+        // Filesystems without hard links: fall back to rename after the existence check.
+        if (::rename(path_.c_str(), out.c_str()) != 0) {
+          throw ConvertError(out + ": cannot rename the temporary file into place: " + std::strerror(errno));
+        }
+        committed_ = true;
+        return;
+      }
+      ::unlink(path_.c_str());
+    }
+    committed_ = true;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t pos_ = 0;
+  bool committed_ = false;
+};
+
+struct Placed {
+  std::string name;
+  StoredTensor t;
+  uint64_t data_offset = 0, params_offset = 0, params_size = 0;
+};
+
+std::string type_name(const StoredTensor& t) {
+  switch (t.dtype) {
+    case fb::DType::F32: return "f32";
+    case fb::DType::F16: return "f16";
+    case fb::DType::BF16: return "bf16";
+    case fb::DType::U8_ZERO_ONE:
+      return t.group_size == 0 ? "u8/row" : "u8/g" + std::to_string(t.group_size);
+  }
+  return "?";
+}
+
+flatbuffers::Offset<fb::ModelConfig> build_config(flatbuffers::FlatBufferBuilder& fbb, const ConfigSpec& c) {
+  auto arch = fbb.CreateString(c.architecture);
+  auto rope = fb::CreateRopeScaling(fbb, c.rope_scaling_type, c.rope_factor, c.rope_low_freq_factor,
+                                    c.rope_high_freq_factor, c.rope_original_max_position);
+  return fb::CreateModelConfig(fbb, arch, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim,
+                               c.intermediate_size, c.vocab_size, c.max_context, c.rope_theta, rope, c.norm_eps,
+                               c.tie_embeddings, c.activation, c.attention_bias, c.mlp_bias, c.sliding_window);
+}
+
+// The whole FlatBuffer, with `weights_offset` (nonzero, so the field is always present and the
+// buffer's size does not depend on its value).
+void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir, const std::vector<Placed>& placed,
+                      uint64_t required_features, uint64_t weights_offset, uint64_t weights_size) {
+  fbb.Clear();
+  flatbuffers::Offset<fb::ModelConfig> config = 0;
+  if (ir.has_config) config = build_config(fbb, ir.config);
+  flatbuffers::Offset<fb::Tokenizer> tok = 0;
+  if (ir.has_tokenizer) tok = build_tokenizer(fbb, ir.tokenizer);
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>> tensors = 0;
+  if (ir.has_config) {
+    std::vector<flatbuffers::Offset<fb::Tensor>> v;
+    for (const Placed& p : placed) {
+      v.push_back(fb::CreateTensorDirect(fbb, p.name.c_str(), &p.t.shape, p.t.dtype, p.t.group_size, p.data_offset,
+                                         p.t.data.size(), p.params_offset, p.params_size,
+                                         static_cast<float>(p.t.rel_rms_error)));
+    }
+    tensors = fbb.CreateVector(v);
+  }
+  auto prov = fb::CreateProvenanceDirect(fbb, ir.source.c_str(), EMBER_VERSION_STRING, ir.command_line.c_str(),
+                                         ir.source_dtype.c_str());
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Adapter>>> adapters = 0;
+  if (!ir.adapters.empty()) {
+    std::vector<flatbuffers::Offset<fb::Adapter>> v;
+    for (const AdapterRecord& a : ir.adapters) {
+      std::vector<flatbuffers::Offset<flatbuffers::String>> mods;
+      for (const auto& m : a.modules) mods.push_back(fbb.CreateString(m));
+      v.push_back(fb::CreateAdapterDirect(fbb, a.name.c_str(), a.sha256.c_str(), a.r, a.alpha, a.scale,
+                                          a.use_rslora, &mods));
+    }
+    adapters = fbb.CreateVector(v);
+  }
+  auto root = fb::CreateModel(fbb, kFormatVersion, kRuntimeVersion, required_features, 0, config, tok, tensors,
+                              weights_offset, weights_size, prov, adapters);
+  fbb.FinishSizePrefixed(root, kFileIdentifier);
+}
+
+}  // namespace
+
+void check_output_path(const std::string& out, bool force) {
+  if (out.empty()) throw ConvertError("no output path given (-o OUT.ember)");
+  if (!force && path_exists(out)) throw ConvertError(out + ": already exists (use --force to overwrite)");
+}
+
+WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOptions& opts) {
+  check_output_path(out, opts.force);
+  if (!ir.has_config && !ir.tensors.empty()) throw ConvertError("a file without a config cannot hold tensors");
+
+  // Tensor order: natural name order (layer 2 before layer 10).
+  std::vector<const std::string*> names;
+  for (const auto& kv : ir.tensors) names.push_back(&kv.first);
+  std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return natural_less(*a, *b); });
+
+  WriteReport report;
+  std::vector<Placed> placed;
+  placed.reserve(names.size());
+  uint64_t required = 0;
+  uint64_t offset = 0;  // inside the weight region
+  Progress qbar(opts.progress, "quantizing", names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const FloatTensor& src = ir.tensors.at(*names[i]);
+    Placed p;
+    p.name = *names[i];
+    try {
+      p.t = store_tensor(src, opts.mode, opts.group);
+    } catch (const ConvertError& e) {
+      throw ConvertError("tensor '" + p.name + "': " + e.what());
+    }
+    if (p.t.dtype == fb::DType::U8_ZERO_ONE) required |= kFeatureZeroOneU8;
+    if (p.t.dtype == fb::DType::F16) required |= kFeatureF16;
+    if (p.t.dtype == fb::DType::BF16) required |= kFeatureBF16;
+    p.data_offset = offset;
+    offset = align_up(offset + p.t.data.size(), kWeightAlignment);
+    if (!p.t.params.empty()) {
+      p.params_offset = offset;
+      p.params_size = p.t.params.size() * sizeof(ZeroOneParams);
+      offset = align_up(offset + p.params_size, kWeightAlignment);
+    }
+    TensorReport tr;
+    tr.name = p.name;
+    tr.type = type_name(p.t);
+    tr.bytes = p.t.data.size() + p.params_size;
+    tr.rel_rms_error = p.t.rel_rms_error;
+    report.weight_bytes += tr.bytes;
+    report.f32_bytes += src.data.size() * sizeof(float);
+    report.tensors.push_back(tr);
+    placed.push_back(std::move(p));
+    qbar.update(i + 1);
+  }
+  const uint64_t weights_size = offset;
+
+  flatbuffers::FlatBufferBuilder fbb(1 << 16);
+  build_flatbuffer(fbb, ir, placed, required, /*weights_offset=*/kWeightAlignment, weights_size);
+  const uint64_t fb_size = fbb.GetSize();  // includes the 4-byte size prefix
+  const uint64_t weights_offset = align_up(fb_size, kWeightAlignment);
+  build_flatbuffer(fbb, ir, placed, required, weights_offset, weights_size);
+  if (fbb.GetSize() != fb_size) throw ConvertError("internal error: FlatBuffer size changed between passes");
+
+  TempFile tmp(out);
+  tmp.write(fbb.GetBufferPointer(), fbb.GetSize());
+  tmp.pad_to(weights_offset);
+  Progress wbar(opts.progress, "writing", placed.size());
+  for (size_t i = 0; i < placed.size(); ++i) {
+    const Placed& p = placed[i];
+    tmp.pad_to(weights_offset + p.data_offset);
+    if (!p.t.data.empty()) tmp.write(p.t.data.data(), p.t.data.size());
+    if (!p.t.params.empty()) {
+      tmp.pad_to(weights_offset + p.params_offset);
+      tmp.write(p.t.params.data(), p.params_size);
+    }
+    wbar.update(i + 1);
+  }
+  tmp.pad_to(weights_offset + weights_size);
+  report.file_size = tmp.pos();
+  tmp.commit(out, opts.force);
+  return report;
+}
+
+void print_report(const WriteReport& r, std::ostream& os) {
+  size_t w = 6;
+  for (const auto& t : r.tensors) w = std::max(w, t.name.size());
+  std::ostringstream s;
+  s << std::left << std::setw(static_cast<int>(w)) << "tensor" << "  " << std::setw(8) << "type" << std::right
+    << std::setw(12) << "bytes" << std::setw(14) << "rel RMS err" << "\n";
+  for (const auto& t : r.tensors) {
+    s << std::left << std::setw(static_cast<int>(w)) << t.name << "  " << std::setw(8) << t.type << std::right
+      << std::setw(12) << t.bytes << std::setw(14);
+    if (t.rel_rms_error == 0) {
+      s << "0";
+    } else {
+      std::ostringstream e;
+      e << std::scientific << std::setprecision(3) << t.rel_rms_error;
+      s << e.str();
+    }
+    s << "\n";
+  }
+  auto mib = [](uint64_t b) {
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(2) << b / (1024.0 * 1024.0) << " MiB";
+    return o.str();
+  };
+  s << "file size: " << r.file_size << " bytes (" << mib(r.file_size) << ")\n";
+  s << "model bytes: " << r.weight_bytes << " vs f32 " << r.f32_bytes;
+  if (r.f32_bytes) {
+    s << " (" << std::fixed << std::setprecision(1) << 100.0 * r.weight_bytes / r.f32_bytes << "%, "
+      << std::setprecision(2) << 32.0 * r.weight_bytes / r.f32_bytes << " bits per weight)";
+  }
+  s << "\n";
+  os << s.str();
+}
+
+}  // namespace convert
+}  // namespace ember
