@@ -1,0 +1,379 @@
+// The C API (everything in ember.h except the tokenizer functions, in api_tokenizer.cc, and
+// ember_generate, in generate.cc): argument checks, then the C++ internals.
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "context.h"
+#include "core/format.h"
+#include "ember/ember.h"
+#include "ember_generated.h"
+#include "forward.h"
+#include "kernels/kernels.h"
+#include "model.h"
+#include "platform.h"
+#include "sampler.h"
+
+using ember::Status;
+using ember::set_error;
+using ember::to_c;
+
+extern "C" {
+
+const char* ember_status_string(ember_status status) {
+  switch (status) {
+    case EMBER_OK: return "EMBER_OK";
+    case EMBER_ERR_INVALID_ARGUMENT: return "EMBER_ERR_INVALID_ARGUMENT";
+    case EMBER_ERR_IO: return "EMBER_ERR_IO";
+    case EMBER_ERR_BAD_FORMAT: return "EMBER_ERR_BAD_FORMAT";
+    case EMBER_ERR_UNSUPPORTED: return "EMBER_ERR_UNSUPPORTED";
+    case EMBER_ERR_OUT_OF_MEMORY: return "EMBER_ERR_OUT_OF_MEMORY";
+    case EMBER_ERR_CONTEXT_FULL: return "EMBER_ERR_CONTEXT_FULL";
+    case EMBER_ERR_BUFFER_TOO_SMALL: return "EMBER_ERR_BUFFER_TOO_SMALL";
+    case EMBER_ERR_INTERNAL: return "EMBER_ERR_INTERNAL";
+  }
+  return "EMBER_ERR_UNKNOWN";
+}
+
+const char* ember_last_error(void) { return ember::last_error(); }
+
+/* ------------------------------------------------------------------------------------ model -- */
+
+namespace {
+
+ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mapped, ember_model** out) {
+  void* mem = ember_platform_alloc(sizeof(ember_model), 64);
+  if (!mem) {
+    if (mapped) ember_platform_unmap_file(data, size, map_handle);
+    return to_c(set_error(Status::kOutOfMemory, "cannot allocate the model handle (%zu bytes)",
+                          sizeof(ember_model)));
+  }
+  ember_model* m = new (mem) ember_model();
+  m->map_handle = map_handle;
+  m->mapped = mapped;
+  const Status s = ember::load_model(data, size, m);
+  if (s != Status::kOk) {
+    ember_model_free(m);
+    return to_c(s);
+  }
+  *out = m;
+  return EMBER_OK;
+}
+
+}  // namespace
+
+ember_status ember_model_load_file(const char* path, ember_model** out) {
+  if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: out is NULL"));
+  *out = nullptr;
+  if (!path) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: path is NULL"));
+  const void* data = nullptr;
+  size_t size = 0;
+  void* handle = nullptr;
+  const int err = ember_platform_map_file(path, &data, &size, &handle);
+  if (err != 0) {
+    return to_c(set_error(Status::kIo, "cannot open or map '%s': %s", path, std::strerror(err)));
+  }
+  return load(static_cast<const uint8_t*>(data), size, handle, true, out);
+}
+
+ember_status ember_model_load_buffer(const void* data, size_t size, ember_model** out) {
+  if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
+  *out = nullptr;
+  if (!data) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
+  return load(static_cast<const uint8_t*>(data), size, nullptr, false, out);
+}
+
+void ember_model_free(ember_model* model) {
+  if (!model) return;
+  ember::release_model(model);
+  const uint8_t* data = model->data;
+  const size_t size = model->size;
+  void* handle = model->map_handle;
+  const bool mapped = model->mapped;
+  model->~ember_model();
+  ember_platform_free(model);
+  if (mapped) ember_platform_unmap_file(data, size, handle);
+}
+
+ember_status ember_model_get_info(const ember_model* model, ember_model_info* out) {
+  if (!model || !out) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_get_info: %s is NULL",
+                          !model ? "model" : "out"));
+  }
+  std::memset(out, 0, sizeof *out);
+  const ember::ModelConfig& c = model->config;
+  out->hidden_size = c.hidden_size;
+  out->num_layers = c.num_layers;
+  out->num_heads = c.num_heads;
+  out->num_kv_heads = c.num_kv_heads;
+  out->head_dim = c.head_dim;
+  out->intermediate_size = c.intermediate_size;
+  out->vocab_size = c.vocab_size;
+  out->max_context = c.max_context;
+  out->bos_id = model->tokenizer.loaded() ? model->tokenizer.bos_id() : -1;
+  out->eos_id = model->tokenizer.loaded() ? model->tokenizer.eos_id() : -1;
+  out->file_bytes = model->size;
+  out->weight_bytes = model->weights_size;
+  out->f32_bytes = model->f32_bytes;
+  out->format_version = model->root->format_version();
+  out->architecture = model->architecture;
+  return EMBER_OK;
+}
+
+namespace {
+
+// snprintf into a bounded buffer, counting the full length.
+struct Writer {
+  char* buf;
+  size_t cap;
+  size_t len = 0;
+  void printf(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+    va_list ap;
+    va_start(ap, fmt);
+    char* dst = buf && len < cap ? buf + len : nullptr;
+    const size_t room = buf && len < cap ? cap - len : 0;
+    const int n = std::vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    if (n > 0) len += static_cast<size_t>(n);
+  }
+};
+
+const char* str(const flatbuffers::String* s) { return s ? s->c_str() : ""; }
+
+}  // namespace
+
+ember_status ember_model_describe(const ember_model* model, char* buf, size_t cap, size_t* needed) {
+  if (!model) return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: model is NULL"));
+  if (!buf && cap > 0) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: buf is NULL, cap %zu", cap));
+  }
+  namespace fb = ember::fb;
+  const fb::Model* r = model->root;
+  Writer w{buf, cap};
+  w.printf("file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%" PRIx64
+           ", optional_features 0x%" PRIx64 "\n",
+           model->size, r->format_version(), r->min_runtime_version(), r->required_features(),
+           r->optional_features());
+  if (model->has_config) {
+    const ember::ModelConfig& c = model->config;
+    w.printf("config: %s, hidden_size %u, layers %u, heads %u, kv_heads %u, head_dim %u, "
+             "intermediate_size %u, vocab %u, max_context %u\n",
+             model->architecture, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads,
+             c.head_dim, c.intermediate_size, c.vocab_size, c.max_context);
+    w.printf("        rope_theta %g, rope_scaling %s (factor %g), norm_eps %g, tie_embeddings %d, "
+             "attention_bias %d, mlp_bias %d\n",
+             (double)c.rope_theta,
+             fb::EnumNameRopeScalingType(static_cast<fb::RopeScalingType>(c.rope_scaling_type)),
+             (double)c.rope_factor, (double)c.norm_eps, c.tie_embeddings, c.attention_bias,
+             c.mlp_bias);
+  } else {
+    w.printf("config: none (tokenizer-only file)\n");
+  }
+  if (const fb::Tokenizer* t = r->tokenizer()) {
+    w.printf("tokenizer: %s, pre_tokenizer %s, %u pieces, %u merges, bos %d, eos %d, unk %d, pad %d, "
+             "add_bos %d, add_eos %d, byte_fallback %d, %u special, %u added, %u eos ids\n",
+             fb::EnumNameTokenizerKind(t->kind()), fb::EnumNamePreTokenizer(t->pre_tokenizer()),
+             t->pieces() ? t->pieces()->size() : 0, t->merges() ? t->merges()->size() : 0,
+             t->bos_id(), t->eos_id(), t->unk_id(), t->pad_id(), t->add_bos(), t->add_eos(),
+             t->byte_fallback(), t->special_ids() ? t->special_ids()->size() : 0,
+             t->added_ids() ? t->added_ids()->size() : 0, t->eos_ids() ? t->eos_ids()->size() : 0);
+  } else {
+    w.printf("tokenizer: none\n");
+  }
+  const auto* ts = r->tensors();
+  const unsigned n_t = ts ? ts->size() : 0;
+  w.printf("tensors: %u, weight region %" PRIu64 " bytes at offset %" PRIu64 " (f32 equivalent %" PRIu64
+           " bytes)\n",
+           n_t, r->weights_size(), r->weights_offset(), model->f32_bytes);
+  for (unsigned i = 0; i < n_t; ++i) {
+    const fb::Tensor* t = ts->Get(i);
+    w.printf("  %-48s %-11s [", str(t->name()), fb::EnumNameDType(t->dtype()));
+    if (t->shape()) {
+      for (unsigned d = 0; d < t->shape()->size(); ++d) {
+        w.printf(d ? ", %" PRIu64 : "%" PRIu64, t->shape()->Get(d));
+      }
+    }
+    w.printf("] %" PRIu64 " bytes", t->data_size() + t->params_size());
+    if (t->dtype() == fb::DType::U8_ZERO_ONE) {
+      w.printf(", group %u, rel rms error %.3g", t->group_size(), (double)t->quant_rel_rms_error());
+    }
+    w.printf("\n");
+  }
+  if (const fb::Provenance* p = r->provenance()) {
+    w.printf("provenance: source '%s', converter %s, source dtype %s\n  command: %s\n",
+             str(p->source()), str(p->converter_version()), str(p->source_dtype()),
+             str(p->command_line()));
+  }
+  const auto* ads = r->adapters();
+  w.printf("adapters merged: %u\n", ads ? ads->size() : 0);
+  for (unsigned i = 0; ads && i < ads->size(); ++i) {
+    const fb::Adapter* a = ads->Get(i);
+    w.printf("  %s: sha256 %s, r %u, alpha %g, scale %g, rslora %d, modules:", str(a->name()),
+             str(a->sha256()), a->r(), (double)a->alpha(), (double)a->scale(), a->use_rslora());
+    if (a->modules()) {
+      for (unsigned j = 0; j < a->modules()->size(); ++j) w.printf(" %s", str(a->modules()->Get(j)));
+    }
+    w.printf("\n");
+  }
+  if (needed) *needed = w.len + 1;
+  if (cap > 0 && w.len >= cap) buf[cap - 1] = '\0';
+  return EMBER_OK;
+}
+
+/* ---------------------------------------------------------------------------------- context -- */
+
+ember_context_params ember_context_default_params(void) {
+  ember_context_params p;
+  p.n_ctx = 0;
+  p.n_seq_max = 1;
+  p.n_batch_max = 32;
+  p.n_threads = 1;
+  p.n_prompt_bytes_max = 0;
+  return p;
+}
+
+ember_status ember_context_required_bytes(const ember_model* model, const ember_context_params* params,
+                                          size_t* out_bytes) {
+  if (!model || !params || !out_bytes) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_context_required_bytes: %s is NULL",
+                          !model ? "model" : (!params ? "params" : "out_bytes")));
+  }
+  ember::ContextPlan plan;
+  const Status s = ember::plan_context(*model, *params, &plan);
+  if (s != Status::kOk) return to_c(s);
+  *out_bytes = plan.total;
+  return EMBER_OK;
+}
+
+ember_status ember_context_create(const ember_model* model, const ember_context_params* params,
+                                  void* arena, size_t arena_size, ember_context** out) {
+  if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_context_create: out is NULL"));
+  *out = nullptr;
+  if (!model || !params) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_context_create: %s is NULL",
+                          !model ? "model" : "params"));
+  }
+  ember::ContextPlan plan;
+  Status s = ember::plan_context(*model, *params, &plan);
+  if (s != Status::kOk) return to_c(s);
+  uint8_t* block = nullptr;
+  bool owned = false;
+  if (arena) {
+    if (reinterpret_cast<uintptr_t>(arena) % ember::kWeightAlignment != 0) {
+      return to_c(set_error(Status::kInvalidArgument, "arena %p is not %zu-byte aligned", arena,
+                            ember::kWeightAlignment));
+    }
+    if (arena_size < plan.total) {
+      return to_c(set_error(Status::kOutOfMemory,
+                            "arena of %zu bytes is too small: the context needs %zu bytes",
+                            arena_size, plan.total));
+    }
+    block = static_cast<uint8_t*>(arena);
+  } else {
+    block = static_cast<uint8_t*>(ember_platform_alloc(plan.total, ember::kWeightAlignment));
+    if (!block) {
+      return to_c(set_error(Status::kOutOfMemory, "cannot allocate the context (%zu bytes)",
+                            plan.total));
+    }
+    owned = true;
+  }
+  ember::Context* ctx = nullptr;
+  s = ember::init_context(*model, plan, block, &ctx);
+  if (s != Status::kOk) {
+    if (owned) ember_platform_free(block);
+    return to_c(s);
+  }
+  ctx->owns_block = owned;
+  *out = static_cast<ember_context*>(ctx);
+  return EMBER_OK;
+}
+
+void ember_context_free(ember_context* ctx) {
+  if (!ctx) return;
+  const bool owned = ctx->owns_block;
+  uint8_t* block = ctx->base;
+  ember::destroy_context(ctx);
+  if (owned) ember_platform_free(block);
+}
+
+ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
+  if (!ctx) return to_c(set_error(Status::kInvalidArgument, "ember_kv_clear: ctx is NULL"));
+  if (seq_id == -1) {
+    for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) ctx->seq_len[s] = 0;
+    return EMBER_OK;
+  }
+  if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_kv_clear: seq_id %d is out of range [0, %u)",
+                          seq_id, ctx->plan.n_seq_max));
+  }
+  ctx->seq_len[seq_id] = 0;
+  return EMBER_OK;
+}
+
+ember_status ember_decode(ember_context* ctx, const ember_batch* batch) {
+  if (!ctx || !batch) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_decode: %s is NULL", !ctx ? "ctx" : "batch"));
+  }
+  return to_c(ember::decode(ctx, *batch));
+}
+
+const float* ember_get_logits(const ember_context* ctx, uint32_t i) {
+  if (!ctx || i >= ctx->n_last_batch || ctx->logit_row[i] < 0) return nullptr;
+  return ctx->logits + static_cast<size_t>(ctx->logit_row[i]) * ctx->model->config.vocab_size;
+}
+
+uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id) {
+  if (!ctx || seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) return 0;
+  return ctx->seq_len[seq_id];
+}
+
+/* --------------------------------------------------------------------------------- sampling -- */
+
+ember_sampler_params ember_sampler_default_params(void) {
+  ember_sampler_params p;
+  p.temperature = 0.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.seed = 0;
+  return p;
+}
+
+uint64_t ember_rng_seed(uint64_t seed) { return ember::rng_seed(seed); }
+
+ember_status ember_sample(ember_context* ctx, const float* logits, const ember_sampler_params* params,
+                          uint64_t* rng_state, int32_t* out_id) {
+  if (!ctx || !logits || !params || !rng_state || !out_id) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_sample: %s is NULL",
+                          !ctx ? "ctx"
+                               : (!logits ? "logits"
+                                          : (!params ? "params" : (!rng_state ? "rng_state" : "out_id")))));
+  }
+  return to_c(ember::sample(logits, ctx->model->config.vocab_size, *params, rng_state,
+                            ctx->sample_val, ctx->sample_idx, out_id));
+}
+
+/* ---------------------------------------------------------------------------------- kernels -- */
+
+uint32_t ember_kernel_variant_count(void) {
+  return static_cast<uint32_t>(ember::kernels::variant_count());
+}
+
+const char* ember_kernel_variant_name(uint32_t i) {
+  if (i >= ember::kernels::variant_count()) return "";
+  return ember::kernels::variant(i).name;
+}
+
+const char* ember_kernel_variant(void) { return ember::kernels::active().name; }
+
+ember_status ember_force_kernel_variant(const char* name) {
+  if (!name) return to_c(set_error(Status::kInvalidArgument, "ember_force_kernel_variant: name is NULL"));
+  if (!ember::kernels::force_variant(name)) {
+    return to_c(set_error(Status::kUnsupported,
+                          "kernel variant '%s' is unknown or cannot run on this CPU", name));
+  }
+  return EMBER_OK;
+}
+
+}  // extern "C"

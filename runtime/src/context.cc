@@ -1,0 +1,208 @@
+#include "context.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "core/format.h"
+#include "ember_generated.h"
+
+namespace ember {
+namespace {
+
+// Lays buffers out one after another, each 64-aligned, with overflow checks.
+class Planner {
+ public:
+  explicit Planner(size_t start) : cur_(start) {}
+  // count * elem bytes; returns false on overflow.
+  bool add(unsigned long long count, size_t elem, size_t* off) {
+    unsigned long long bytes = 0, end = 0;
+    if (!checked_mul(count, elem, &bytes)) return ok_ = false;
+    const unsigned long long start = align_up(cur_, kWeightAlignment);
+    if (start < cur_ || !checked_add(start, bytes, &end) || end > SIZE_MAX - kWeightAlignment) {
+      return ok_ = false;
+    }
+    *off = static_cast<size_t>(start);
+    cur_ = static_cast<size_t>(end);
+    return true;
+  }
+  bool ok() const { return ok_; }
+  size_t total() const { return static_cast<size_t>(align_up(cur_, kWeightAlignment)); }
+
+ private:
+  unsigned long long cur_;
+  bool ok_ = true;
+};
+
+void compute_inv_freq(const ModelConfig& c, float* inv_freq) {
+  const uint32_t half = c.head_dim / 2;
+  for (uint32_t i = 0; i < half; ++i) {
+    // As Hugging Face: 1 / theta^(2i / head_dim), in float32.
+    float f = 1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
+    if (c.rope_scaling_type == static_cast<uint8_t>(fb::RopeScalingType::LINEAR)) {
+      f /= c.rope_factor;
+    } else if (c.rope_scaling_type == static_cast<uint8_t>(fb::RopeScalingType::LLAMA3)) {
+      // transformers' _compute_llama3_parameters.
+      const float old_ctx = static_cast<float>(c.rope_original_max_position);
+      const float low_wavelen = old_ctx / c.rope_low_freq_factor;
+      const float high_wavelen = old_ctx / c.rope_high_freq_factor;
+      const float wavelen = 2.0f * 3.14159265358979f / f;
+      if (wavelen > low_wavelen) {
+        f = f / c.rope_factor;
+      } else if (wavelen >= high_wavelen) {
+        const float smooth = (old_ctx / wavelen - c.rope_low_freq_factor) /
+                             (c.rope_high_freq_factor - c.rope_low_freq_factor);
+        f = (1.0f - smooth) * f / c.rope_factor + smooth * f;
+      }
+    }
+    inv_freq[i] = f;
+  }
+}
+
+}  // namespace
+
+Status plan_context(const Model& m, const ember_context_params& params, ContextPlan* out) {
+  if (!m.has_config) {
+    return set_error(Status::kInvalidArgument,
+                     "this model file holds only a tokenizer (no config, no tensors): it can "
+                     "tokenize but cannot run; a context needs a full model");
+  }
+  const ModelConfig& c = m.config;
+  ContextPlan p;
+  p.n_ctx = params.n_ctx == 0 ? c.max_context : params.n_ctx;
+  if (p.n_ctx > c.max_context) {
+    return set_error(Status::kInvalidArgument,
+                     "n_ctx %u exceeds the model's max_context %u (positions past the trained "
+                     "length are not supported)",
+                     p.n_ctx, c.max_context);
+  }
+  if (params.n_seq_max == 0 || params.n_seq_max > 4096) {
+    return set_error(Status::kInvalidArgument, "n_seq_max %u (must be in 1..4096)",
+                     params.n_seq_max);
+  }
+  if (params.n_batch_max == 0 || params.n_batch_max > 65536) {
+    return set_error(Status::kInvalidArgument, "n_batch_max %u (must be in 1..65536)",
+                     params.n_batch_max);
+  }
+  if (params.n_threads > 256) {
+    return set_error(Status::kInvalidArgument, "n_threads %u (must be <= 256)", params.n_threads);
+  }
+  p.n_seq_max = params.n_seq_max;
+  p.n_batch_max = params.n_batch_max;
+  p.n_threads = params.n_threads;
+  p.n_prompt_bytes_max =
+      params.n_prompt_bytes_max == 0 ? size_t{16} * p.n_ctx : params.n_prompt_bytes_max;
+
+  const unsigned long long B = p.n_batch_max, S = p.n_seq_max, T = p.n_ctx;
+  const unsigned long long dim = c.hidden_size, ffn = c.intermediate_size, V = c.vocab_size;
+  Planner pl(static_cast<size_t>(align_up(sizeof(ember_context), kWeightAlignment)));
+  unsigned long long kv = 0;
+  bool ok = checked_mul(S, c.num_layers, &kv) && checked_mul(kv, T, &kv) &&
+            checked_mul(kv, c.kv_dim, &kv);
+  if (!ok) return set_error(Status::kInvalidArgument, "KV cache size overflows");
+  pl.add(kv, sizeof(float), &p.off_k_cache);
+  pl.add(kv, sizeof(float), &p.off_v_cache);
+  p.kv_bytes = static_cast<size_t>(kv * sizeof(float) * 2);
+  pl.add(S, sizeof(uint32_t), &p.off_seq_len);
+  pl.add(S, sizeof(uint32_t), &p.off_seq_pending);
+  pl.add(B * dim, sizeof(float), &p.off_x);
+  pl.add(B * dim, sizeof(float), &p.off_xb);
+  pl.add(B * dim, sizeof(float), &p.off_xb2);
+  pl.add(B * c.q_dim, sizeof(float), &p.off_q);
+  pl.add(B * c.kv_dim, sizeof(float), &p.off_k);
+  pl.add(B * c.kv_dim, sizeof(float), &p.off_v);
+  pl.add(B * c.q_dim, sizeof(float), &p.off_att);
+  pl.add(B * ffn, sizeof(float), &p.off_hb);
+  pl.add(B * ffn, sizeof(float), &p.off_hb2);
+  unsigned long long bv = 0;
+  if (!checked_mul(B, V, &bv)) return set_error(Status::kInvalidArgument, "logits size overflows");
+  pl.add(bv, sizeof(float), &p.off_logits);
+  pl.add(B, sizeof(int32_t), &p.off_logit_row);
+  pl.add(c.head_dim / 2, sizeof(float), &p.off_inv_freq);
+  pl.add(B * (c.head_dim / 2), sizeof(float), &p.off_rope_cos);
+  pl.add(B * (c.head_dim / 2), sizeof(float), &p.off_rope_sin);
+  pl.add(uint64_t{c.num_heads} * T, sizeof(float), &p.off_scores);
+  size_t k_max = c.hidden_size;
+  if (c.q_dim > k_max) k_max = c.q_dim;
+  if (c.intermediate_size > k_max) k_max = c.intermediate_size;
+  p.linear_bytes = LinearExecutor::scratch_bytes(B, k_max, m.max_groups);
+  pl.add(p.linear_bytes, 1, &p.off_linear);
+  pl.add(V, sizeof(float), &p.off_sample_val);
+  pl.add(V, sizeof(int32_t), &p.off_sample_idx);
+  pl.add(B, sizeof(int32_t), &p.off_batch_pos);
+  pl.add(B, sizeof(int32_t), &p.off_batch_seq);
+  if (m.tokenizer.loaded()) {
+    p.tok_work_bytes = m.tokenizer.work_bytes(p.n_prompt_bytes_max);
+    pl.add(p.tok_work_bytes, 1, &p.off_tok_work);
+    pl.add(T, sizeof(int32_t), &p.off_prompt_ids);
+    p.text_bytes = 2 * m.max_piece_bytes + 64;
+    pl.add(p.text_bytes, 1, &p.off_text);
+  }
+  if (!pl.ok()) {
+    return set_error(Status::kInvalidArgument,
+                     "context size overflows (n_ctx %u, n_seq_max %u, n_batch_max %u)", p.n_ctx,
+                     p.n_seq_max, p.n_batch_max);
+  }
+  p.total = pl.total();
+  *out = p;
+  return Status::kOk;
+}
+
+Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Context** out) {
+  std::memset(block, 0, align_up(sizeof(ember_context), kWeightAlignment));
+  ember_context* ctx = new (block) ember_context();
+  ctx->model = &m;
+  ctx->plan = plan;
+  ctx->base = block;
+  auto f = [&](size_t off) { return reinterpret_cast<float*>(block + off); };
+  ctx->k_cache = f(plan.off_k_cache);
+  ctx->v_cache = f(plan.off_v_cache);
+  ctx->seq_len = reinterpret_cast<uint32_t*>(block + plan.off_seq_len);
+  ctx->seq_pending = reinterpret_cast<uint32_t*>(block + plan.off_seq_pending);
+  ctx->x = f(plan.off_x);
+  ctx->xb = f(plan.off_xb);
+  ctx->xb2 = f(plan.off_xb2);
+  ctx->q = f(plan.off_q);
+  ctx->k = f(plan.off_k);
+  ctx->v = f(plan.off_v);
+  ctx->att = f(plan.off_att);
+  ctx->hb = f(plan.off_hb);
+  ctx->hb2 = f(plan.off_hb2);
+  ctx->logits = f(plan.off_logits);
+  ctx->logit_row = reinterpret_cast<int32_t*>(block + plan.off_logit_row);
+  ctx->inv_freq = f(plan.off_inv_freq);
+  ctx->rope_cos = f(plan.off_rope_cos);
+  ctx->rope_sin = f(plan.off_rope_sin);
+  ctx->scores = f(plan.off_scores);
+  ctx->sample_val = f(plan.off_sample_val);
+  ctx->sample_idx = reinterpret_cast<int32_t*>(block + plan.off_sample_idx);
+  ctx->batch_pos = reinterpret_cast<int32_t*>(block + plan.off_batch_pos);
+  ctx->batch_seq = reinterpret_cast<int32_t*>(block + plan.off_batch_seq);
+  if (m.tokenizer.loaded()) {
+    ctx->tok_work = block + plan.off_tok_work;
+    ctx->prompt_ids = reinterpret_cast<int32_t*>(block + plan.off_prompt_ids);
+    ctx->text = reinterpret_cast<char*>(block + plan.off_text);
+  }
+  for (uint32_t s = 0; s < plan.n_seq_max; ++s) ctx->seq_len[s] = 0;
+  for (uint32_t i = 0; i < plan.n_batch_max; ++i) ctx->logit_row[i] = -1;
+  compute_inv_freq(m.config, ctx->inv_freq);
+  size_t k_max = m.config.hidden_size;
+  if (m.config.q_dim > k_max) k_max = m.config.q_dim;
+  if (m.config.intermediate_size > k_max) k_max = m.config.intermediate_size;
+  const Status s = ctx->linear.init(plan.n_threads, block + plan.off_linear, plan.linear_bytes,
+                                    plan.n_batch_max, k_max, m.max_groups);
+  if (s != Status::kOk) {
+    ctx->~ember_context();
+    return s;
+  }
+  *out = ctx;
+  return Status::kOk;
+}
+
+void destroy_context(Context* ctx) {
+  ember_context* c = static_cast<ember_context*>(ctx);
+  c->~ember_context();
+}
+
+}  // namespace ember

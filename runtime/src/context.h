@@ -1,0 +1,83 @@
+// A context: everything that changes while generating, planned once from (model, params) and placed
+// in one block of memory (the caller's arena or one ember_platform_alloc). Nothing here allocates
+// after create_context().
+#ifndef EMBER_SRC_CONTEXT_H_
+#define EMBER_SRC_CONTEXT_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/status.h"
+#include "ember/ember.h"
+#include "linear.h"
+#include "model.h"
+
+namespace ember {
+
+// Byte offsets of every buffer inside the context block (all 64-aligned), and the total.
+struct ContextPlan {
+  uint32_t n_ctx = 0, n_seq_max = 0, n_batch_max = 0, n_threads = 0;
+  size_t n_prompt_bytes_max = 0;
+  size_t off_k_cache = 0, off_v_cache = 0, off_seq_len = 0, off_seq_pending = 0;
+  size_t off_x = 0, off_xb = 0, off_xb2 = 0, off_q = 0, off_k = 0, off_v = 0, off_att = 0;
+  size_t off_hb = 0, off_hb2 = 0, off_logits = 0, off_logit_row = 0;
+  size_t off_inv_freq = 0, off_rope_cos = 0, off_rope_sin = 0, off_scores = 0;
+  size_t off_linear = 0, linear_bytes = 0;
+  size_t off_sample_val = 0, off_sample_idx = 0;
+  size_t off_tok_work = 0, tok_work_bytes = 0, off_prompt_ids = 0;
+  size_t off_text = 0, text_bytes = 0;
+  size_t off_batch_pos = 0, off_batch_seq = 0;
+  size_t kv_bytes = 0;  // both caches
+  size_t total = 0;
+};
+
+// Validates params (n_ctx 0 -> the model's max_context; larger than max_context is an error: RoPE
+// models degrade past their trained length) and computes the plan with overflow checks.
+Status plan_context(const Model& m, const ember_context_params& params, ContextPlan* plan);
+
+struct Context {
+  const Model* model = nullptr;
+  ContextPlan plan;
+  uint8_t* base = nullptr;  // the block (the Context itself lives at its start)
+  bool owns_block = false;
+  LinearExecutor linear;
+
+  // Buffers (shape comments in floats unless said). B = n_batch_max, S = n_seq_max, T = n_ctx.
+  float* k_cache = nullptr;      // (S, layers, T, kv_dim)
+  float* v_cache = nullptr;      // (S, layers, T, kv_dim)
+  uint32_t* seq_len = nullptr;   // (S) cached positions per slot
+  uint32_t* seq_pending = nullptr;  // (S) scratch for batch validation
+  float* x = nullptr;            // (B, dim) residual stream
+  float* xb = nullptr;           // (B, dim) normed input / rows gathered for the output head
+  float* xb2 = nullptr;          // (B, dim) projection output
+  float* q = nullptr;            // (B, q_dim)
+  float* k = nullptr;            // (B, kv_dim)
+  float* v = nullptr;            // (B, kv_dim)
+  float* att = nullptr;          // (B, q_dim) attention output
+  float* hb = nullptr;           // (B, ffn)
+  float* hb2 = nullptr;          // (B, ffn)
+  float* logits = nullptr;       // (B, vocab), rows in the order of logit_row
+  int32_t* logit_row = nullptr;  // (B) batch token -> row of `logits`, -1 = none
+  float* inv_freq = nullptr;     // (head_dim / 2) RoPE frequencies after scaling
+  float* rope_cos = nullptr;     // (B, head_dim / 2)
+  float* rope_sin = nullptr;     // (B, head_dim / 2)
+  float* scores = nullptr;       // (num_heads, T) attention scores
+  float* sample_val = nullptr;   // (vocab) sampler scratch
+  int32_t* sample_idx = nullptr; // (vocab)
+  void* tok_work = nullptr;      // tokenizer.work_bytes(n_prompt_bytes_max)
+  int32_t* prompt_ids = nullptr; // (T)
+  char* text = nullptr;          // detokenizer output for one token (text_bytes)
+  int32_t* batch_pos = nullptr;  // (B) positions of a batch built by ember_generate
+  int32_t* batch_seq = nullptr;  // (B) its slots
+  uint32_t n_last_batch = 0;     // tokens of the last ember_decode
+};
+
+// Builds a context in `block` (plan.total bytes, 64-aligned).
+Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Context** out);
+void destroy_context(Context* ctx);
+
+}  // namespace ember
+
+struct ember_context : ember::Context {};
+
+#endif  // EMBER_SRC_CONTEXT_H_

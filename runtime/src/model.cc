@@ -1,0 +1,545 @@
+// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers verifier,
+// then versions, config, and every tensor's name, shape, dtype, offsets and quantization params)
+// before anything reads a weight. Every failure names the field or tensor and the values.
+#include "model.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "core/format.h"
+#include "core/zero_one.h"
+#include "ember_generated.h"
+#include "platform.h"
+
+namespace ember {
+namespace {
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalize
+      exp = 127 - 15 + 1;
+      while ((man & 0x400u) == 0) {
+        man <<= 1;
+        --exp;
+      }
+      man &= 0x3ffu;
+      bits = sign | (exp << 23) | (man << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float bf16_to_f32(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+size_t dtype_bytes(fb::DType t) {
+  switch (t) {
+    case fb::DType::F32: return 4;
+    case fb::DType::F16:
+    case fb::DType::BF16: return 2;
+    case fb::DType::U8_ZERO_ONE: return 1;
+  }
+  return 0;
+}
+
+const char* dtype_name(fb::DType t) {
+  const char* n = fb::EnumNameDType(t);
+  return n && *n ? n : "?";
+}
+
+const fb::Tensor* find_tensor(const fb::Model* root, const char* name) {
+  const auto* ts = root->tensors();
+  if (!ts) return nullptr;
+  for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i) {
+    const fb::Tensor* t = ts->Get(i);
+    if (t && t->name() && std::strcmp(t->name()->c_str(), name) == 0) return t;
+  }
+  return nullptr;
+}
+
+// Checks one tensor against the expected shape (rows, cols) — cols == 0 means a 1-D tensor of
+// `rows` values — and fills a WeightRef pointing into the weight region.
+Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t cols, WeightRef* out) {
+  const fb::Tensor* t = find_tensor(m.root, name);
+  if (!t) return set_error(Status::kBadFormat, "tensor '%s' is missing", name);
+  const auto* shape = t->shape();
+  const size_t want_rank = cols == 0 ? 1 : 2;
+  const size_t rank = shape ? shape->size() : 0;
+  if (rank != want_rank) {
+    return set_error(Status::kBadFormat, "tensor '%s': rank %zu, the config implies rank %zu", name,
+                     rank, want_rank);
+  }
+  const uint64_t r = shape->Get(0);
+  const uint64_t c = rank == 2 ? shape->Get(1) : 0;
+  if (r != rows || c != cols) {
+    if (rank == 2) {
+      return set_error(Status::kBadFormat,
+                       "tensor '%s': shape [%llu, %llu], the config implies [%llu, %llu]", name,
+                       (unsigned long long)r, (unsigned long long)c, (unsigned long long)rows,
+                       (unsigned long long)cols);
+    }
+    return set_error(Status::kBadFormat, "tensor '%s': shape [%llu], the config implies [%llu]",
+                     name, (unsigned long long)r, (unsigned long long)rows);
+  }
+  const fb::DType dt = t->dtype();
+  const size_t esize = dtype_bytes(dt);
+  if (esize == 0) {
+    return set_error(Status::kUnsupported, "tensor '%s': unknown dtype %u", name,
+                     static_cast<unsigned>(dt));
+  }
+  // As a matrix: a 1-D tensor is one row.
+  const uint64_t mrows = rank == 2 ? rows : 1;
+  const uint64_t mcols = rank == 2 ? cols : rows;
+  unsigned long long numel = 0, bytes = 0, end = 0;
+  if (!checked_mul(mrows, mcols, &numel) || !checked_mul(numel, esize, &bytes)) {
+    return set_error(Status::kBadFormat, "tensor '%s': size overflows", name);
+  }
+  if (t->data_size() != bytes) {
+    return set_error(Status::kBadFormat,
+                     "tensor '%s': data_size %llu, shape x %s size implies %llu bytes", name,
+                     (unsigned long long)t->data_size(), dtype_name(dt), bytes);
+  }
+  if (t->data_offset() % kWeightAlignment != 0) {
+    return set_error(Status::kBadFormat, "tensor '%s': data_offset %llu is not %zu-byte aligned",
+                     name, (unsigned long long)t->data_offset(), kWeightAlignment);
+  }
+  if (!checked_add(t->data_offset(), t->data_size(), &end) || end > m.weights_size) {
+    return set_error(Status::kBadFormat,
+                     "tensor '%s': data_offset %llu + size %llu is past the weight region (%llu "
+                     "bytes)",
+                     name, (unsigned long long)t->data_offset(),
+                     (unsigned long long)t->data_size(), (unsigned long long)m.weights_size);
+  }
+  WeightRef w;
+  w.type = static_cast<WeightType>(dt);
+  w.data = m.weights + t->data_offset();
+  w.rows = static_cast<uint32_t>(mrows);
+  w.cols = static_cast<uint32_t>(mcols);
+  if (dt == fb::DType::U8_ZERO_ONE) {
+    const uint32_t group = t->group_size();
+    if (group > mcols) {
+      return set_error(Status::kBadFormat, "tensor '%s': group_size %u exceeds the row length %llu",
+                       name, group, (unsigned long long)mcols);
+    }
+    const size_t groups = zero_one_groups_per_row(mcols, group);
+    unsigned long long pbytes = 0, pend = 0;
+    if (!checked_mul(mrows, groups, &pbytes) || !checked_mul(pbytes, sizeof(ZeroOneParams), &pbytes)) {
+      return set_error(Status::kBadFormat, "tensor '%s': params size overflows", name);
+    }
+    if (t->params_size() != pbytes) {
+      return set_error(Status::kBadFormat,
+                       "tensor '%s': params_size %llu, %llu rows x %zu groups x 8 implies %llu", name,
+                       (unsigned long long)t->params_size(), (unsigned long long)mrows, groups,
+                       pbytes);
+    }
+    if (t->params_offset() % kWeightAlignment != 0) {
+      return set_error(Status::kBadFormat, "tensor '%s': params_offset %llu is not %zu-byte aligned",
+                       name, (unsigned long long)t->params_offset(), kWeightAlignment);
+    }
+    if (!checked_add(t->params_offset(), t->params_size(), &pend) || pend > m.weights_size) {
+      return set_error(Status::kBadFormat,
+                       "tensor '%s': params_offset %llu + size %llu is past the weight region "
+                       "(%llu bytes)",
+                       name, (unsigned long long)t->params_offset(),
+                       (unsigned long long)t->params_size(), (unsigned long long)m.weights_size);
+    }
+    const auto* p = reinterpret_cast<const ZeroOneParams*>(m.weights + t->params_offset());
+    const size_t np = static_cast<size_t>(mrows) * groups;
+    for (size_t i = 0; i < np; ++i) {
+      ZeroOneParams q;
+      std::memcpy(&q, p + i, sizeof q);
+      if (!std::isfinite(q.scale) || !std::isfinite(q.min) || q.scale < 0.0f) {
+        return set_error(Status::kBadFormat,
+                         "tensor '%s': group %zu (row %zu) has scale %g, min %g (must be finite, "
+                         "scale >= 0)",
+                         name, i % groups, i / groups, (double)q.scale, (double)q.min);
+      }
+    }
+    w.params = p;
+    w.group = group;
+  }
+  *out = w;
+  return Status::kOk;
+}
+
+Status check_config(const fb::ModelConfig* c, ModelConfig* out, const char** arch) {
+  const char* a = c->architecture() ? c->architecture()->c_str() : "";
+  if (std::strcmp(a, "llama") != 0 && std::strcmp(a, "mistral") != 0 &&
+      std::strcmp(a, "qwen2") != 0) {
+    return set_error(Status::kUnsupported,
+                     "config.architecture '%s' is not supported (llama, mistral, qwen2)", a);
+  }
+  *arch = a;
+  struct Field {
+    const char* name;
+    uint32_t value, max;
+  } fields[] = {
+      {"hidden_size", c->hidden_size(), kMaxHiddenSize},
+      {"num_layers", c->num_layers(), kMaxLayers},
+      {"num_heads", c->num_heads(), kMaxHeads},
+      {"num_kv_heads", c->num_kv_heads(), kMaxHeads},
+      {"head_dim", c->head_dim(), kMaxHeadDim},
+      {"intermediate_size", c->intermediate_size(), kMaxIntermediate},
+      {"vocab_size", c->vocab_size(), kMaxVocab},
+      {"max_context", c->max_context(), kMaxContext},
+  };
+  for (const Field& f : fields) {
+    if (f.value == 0 || f.value > f.max) {
+      return set_error(Status::kBadFormat, "config.%s = %u (must be in 1..%u)", f.name, f.value,
+                       f.max);
+    }
+  }
+  if (c->num_heads() % c->num_kv_heads() != 0) {
+    return set_error(Status::kBadFormat, "config: num_kv_heads %u does not divide num_heads %u",
+                     c->num_kv_heads(), c->num_heads());
+  }
+  if (c->head_dim() % 2 != 0) {
+    return set_error(Status::kBadFormat, "config.head_dim = %u (RoPE needs an even head_dim)",
+                     c->head_dim());
+  }
+  const uint64_t q_dim = uint64_t{c->num_heads()} * c->head_dim();
+  if (q_dim > kMaxHiddenSize) {
+    return set_error(Status::kBadFormat, "config: num_heads %u x head_dim %u = %llu exceeds %u",
+                     c->num_heads(), c->head_dim(), (unsigned long long)q_dim, kMaxHiddenSize);
+  }
+  if (!(std::isfinite(c->rope_theta()) && c->rope_theta() > 1.0f)) {
+    return set_error(Status::kBadFormat, "config.rope_theta = %g (must be finite and > 1)",
+                     (double)c->rope_theta());
+  }
+  if (!(std::isfinite(c->norm_eps()) && c->norm_eps() >= 0.0f)) {
+    return set_error(Status::kBadFormat, "config.norm_eps = %g (must be finite and >= 0)",
+                     (double)c->norm_eps());
+  }
+  if (c->activation() != fb::Activation::SILU) {
+    return set_error(Status::kUnsupported, "config.activation %s is not supported (SILU only)",
+                     fb::EnumNameActivation(c->activation()));
+  }
+  if (c->sliding_window() != 0 && c->sliding_window() < c->max_context()) {
+    return set_error(Status::kUnsupported,
+                     "config.sliding_window %u < max_context %u: sliding-window attention is not "
+                     "supported yet",
+                     c->sliding_window(), c->max_context());
+  }
+  ModelConfig& o = *out;
+  o.hidden_size = c->hidden_size();
+  o.num_layers = c->num_layers();
+  o.num_heads = c->num_heads();
+  o.num_kv_heads = c->num_kv_heads();
+  o.head_dim = c->head_dim();
+  o.q_dim = static_cast<uint32_t>(q_dim);
+  o.kv_dim = c->num_kv_heads() * c->head_dim();
+  o.intermediate_size = c->intermediate_size();
+  o.vocab_size = c->vocab_size();
+  o.max_context = c->max_context();
+  o.rope_theta = c->rope_theta();
+  o.norm_eps = c->norm_eps();
+  o.tie_embeddings = c->tie_embeddings();
+  o.attention_bias = c->attention_bias();
+  o.mlp_bias = c->mlp_bias();
+  if (const fb::RopeScaling* rs = c->rope_scaling()) {
+    const fb::RopeScalingType t = rs->type();
+    if (t != fb::RopeScalingType::NONE && t != fb::RopeScalingType::LINEAR &&
+        t != fb::RopeScalingType::LLAMA3) {
+      return set_error(Status::kUnsupported, "config.rope_scaling.type %s is not supported",
+                       fb::EnumNameRopeScalingType(t));
+    }
+    if (t != fb::RopeScalingType::NONE &&
+        !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
+      return set_error(Status::kBadFormat, "config.rope_scaling.factor = %g", (double)rs->factor());
+    }
+    if (t == fb::RopeScalingType::LLAMA3 &&
+        !(rs->original_max_position_embeddings() > 0 && std::isfinite(rs->low_freq_factor()) &&
+          std::isfinite(rs->high_freq_factor()) && rs->high_freq_factor() > rs->low_freq_factor())) {
+      return set_error(Status::kBadFormat,
+                       "config.rope_scaling (llama3): original_max_position_embeddings %u, "
+                       "low_freq_factor %g, high_freq_factor %g",
+                       rs->original_max_position_embeddings(), (double)rs->low_freq_factor(),
+                       (double)rs->high_freq_factor());
+    }
+    o.rope_scaling_type = static_cast<uint8_t>(t);
+    o.rope_factor = rs->factor();
+    o.rope_low_freq_factor = rs->low_freq_factor();
+    o.rope_high_freq_factor = rs->high_freq_factor();
+    o.rope_original_max_position = rs->original_max_position_embeddings();
+  }
+  return Status::kOk;
+}
+
+// Float copy of a 1-D tensor (norm weight or bias) of n values.
+Status vector_tensor(Model* m, const char* name, uint32_t n, float** cursor, const float** out) {
+  WeightRef w;
+  EMBER_RETURN_IF_ERROR(check_tensor(*m, name, n, 0, &w));
+  dequantize_row(w, 0, *cursor);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!std::isfinite((*cursor)[i])) {
+      return set_error(Status::kBadFormat, "tensor '%s': value %u is not finite", name, i);
+    }
+  }
+  *out = *cursor;
+  *cursor += n;
+  return Status::kOk;
+}
+
+Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, WeightRef* out) {
+  EMBER_RETURN_IF_ERROR(check_tensor(*m, name, rows, cols, out));
+  if (out->type == WeightType::kU8ZeroOne) {
+    const size_t g = zero_one_groups_per_row(cols, out->group);
+    if (g > m->max_groups) m->max_groups = g;
+  }
+  return Status::kOk;
+}
+
+Status load_weights(Model* m) {
+  const ModelConfig& c = m->config;
+  const uint32_t dim = c.hidden_size, L = c.num_layers, ffn = c.intermediate_size;
+  // Float copies: per layer 2 norms + biases, plus the final norm.
+  size_t per_layer = 2 * size_t{dim};
+  if (c.attention_bias) per_layer += c.q_dim + 2 * size_t{c.kv_dim} + dim;
+  if (c.mlp_bias) per_layer += 2 * size_t{ffn} + dim;
+  const size_t n_floats = per_layer * L + dim;
+  m->vectors = static_cast<float*>(ember_platform_alloc(n_floats * sizeof(float), 64));
+  m->layers = static_cast<LayerWeights*>(ember_platform_alloc(sizeof(LayerWeights) * L, 64));
+  if (!m->vectors || !m->layers) {
+    return set_error(Status::kOutOfMemory, "model: cannot allocate %zu bytes of norm/bias copies",
+                     n_floats * sizeof(float) + sizeof(LayerWeights) * L);
+  }
+  for (uint32_t l = 0; l < L; ++l) new (&m->layers[l]) LayerWeights();
+  float* cur = m->vectors;
+
+  EMBER_RETURN_IF_ERROR(matrix_tensor(m, "model.embed_tokens.weight", c.vocab_size, dim, &m->embed));
+  if (c.tie_embeddings) {
+    m->output = m->embed;
+  } else {
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, "lm_head.weight", c.vocab_size, dim, &m->output));
+  }
+  EMBER_RETURN_IF_ERROR(vector_tensor(m, "model.norm.weight", dim, &cur, &m->final_norm));
+  char name[128];
+  for (uint32_t l = 0; l < L; ++l) {
+    LayerWeights& lw = m->layers[l];
+    auto nm = [&](const char* suffix) {
+      std::snprintf(name, sizeof name, "model.layers.%u.%s", l, suffix);
+      return name;
+    };
+    EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("input_layernorm.weight"), dim, &cur, &lw.attn_norm));
+    EMBER_RETURN_IF_ERROR(
+        vector_tensor(m, nm("post_attention_layernorm.weight"), dim, &cur, &lw.ffn_norm));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("self_attn.q_proj.weight"), c.q_dim, dim, &lw.wq));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("self_attn.k_proj.weight"), c.kv_dim, dim, &lw.wk));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("self_attn.v_proj.weight"), c.kv_dim, dim, &lw.wv));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("self_attn.o_proj.weight"), dim, c.q_dim, &lw.wo));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("mlp.gate_proj.weight"), ffn, dim, &lw.w_gate));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("mlp.up_proj.weight"), ffn, dim, &lw.w_up));
+    EMBER_RETURN_IF_ERROR(matrix_tensor(m, nm("mlp.down_proj.weight"), dim, ffn, &lw.w_down));
+    if (c.attention_bias) {
+      EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("self_attn.q_proj.bias"), c.q_dim, &cur, &lw.bq));
+      EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("self_attn.k_proj.bias"), c.kv_dim, &cur, &lw.bk));
+      EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("self_attn.v_proj.bias"), c.kv_dim, &cur, &lw.bv));
+      // o_proj has a bias only in some families; use it when present.
+      std::snprintf(name, sizeof name, "model.layers.%u.self_attn.o_proj.bias", l);
+      if (find_tensor(m->root, name)) {
+        EMBER_RETURN_IF_ERROR(vector_tensor(m, name, dim, &cur, &lw.bo));
+      } else {
+        cur += dim;
+      }
+    }
+    if (c.mlp_bias) {
+      EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("mlp.gate_proj.bias"), ffn, &cur, &lw.b_gate));
+      EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("mlp.up_proj.bias"), ffn, &cur, &lw.b_up));
+      EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("mlp.down_proj.bias"), dim, &cur, &lw.b_down));
+    }
+  }
+  return Status::kOk;
+}
+
+}  // namespace
+
+void dequantize_row(const WeightRef& w, size_t row, float* out) {
+  const size_t n = w.cols;
+  switch (w.type) {
+    case WeightType::kF32: {
+      std::memcpy(out, static_cast<const float*>(w.data) + row * n, n * sizeof(float));
+      break;
+    }
+    case WeightType::kF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
+      for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
+      break;
+    }
+    case WeightType::kBF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
+      for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      break;
+    }
+    case WeightType::kU8ZeroOne: {
+      const uint8_t* q = static_cast<const uint8_t*>(w.data) + row * n;
+      const size_t g = zero_one_group_len(n, w.group);
+      const size_t groups = zero_one_groups_per_row(n, w.group);
+      const ZeroOneParams* p = w.params + row * groups;
+      for (size_t i = 0; i < n; ++i) {
+        ZeroOneParams gp;
+        std::memcpy(&gp, p + i / g, sizeof gp);
+        out[i] = zero_one_dequantize(q[i], gp);
+      }
+      break;
+    }
+  }
+}
+
+Status load_model(const uint8_t* data, size_t size, Model* m) {
+  m->data = data;
+  m->size = size;
+  // 1. Size and alignment.
+  if (data == nullptr) return set_error(Status::kInvalidArgument, "model data is NULL");
+  if (size < kSizePrefixBytes + 8) {
+    return set_error(Status::kBadFormat, "file of %zu bytes is too small to be an ember model",
+                     size);
+  }
+  if (reinterpret_cast<uintptr_t>(data) % kBufferAlignment != 0) {
+    return set_error(Status::kInvalidArgument,
+                     "model buffer at %p is not %zu-byte aligned", static_cast<const void*>(data),
+                     kBufferAlignment);
+  }
+  // 2. The size prefix must describe a FlatBuffer inside the file.
+  uint32_t fb_size = 0;
+  std::memcpy(&fb_size, data, 4);
+  if (uint64_t{fb_size} + kSizePrefixBytes > size) {
+    return set_error(Status::kBadFormat,
+                     "size prefix says the FlatBuffer is %u bytes, the file has only %zu after the "
+                     "prefix (truncated?)",
+                     fb_size, size - kSizePrefixBytes);
+  }
+  // 3. Identifier.
+  if (std::memcmp(data + 8, kFileIdentifier, 4) != 0) {
+    return set_error(Status::kBadFormat,
+                     "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
+                     "an ember file",
+                     data[8] >= 32 && data[8] < 127 ? data[8] : '?',
+                     data[9] >= 32 && data[9] < 127 ? data[9] : '?',
+                     data[10] >= 32 && data[10] < 127 ? data[10] : '?',
+                     data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10],
+                     data[11], kFileIdentifier);
+  }
+  // 4. FlatBuffers verifier over exactly the prefixed buffer.
+  flatbuffers::Verifier verifier(data, kSizePrefixBytes + fb_size, /*max_depth=*/64,
+                                 /*max_tables=*/1u << 20);
+  if (!fb::VerifySizePrefixedModelBuffer(verifier)) {
+    return set_error(Status::kBadFormat,
+                     "the FlatBuffer (%u bytes) fails verification: corrupted or truncated file",
+                     fb_size);
+  }
+  const fb::Model* root = fb::GetSizePrefixedModel(data);
+  m->root = root;
+  // 5. Versions and features.
+  if (root->format_version() == 0) {
+    return set_error(Status::kBadFormat, "format_version is 0 (not written by ember-convert)");
+  }
+  if (root->min_runtime_version() > kRuntimeVersion) {
+    return set_error(Status::kUnsupported,
+                     "the file needs runtime version %u (format %u); this runtime is version %u",
+                     root->min_runtime_version(), root->format_version(), kRuntimeVersion);
+  }
+  const uint64_t unknown = root->required_features() & ~kKnownRequiredFeatures;
+  if (unknown != 0) {
+    return set_error(Status::kUnsupported,
+                     "the file requires features 0x%llx this runtime does not know",
+                     (unsigned long long)unknown);
+  }
+  // 6. Weight region.
+  m->weights_size = root->weights_size();
+  const auto* tensors = root->tensors();
+  const bool has_tensors = tensors && tensors->size() > 0;
+  if (has_tensors || root->weights_size() > 0) {
+    unsigned long long wend = 0;
+    const uint64_t wo = root->weights_offset();
+    if (wo % kWeightAlignment != 0) {
+      return set_error(Status::kBadFormat, "weights_offset %llu is not %zu-byte aligned",
+                       (unsigned long long)wo, kWeightAlignment);
+    }
+    if (wo < uint64_t{fb_size} + kSizePrefixBytes) {
+      return set_error(Status::kBadFormat, "weights_offset %llu overlaps the FlatBuffer (%llu bytes)",
+                       (unsigned long long)wo, (unsigned long long)fb_size + kSizePrefixBytes);
+    }
+    if (!checked_add(wo, root->weights_size(), &wend) || wend > size) {
+      return set_error(Status::kBadFormat,
+                       "weight region [%llu, %llu + %llu) is past the end of the file (%zu bytes): "
+                       "truncated?",
+                       (unsigned long long)wo, (unsigned long long)wo,
+                       (unsigned long long)root->weights_size(), size);
+    }
+    m->weights = data + wo;
+  }
+  // 7. Tokenizer.
+  if (const fb::Tokenizer* tk = root->tokenizer()) {
+    EMBER_RETURN_IF_ERROR(m->tokenizer.init(tk));
+    if (const auto* pieces = tk->pieces()) {
+      for (flatbuffers::uoffset_t i = 0; i < pieces->size(); ++i) {
+        const auto* p = pieces->Get(i);
+        if (p && p->size() > m->max_piece_bytes) m->max_piece_bytes = p->size();
+      }
+    }
+  }
+  // 8. Config and tensors.
+  if (!root->config()) {
+    if (has_tensors) {
+      return set_error(Status::kBadFormat, "the file has %u tensors but no config",
+                       tensors->size());
+    }
+    if (!root->tokenizer()) {
+      return set_error(Status::kBadFormat, "the file has neither a config nor a tokenizer");
+    }
+    m->has_config = false;
+    return Status::kOk;  // a tokenizer-only file
+  }
+  EMBER_RETURN_IF_ERROR(check_config(root->config(), &m->config, &m->architecture));
+  if (!has_tensors) return set_error(Status::kBadFormat, "the file has a config but no tensors");
+  if (m->tokenizer.loaded() &&
+      static_cast<uint32_t>(m->tokenizer.vocab_size()) > m->config.vocab_size) {
+    return set_error(Status::kBadFormat, "tokenizer has %d pieces, config.vocab_size is %u",
+                     m->tokenizer.vocab_size(), m->config.vocab_size);
+  }
+  for (flatbuffers::uoffset_t i = 0; i < tensors->size(); ++i) {
+    const fb::Tensor* t = tensors->Get(i);
+    unsigned long long n = 1;
+    if (t->shape()) {
+      for (flatbuffers::uoffset_t d = 0; d < t->shape()->size(); ++d) {
+        if (!checked_mul(n, t->shape()->Get(d), &n)) n = 0;
+      }
+    }
+    m->f32_bytes += n * 4;
+  }
+  m->has_config = true;
+  return load_weights(m);
+}
+
+void release_model(Model* m) {
+  if (m->layers) {
+    ember_platform_free(m->layers);
+    m->layers = nullptr;
+  }
+  if (m->vectors) {
+    ember_platform_free(m->vectors);
+    m->vectors = nullptr;
+  }
+}
+
+const Tokenizer* model_tokenizer(const ember_model* m) { return m ? &m->tokenizer : nullptr; }
+
+}  // namespace ember
