@@ -1,0 +1,134 @@
+// Zero-one u8 x s8 matmul, AVX2.
+//
+// Integer part: u8 weights and s8 activations are widened to s16 (vpmovzxbw / vpmovsxbw) and
+// multiplied with vpmaddwd — it cannot saturate (|255 * 127 * 2| << 2^31), and on Zen 3 it runs on
+// the same two pipes as vpmaddubsw, so the pmaddubsw route (q^0x80 and the sign trick, plus the
+// vpmaddwd it needs anyway) does the same number of multiply uops for more ALU work.
+// A tile of MR tokens x NR rows (MR * NR = 8) keeps one 8 x int32 accumulator per output; after each
+// group the eight are reduced with one hadd tree into lane i * NR + j, and the float epilogue
+// (kernels.h order: acc + ((s*d)*isum + (m*d)*asum)) runs on the 8 lanes at once.
+// Edge tiles repeat the last valid token / row (computed, not stored), so every output is produced
+// by the same instruction sequence wherever it sits: results do not depend on n0/n1 or m.
+#include "kernels/avx2/avx2-common.h"
+#include "kernels/variants.h"
+
+namespace ember {
+namespace kernels {
+namespace {
+
+inline __m256i hsum8x8(const __m256i v[8]) {
+  const __m256i s01 = _mm256_hadd_epi32(v[0], v[1]);
+  const __m256i s23 = _mm256_hadd_epi32(v[2], v[3]);
+  const __m256i s45 = _mm256_hadd_epi32(v[4], v[5]);
+  const __m256i s67 = _mm256_hadd_epi32(v[6], v[7]);
+  const __m256i s0123 = _mm256_hadd_epi32(s01, s23);
+  const __m256i s4567 = _mm256_hadd_epi32(s45, s67);
+  const __m256i lo = _mm256_permute2x128_si256(s0123, s4567, 0x20);
+  const __m256i hi = _mm256_permute2x128_si256(s0123, s4567, 0x31);
+  return _mm256_add_epi32(lo, hi);
+}
+
+template <int MR, int NR>
+inline void tile(const uint8_t* const* qr, const ZeroOneParams* const* pr, const int8_t* const* ar,
+                 const float* const* dr, const int32_t* const* sr, size_t k, size_t group,
+                 size_t groups, float* out /* (MR * NR) */) {
+  static_assert(MR * NR == 8, "one 8-lane vector per tile");
+  __m256 facc = _mm256_setzero_ps();
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t k0 = g * group;
+    const size_t len = k - k0 < group ? k - k0 : group;
+    __m256i acc[8];
+    for (int l = 0; l < 8; ++l) acc[l] = _mm256_setzero_si256();
+    size_t t = 0;
+    for (; t + 16 <= len; t += 16) {
+      __m256i wv[NR];
+      for (int j = 0; j < NR; ++j)
+        wv[j] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qr[j] + k0 + t)));
+      for (int i = 0; i < MR; ++i) {
+        const __m256i av =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ar[i] + k0 + t)));
+        for (int j = 0; j < NR; ++j)
+          acc[i * NR + j] = _mm256_add_epi32(acc[i * NR + j], _mm256_madd_epi16(av, wv[j]));
+      }
+    }
+    __m256i isum = hsum8x8(acc);
+    if (t < len) {  // partial 16-block (odd group lengths, partial last group): exact scalar ints
+      alignas(32) int32_t tail[8];
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) {
+          int32_t s = 0;
+          for (size_t u = t; u < len; ++u) s += static_cast<int32_t>(qr[j][k0 + u]) * ar[i][k0 + u];
+          tail[i * NR + j] = s;
+        }
+      isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
+    }
+    alignas(32) float sv[8], mv[8], dv[8], av[8];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) {
+        sv[i * NR + j] = pr[j][g].scale;
+        mv[i * NR + j] = pr[j][g].min;
+        dv[i * NR + j] = dr[i][g];
+        av[i * NR + j] = static_cast<float>(sr[i][g]);
+      }
+    const __m256 vd = _mm256_load_ps(dv);
+    const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sv), vd);
+    const __m256 md = _mm256_mul_ps(_mm256_load_ps(mv), vd);
+    const __m256 term = _mm256_add_ps(_mm256_mul_ps(sd, _mm256_cvtepi32_ps(isum)),
+                                      _mm256_mul_ps(md, _mm256_load_ps(av)));
+    facc = _mm256_add_ps(facc, term);
+  }
+  _mm256_storeu_ps(out, facc);
+}
+
+template <int MR, int NR>
+void run(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group, const int8_t* a,
+         const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0, size_t n1) {
+  const size_t groups = (k + group - 1) / group;
+  // Token blocks keep the activations of a block in L2 while all rows stream past them.
+  const size_t kTokenBlock = 64;
+  for (size_t ib = 0; ib < m; ib += kTokenBlock) {
+    const size_t ie = ib + kTokenBlock < m ? ib + kTokenBlock : m;
+    for (size_t j0 = n0; j0 < n1; j0 += NR) {
+      const uint8_t* qr[NR];
+      const ZeroOneParams* pr[NR];
+      for (int j = 0; j < NR; ++j) {
+        const size_t jj = j0 + j < n1 ? j0 + j : n1 - 1;
+        qr[j] = q + jj * k;
+        pr[j] = p + jj * groups;
+      }
+      for (size_t i0 = ib; i0 < ie; i0 += MR) {
+        const int8_t* ar[MR];
+        const float* dr[MR];
+        const int32_t* sr[MR];
+        for (int i = 0; i < MR; ++i) {
+          const size_t ii = i0 + i < ie ? i0 + i : ie - 1;
+          ar[i] = a + ii * k;
+          dr[i] = d + ii * groups;
+          sr[i] = sum + ii * groups;
+        }
+        alignas(32) float out[8];
+        tile<MR, NR>(qr, pr, ar, dr, sr, k, group, groups, out);
+        for (int i = 0; i < MR && i0 + i < ie; ++i)
+          for (int j = 0; j < NR && j0 + j < n1; ++j) y[(i0 + i) * ldy + j0 + j] = out[i * NR + j];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void u8s8_matmul_avx2(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+                      const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
+                      size_t ldy, size_t n0, size_t n1) {
+  if (n1 <= n0 || m == 0) return;
+  if (m == 1) {
+    run<1, 8>(q, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+  } else if (m <= 3) {
+    run<2, 4>(q, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+  } else {
+    run<4, 2>(q, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+  }
+}
+
+}  // namespace kernels
+}  // namespace ember
