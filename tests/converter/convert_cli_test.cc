@@ -1,0 +1,441 @@
+// ember-convert end to end: converts the shared checkpoints, then reads the .ember file back here
+// (FlatBuffers Verifier + the layout rules of schema/ember.fbs) and compares every stored tensor with
+// the source weights; bad inputs each give exit code 1, a message, and no output file.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "converter_test_util.h"
+#include "core/format.h"
+#include "core/zero_one.h"
+#include "ember_generated.h"
+#include "hf_model.h"
+#include "quantize.h"
+#include "safetensors.h"
+
+namespace ember {
+namespace convert {
+namespace {
+
+using ember_test::convert_bin;
+using ember_test::exists;
+using json = nlohmann::json;
+
+struct CmdResult {
+  int code;
+  std::string out;
+};
+
+CmdResult convert(const std::string& args) {
+  CmdResult r;
+  r.code = ember_test::run_command(convert_bin() + " " + args, &r.out);
+  return r;
+}
+
+// A .ember file read back and checked against the format's layout rules.
+struct EmberFile {
+  std::vector<unsigned char> bytes;
+  const fb::Model* model = nullptr;
+
+  explicit EmberFile(const std::string& path) : bytes(ember_test::read_file(path)) {
+    if (bytes.size() < 8) {
+      ADD_FAILURE() << path << " is too short";
+      return;
+    }
+    EXPECT_TRUE(flatbuffers::BufferHasIdentifier(bytes.data(), kFileIdentifier, /*size_prefixed=*/true));
+    uint32_t fb_size;
+    std::memcpy(&fb_size, bytes.data(), 4);
+    if (uint64_t{fb_size} + kSizePrefixBytes > bytes.size()) {
+      ADD_FAILURE() << path << ": size prefix " << fb_size << " runs past the end";
+      return;
+    }
+    // FlatBuffers 2.0.8 wants the verified span to be exactly the size-prefixed buffer.
+    flatbuffers::Verifier v(bytes.data(), kSizePrefixBytes + fb_size);
+    if (!fb::VerifySizePrefixedModelBuffer(v)) {
+      ADD_FAILURE() << path << " fails the FlatBuffers verifier";
+      return;
+    }
+    model = fb::GetSizePrefixedModel(bytes.data());
+    EXPECT_EQ(model->format_version(), kFormatVersion);
+    EXPECT_EQ(model->min_runtime_version(), kRuntimeVersion);
+    EXPECT_EQ(model->required_features() & ~kKnownRequiredFeatures, 0u);
+    EXPECT_EQ(model->weights_offset() % kWeightAlignment, 0u);
+    EXPECT_GE(model->weights_offset(), kSizePrefixBytes + fb_size);
+    EXPECT_LE(model->weights_offset() + model->weights_size(), bytes.size());
+  }
+  const fb::Tensor* tensor(const std::string& name) const {
+    if (!model || !model->tensors()) return nullptr;
+    for (const fb::Tensor* t : *model->tensors())
+      if (t->name()->str() == name) return t;
+    return nullptr;
+  }
+  const uint8_t* data(const fb::Tensor* t) const { return bytes.data() + model->weights_offset() + t->data_offset(); }
+  const uint8_t* params(const fb::Tensor* t) const {
+    return bytes.data() + model->weights_offset() + t->params_offset();
+  }
+};
+
+// Every tensor in `f` equals (f32/f16) or approximates within scale/2 (u8) the source weights.
+void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMode mode, uint32_t group) {
+  ASSERT_NE(f.model, nullptr);
+  const auto src = load_safetensors_dir(hf_dir);
+  ASSERT_EQ(f.model->tensors()->size(), src.size());
+  uint64_t prev_end = 0;
+  for (const fb::Tensor* t : *f.model->tensors()) {
+    const std::string name = t->name()->str();
+    SCOPED_TRACE(name);
+    auto it = src.find(name);
+    ASSERT_NE(it, src.end());
+    const FloatTensor& w = it->second;
+    ASSERT_EQ(std::vector<uint64_t>(t->shape()->begin(), t->shape()->end()), w.shape);
+    EXPECT_EQ(t->data_offset() % kWeightAlignment, 0u);
+    EXPECT_GE(t->data_offset(), prev_end);  // no overlap, in file order
+    ASSERT_LE(t->data_offset() + t->data_size(), f.model->weights_size());
+    prev_end = t->data_offset() + t->data_size();
+    const size_t n = w.data.size();
+    const bool two_d = w.shape.size() == 2;
+    if (mode == QuantMode::F32 || !two_d) {
+      ASSERT_EQ(t->dtype(), fb::DType::F32);
+      ASSERT_EQ(t->data_size(), n * 4);
+      EXPECT_EQ(std::memcmp(f.data(t), w.data.data(), n * 4), 0);
+      EXPECT_EQ(t->quant_rel_rms_error(), 0.0f);
+    } else if (mode == QuantMode::F16) {
+      ASSERT_EQ(t->dtype(), fb::DType::F16);
+      ASSERT_EQ(t->data_size(), n * 2);
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, f.data(t) + 2 * i, 2);
+        ASSERT_LE(std::fabs(f16_to_f32(h) - w.data[i]), std::fabs(w.data[i]) * 0x1p-11f + 0x1p-25f) << i;
+      }
+    } else {
+      ASSERT_EQ(t->dtype(), fb::DType::U8_ZERO_ONE);
+      ASSERT_EQ(t->group_size(), group);
+      const uint64_t rows = w.shape[0], cols = w.shape[1];
+      const uint64_t glen = group == 0 ? cols : group, gpr = (cols + glen - 1) / glen;
+      ASSERT_EQ(t->data_size(), rows * cols);
+      ASSERT_EQ(t->params_size(), rows * gpr * 8);
+      EXPECT_EQ(t->params_offset() % kWeightAlignment, 0u);
+      EXPECT_GE(t->params_offset(), t->data_offset() + t->data_size());
+      ASSERT_LE(t->params_offset() + t->params_size(), f.model->weights_size());
+      prev_end = t->params_offset() + t->params_size();
+      long double num = 0, den = 0;
+      for (uint64_t r = 0; r < rows; ++r)
+        for (uint64_t c = 0; c < cols; ++c) {
+          ZeroOneParams p;
+          std::memcpy(&p, f.params(t) + (r * gpr + c / glen) * 8, 8);
+          const float x = w.data[r * cols + c];
+          const float d = p.min + f.data(t)[r * cols + c] * p.scale;
+          ASSERT_LE(std::fabs(x - d), p.scale * 0.501f + 1e-6f * std::fabs(x)) << r << "," << c;
+          num += (static_cast<long double>(x) - d) * (static_cast<long double>(x) - d);
+          den += static_cast<long double>(x) * x;
+        }
+      EXPECT_NEAR(t->quant_rel_rms_error(), static_cast<double>(std::sqrt(num / den)), 1e-6);
+      EXPECT_GT(t->quant_rel_rms_error(), 0.0f);
+      EXPECT_LT(t->quant_rel_rms_error(), 0.02f);
+    }
+  }
+}
+
+TEST(ConvertCli, Stories260KF32IsExact) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string out = ember_test::temp_path("s260k-f32.ember");
+  const CmdResult r = convert(hf + " -o " + out + " --quant f32");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model.layers.4.mlp.down_proj.weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("file size"), std::string::npos) << r.out;
+  EmberFile f(out);
+  ASSERT_NE(f.model, nullptr);
+  EXPECT_EQ(f.model->required_features(), 0u);
+  const fb::ModelConfig* c = f.model->config();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->architecture()->str(), "llama");
+  EXPECT_EQ(c->hidden_size(), 64u);
+  EXPECT_EQ(c->num_layers(), 5u);
+  EXPECT_EQ(c->num_heads(), 8u);
+  EXPECT_EQ(c->num_kv_heads(), 4u);
+  EXPECT_EQ(c->head_dim(), 8u);
+  EXPECT_EQ(c->intermediate_size(), 172u);
+  EXPECT_EQ(c->vocab_size(), 512u);
+  EXPECT_EQ(c->max_context(), 512u);
+  EXPECT_TRUE(c->tie_embeddings());
+  ASSERT_NE(f.model->tokenizer(), nullptr);
+  EXPECT_EQ(f.model->tokenizer()->pieces()->size(), 512u);
+  ASSERT_NE(f.model->provenance(), nullptr);
+  EXPECT_EQ(f.model->provenance()->source()->str(), hf);
+  EXPECT_EQ(f.model->provenance()->source_dtype()->str(), "F32");
+  EXPECT_NE(f.model->provenance()->command_line()->str().find("--quant f32"), std::string::npos);
+  EXPECT_EQ(f.model->tensors()->size(), 47u);
+  EXPECT_EQ(f.tensor("lm_head.weight"), nullptr);  // tied
+  check_against_source(f, hf, QuantMode::F32, 0);
+  std::printf("stories260K f32 .ember: %zu bytes\n", f.bytes.size());
+}
+
+TEST(ConvertCli, Stories260KU8DefaultGroup) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string out = ember_test::temp_path("s260k-u8.ember");
+  const CmdResult r = convert(hf + " -o " + out);  // default: u8, group 64
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("u8/g64"), std::string::npos) << r.out;
+  EmberFile f(out);
+  ASSERT_NE(f.model, nullptr);
+  EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureZeroOneU8));
+  check_against_source(f, hf, QuantMode::U8, 64);
+  const fb::Tensor* down = f.tensor("model.layers.0.mlp.down_proj.weight");
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->params_size(), 64u * 3u * 8u);  // 172 = 64 + 64 + 44
+  std::printf("stories260K u8/g64 .ember: %zu bytes\n", f.bytes.size());
+}
+
+TEST(ConvertCli, GroupZeroAndOddGroup) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  for (uint32_t g : {0u, 48u}) {
+    const std::string out = ember_test::temp_path("s260k-g" + std::to_string(g) + ".ember");
+    const CmdResult r = convert(hf + " -o " + out + " --quant u8 --group " + std::to_string(g));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EmberFile f(out);
+    check_against_source(f, hf, QuantMode::U8, g);
+  }
+}
+
+TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  EMBER_REQUIRE_SHARED(hf16, "models/stories260K/hf-f16");
+  const std::string out = ember_test::temp_path("s260k-f16.ember");
+  const CmdResult r = convert(hf + " -o " + out + " --quant f16");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EmberFile f(out);
+  ASSERT_NE(f.model, nullptr);
+  EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureF16));
+  check_against_source(f, hf, QuantMode::F16, 0);
+  // numpy's rounding (hf-f16) must be what we stored, bit for bit after widening.
+  const auto golden = load_safetensors_dir(hf16);
+  for (const fb::Tensor* t : *f.model->tensors()) {
+    if (t->dtype() != fb::DType::F16) continue;
+    const FloatTensor& g = golden.at(t->name()->str());
+    for (size_t i = 0; i < g.data.size(); ++i) {
+      uint16_t h;
+      std::memcpy(&h, f.data(t) + 2 * i, 2);
+      ASSERT_EQ(f16_to_f32(h), g.data[i]) << t->name()->str() << "[" << i << "]";
+    }
+  }
+}
+
+TEST(ConvertCli, Bf16AndF16SourcesWidenExactly) {
+  EMBER_REQUIRE_SHARED(root, "models/stories260K");
+  for (const char* sub : {"hf-bf16", "hf-f16"}) {
+    const std::string out = ember_test::temp_path(std::string(sub) + ".ember");
+    const CmdResult r = convert(root + "/" + sub + " -o " + out + " --quant f32");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EmberFile f(out);
+    ASSERT_NE(f.model, nullptr);
+    EXPECT_EQ(f.model->provenance()->source_dtype()->str(), std::string(sub) == "hf-bf16" ? "BF16" : "F16");
+    check_against_source(f, root + "/" + sub, QuantMode::F32, 0);
+  }
+}
+
+TEST(ConvertCli, AiDreams260KOtherShapes) {
+  EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
+  const std::string out = ember_test::temp_path("aidreams.ember");
+  const CmdResult r = convert(hf + " -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EmberFile f(out);
+  ASSERT_NE(f.model, nullptr);
+  EXPECT_EQ(f.model->config()->head_dim(), 16u);
+  EXPECT_EQ(f.model->config()->num_layers(), 4u);
+  check_against_source(f, hf, QuantMode::U8, 64);
+}
+
+TEST(ConvertCli, TokenizerOnly) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string out = ember_test::temp_path("tok.ember");
+  const CmdResult r = convert(hf + " -o " + out + " --tokenizer-only");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EmberFile f(out);
+  ASSERT_NE(f.model, nullptr);
+  EXPECT_EQ(f.model->config(), nullptr);
+  EXPECT_EQ(f.model->tensors(), nullptr);
+  EXPECT_EQ(f.model->weights_size(), 0u);
+  ASSERT_NE(f.model->tokenizer(), nullptr);
+  EXPECT_EQ(f.model->tokenizer()->pieces()->size(), 512u);
+}
+
+TEST(ConvertCli, RefusesOverwriteWithoutForce) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string out = ember_test::temp_path("exists.ember");
+  ember_test::write_text(out, "keep me");
+  CmdResult r = convert(hf + " -o " + out + " --quant f32");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("ember-convert: error:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("already exists (use --force to overwrite)"), std::string::npos) << r.out;
+  const auto kept = ember_test::read_file(out);
+  EXPECT_EQ(std::string(kept.begin(), kept.end()), "keep me");
+  r = convert(hf + " -o " + out + " --quant f32 --force");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EmberFile f(out);
+  EXPECT_NE(f.model, nullptr);
+}
+
+// Copies stories260K/hf into a temp dir (config edited by `cfg`, tensors by `tens`); tokenizer
+// files are symlinked, never copied into the repository.
+std::string make_model_dir(const std::string& name, const std::function<void(json&)>& cfg,
+                           const std::function<void(std::map<std::string, ember_test::RawTensor>&)>& tens) {
+  const std::string src = ember_test::shared_path("models/stories260K/hf");
+  const std::string dir = ember_test::make_dir(name);
+  json c = ember_test::read_json_file(src + "/config.json");
+  cfg(c);
+  ember_test::write_text(dir + "/config.json", c.dump(2));
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
+    ember_test::run_command("ln -sf '" + src + "/" + f + "' '" + dir + "/" + f + "'", nullptr);
+  }
+  std::map<std::string, ember_test::RawTensor> t;
+  SafetensorsFile sf(src + "/model.safetensors");
+  for (const auto& e : sf.entries()) t[e.name] = {"F32", e.shape, ember_test::f32_bytes(sf.read(e.name).data)};
+  tens(t);
+  ember_test::write_bytes(dir + "/model.safetensors", ember_test::make_safetensors(t));
+  return dir;
+}
+
+// Runs the converter on `dir`, expects exit 1 with `needle` in the message and no output left.
+void expect_convert_error(const std::string& dir, const std::string& needle) {
+  const std::string outdir = ember_test::make_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
+  const std::string out = outdir + "/m.ember";
+  const CmdResult r = convert(dir + " -o " + out);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("ember-convert: error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << "'" << needle << "' not in: " << r.out;
+  EXPECT_FALSE(exists(out));
+  EXPECT_TRUE(ember_test::list_prefix(outdir, "m.ember").empty());
+}
+
+TEST(ConvertCli, MissingConfigJson) {
+  const std::string dir = ember_test::make_dir("empty-model");
+  expect_convert_error(dir, "no config.json");
+}
+
+TEST(ConvertCli, UnsupportedArchitecture) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string dir = make_model_dir("arch", [](json& c) { c["architectures"] = {"Qwen2MoeForCausalLM"}; },
+                                         [](auto&) {});
+  expect_convert_error(dir, "unsupported architecture 'Qwen2MoeForCausalLM'");
+}
+
+TEST(ConvertCli, MissingTensor) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string dir = make_model_dir("missing", [](json&) {},
+                                         [](auto& t) { t.erase("model.layers.3.self_attn.v_proj.weight"); });
+  expect_convert_error(dir, "missing tensor 'model.layers.3.self_attn.v_proj.weight'");
+}
+
+TEST(ConvertCli, UnexpectedTensor) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string dir = make_model_dir("extra", [](json&) {}, [](auto& t) {
+    t["model.layers.0.self_attn.q_proj.bias"] = {"F32", {64}, std::vector<uint8_t>(256, 0)};
+  });
+  expect_convert_error(dir, "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'");
+}
+
+TEST(ConvertCli, ShapeConfigMismatch) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string dir = make_model_dir("shape", [](json& c) { c["intermediate_size"] = 170; }, [](auto&) {});
+  expect_convert_error(dir, "has shape [172, 64] but config.json implies [170, 64]");
+  const std::string dir2 = make_model_dir("layers", [](json& c) { c["num_hidden_layers"] = 6; }, [](auto&) {});
+  expect_convert_error(dir2, "missing tensor 'model.layers.5.");
+  const std::string dir3 = make_model_dir("untied", [](json& c) { c["tie_word_embeddings"] = false; }, [](auto&) {});
+  expect_convert_error(dir3, "missing tensor 'lm_head.weight'");
+}
+
+TEST(ConvertCli, LyingSafetensorsHeader) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string dir = make_model_dir("lying", [](json&) {}, [](auto&) {});
+  // Rewrite one shape in place so the header claims more bytes than the range holds.
+  auto bytes = ember_test::read_file(dir + "/model.safetensors");
+  std::string s(bytes.begin(), bytes.end());
+  const std::string from = "\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[64]";
+  const size_t pos = s.find(from);
+  ASSERT_NE(pos, std::string::npos);
+  s.replace(pos, from.size(), "\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[65]");
+  ember_test::write_text(dir + "/model.safetensors", s);
+  expect_convert_error(dir, "tensor 'model.norm.weight': shape holds 65 F32 values");
+  ember_test::write_text(dir + "/model.safetensors", s.substr(0, 5000));  // truncated
+  expect_convert_error(dir, "model.safetensors");
+}
+
+TEST(ConvertCli, NonFiniteWeight) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string dir = make_model_dir("nan", [](json&) {}, [](auto& t) {
+    auto& b = t["model.layers.1.mlp.up_proj.weight"].bytes;
+    const float nan = NAN;
+    std::memcpy(b.data() + 40, &nan, 4);
+  });
+  expect_convert_error(dir, "'model.layers.1.mlp.up_proj.weight' holds a NaN");
+}
+
+TEST(ConvertCli, NoPartialFileWhenWritingFails) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string outdir = ember_test::make_dir("fsize");
+  const std::string out = outdir + "/m.ember";
+  // RLIMIT_FSIZE of 100 KiB (the f32 file is ~1 MiB): write() fails with EFBIG mid-file (SIGXFSZ ignored).
+  std::string log;
+  const int code = ember_test::run_command(
+      "sh -c \"trap '' XFSZ; ulimit -f 200; exec " + convert_bin() + " " + hf + " -o " + out + " --quant f32\"", &log);
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_NE(log.find("write failed"), std::string::npos) << log;
+  EXPECT_FALSE(exists(out));
+  EXPECT_TRUE(ember_test::list_prefix(outdir, "m.ember").empty()) << "temporary file left behind";
+
+  // Renaming onto a directory fails after the whole file was written: nothing left either.
+  const std::string dirout = outdir + "/d.ember";
+  ASSERT_EQ(::mkdir(dirout.c_str(), 0755), 0);
+  const CmdResult r = convert(hf + " -o " + dirout + " --quant f32 --force");
+  EXPECT_EQ(r.code, 1) << r.out;
+  const auto left = ember_test::list_prefix(outdir, "d.ember");
+  EXPECT_EQ(left.size(), 1u);  // only the directory itself
+}
+
+TEST(ConvertLib, NaturalTensorOrder) {
+  EXPECT_TRUE(natural_less("model.layers.2.x", "model.layers.10.x"));
+  EXPECT_FALSE(natural_less("model.layers.10.x", "model.layers.2.x"));
+  EXPECT_TRUE(natural_less("a", "b"));
+  EXPECT_TRUE(natural_less("a1", "a1b"));
+  EXPECT_FALSE(natural_less("a1", "a1"));
+}
+
+TEST(ConvertLib, TiedLmHeadEqualToEmbeddingIsDropped) {
+  ConfigSpec c;
+  c.hidden_size = 4;
+  c.num_layers = 0;
+  c.num_heads = 2;
+  c.num_kv_heads = 2;
+  c.head_dim = 2;
+  c.intermediate_size = 8;
+  c.vocab_size = 3;
+  c.tie_embeddings = true;
+  std::map<std::string, FloatTensor> t;
+  t["model.embed_tokens.weight"] = {{3, 4}, std::vector<float>(12, 0.5f), "F32"};
+  t["model.norm.weight"] = {{4}, std::vector<float>(4, 1.0f), "F32"};
+  t["lm_head.weight"] = t["model.embed_tokens.weight"];
+  t["model.rotary_emb.inv_freq"] = {{1}, {1.0f}, "F32"};
+  validate_llama_tensors(c, &t, "test");
+  EXPECT_EQ(t.size(), 2u);
+  t["lm_head.weight"] = {{3, 4}, std::vector<float>(12, 0.25f), "F32"};
+  EXPECT_THROW(validate_llama_tensors(c, &t, "test"), ConvertError);
+}
+
+TEST(ConvertCli, BadArguments) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const std::string out = ember_test::temp_path("bad.ember");
+  EXPECT_NE(convert(hf + " -o " + out + " --quant q4").code, 0);
+  EXPECT_NE(convert(hf + " -o " + out + " --group -1").code, 0);
+  EXPECT_NE(convert(hf).code, 0);  // no -o
+  const CmdResult r = convert("-o " + out);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("missing HF_DIR"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+}
+
+}  // namespace
+}  // namespace convert
+}  // namespace ember
