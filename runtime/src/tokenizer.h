@@ -48,11 +48,34 @@ class Tokenizer {
   size_t piece_bytes(int32_t id, bool first, uint32_t flags, char* out, size_t cap,
                      size_t* needed) const;
 
+  // The decoded bytes of `id` (SentencePiece: U+2581 as a space, <0xXX> as the byte; byte-level:
+  // the raw bytes; added tokens: their text), owned by the tokenizer; nullptr if out of range.
+  const char* piece_text(int32_t id, size_t* len) const;
+  // True for added tokens marked special (dropped by EMBER_DETOKENIZE_SKIP_SPECIAL; matched in
+  // text only with EMBER_TOKENIZE_PARSE_SPECIAL).
+  bool is_special(int32_t id) const;
+  // True when the decoder drops one leading space of the text (SentencePiece with a prefix).
+  bool strips_first_space() const;
+
  private:
   const fb::Tokenizer* t_ = nullptr;
   int32_t n_vocab_ = 0;
   void* tables_ = nullptr;  // lookup tables built by init(), owned (ember_platform_free)
   size_t tables_bytes_ = 0;
+
+  // Helpers of encode() (tokenizer.cc); void* are its private work/output structs.
+  const uint8_t* lookup_key(int32_t id, size_t* len) const;
+  int32_t lookup(const uint8_t* s, size_t len) const;
+  uint32_t merge_rank(int32_t left, int32_t right) const;
+  int char_class(uint32_t cp) const;
+  int char_class_slow(uint32_t cp) const;
+  void bpe_emit(void* work, int32_t n, void* out) const;
+  void encode_sp_word(const uint8_t* s, size_t len, void* work, void* out) const;
+  void encode_sp_segment(const uint8_t* s, size_t len, bool at_text_start, void* work,
+                         void* out) const;
+  void encode_bl_word(const uint8_t* s, size_t len, void* work, void* out) const;
+  void encode_bl_segment(const uint8_t* s, size_t len, void* work, void* out) const;
+  size_t split_match(const uint8_t* s, size_t n, size_t i) const;
 };
 
 }  // namespace ember

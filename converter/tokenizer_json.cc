@@ -1,0 +1,654 @@
+// tokenizer.json -> TokenizerSpec. Only what the runtime implements exactly is accepted; anything
+// else (another model type, normalizer, pre-tokenizer regex, decoder, added-token option) is a
+// ConvertError naming the field, so a model never ships with a silently different tokenizer.
+#include "tokenizer_json.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+namespace ember {
+namespace convert {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int64_t kMaxTokenizerVocab = 1 << 22;  // the runtime's kMaxVocab
+
+// The split regexes the runtime implements (runtime/src/tokenizer.cc), as tokenizer.json spells them.
+const char* const kGpt2Regex =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+const char* const kLlama3Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char* const kQwen2Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+const char* const kMetaspace = "\xE2\x96\x81";  // U+2581
+
+[[noreturn]] void fail(const std::string& file, const std::string& what) {
+  throw ConvertError(file + ": " + what);
+}
+
+json read_json(const std::string& path, bool required, bool* found) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (required) fail(path, "cannot open (a tokenizer.json is required)");
+    *found = false;
+    return json();
+  }
+  *found = true;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) fail(path, "not valid JSON");
+  return j;
+}
+
+std::string type_of(const json& j) {
+  if (!j.is_object()) return "";
+  auto it = j.find("type");
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool get_bool(const json& j, const char* key, bool fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) return fallback;
+  return it->get<bool>();
+}
+
+// A token given as "text" or {"content": "text", ...} (tokenizer_config.json's two spellings).
+bool token_text(const json& j, std::string* out) {
+  if (j.is_string()) {
+    *out = j.get<std::string>();
+    return true;
+  }
+  if (j.is_object() && j.contains("content") && j["content"].is_string()) {
+    *out = j["content"].get<std::string>();
+    return true;
+  }
+  return false;
+}
+
+// GPT-2's bytes_to_unicode(): printable Latin-1 bytes map to themselves, the others to U+0100+n.
+std::vector<uint32_t> byte_to_unicode() {
+  std::vector<uint32_t> map(256, 0);
+  std::vector<bool> direct(256, false);
+  for (int b = '!'; b <= '~'; ++b) direct[b] = true;
+  for (int b = 0xA1; b <= 0xAC; ++b) direct[b] = true;
+  for (int b = 0xAE; b <= 0xFF; ++b) direct[b] = true;
+  uint32_t n = 0;
+  for (int b = 0; b < 256; ++b) map[b] = direct[b] ? b : 256 + n++;
+  return map;
+}
+
+std::string utf8_of(uint32_t cp) {
+  utf8proc_uint8_t buf[4];
+  const utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), buf);
+  return std::string(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+}
+
+// Class of one code point for the split regexes: \p{L}, \p{N}, White_Space (as Rust regex and
+// Oniguruma define \s: categories Zs/Zl/Zp plus the C0 controls TAB..CR and NEL U+0085).
+uint32_t unicode_class(uint32_t cp) {
+  if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return 3;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+      return 1;
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+      return 2;
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+      return 3;
+    default:
+      return 0;
+  }
+}
+
+std::vector<uint32_t> unicode_class_table() {
+  std::vector<uint32_t> table;
+  uint32_t prev = 0xFFFFFFFFu;
+  for (uint32_t cp = 0; cp <= 0x10FFFF; ++cp) {
+    const uint32_t c = unicode_class(cp);
+    if (c != prev) {
+      table.push_back(cp << 2 | c);
+      prev = c;
+    }
+  }
+  return table;
+}
+
+struct Parsed {
+  std::string file;
+  TokenizerSpec spec;
+  std::unordered_map<std::string, int32_t> ids;  // model.vocab and added tokens: text -> id
+  bool has_normalizer = false;
+};
+
+int32_t lookup(const Parsed& p, const std::string& text) {
+  auto it = p.ids.find(text);
+  return it == p.ids.end() ? -1 : it->second;
+}
+
+void parse_normalizer(const json& n, Parsed* p, bool* prepend, bool* replace) {
+  const std::string& f = p->file;
+  if (n.is_null()) return;
+  const std::string t = type_of(n);
+  if (t == "Sequence") {
+    if (!n.contains("normalizers") || !n["normalizers"].is_array()) {
+      fail(f, "normalizer.normalizers is missing");
+    }
+    for (const json& x : n["normalizers"]) parse_normalizer(x, p, prepend, replace);
+    return;
+  }
+  p->has_normalizer = true;
+  if (t == "Prepend") {
+    if (!n.contains("prepend") || n["prepend"] != kMetaspace) {
+      fail(f, "normalizer Prepend: only prepend \"\u2581\" is supported, got " +
+                  n.value("prepend", json()).dump());
+    }
+    *prepend = true;
+    return;
+  }
+  if (t == "Replace") {
+    const json pat = n.value("pattern", json());
+    if (!pat.is_object() || !pat.contains("String") || pat["String"] != " " ||
+        n.value("content", json()) != kMetaspace) {
+      fail(f, "normalizer Replace: only \" \" -> \"\u2581\" is supported, got pattern " + pat.dump() +
+                  " content " + n.value("content", json()).dump());
+    }
+    *replace = true;
+    return;
+  }
+  fail(f, "normalizer.type '" + t + "' is not supported (supported: Prepend, Replace, Sequence)");
+}
+
+enum class Pre { kNone, kMetaspace, kByteLevelGpt2, kLlama3, kQwen2 };
+
+Pre regex_kind(const std::string& f, const std::string& re) {
+  if (re == kGpt2Regex) return Pre::kByteLevelGpt2;
+  if (re == kLlama3Regex) return Pre::kLlama3;
+  if (re == kQwen2Regex) return Pre::kQwen2;
+  fail(f, "pre_tokenizer Split: regex " + json(re).dump() +
+              " is not one of the supported GPT-2, Llama 3 or Qwen2 patterns");
+}
+
+Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
+  const std::string& f = p->file;
+  TokenizerSpec& s = p->spec;
+  if (pt.is_null()) return Pre::kNone;
+  const std::string t = type_of(pt);
+  if (t == "Metaspace") {
+    if (pt.value("replacement", json()) != kMetaspace) {
+      fail(f, "pre_tokenizer Metaspace: replacement must be \"\u2581\"");
+    }
+    std::string scheme = "always";
+    if (pt.contains("prepend_scheme") && pt["prepend_scheme"].is_string()) {
+      scheme = pt["prepend_scheme"].get<std::string>();
+    } else if (pt.contains("add_prefix_space")) {
+      scheme = get_bool(pt, "add_prefix_space", true) ? "always" : "never";
+    }
+    if (scheme == "always") {
+      s.add_prefix_space = true;
+    } else if (scheme == "first") {
+      s.add_prefix_space = true;
+      s.prefix_first_only = true;
+    } else if (scheme != "never") {
+      fail(f, "pre_tokenizer Metaspace: prepend_scheme '" + scheme + "' is not supported");
+    }
+    s.metaspace_split = get_bool(pt, "split", true);
+    return Pre::kMetaspace;
+  }
+  if (t == "ByteLevel") {
+    if (!get_bool(pt, "use_regex", true)) {
+      fail(f, "pre_tokenizer ByteLevel with use_regex false and no Split is not supported");
+    }
+    s.add_prefix_space = get_bool(pt, "add_prefix_space", false);
+    return Pre::kByteLevelGpt2;
+  }
+  if (t == "Sequence") {
+    const json list = pt.value("pretokenizers", json());
+    if (!list.is_array()) fail(f, "pre_tokenizer.pretokenizers is missing");
+    if (list.size() == 1) return parse_pre_tokenizer(list[0], p);
+    if (list.size() == 2 && type_of(list[0]) == "Split" && type_of(list[1]) == "ByteLevel") {
+      const json& sp = list[0];
+      const json& bl = list[1];
+      const json pat = sp.value("pattern", json());
+      if (!pat.is_object() || !pat.contains("Regex") || !pat["Regex"].is_string()) {
+        fail(f, "pre_tokenizer Split: pattern must be a Regex, got " + pat.dump());
+      }
+      if (sp.value("behavior", json()) != "Isolated" || get_bool(sp, "invert", false)) {
+        fail(f, "pre_tokenizer Split: only behavior Isolated without invert is supported");
+      }
+      if (get_bool(bl, "use_regex", true)) {
+        fail(f, "pre_tokenizer ByteLevel after Split must have use_regex false");
+      }
+      if (get_bool(bl, "add_prefix_space", false)) {
+        fail(f, "pre_tokenizer ByteLevel after Split with add_prefix_space true is not supported");
+      }
+      return regex_kind(f, pat["Regex"].get<std::string>());
+    }
+    std::string names;
+    for (const json& x : list) names += (names.empty() ? "" : ", ") + type_of(x);
+    fail(f, "pre_tokenizer Sequence [" + names +
+                "] is not supported (supported: Metaspace, ByteLevel, [Split, ByteLevel])");
+  }
+  fail(f, "pre_tokenizer.type '" + t +
+              "' is not supported (supported: Metaspace, ByteLevel, Sequence[Split, ByteLevel])");
+}
+
+// Decoder: checks it is the one that matches the encoder (the runtime decodes by kind).
+void check_decoder(const json& d, Parsed* p, bool byte_level) {
+  const std::string& f = p->file;
+  if (d.is_null()) fail(f, "decoder is null (a decoder matching the pre-tokenizer is required)");
+  std::vector<json> parts;
+  if (type_of(d) == "Sequence") {
+    if (!d.contains("decoders") || !d["decoders"].is_array()) fail(f, "decoder.decoders is missing");
+    for (const json& x : d["decoders"]) parts.push_back(x);
+  } else {
+    parts.push_back(d);
+  }
+  bool strip = false;
+  for (const json& x : parts) {
+    const std::string t = type_of(x);
+    if (byte_level) {
+      if (t != "ByteLevel") fail(f, "decoder.type '" + t + "' does not match a ByteLevel tokenizer");
+      continue;
+    }
+    if (t == "Replace") {
+      const json pat = x.value("pattern", json());
+      if (!pat.is_object() || pat.value("String", json()) != kMetaspace ||
+          x.value("content", json()) != " ") {
+        fail(f, "decoder Replace: only \"\u2581\" -> \" \" is supported");
+      }
+    } else if (t == "ByteFallback" || t == "Fuse") {
+    } else if (t == "Strip") {
+      if (x.value("content", json()) != " " || x.value("start", json()) != 1 ||
+          x.value("stop", json()) != 0) {
+        fail(f, "decoder Strip: only content \" \", start 1, stop 0 is supported");
+      }
+      strip = true;
+    } else if (t == "Metaspace") {
+      std::string scheme = "always";
+      if (x.contains("prepend_scheme") && x["prepend_scheme"].is_string()) {
+        scheme = x["prepend_scheme"].get<std::string>();
+      } else if (x.contains("add_prefix_space")) {
+        scheme = get_bool(x, "add_prefix_space", true) ? "always" : "never";
+      }
+      strip = scheme != "never";
+    } else {
+      fail(f, "decoder.type '" + t + "' is not supported for a SentencePiece-style tokenizer");
+    }
+  }
+  if (strip != p->spec.add_prefix_space) {
+    fail(f, std::string("decoder ") + (strip ? "strips" : "does not strip") +
+                " a leading space but the normalizer/pre_tokenizer " +
+                (p->spec.add_prefix_space ? "adds" : "does not add") + " one");
+  }
+}
+
+// TemplateProcessing single = [SpecialToken]* $A [SpecialToken]*: at most one on each side.
+void parse_post_processor(const json& pp, Parsed* p, int32_t* prefix_id, int32_t* suffix_id) {
+  const std::string& f = p->file;
+  if (pp.is_null()) return;
+  const std::string t = type_of(pp);
+  if (t == "ByteLevel") return;  // offsets only
+  if (t == "Sequence") {
+    if (!pp.contains("processors") || !pp["processors"].is_array()) {
+      fail(f, "post_processor.processors is missing");
+    }
+    for (const json& x : pp["processors"]) parse_post_processor(x, p, prefix_id, suffix_id);
+    return;
+  }
+  if (t != "TemplateProcessing") {
+    fail(f, "post_processor.type '" + t + "' is not supported (TemplateProcessing, ByteLevel)");
+  }
+  const json single = pp.value("single", json());
+  if (!single.is_array()) fail(f, "post_processor.single is missing");
+  bool seen_a = false;
+  for (const json& item : single) {
+    if (item.contains("Sequence")) {
+      if (seen_a) fail(f, "post_processor.single has two sequences");
+      seen_a = true;
+      continue;
+    }
+    if (!item.contains("SpecialToken") || !item["SpecialToken"].contains("id")) {
+      fail(f, "post_processor.single item " + item.dump() + " is not supported");
+    }
+    const std::string name = item["SpecialToken"]["id"].get<std::string>();
+    int32_t id = -1;
+    const json st = pp.value("special_tokens", json());
+    if (st.is_object() && st.contains(name) && st[name].contains("ids") && st[name]["ids"].is_array() &&
+        st[name]["ids"].size() == 1 && st[name]["ids"][0].is_number_integer()) {
+      id = st[name]["ids"][0].get<int32_t>();
+    } else {
+      id = lookup(*p, name);
+    }
+    if (id < 0) fail(f, "post_processor.single names '" + name + "', which is not a token");
+    int32_t* slot = seen_a ? suffix_id : prefix_id;
+    if (*slot >= 0) fail(f, "post_processor.single with two special tokens on one side is not supported");
+    *slot = id;
+  }
+}
+
+}  // namespace
+
+TokenizerSpec load_hf_tokenizer(const std::string& dir) {
+  Parsed p;
+  p.file = dir + "/tokenizer.json";
+  const std::string& f = p.file;
+  bool found = false;
+  const json tj = read_json(f, /*required=*/true, &found);
+  if (!tj.is_object()) fail(f, "top level is not an object");
+  TokenizerSpec& s = p.spec;
+
+  // ---- model
+  const json model = tj.value("model", json());
+  if (!model.is_object()) fail(f, "model is missing");
+  const std::string mtype = type_of(model);
+  if (mtype != "BPE") {
+    fail(f, "model.type '" + mtype + "' is not supported (only BPE)");
+  }
+  if (model.contains("dropout") && !model["dropout"].is_null() &&
+      !(model["dropout"].is_number() && model["dropout"].get<double>() == 0.0)) {
+    fail(f, "model.dropout " + model["dropout"].dump() + " is not supported");
+  }
+  for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (model.contains(k) && !model[k].is_null() && model[k] != "") {
+      fail(f, std::string("model.") + k + " " + model[k].dump() + " is not supported");
+    }
+  }
+  const json vocab = model.value("vocab", json());
+  if (!vocab.is_object()) fail(f, "model.vocab is missing or not an object");
+  int64_t n_vocab = 0;
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    if (!it.value().is_number_integer()) fail(f, "model.vocab['" + it.key() + "'] is not an integer");
+    const int64_t id = it.value().get<int64_t>();
+    if (id < 0 || id >= kMaxTokenizerVocab) {
+      fail(f, "model.vocab['" + it.key() + "'] = " + std::to_string(id) + " is out of range");
+    }
+    n_vocab = std::max(n_vocab, id + 1);
+  }
+  const json added = tj.value("added_tokens", json::array());
+  if (!added.is_array()) fail(f, "added_tokens is not an array");
+  for (const json& a : added) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
+        !a.contains("content") || !a["content"].is_string()) {
+      fail(f, "added_tokens entry " + a.dump() + " needs an integer id and a string content");
+    }
+    const int64_t id = a["id"].get<int64_t>();
+    if (id < 0 || id >= kMaxTokenizerVocab) {
+      fail(f, "added_tokens id " + std::to_string(id) + " is out of range");
+    }
+    n_vocab = std::max(n_vocab, id + 1);
+  }
+  s.pieces.assign(static_cast<size_t>(n_vocab), std::string());
+  s.types.assign(static_cast<size_t>(n_vocab), static_cast<uint8_t>(fb::TokenType::UNUSED));
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    const int32_t id = it.value().get<int32_t>();
+    if (s.types[id] != static_cast<uint8_t>(fb::TokenType::UNUSED)) {
+      fail(f, "model.vocab: id " + std::to_string(id) + " is given twice");
+    }
+    s.pieces[id] = it.key();
+    s.types[id] = static_cast<uint8_t>(fb::TokenType::NORMAL);
+    p.ids.emplace(it.key(), id);
+  }
+  s.byte_fallback = get_bool(model, "byte_fallback", false);
+  s.fuse_unk = get_bool(model, "fuse_unk", false);
+  s.ignore_merges = get_bool(model, "ignore_merges", false);
+
+  // ---- added tokens
+  for (const json& a : added) {
+    const int32_t id = a["id"].get<int32_t>();
+    const std::string content = a["content"].get<std::string>();
+    if (content.empty()) fail(f, "added_tokens id " + std::to_string(id) + " has empty content");
+    for (const char* k : {"lstrip", "rstrip", "single_word"}) {
+      if (get_bool(a, k, false)) {
+        fail(f, "added_tokens '" + content + "': " + k + " true is not supported");
+      }
+    }
+    const bool special = get_bool(a, "special", false);
+    if (s.types[id] == static_cast<uint8_t>(fb::TokenType::UNUSED)) {
+      s.pieces[id] = content;
+    } else if (s.pieces[id] != content) {
+      fail(f, "added_tokens id " + std::to_string(id) + " '" + content +
+                  "' differs from model.vocab's piece '" + s.pieces[id] + "'");
+    }
+    s.types[id] = static_cast<uint8_t>(special ? fb::TokenType::CONTROL : fb::TokenType::USER_DEFINED);
+    (special ? s.special_ids : s.added_ids).push_back(id);
+    p.ids[content] = id;
+    // `normalized` is checked below, once we know whether there is a normalizer.
+  }
+
+  // ---- merges
+  const json merges = model.value("merges", json::array());
+  if (!merges.is_array()) fail(f, "model.merges is not an array");
+  s.merges.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const json& m = merges[i];
+    std::string l, r;
+    if (m.is_string()) {
+      const std::string line = m.get<std::string>();
+      const size_t sp = line.find(' ');
+      if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos) {
+        fail(f, "model.merges[" + std::to_string(i) + "] " + m.dump() +
+                    " is not two pieces separated by one space");
+      }
+      l = line.substr(0, sp);
+      r = line.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      l = m[0].get<std::string>();
+      r = m[1].get<std::string>();
+    } else {
+      fail(f, "model.merges[" + std::to_string(i) + "] " + m.dump() + " is not a merge");
+    }
+    auto vid = [&](const std::string& piece, const char* what) -> uint32_t {
+      auto it = vocab.find(piece);
+      if (it == vocab.end()) {
+        fail(f, "model.merges[" + std::to_string(i) + "] " + m.dump() + ": " + what + " '" + piece +
+                    "' is not in model.vocab");
+      }
+      return it->get<uint32_t>();
+    };
+    const uint32_t li = vid(l, "left piece");
+    const uint32_t ri = vid(r, "right piece");
+    const uint32_t res = vid(l + r, "merged piece");
+    s.merges.push_back({li, ri, res});
+  }
+
+  // ---- unk
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    const std::string unk = model["unk_token"].get<std::string>();
+    s.unk_id = lookup(p, unk);
+    if (s.unk_id < 0) fail(f, "model.unk_token '" + unk + "' is not in the vocabulary");
+    s.types[s.unk_id] = static_cast<uint8_t>(fb::TokenType::UNKNOWN);
+  }
+
+  // ---- normalizer + pre-tokenizer -> kind
+  bool prepend = false, replace = false;
+  parse_normalizer(tj.value("normalizer", json()), &p, &prepend, &replace);
+  const Pre pre = parse_pre_tokenizer(tj.value("pre_tokenizer", json()), &p);
+  if (pre == Pre::kByteLevelGpt2 || pre == Pre::kLlama3 || pre == Pre::kQwen2) {
+    if (p.has_normalizer) fail(f, "normalizer with a ByteLevel pre_tokenizer is not supported");
+    s.kind = fb::TokenizerKind::BYTE_LEVEL_BPE;
+    s.pre_tokenizer = pre == Pre::kLlama3  ? fb::PreTokenizer::LLAMA3
+                      : pre == Pre::kQwen2 ? fb::PreTokenizer::QWEN2
+                                           : fb::PreTokenizer::GPT2;
+    if (s.byte_fallback) fail(f, "model.byte_fallback true with a ByteLevel pre_tokenizer");
+    s.unicode_classes = unicode_class_table();
+    // Every byte must have its byte-level token, or some texts could not be encoded.
+    const std::vector<uint32_t> b2u = byte_to_unicode();
+    for (int b = 0; b < 256; ++b) {
+      if (!vocab.contains(utf8_of(b2u[b]))) {
+        char hex[8];
+        std::snprintf(hex, sizeof(hex), "0x%02X", b);
+        fail(f, std::string("model.vocab has no byte-level token for byte ") + hex);
+      }
+    }
+    check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/true);
+  } else if (pre == Pre::kMetaspace) {
+    if (p.has_normalizer) fail(f, "a normalizer together with a Metaspace pre_tokenizer is not supported");
+    s.kind = fb::TokenizerKind::SENTENCEPIECE_BPE;
+    s.pre_tokenizer = fb::PreTokenizer::METASPACE;
+    check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/false);
+  } else {
+    if (!replace) {
+      fail(f, "normalizer/pre_tokenizer: neither a SentencePiece-style Replace(\" \" -> \"\u2581\") "
+              "normalizer / Metaspace pre_tokenizer nor a ByteLevel pre_tokenizer; not supported");
+    }
+    // Prepend/Replace normalizer: kept as pre_tokenizer NONE (Prepend always adds the prefix,
+    // unlike Metaspace, which skips it when the text already starts with a space).
+    s.kind = fb::TokenizerKind::SENTENCEPIECE_BPE;
+    s.pre_tokenizer = fb::PreTokenizer::NONE;
+    s.add_prefix_space = prepend;
+    s.metaspace_split = false;
+    check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/false);
+  }
+  if (p.has_normalizer) {
+    for (const json& a : added) {
+      if (get_bool(a, "normalized", false)) {
+        fail(f, "added_tokens '" + a["content"].get<std::string>() +
+                    "': normalized true with a normalizer is not supported");
+      }
+    }
+  }
+  if (s.byte_fallback) {
+    for (size_t id = 0; id < s.pieces.size(); ++id) {
+      const std::string& pc = s.pieces[id];
+      if (s.types[id] == static_cast<uint8_t>(fb::TokenType::NORMAL) && pc.size() == 6 &&
+          pc.compare(0, 3, "<0x") == 0 && pc[5] == '>' && std::isxdigit(static_cast<unsigned char>(pc[3])) &&
+          std::isxdigit(static_cast<unsigned char>(pc[4]))) {
+        s.types[id] = static_cast<uint8_t>(fb::TokenType::BYTE);
+      }
+    }
+  }
+
+  // ---- BOS/EOS: post_processor template, then tokenizer_config.json overrides
+  int32_t prefix_id = -1, suffix_id = -1;
+  parse_post_processor(tj.value("post_processor", json()), &p, &prefix_id, &suffix_id);
+  s.bos_id = prefix_id;
+  s.add_bos = prefix_id >= 0;
+  s.add_eos = suffix_id >= 0;
+  s.eos_id = suffix_id;
+
+  const std::string cfg_file = dir + "/tokenizer_config.json";
+  const json cfg = read_json(cfg_file, /*required=*/false, &found);
+  if (found) {
+    if (!cfg.is_object()) fail(cfg_file, "top level is not an object");
+    auto tok = [&](const char* key) -> int32_t {
+      std::string text;
+      if (!cfg.contains(key) || !token_text(cfg[key], &text)) return -1;
+      const int32_t id = lookup(p, text);
+      if (id < 0) fail(cfg_file, std::string(key) + " '" + text + "' is not in the vocabulary");
+      return id;
+    };
+    const int32_t bos = tok("bos_token");
+    if (bos >= 0) s.bos_id = bos;
+    const int32_t eos = tok("eos_token");
+    if (eos >= 0) s.eos_id = eos;
+    const int32_t pad = tok("pad_token");
+    if (pad >= 0) s.pad_id = pad;
+    const int32_t unk = tok("unk_token");
+    if (unk >= 0 && s.unk_id < 0) s.unk_id = unk;
+    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) {
+      s.add_bos = cfg["add_bos_token"].get<bool>();
+    }
+    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) {
+      s.add_eos = cfg["add_eos_token"].get<bool>();
+    }
+  }
+  if (s.add_bos && s.bos_id < 0) fail(f, "add_bos_token is set but there is no bos_token");
+  if (s.add_eos && s.eos_id < 0) fail(f, "add_eos_token is set but there is no eos_token");
+  if (s.eos_id >= 0) s.eos_ids.push_back(s.eos_id);
+
+  const std::string gen_file = dir + "/generation_config.json";
+  const json gen = read_json(gen_file, /*required=*/false, &found);
+  if (found && gen.is_object() && gen.contains("eos_token_id")) {
+    const json e = gen["eos_token_id"];
+    std::vector<json> list;
+    if (e.is_array()) {
+      for (const json& x : e) list.push_back(x);
+    } else if (!e.is_null()) {
+      list.push_back(e);
+    }
+    for (const json& x : list) {
+      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= n_vocab) {
+        fail(gen_file, "eos_token_id " + x.dump() + " is not a token id");
+      }
+      const int32_t id = x.get<int32_t>();
+      if (std::find(s.eos_ids.begin(), s.eos_ids.end(), id) == s.eos_ids.end()) s.eos_ids.push_back(id);
+    }
+    if (s.eos_id < 0 && !s.eos_ids.empty()) s.eos_id = s.eos_ids[0];
+  }
+  return s;
+}
+
+flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilder& fbb,
+                                                   const TokenizerSpec& spec) {
+  const size_t n = spec.pieces.size();
+  if (spec.types.size() != n || (!spec.scores.empty() && spec.scores.size() != n)) {
+    throw ConvertError("tokenizer: pieces/types/scores sizes differ");
+  }
+  std::vector<flatbuffers::Offset<flatbuffers::String>> pieces;
+  pieces.reserve(n);
+  for (const std::string& pc : spec.pieces) pieces.push_back(fbb.CreateString(pc));
+  auto pieces_v = fbb.CreateVector(pieces);
+  flatbuffers::Offset<flatbuffers::Vector<float>> scores_v;
+  if (!spec.scores.empty()) scores_v = fbb.CreateVector(spec.scores);
+  std::vector<fb::TokenType> types(n);
+  for (size_t i = 0; i < n; ++i) types[i] = static_cast<fb::TokenType>(spec.types[i]);
+  auto types_v = fbb.CreateVector(reinterpret_cast<const uint8_t*>(types.data()), n);
+  std::vector<fb::Merge> merges;
+  merges.reserve(spec.merges.size());
+  for (const auto& m : spec.merges) merges.emplace_back(m[0], m[1], m[2]);
+  auto merges_v = fbb.CreateVectorOfStructs(merges);
+  auto special_v = fbb.CreateVector(spec.special_ids);
+  auto added_v = fbb.CreateVector(spec.added_ids);
+  auto eos_v = fbb.CreateVector(spec.eos_ids);
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> classes_v;
+  if (!spec.unicode_classes.empty()) classes_v = fbb.CreateVector(spec.unicode_classes);
+
+  fb::TokenizerBuilder b(fbb);
+  b.add_kind(spec.kind);
+  b.add_pre_tokenizer(spec.pre_tokenizer);
+  b.add_pieces(pieces_v);
+  if (!spec.scores.empty()) b.add_scores(scores_v);
+  b.add_types(flatbuffers::Offset<flatbuffers::Vector<fb::TokenType>>(types_v.o));
+  b.add_merges(merges_v);
+  b.add_bos_id(spec.bos_id);
+  b.add_eos_id(spec.eos_id);
+  b.add_unk_id(spec.unk_id);
+  b.add_pad_id(spec.pad_id);
+  b.add_add_bos(spec.add_bos);
+  b.add_add_eos(spec.add_eos);
+  b.add_byte_fallback(spec.byte_fallback);
+  b.add_add_prefix_space(spec.add_prefix_space);
+  b.add_fuse_unk(spec.fuse_unk);
+  b.add_ignore_merges(spec.ignore_merges);
+  b.add_special_ids(special_v);
+  b.add_added_ids(added_v);
+  b.add_eos_ids(eos_v);
+  if (!spec.unicode_classes.empty()) b.add_unicode_classes(classes_v);
+  b.add_prefix_first_only(spec.prefix_first_only);
+  b.add_metaspace_split(spec.metaspace_split);
+  return b.Finish();
+}
+
+}  // namespace convert
+}  // namespace ember

@@ -1,0 +1,1004 @@
+// Tokenizer: Hugging Face BPE semantics (tokenizers' AddedVocabulary split, Prepend/Replace
+// normalizer or Metaspace, ByteLevel + the GPT-2 / Llama 3 / Qwen2 split regexes, BPE by merge rank
+// with byte fallback) from the model file's Tokenizer table.
+//
+// init() builds, in one allocation: the decoded text of every id, a hash table text -> id, a hash
+// table (left, right) -> merge rank, the added tokens to match in text, and small byte tables.
+// encode() then works only in the caller's work memory: per word an array of symbols and an indexed
+// binary heap of adjacent pairs keyed by (rank, position) — the order in which HF's Word::merge_all
+// applies merges — so a word of n symbols costs O(n log n), not a quadratic rescan.
+//
+// Unicode classes for the split regexes come from the file (unicode_classes, computed by the
+// converter from utf8proc), so the runtime carries no Unicode tables of its own.
+#include "tokenizer.h"
+
+#include <cstring>
+
+#include "ember_generated.h"
+#include "platform.h"
+
+namespace ember {
+namespace {
+
+constexpr int32_t kMaxVocabSize = 1 << 22;
+constexpr size_t kMaxTextBytes = size_t{1} << 30;  // int32 symbol indices, 3x normalization
+constexpr uint32_t kNoRank = 0xFFFFFFFFu;
+
+enum Cls : uint8_t { kOther = 0, kLetter = 1, kNumber = 2, kSpace = 3 };
+
+struct MergeSlot {
+  uint32_t left;
+  uint32_t right;
+  uint32_t rank;  // kNoRank: empty
+};
+
+struct Sym {
+  int32_t id;
+  int32_t prev;
+  int32_t next;
+  uint32_t rank;  // rank of the merge (this, next), kNoRank if none
+  int32_t hpos;   // position in the heap, -1 if not in it
+};
+
+// Everything init() builds; one block from ember_platform_alloc.
+struct Tables {
+  uint32_t* text_off;       // (n_vocab + 1) offsets into text
+  char* text;               // decoded bytes of every id
+  int32_t* piece_slots;     // (piece_mask + 1) ids, -1 empty: lookup key -> id
+  uint32_t piece_mask;
+  MergeSlot* merge_slots;   // (merge_mask + 1)
+  uint32_t merge_mask;
+  uint8_t* skip_bits;       // (n_vocab bits) special tokens dropped by SKIP_SPECIAL
+  int32_t* match_ids;       // added tokens to find in text, grouped by first byte, longest first
+  uint32_t match_first[257];  // match_ids[match_first[b] .. match_first[b + 1]) start with byte b
+  int32_t byte_token[256];  // byte-level: byte -> its token; SentencePiece: <0xXX> -> id, or -1
+  int32_t ascii_id[128];    // SentencePiece: single-byte piece -> id, or -1
+  uint8_t ascii_class[128];
+  int32_t metaspace_id;     // id of "\u2581" or -1
+  uint32_t space_symbols;   // symbols one input space can become (1, or 3 with byte fallback)
+};
+
+inline uint32_t hash_bytes(const uint8_t* p, size_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+    p += 8;
+    n -= 8;
+  }
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v |= uint64_t{p[i]} << (8 * i);
+  h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 32;
+  return static_cast<uint32_t>(h);
+}
+
+inline uint32_t hash_pair(uint32_t a, uint32_t b) {
+  uint64_t h = (uint64_t{a} << 32 | b) * 0x9E3779B97F4A7C15ull;
+  return static_cast<uint32_t>(h >> 32);
+}
+
+inline size_t align_up8(size_t x) { return (x + 7) & ~size_t{7}; }
+
+uint32_t pow2_at_least(uint64_t n) {
+  uint32_t p = 16;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// One UTF-8 character at s[i] (i < n): its length; invalid or truncated sequences are one byte and
+// give cp = 0xFFFFFFFF (class "other"; in SentencePiece mode they become byte-fallback tokens).
+inline size_t utf8_char(const uint8_t* s, size_t n, size_t i, uint32_t* cp) {
+  const uint8_t b = s[i];
+  if (b < 0x80) {
+    *cp = b;
+    return 1;
+  }
+  size_t len;
+  uint32_t c, min;
+  if (b >= 0xC2 && b <= 0xDF) {
+    len = 2, c = b & 0x1F, min = 0x80;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    len = 3, c = b & 0x0F, min = 0x800;
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    len = 4, c = b & 0x07, min = 0x10000;
+  } else {
+    *cp = 0xFFFFFFFFu;
+    return 1;
+  }
+  if (i + len > n) {
+    *cp = 0xFFFFFFFFu;
+    return 1;
+  }
+  for (size_t k = 1; k < len; ++k) {
+    const uint8_t cb = s[i + k];
+    if ((cb & 0xC0) != 0x80) {
+      *cp = 0xFFFFFFFFu;
+      return 1;
+    }
+    c = (c << 6) | (cb & 0x3F);
+  }
+  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+    *cp = 0xFFFFFFFFu;
+    return 1;
+  }
+  *cp = c;
+  return len;
+}
+
+// GPT-2 bytes_to_unicode() inverse: code point -> byte, or -1.
+int unicode_to_byte(uint32_t cp) {
+  if ((cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) {
+    return static_cast<int>(cp);
+  }
+  if (cp >= 256 && cp < 256 + 68) {
+    // The 68 bytes that are not printable map to 256.. in byte order.
+    uint32_t k = cp - 256;
+    for (int b = 0; b < 256; ++b) {
+      const bool direct = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      if (!direct) {
+        if (k == 0) return b;
+        --k;
+      }
+    }
+  }
+  return -1;
+}
+
+// ---- indexed binary heap of symbol indices, ordered by (rank, index) ----
+struct Heap {
+  Sym* sym;
+  int32_t* h;
+  int32_t size;
+
+  bool less(int32_t a, int32_t b) const {
+    return sym[a].rank < sym[b].rank || (sym[a].rank == sym[b].rank && a < b);
+  }
+  void place(int32_t pos, int32_t s) {
+    h[pos] = s;
+    sym[s].hpos = pos;
+  }
+  void up(int32_t pos) {
+    const int32_t s = h[pos];
+    while (pos > 0) {
+      const int32_t parent = (pos - 1) / 2;
+      if (!less(s, h[parent])) break;
+      place(pos, h[parent]);
+      pos = parent;
+    }
+    place(pos, s);
+  }
+  void down(int32_t pos) {
+    const int32_t s = h[pos];
+    for (;;) {
+      int32_t c = 2 * pos + 1;
+      if (c >= size) break;
+      if (c + 1 < size && less(h[c + 1], h[c])) ++c;
+      if (!less(h[c], s)) break;
+      place(pos, h[c]);
+      pos = c;
+    }
+    place(pos, s);
+  }
+  void push(int32_t s) {
+    place(size, s);
+    up(size++);
+  }
+  void remove(int32_t s) {
+    const int32_t pos = sym[s].hpos;
+    sym[s].hpos = -1;
+    --size;
+    if (pos == size) return;
+    place(pos, h[size]);
+    up(pos);
+    down(sym[h[pos]].hpos);
+  }
+};
+
+}  // namespace
+
+Tokenizer::~Tokenizer() {
+  if (tables_) ember_platform_free(tables_);
+}
+
+static const Tables& T(const void* p) { return *static_cast<const Tables*>(p); }
+
+int32_t Tokenizer::bos_id() const { return t_ ? t_->bos_id() : -1; }
+int32_t Tokenizer::eos_id() const { return t_ ? t_->eos_id() : -1; }
+
+bool Tokenizer::is_eos(int32_t id) const {
+  if (!t_) return false;
+  if (id == t_->eos_id() && id >= 0) return true;
+  if (const auto* v = t_->eos_ids()) {
+    for (uint32_t i = 0; i < v->size(); ++i) {
+      if (v->Get(i) == id) return true;
+    }
+  }
+  return false;
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  if (!t_ || id < 0 || id >= n_vocab_) return false;
+  return (T(tables_).skip_bits[id >> 3] >> (id & 7)) & 1;
+}
+
+const char* Tokenizer::piece_text(int32_t id, size_t* len) const {
+  if (!t_ || id < 0 || id >= n_vocab_) {
+    *len = 0;
+    return nullptr;
+  }
+  const Tables& tb = T(tables_);
+  *len = tb.text_off[id + 1] - tb.text_off[id];
+  return tb.text + tb.text_off[id];
+}
+
+Status Tokenizer::init(const fb::Tokenizer* t) {
+  if (t == nullptr) return set_error(Status::kBadFormat, "tokenizer: table is missing");
+  const auto* pieces = t->pieces();
+  if (!pieces || pieces->size() == 0) return set_error(Status::kBadFormat, "tokenizer: no pieces");
+  if (pieces->size() > static_cast<uint32_t>(kMaxVocabSize)) {
+    return set_error(Status::kBadFormat, "tokenizer: %u pieces is more than the limit %d",
+                     pieces->size(), kMaxVocabSize);
+  }
+  const int32_t n = static_cast<int32_t>(pieces->size());
+  const auto* types = t->types();
+  if (types && types->size() != pieces->size()) {
+    return set_error(Status::kBadFormat, "tokenizer: %u types for %d pieces", types->size(), n);
+  }
+  if (t->scores() && t->scores()->size() != pieces->size()) {
+    return set_error(Status::kBadFormat, "tokenizer: %u scores for %d pieces", t->scores()->size(), n);
+  }
+  const bool byte_level = t->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE;
+  if (t->kind() != fb::TokenizerKind::SENTENCEPIECE_BPE && !byte_level) {
+    return set_error(Status::kUnsupported, "tokenizer: unknown kind %d", static_cast<int>(t->kind()));
+  }
+  const fb::PreTokenizer pre = t->pre_tokenizer();
+  if (byte_level) {
+    if (pre != fb::PreTokenizer::GPT2 && pre != fb::PreTokenizer::LLAMA3 &&
+        pre != fb::PreTokenizer::QWEN2) {
+      return set_error(Status::kUnsupported, "tokenizer: byte-level BPE with pre_tokenizer %d",
+                       static_cast<int>(pre));
+    }
+    const auto* cls = t->unicode_classes();
+    if (!cls || cls->size() == 0 || (cls->Get(0) >> 2) != 0) {
+      return set_error(Status::kBadFormat,
+                       "tokenizer: byte-level split regex needs unicode_classes starting at U+0000");
+    }
+    for (uint32_t i = 1; i < cls->size(); ++i) {
+      if ((cls->Get(i) >> 2) <= (cls->Get(i - 1) >> 2)) {
+        return set_error(Status::kBadFormat, "tokenizer: unicode_classes[%u] is not increasing", i);
+      }
+    }
+  } else if (pre != fb::PreTokenizer::NONE && pre != fb::PreTokenizer::METASPACE) {
+    return set_error(Status::kUnsupported, "tokenizer: SentencePiece BPE with pre_tokenizer %d",
+                     static_cast<int>(pre));
+  }
+  auto id_ok = [n](int32_t id) { return id >= -1 && id < n; };
+  if (!id_ok(t->bos_id()) || !id_ok(t->eos_id()) || !id_ok(t->unk_id()) || !id_ok(t->pad_id())) {
+    return set_error(Status::kBadFormat, "tokenizer: bos/eos/unk/pad id (%d/%d/%d/%d) out of range",
+                     t->bos_id(), t->eos_id(), t->unk_id(), t->pad_id());
+  }
+  if (t->add_bos() && t->bos_id() < 0) return set_error(Status::kBadFormat, "tokenizer: add_bos without bos_id");
+  if (t->add_eos() && t->eos_id() < 0) return set_error(Status::kBadFormat, "tokenizer: add_eos without eos_id");
+  for (const auto* v : {t->special_ids(), t->added_ids(), t->eos_ids()}) {
+    if (!v) continue;
+    for (uint32_t i = 0; i < v->size(); ++i) {
+      if (v->Get(i) < 0 || v->Get(i) >= n) {
+        return set_error(Status::kBadFormat, "tokenizer: special/added/eos id %d out of range", v->Get(i));
+      }
+    }
+  }
+  const auto* merges = t->merges();
+  const uint32_t n_merges = merges ? merges->size() : 0;
+  for (uint32_t i = 0; i < n_merges; ++i) {
+    const fb::Merge* m = merges->Get(i);
+    if (m->left() >= static_cast<uint32_t>(n) || m->right() >= static_cast<uint32_t>(n) ||
+        m->result() >= static_cast<uint32_t>(n)) {
+      return set_error(Status::kBadFormat, "tokenizer: merge %u (%u, %u -> %u) names an id >= %d", i,
+                       m->left(), m->right(), m->result(), n);
+    }
+  }
+  auto type_of = [&](int32_t id) {
+    return types ? types->Get(id) : fb::TokenType::NORMAL;
+  };
+  // Added tokens are found in the text, never through the vocabulary lookup.
+  auto in_lookup = [&](int32_t id) {
+    const fb::TokenType ty = type_of(id);
+    return ty != fb::TokenType::CONTROL && ty != fb::TokenType::USER_DEFINED &&
+           ty != fb::TokenType::UNUSED;
+  };
+  auto is_added = [&](int32_t id) {
+    const fb::TokenType ty = type_of(id);
+    return ty == fb::TokenType::CONTROL || ty == fb::TokenType::USER_DEFINED;
+  };
+  // Special ids (SKIP_SPECIAL) and ids that are added tokens (found in text).
+  const auto* special = t->special_ids();
+  const auto* added = t->added_ids();
+
+  // ---- sizes
+  uint64_t text_bytes = 0;
+  for (int32_t i = 0; i < n; ++i) text_bytes += pieces->Get(i)->size();
+  const uint32_t piece_slots = pow2_at_least(uint64_t(n) * 2);
+  const uint32_t merge_slots = n_merges ? pow2_at_least(uint64_t(n_merges) * 3 / 2 + 1) : 0;
+  const uint32_t n_match = (special ? special->size() : 0) + (added ? added->size() : 0);
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    const size_t o = off;
+    off = static_cast<size_t>(align_up8(off + bytes));
+    return o;
+  };
+  const size_t o_tables = take(sizeof(Tables));
+  const size_t o_off = take(sizeof(uint32_t) * (size_t(n) + 1));
+  const size_t o_text = take(text_bytes + 1);
+  const size_t o_pslots = take(sizeof(int32_t) * piece_slots);
+  const size_t o_mslots = take(sizeof(MergeSlot) * merge_slots);
+  const size_t o_skip = take((size_t(n) + 7) / 8);
+  const size_t o_match = take(sizeof(int32_t) * (n_match + 1));
+  uint8_t* block = static_cast<uint8_t*>(ember_platform_alloc(off, 64));
+  if (!block) return set_error(Status::kOutOfMemory, "tokenizer: cannot allocate %zu bytes of tables", off);
+  std::memset(block, 0, off);
+  if (tables_) ember_platform_free(tables_);
+  tables_ = block;
+  tables_bytes_ = off;
+  Tables& tb = *reinterpret_cast<Tables*>(block + o_tables);
+  tb.text_off = reinterpret_cast<uint32_t*>(block + o_off);
+  tb.text = reinterpret_cast<char*>(block + o_text);
+  tb.piece_slots = reinterpret_cast<int32_t*>(block + o_pslots);
+  tb.piece_mask = piece_slots - 1;
+  tb.merge_slots = reinterpret_cast<MergeSlot*>(block + o_mslots);
+  tb.merge_mask = merge_slots ? merge_slots - 1 : 0;
+  tb.skip_bits = block + o_skip;
+  tb.match_ids = reinterpret_cast<int32_t*>(block + o_match);
+  // Tables is first in the block (o_tables == 0), so tables_ is both the block and the Tables.
+  t_ = t;  // lookup_key()/lookup() read t_; reset on failure below
+  n_vocab_ = n;
+
+  // ---- decoded text of every id
+  uint32_t pos = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    tb.text_off[i] = pos;
+    const auto* p = pieces->Get(i);
+    const uint8_t* s = reinterpret_cast<const uint8_t*>(p->data());
+    const size_t len = p->size();
+    char* dst = tb.text + pos;
+    size_t w = 0;
+    if (is_added(i)) {
+      std::memcpy(dst, s, len);
+      w = len;
+    } else if (byte_level) {
+      // Each character is one byte in GPT-2's byte-to-unicode map; keep others as they are.
+      for (size_t k = 0; k < len;) {
+        uint32_t cp;
+        const size_t cl = utf8_char(s, len, k, &cp);
+        const int b = cp == 0xFFFFFFFFu ? -1 : unicode_to_byte(cp);
+        if (b >= 0) {
+          dst[w++] = static_cast<char>(b);
+        } else {
+          std::memcpy(dst + w, s + k, cl);
+          w += cl;
+        }
+        k += cl;
+      }
+    } else if (type_of(i) == fb::TokenType::BYTE && len == 6) {
+      auto hex = [](uint8_t c) -> int {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      };
+      const int hi = hex(s[3]), lo = hex(s[4]);
+      if (hi < 0 || lo < 0) {
+        t_ = nullptr;
+        return set_error(Status::kBadFormat, "tokenizer: byte piece %d is not <0xXX>", i);
+      }
+      dst[w++] = static_cast<char>(hi * 16 + lo);
+    } else {
+      // SentencePiece: U+2581 decodes as a space.
+      for (size_t k = 0; k < len;) {
+        if (k + 3 <= len && s[k] == 0xE2 && s[k + 1] == 0x96 && s[k + 2] == 0x81) {
+          dst[w++] = ' ';
+          k += 3;
+        } else {
+          dst[w++] = static_cast<char>(s[k++]);
+        }
+      }
+    }
+    pos += static_cast<uint32_t>(w);
+  }
+  tb.text_off[n] = pos;
+
+  // ---- lookup: key text -> id (byte-level: the decoded bytes; SentencePiece: the piece as stored)
+  for (uint32_t i = 0; i < piece_slots; ++i) tb.piece_slots[i] = -1;
+  for (int32_t i = 0; i < n; ++i) {
+    if (!in_lookup(i)) continue;
+    const uint8_t* key;
+    size_t klen;
+    if (byte_level) {
+      key = reinterpret_cast<const uint8_t*>(tb.text + tb.text_off[i]);
+      klen = tb.text_off[i + 1] - tb.text_off[i];
+    } else {
+      key = reinterpret_cast<const uint8_t*>(pieces->Get(i)->data());
+      klen = pieces->Get(i)->size();
+    }
+    uint32_t h = hash_bytes(key, klen) & tb.piece_mask;
+    bool dup = false;
+    while (tb.piece_slots[h] >= 0) {
+      size_t l2;
+      const uint8_t* k2 = lookup_key(tb.piece_slots[h], &l2);
+      if (l2 == klen && std::memcmp(k2, key, klen) == 0) {
+        dup = true;  // first id wins
+        break;
+      }
+      h = (h + 1) & tb.piece_mask;
+    }
+    if (!dup) tb.piece_slots[h] = i;
+  }
+
+  // ---- merges: (left, right) -> rank; a repeated pair keeps its last rank, as HF's map does
+  for (uint32_t i = 0; i < merge_slots; ++i) tb.merge_slots[i].rank = kNoRank;
+  for (uint32_t r = 0; r < n_merges; ++r) {
+    const fb::Merge* m = merges->Get(r);
+    uint32_t h = hash_pair(m->left(), m->right()) & tb.merge_mask;
+    while (tb.merge_slots[h].rank != kNoRank &&
+           !(tb.merge_slots[h].left == m->left() && tb.merge_slots[h].right == m->right())) {
+      h = (h + 1) & tb.merge_mask;
+    }
+    tb.merge_slots[h] = MergeSlot{m->left(), m->right(), r};
+  }
+
+  // ---- special ids to skip in decode; added tokens to match in text (longest first per byte)
+  if (special) {
+    for (uint32_t i = 0; i < special->size(); ++i) {
+      const int32_t id = special->Get(i);
+      tb.skip_bits[id >> 3] |= uint8_t(1u << (id & 7));
+    }
+  }
+  uint32_t counts[257] = {0};
+  auto for_each_match = [&](auto&& fn) {
+    for (const auto* v : {special, added}) {
+      if (!v) continue;
+      for (uint32_t i = 0; i < v->size(); ++i) {
+        const int32_t id = v->Get(i);
+        if (pieces->Get(id)->size() == 0) continue;
+        fn(id, static_cast<uint8_t>(pieces->Get(id)->Get(0)));
+      }
+    }
+  };
+  for_each_match([&](int32_t, uint8_t b) { counts[b]++; });
+  tb.match_first[0] = 0;
+  for (int b = 0; b < 256; ++b) tb.match_first[b + 1] = tb.match_first[b] + counts[b];
+  uint32_t fill[256];
+  for (int b = 0; b < 256; ++b) fill[b] = tb.match_first[b];
+  for_each_match([&](int32_t id, uint8_t b) { tb.match_ids[fill[b]++] = id; });
+  for (int b = 0; b < 256; ++b) {  // insertion sort by length, longest first (few per byte)
+    int32_t* a = tb.match_ids + tb.match_first[b];
+    const uint32_t cnt = tb.match_first[b + 1] - tb.match_first[b];
+    for (uint32_t i = 1; i < cnt; ++i) {
+      const int32_t x = a[i];
+      const uint32_t lx = pieces->Get(x)->size();
+      uint32_t j = i;
+      while (j > 0 && pieces->Get(a[j - 1])->size() < lx) {
+        a[j] = a[j - 1];
+        --j;
+      }
+      a[j] = x;
+    }
+  }
+
+  // ---- byte tables
+  for (int b = 0; b < 256; ++b) tb.byte_token[b] = -1;
+  for (int b = 0; b < 128; ++b) tb.ascii_id[b] = -1;
+  if (byte_level) {
+    for (int b = 0; b < 256; ++b) {
+      const uint8_t c = static_cast<uint8_t>(b);
+      tb.byte_token[b] = lookup(&c, 1);
+      if (tb.byte_token[b] < 0) {
+        t_ = nullptr;
+        return set_error(Status::kBadFormat, "tokenizer: no byte-level token for byte 0x%02X", b);
+      }
+    }
+    for (uint32_t c = 0; c < 128; ++c) tb.ascii_class[c] = static_cast<uint8_t>(char_class_slow(c));
+  } else {
+    if (t->byte_fallback()) {
+      for (int32_t i = 0; i < n; ++i) {
+        if (type_of(i) == fb::TokenType::BYTE) {
+          const uint8_t b = static_cast<uint8_t>(tb.text[tb.text_off[i]]);
+          if (tb.byte_token[b] < 0) tb.byte_token[b] = i;
+        }
+      }
+    }
+    for (int b = 0; b < 128; ++b) {
+      const uint8_t c = static_cast<uint8_t>(b);
+      tb.ascii_id[b] = lookup(&c, 1);
+    }
+  }
+  tb.metaspace_id = lookup(reinterpret_cast<const uint8_t*>("\xE2\x96\x81"), 3);
+  tb.space_symbols = tb.metaspace_id >= 0 ? 1 : 3;
+  return Status::kOk;
+}
+
+const uint8_t* Tokenizer::lookup_key(int32_t id, size_t* len) const {
+  if (t_ && t_->kind() != fb::TokenizerKind::BYTE_LEVEL_BPE) {
+    const auto* p = t_->pieces()->Get(id);
+    *len = p->size();
+    return reinterpret_cast<const uint8_t*>(p->data());
+  }
+  const Tables& tb = T(tables_);
+  *len = tb.text_off[id + 1] - tb.text_off[id];
+  return reinterpret_cast<const uint8_t*>(tb.text + tb.text_off[id]);
+}
+
+int32_t Tokenizer::lookup(const uint8_t* s, size_t len) const {
+  const Tables& tb = T(tables_);
+  uint32_t h = hash_bytes(s, len) & tb.piece_mask;
+  for (;;) {
+    const int32_t id = tb.piece_slots[h];
+    if (id < 0) return -1;
+    size_t l2;
+    const uint8_t* k2 = lookup_key(id, &l2);
+    if (l2 == len && std::memcmp(k2, s, len) == 0) return id;
+    h = (h + 1) & tb.piece_mask;
+  }
+}
+
+uint32_t Tokenizer::merge_rank(int32_t left, int32_t right) const {
+  const Tables& tb = T(tables_);
+  if (tb.merge_mask == 0 || left < 0 || right < 0) return kNoRank;
+  uint32_t h = hash_pair(uint32_t(left), uint32_t(right)) & tb.merge_mask;
+  for (;;) {
+    const MergeSlot& s = tb.merge_slots[h];
+    if (s.rank == kNoRank) return kNoRank;
+    if (s.left == uint32_t(left) && s.right == uint32_t(right)) return s.rank;
+    h = (h + 1) & tb.merge_mask;
+  }
+}
+
+int Tokenizer::char_class(uint32_t cp) const {
+  if (cp < 128) return T(tables_).ascii_class[cp];
+  return char_class_slow(cp);
+}
+
+int Tokenizer::char_class_slow(uint32_t cp) const {
+  if (cp == 0xFFFFFFFFu) return kOther;
+  const auto* v = t_->unicode_classes();
+  // Last entry with start <= cp (entry 0 starts at U+0000, checked by init()).
+  uint32_t lo = 0, hi = v->size();
+  while (hi - lo > 1) {
+    const uint32_t mid = (lo + hi) / 2;
+    if ((v->Get(mid) >> 2) <= cp) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return static_cast<int>(v->Get(lo) & 3);
+}
+
+size_t Tokenizer::work_bytes(size_t text_len) const {
+  if (!t_ || text_len > kMaxTextBytes) return 0;
+  const Tables& tb = T(tables_);
+  size_t norm, syms;
+  if (t_->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE) {
+    norm = text_len + 8;
+    syms = text_len + 2;
+  } else {
+    norm = 3 * text_len + 8;
+    syms = size_t{tb.space_symbols} * (text_len + 1) + 2;
+  }
+  return 64 + align_up8(norm) + align_up8(syms * sizeof(Sym)) + align_up8(syms * sizeof(int32_t));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Encoding
+
+namespace {
+
+struct Out {
+  int32_t* ids;
+  size_t cap;
+  size_t n;
+  void emit(int32_t id) {
+    if (n < cap) ids[n] = id;
+    ++n;
+  }
+};
+
+struct Work {
+  uint8_t* norm;
+  size_t norm_cap;
+  Sym* sym;
+  int32_t* heap;
+  size_t sym_cap;
+};
+
+}  // namespace
+
+// BPE over sym[0..n) (ids set), then emits the final symbols.
+void Tokenizer::bpe_emit(void* work_v, int32_t n, void* out_v) const {
+  Work& w = *static_cast<Work*>(work_v);
+  Out& out = *static_cast<Out*>(out_v);
+  Sym* sym = w.sym;
+  const auto* merges = t_->merges();
+  Heap heap{sym, w.heap, 0};
+  for (int32_t i = 0; i < n; ++i) {
+    sym[i].prev = i - 1;
+    sym[i].next = i + 1 < n ? i + 1 : -1;
+    sym[i].hpos = -1;
+    sym[i].rank = kNoRank;
+  }
+  if (merges && merges->size()) {
+    for (int32_t i = 0; i + 1 < n; ++i) {
+      sym[i].rank = merge_rank(sym[i].id, sym[i + 1].id);
+      if (sym[i].rank != kNoRank) heap.push(i);
+    }
+    auto refresh = [&](int32_t i) {
+      const int32_t nx = sym[i].next;
+      const uint32_t r = nx >= 0 ? merge_rank(sym[i].id, sym[nx].id) : kNoRank;
+      if (sym[i].hpos >= 0) {
+        if (r == kNoRank) {
+          heap.remove(i);
+          sym[i].rank = kNoRank;
+        } else {
+          const uint32_t old = sym[i].rank;
+          sym[i].rank = r;
+          if (r < old) {
+            heap.up(sym[i].hpos);
+          } else {
+            heap.down(sym[i].hpos);
+          }
+        }
+      } else {
+        sym[i].rank = r;
+        if (r != kNoRank) heap.push(i);
+      }
+    };
+    while (heap.size > 0) {
+      const int32_t i = heap.h[0];
+      const int32_t j = sym[i].next;
+      sym[i].id = static_cast<int32_t>(merges->Get(sym[i].rank)->result());
+      if (sym[j].hpos >= 0) heap.remove(j);
+      sym[i].next = sym[j].next;
+      if (sym[j].next >= 0) sym[sym[j].next].prev = i;
+      sym[j].id = -1;
+      refresh(i);  // i is still in the heap: its key changes or it leaves
+      if (sym[i].prev >= 0) refresh(sym[i].prev);
+    }
+  }
+  for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = sym[i].next) out.emit(sym[i].id);
+}
+
+// SentencePiece-style word: characters -> pieces (byte fallback / unk), then BPE.
+void Tokenizer::encode_sp_word(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
+  if (len == 0) return;
+  Work& w = *static_cast<Work*>(work_v);
+  Out& out = *static_cast<Out*>(out_v);
+  const Tables& tb = T(tables_);
+  if (t_->ignore_merges()) {
+    const int32_t id = lookup(s, len);
+    if (id >= 0) {
+      out.emit(id);
+      return;
+    }
+  }
+  const int32_t unk = t_->unk_id();
+  const bool fuse_unk = t_->fuse_unk();
+  const bool byte_fallback = t_->byte_fallback();
+  int32_t n = 0;
+  bool last_unk = false;
+  for (size_t i = 0; i < len;) {
+    uint32_t cp;
+    const size_t cl = utf8_char(s, len, i, &cp);
+    if (size_t(n) + cl > w.sym_cap) break;  // cannot happen: work_bytes() bounds the symbols
+    int32_t id = cl == 1 && s[i] < 128 ? tb.ascii_id[s[i]] : lookup(s + i, cl);
+    if (id >= 0) {
+      w.sym[n++].id = id;
+      last_unk = false;
+    } else {
+      bool done = false;
+      if (byte_fallback) {
+        bool all = true;
+        for (size_t k = 0; k < cl; ++k) all = all && tb.byte_token[s[i + k]] >= 0;
+        if (all) {
+          for (size_t k = 0; k < cl; ++k) w.sym[n++].id = tb.byte_token[s[i + k]];
+          done = true;
+          last_unk = false;
+        }
+      }
+      if (!done && unk >= 0) {
+        if (!(fuse_unk && last_unk)) w.sym[n++].id = unk;
+        last_unk = true;
+      }
+      // No unk token: HF drops the character.
+    }
+    i += cl;
+  }
+  bpe_emit(work_v, n, out_v);
+}
+
+// Normalizes one text segment (between added tokens) and encodes it.
+void Tokenizer::encode_sp_segment(const uint8_t* s, size_t len, bool at_text_start, void* work_v,
+                                  void* out_v) const {
+  if (len == 0) return;
+  Work& w = *static_cast<Work*>(work_v);
+  uint8_t* d = w.norm;
+  size_t m = 0;
+  const bool metaspace = t_->pre_tokenizer() == fb::PreTokenizer::METASPACE;
+  bool prefix = t_->add_prefix_space() && (!t_->prefix_first_only() || at_text_start);
+  // Metaspace (pre-tokenizer) does not prepend when the text already starts with a space; the
+  // Prepend normalizer always does.
+  if (metaspace && prefix && s[0] == ' ') prefix = false;
+  auto put_ms = [&]() {
+    d[m++] = 0xE2;
+    d[m++] = 0x96;
+    d[m++] = 0x81;
+  };
+  if (prefix) put_ms();
+  for (size_t i = 0; i < len; ++i) {
+    if (s[i] == ' ') {
+      put_ms();
+    } else {
+      d[m++] = s[i];
+    }
+  }
+  if (metaspace && t_->metaspace_split()) {
+    // Each U+2581 starts a new word (MergedWithNext).
+    size_t start = 0;
+    for (size_t i = 0; i + 3 <= m;) {
+      if (i > start && d[i] == 0xE2 && d[i + 1] == 0x96 && d[i + 2] == 0x81) {
+        encode_sp_word(d + start, i - start, work_v, out_v);
+        start = i;
+      }
+      i += (d[i] == 0xE2 && d[i + 1] == 0x96 && d[i + 2] == 0x81) ? 3 : 1;
+    }
+    encode_sp_word(d + start, m - start, work_v, out_v);
+  } else {
+    encode_sp_word(d, m, work_v, out_v);
+  }
+}
+
+// Byte-level word: its bytes -> byte tokens, then BPE (or the whole word with ignore_merges).
+void Tokenizer::encode_bl_word(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
+  if (len == 0) return;
+  Work& w = *static_cast<Work*>(work_v);
+  Out& out = *static_cast<Out*>(out_v);
+  const Tables& tb = T(tables_);
+  if (t_->ignore_merges()) {
+    const int32_t id = lookup(s, len);
+    if (id >= 0) {
+      out.emit(id);
+      return;
+    }
+  }
+  for (size_t i = 0; i < len; ++i) w.sym[i].id = tb.byte_token[s[i]];
+  bpe_emit(work_v, static_cast<int32_t>(len), out_v);
+}
+
+// Length in bytes of the split-regex match that starts at s[i] (i < n): a hand-written matcher for
+// each supported pattern (alternatives tried in order, as the regex engine does):
+//   GPT2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//   LLAMA3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//           ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//   QWEN2:  as LLAMA3 with \p{N} instead of \p{N}{1,3}.
+size_t Tokenizer::split_match(const uint8_t* s, size_t n, size_t i) const {
+  const fb::PreTokenizer pre = t_->pre_tokenizer();
+  const bool gpt2 = pre == fb::PreTokenizer::GPT2;
+  uint32_t c;
+  const size_t cl = utf8_char(s, n, i, &c);
+  const int cc = char_class(c);
+  auto cls_at = [&](size_t k, size_t* len) -> int {
+    if (k >= n) {
+      *len = 0;
+      return -1;
+    }
+    uint32_t cp;
+    *len = utf8_char(s, n, k, &cp);
+    return char_class(cp);
+  };
+  // End of the run of characters of class `want` starting at k.
+  auto run = [&](size_t k, int want) {
+    while (k < n) {
+      size_t l;
+      if (cls_at(k, &l) != want) break;
+      k += l;
+    }
+    return k;
+  };
+
+  // Contractions.
+  if (c == '\'' && i + 1 < n) {
+    auto lower = [&](size_t k, size_t* len) -> uint32_t {
+      if (k >= n) {
+        *len = 0;
+        return 0;
+      }
+      uint32_t cp;
+      *len = utf8_char(s, n, k, &cp);
+      if (gpt2) return cp;
+      if (cp >= 'A' && cp <= 'Z') return cp + 32;
+      if (cp == 0x17F) return 's';  // LATIN SMALL LETTER LONG S case-folds to 's'
+      return cp;
+    };
+    size_t l1, l2;
+    const uint32_t a = lower(i + 1, &l1);
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 1 + l1;
+    const uint32_t b = lower(i + 1 + l1, &l2);
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 1 + l1 + l2;
+  }
+
+  size_t l2;
+  const int c2 = cls_at(i + cl, &l2);
+  if (gpt2) {
+    if (c == ' ' && (c2 == kLetter || c2 == kNumber || c2 == kOther)) return run(i + cl, c2) - i;
+    if (cc == kLetter || cc == kNumber || cc == kOther) return run(i, cc) - i;
+  } else {
+    // [^\r\n\p{L}\p{N}]?\p{L}+
+    if (cc == kLetter) return run(i, kLetter) - i;
+    if (c != '\r' && c != '\n' && cc != kNumber && c2 == kLetter) return run(i + cl, kLetter) - i;
+    // \p{N}{1,3} or \p{N}
+    if (cc == kNumber) {
+      size_t k = i + cl;
+      const int max = pre == fb::PreTokenizer::LLAMA3 ? 3 : 1;
+      for (int m = 1; m < max; ++m) {
+        size_t l;
+        if (cls_at(k, &l) != kNumber) break;
+        k += l;
+      }
+      return k - i;
+    }
+    //  ?[^\s\p{L}\p{N}]+[\r\n]*
+    size_t k = 0;
+    if (c == ' ' && c2 == kOther) {
+      k = run(i + cl, kOther);
+    } else if (cc == kOther) {
+      k = run(i, kOther);
+    }
+    if (k) {
+      while (k < n && (s[k] == '\r' || s[k] == '\n')) ++k;
+      return k - i;
+    }
+    // \s*[\r\n]+ : up to the last \r or \n of the whitespace run.
+    const size_t end = run(i, kSpace);
+    size_t last_nl = 0;
+    for (size_t q = i; q < end; ++q) {
+      if (s[q] == '\r' || s[q] == '\n') last_nl = q + 1;
+    }
+    if (last_nl) return last_nl - i;
+  }
+  // \s+(?!\S) | \s+
+  const size_t end = run(i, kSpace);
+  if (end == n) return end - i;
+  // Start of the last whitespace character of the run.
+  size_t last = i;
+  for (size_t q = i; q < end;) {
+    uint32_t cp;
+    const size_t l = utf8_char(s, n, q, &cp);
+    last = q;
+    q += l;
+  }
+  return last > i ? last - i : end - i;
+}
+
+void Tokenizer::encode_bl_segment(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
+  if (len == 0) return;
+  Work& w = *static_cast<Work*>(work_v);
+  if (t_->add_prefix_space() && s[0] != ' ') {
+    w.norm[0] = ' ';
+    std::memcpy(w.norm + 1, s, len);
+    s = w.norm;
+    ++len;
+  }
+  for (size_t i = 0; i < len;) {
+    size_t m = split_match(s, len, i);
+    if (m == 0) m = 1;  // cannot happen (every character matches some alternative); stay safe
+    encode_bl_word(s + i, m, work_v, out_v);
+    i += m;
+  }
+}
+
+Status Tokenizer::encode(const char* text, size_t len, uint32_t flags, void* work, size_t work_size,
+                         int32_t* out, size_t cap, size_t* n_out) const {
+  if (!t_) return set_error(Status::kInvalidArgument, "tokenize: the model has no tokenizer");
+  if (len > kMaxTextBytes) {
+    return set_error(Status::kInvalidArgument, "tokenize: text of %zu bytes is over the %zu-byte limit",
+                     len, kMaxTextBytes);
+  }
+  if (!text && len) return set_error(Status::kInvalidArgument, "tokenize: text is NULL");
+  if (!out && cap) return set_error(Status::kInvalidArgument, "tokenize: out_ids is NULL");
+  const size_t need = work_bytes(len);
+  if (!work || work_size < need) {
+    return set_error(Status::kInvalidArgument, "tokenize: work area of %zu bytes, %zu needed", work_size,
+                     need);
+  }
+  const Tables& tb = T(tables_);
+  const bool byte_level = t_->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE;
+  // Carve the work area (work_bytes() sized it for `len`).
+  uintptr_t p = reinterpret_cast<uintptr_t>(work);
+  p = (p + 63) & ~uintptr_t{63};
+  Work w;
+  size_t norm, syms;
+  if (byte_level) {
+    norm = len + 8;
+    syms = len + 2;
+  } else {
+    norm = 3 * len + 8;
+    syms = size_t{tb.space_symbols} * (len + 1) + 2;
+  }
+  w.norm = reinterpret_cast<uint8_t*>(p);
+  w.norm_cap = norm;
+  p += align_up8(norm);
+  w.sym = reinterpret_cast<Sym*>(p);
+  p += align_up8(syms * sizeof(Sym));
+  w.heap = reinterpret_cast<int32_t*>(p);
+  w.sym_cap = syms;
+
+  Out o{out, cap, 0};
+  if ((flags & EMBER_TOKENIZE_ADD_SPECIAL) && t_->add_bos()) o.emit(t_->bos_id());
+  const uint8_t* s = reinterpret_cast<const uint8_t*>(text);
+  const bool parse_special = (flags & EMBER_TOKENIZE_PARSE_SPECIAL) != 0;
+  const auto* pieces = t_->pieces();
+  auto segment = [&](size_t from, size_t to) {
+    if (byte_level) {
+      encode_bl_segment(s + from, to - from, &w, &o);
+    } else {
+      encode_sp_segment(s + from, to - from, from == 0, &w, &o);
+    }
+  };
+  size_t seg = 0;
+  for (size_t i = 0; i < len;) {
+    const uint8_t b = s[i];
+    int32_t hit = -1;
+    size_t hit_len = 0;
+    for (uint32_t k = tb.match_first[b]; k < tb.match_first[b + 1]; ++k) {
+      const int32_t id = tb.match_ids[k];
+      if (!parse_special && is_special(id)) continue;
+      const auto* pc = pieces->Get(id);
+      if (pc->size() <= len - i && std::memcmp(pc->data(), s + i, pc->size()) == 0) {
+        hit = id;
+        hit_len = pc->size();
+        break;  // longest first
+      }
+    }
+    if (hit < 0) {
+      ++i;
+      continue;
+    }
+    segment(seg, i);
+    o.emit(hit);
+    i += hit_len;
+    seg = i;
+  }
+  segment(seg, len);
+  if ((flags & EMBER_TOKENIZE_ADD_SPECIAL) && t_->add_eos()) o.emit(t_->eos_id());
+  *n_out = o.n;
+  if (o.n > cap) {
+    return set_error(Status::kBufferTooSmall, "tokenize: %zu ids do not fit in %zu", o.n, cap);
+  }
+  return Status::kOk;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Decoding
+
+bool Tokenizer::strips_first_space() const {
+  return t_ && t_->kind() == fb::TokenizerKind::SENTENCEPIECE_BPE && t_->add_prefix_space();
+}
+
+size_t Tokenizer::piece_bytes(int32_t id, bool first, uint32_t flags, char* out, size_t cap,
+                              size_t* needed) const {
+  size_t len = 0;
+  const char* p = piece_text(id, &len);
+  if (!p || ((flags & EMBER_DETOKENIZE_SKIP_SPECIAL) && is_special(id))) {
+    if (needed) *needed = 0;
+    return 0;
+  }
+  if (first && len && p[0] == ' ' && strips_first_space()) {
+    ++p;
+    --len;
+  }
+  if (needed) *needed = len;
+  const size_t w = len < cap ? len : cap;
+  if (w) std::memcpy(out, p, w);
+  return w;
+}
+
+}  // namespace ember
