@@ -1,7 +1,10 @@
 // ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--force] [--tokenizer-only]
 //               [--lora DIR[:SCALE]]...
+// ember-convert --synthetic SHAPE --seed N -o OUT.ember [--quant ...] [--group N]
 // Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -13,6 +16,11 @@
 #include "hf_model.h"
 #include "lora.h"
 #include "quantize.h"
+#include "synthetic.h"
+
+#ifndef EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER
+#define EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER "../shared/tokenizers/llama2"  // relative to the cwd
+#endif
 #include "writer.h"
 
 namespace {
@@ -53,24 +61,33 @@ int run(int argc, char** argv) {
   app.add_flag("--force", force, "overwrite OUT if it exists");
   app.add_flag("--tokenizer-only", tokenizer_only, "write only the tokenizer (no config, no tensors)");
   app.add_option("--lora", loras, "PEFT LoRA adapter DIR[:SCALE] merged in float32 before quantizing (repeatable)");
-  // TODO(issue 5): --synthetic SHAPE --seed N (converter/synthetic.h make_synthetic) replaces HF_DIR
-  // as the source of the ModelIR; wire it here once converter/synthetic.cc exists.
+  std::string synthetic, synthetic_tokenizer = EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER;
+  uint64_t seed = 1;
+  app.add_option("--synthetic", synthetic,
+                 "random-weight model of a named shape instead of HF_DIR: stories15m, stories110m, tinyllama-1.1b");
+  app.add_option("--seed", seed, "random seed for --synthetic");
+  app.add_option("--synthetic-tokenizer", synthetic_tokenizer, "tokenizer.json directory for --synthetic");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (hf_dir.empty()) throw ConvertError("missing HF_DIR (a Hugging Face model directory)");
+  if (hf_dir.empty() && synthetic.empty()) throw ConvertError("missing HF_DIR (a Hugging Face model directory)");
+  if (!hf_dir.empty() && !synthetic.empty()) throw ConvertError("give either HF_DIR or --synthetic, not both");
 
   WriteOptions opts;
   opts.mode = parse_quant_mode(quant);
   opts.group = static_cast<uint32_t>(group);
   opts.force = force;
   opts.progress = &std::cerr;
+  opts.progress_tty = ::isatty(STDERR_FILENO) != 0;
   check_output_path(out, force);  // fail fast, before reading gigabytes
 
   ModelIR ir;
-  if (tokenizer_only) {
+  if (!synthetic.empty()) {
+    if (tokenizer_only || !loras.empty()) throw ConvertError("--synthetic takes no --tokenizer-only or --lora");
+    ir = make_synthetic(synthetic, seed, synthetic_tokenizer);
+  } else if (tokenizer_only) {
     if (!loras.empty()) throw ConvertError("--lora makes no sense with --tokenizer-only");
     ir = load_hf_tokenizer_only(hf_dir);
   } else {
