@@ -1,0 +1,264 @@
+// ember-bench: llama-bench-like throughput figures for .ember models, using only ember.h.
+//   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [--json] [--kernels NAME]
+// Tests: ppN = prefill of N tokens in one ember_decode batch (logits of the last position only),
+// tgN = N single-token decodes from an empty cache. Each test runs once to warm up, then -r times;
+// tokens/s median, min and max are reported. The machine's memory read bandwidth is measured per
+// thread count, and decode speed is also given as a fraction of the bandwidth ceiling
+// (bandwidth / weight bytes read per token).
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ember/ember.h"
+
+namespace {
+
+double now() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+std::vector<uint32_t> parse_list(const std::string& s, const char* what) {
+  std::vector<uint32_t> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    const std::string item = s.substr(i, j - i);
+    if (!item.empty()) {
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(item.c_str(), &end, 10);
+      if (end == nullptr || *end != '\0' || v > 1000000) {
+        std::fprintf(stderr, "ember-bench: bad %s value '%s'\n", what, item.c_str());
+        std::exit(2);
+      }
+      out.push_back(static_cast<uint32_t>(v));
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+// Read bandwidth with `threads` threads: each sums its share of a buffer much larger than the
+// caches; best of several passes (bytes / second).
+double measure_read_bandwidth(uint32_t threads, size_t bytes) {
+  const size_t n = bytes / sizeof(uint64_t);
+  static std::vector<uint64_t> buf;
+  if (buf.size() != n) {
+    buf.assign(n, 0);
+    for (size_t i = 0; i < n; i += 512) buf[i] = i;  // touch every page
+  }
+  std::vector<uint64_t> sinks(threads * 8);
+  double best = 0.0;
+  for (int pass = 0; pass < 5; ++pass) {
+    std::vector<std::thread> pool;
+    const double t0 = now();
+    for (uint32_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        const size_t b = n * t / threads, e = n * (t + 1) / threads;
+        uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        size_t i = b;
+        for (; i + 4 <= e; i += 4) {
+          a0 += buf[i];
+          a1 += buf[i + 1];
+          a2 += buf[i + 2];
+          a3 += buf[i + 3];
+        }
+        for (; i < e; ++i) a0 += buf[i];
+        sinks[t * 8] = a0 + a1 + a2 + a3;
+      });
+    }
+    for (auto& th : pool) th.join();
+    const double dt = now() - t0;
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / dt);
+  }
+  volatile uint64_t keep = 0;
+  for (uint64_t v : sinks) keep = keep + v;
+  (void)keep;
+  return best;
+}
+
+struct Result {
+  std::string model, test;
+  uint32_t threads, batch, tokens;
+  double median, min, max, roofline;  // roofline < 0: not a decode test
+};
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int fail(const char* what, ember_status s) {
+  std::fprintf(stderr, "ember-bench: %s: %s: %s\n", what, ember_status_string(s), ember_last_error());
+  return 1;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ember-bench: prefill / decode throughput of .ember models"};
+  std::vector<std::string> models;
+  std::string p_list = "64,512", n_list = "128", t_list = "1,2", kernels;
+  uint32_t reps = 5;
+  bool json = false;
+  uint32_t bw_mib = 1024;
+  app.add_option("-m,--model", models, "model file (repeatable)")->required();
+  app.add_option("-p,--n-prompt", p_list, "prefill test sizes, comma separated (0 or empty: none)");
+  app.add_option("-n,--n-gen", n_list, "decode test lengths, comma separated (0 or empty: none)");
+  app.add_option("-t,--threads", t_list, "thread counts, comma separated");
+  app.add_option("-r,--repetitions", reps, "measured runs per test (after one warm-up)")->check(CLI::Range(1, 1000));
+  app.add_flag("--json", json, "print a JSON array instead of a table");
+  app.add_option("--kernels", kernels, "force a kernel variant (e.g. scalar)");
+  app.add_option("--bandwidth-mib", bw_mib, "buffer size for the bandwidth measurement (0: skip)");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<uint32_t> pp = parse_list(p_list, "-p"), tg = parse_list(n_list, "-n");
+  std::vector<uint32_t> th = parse_list(t_list, "-t");
+  pp.erase(std::remove(pp.begin(), pp.end(), 0u), pp.end());
+  tg.erase(std::remove(tg.begin(), tg.end(), 0u), tg.end());
+  if (th.empty()) th.push_back(1);
+  if (!kernels.empty()) {
+    const ember_status s = ember_force_kernel_variant(kernels.c_str());
+    if (s != EMBER_OK) return fail("--kernels", s);
+  }
+
+  std::vector<double> bandwidth(th.size(), 0.0);
+  if (bw_mib > 0) {
+    for (size_t i = 0; i < th.size(); ++i) {
+      bandwidth[i] = measure_read_bandwidth(th[i], static_cast<size_t>(bw_mib) << 20);
+      if (!json) std::fprintf(stderr, "memory read bandwidth, %u thread(s): %.2f GB/s\n", th[i], bandwidth[i] / 1e9);
+    }
+  }
+
+  std::vector<Result> results;
+  for (const std::string& path : models) {
+    ember_model* model = nullptr;
+    ember_status s = ember_model_load_file(path.c_str(), &model);
+    if (s != EMBER_OK) return fail(path.c_str(), s);
+    ember_model_info info;
+    s = ember_model_get_info(model, &info);
+    if (s != EMBER_OK) return fail("model info", s);
+    uint32_t max_p = 1, max_n = 0;
+    for (uint32_t v : pp) max_p = std::max(max_p, v);
+    for (uint32_t v : tg) max_n = std::max(max_n, v);
+    const uint32_t need_ctx = std::max(max_p, max_n);
+    if (need_ctx > info.max_context) {
+      std::fprintf(stderr, "ember-bench: %s: tests need %u positions, the model has %u\n", path.c_str(),
+                   need_ctx, info.max_context);
+      ember_model_free(model);
+      return 1;
+    }
+    std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+
+    std::vector<int32_t> tok(max_p), pos(max_p), seq(max_p, 0);
+    uint64_t rng = 0x2545F4914F6CDD1Dull;
+    for (uint32_t i = 0; i < max_p; ++i) {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      tok[i] = static_cast<int32_t>(rng % info.vocab_size);
+      pos[i] = static_cast<int32_t>(i);
+    }
+
+    for (size_t ti = 0; ti < th.size(); ++ti) {
+      ember_context_params cp = ember_context_default_params();
+      cp.n_ctx = need_ctx;
+      cp.n_seq_max = 1;
+      cp.n_batch_max = max_p;
+      cp.n_threads = th[ti];
+      ember_context* ctx = nullptr;
+      s = ember_context_create(model, &cp, nullptr, 0, &ctx);
+      if (s != EMBER_OK) return fail("context", s);
+
+      for (uint32_t p : pp) {
+        std::vector<double> tps;
+        for (uint32_t r = 0; r <= reps; ++r) {
+          ember_kv_clear(ctx, -1);
+          ember_batch b{p, tok.data(), pos.data(), seq.data(), nullptr};  // logits: last token only
+          const double t0 = now();
+          s = ember_decode(ctx, &b);
+          const double dt = now() - t0;
+          if (s != EMBER_OK) return fail("decode (prefill)", s);
+          if (r > 0) tps.push_back(p / dt);  // run 0 warms up
+        }
+        results.push_back({name, "pp" + std::to_string(p), th[ti], p, p, median_of(tps),
+                           *std::min_element(tps.begin(), tps.end()),
+                           *std::max_element(tps.begin(), tps.end()), -1.0});
+      }
+      for (uint32_t n : tg) {
+        std::vector<double> tps;
+        for (uint32_t r = 0; r <= reps; ++r) {
+          ember_kv_clear(ctx, -1);
+          const double t0 = now();
+          for (uint32_t i = 0; i < n; ++i) {
+            ember_batch b{1, &tok[i % max_p], &pos[i], &seq[0], nullptr};
+            s = ember_decode(ctx, &b);
+            if (s != EMBER_OK) return fail("decode", s);
+          }
+          const double dt = now() - t0;
+          if (r > 0) tps.push_back(n / dt);
+        }
+        const double med = median_of(tps);
+        const double ceiling = bandwidth[ti] > 0 && info.weight_bytes > 0
+                                   ? bandwidth[ti] / static_cast<double>(info.weight_bytes)
+                                   : 0.0;
+        results.push_back({name, "tg" + std::to_string(n), th[ti], 1, n, med,
+                           *std::min_element(tps.begin(), tps.end()),
+                           *std::max_element(tps.begin(), tps.end()), ceiling > 0 ? med / ceiling : 0.0});
+      }
+      ember_context_free(ctx);
+    }
+    ember_model_free(model);
+  }
+
+  if (json) {
+    std::printf("[\n");
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
+      size_t ti = 0;
+      while (ti < th.size() && th[ti] != r.threads) ++ti;
+      std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"test\": \"%s\", \"threads\": %u, \"batch\": %u, "
+                  "\"tokens\": %u, \"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, "
+                  "\"bandwidth_gbs\": %.3f",
+                  json_escape(r.model).c_str(), ember_kernel_variant(), r.test.c_str(), r.threads, r.batch,
+                  r.tokens, r.median, r.min, r.max, bandwidth[ti] / 1e9);
+      if (r.roofline >= 0) std::printf(", \"roofline\": %.4f", r.roofline);
+      std::printf("}%s\n", i + 1 < results.size() ? "," : "");
+    }
+    std::printf("]\n");
+  } else {
+    std::printf("kernels: %s\n", ember_kernel_variant());
+    std::printf("| %-24s | %-6s | %7s | %12s | %21s | %8s |\n", "model", "test", "threads", "t/s median",
+                "t/s min - max", "roofline");
+    std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(8, '-').c_str(),
+                std::string(9, '-').c_str(), std::string(14, '-').c_str(), std::string(23, '-').c_str(),
+                std::string(10, '-').c_str());
+    for (const Result& r : results) {
+      char roof[32] = "";
+      if (r.roofline >= 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
+      std::printf("| %-24s | %-6s | %7u | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(), r.test.c_str(),
+                  r.threads, r.median, r.min, r.max, roof);
+    }
+  }
+  return 0;
+}

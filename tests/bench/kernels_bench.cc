@@ -1,0 +1,104 @@
+// Kernel-level benchmarks (programs, not tests): u8 x s8 GEMV / GEMM at the tinyllama-1.1b and
+// stories110m layer shapes, float matmuls, for every runnable variant.
+//   ./kernels_bench --benchmark_filter=u8s8
+// Counters: MAC/s (int8 multiply-accumulates) and weight bytes/s.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace {
+
+using ember::ZeroOneParams;
+using ember::kernels::KernelTable;
+
+struct U8Problem {
+  size_t m, n, k, group, groups;
+  std::vector<uint8_t> q;
+  std::vector<ZeroOneParams> p;
+  std::vector<float> x, d, y;
+  std::vector<int8_t> a;
+  std::vector<int32_t> s;
+  U8Problem(size_t m_, size_t n_, size_t k_, size_t g_) : m(m_), n(n_), k(k_), group(g_) {
+    groups = (k + group - 1) / group;
+    std::mt19937 rng(1);
+    std::uniform_int_distribution<int> u8(0, 255);
+    std::uniform_real_distribution<float> uf(-1, 1);
+    q.resize(n * k);
+    for (auto& v : q) v = static_cast<uint8_t>(u8(rng));
+    p.resize(n * groups);
+    for (auto& v : p) v = {uf(rng) * 0.01f, uf(rng)};
+    x.resize(m * k);
+    for (auto& v : x) v = uf(rng);
+    a.resize(m * k);
+    d.resize(m * groups);
+    s.resize(m * groups);
+    y.resize(m * n);
+  }
+};
+
+void BM_u8s8(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k, size_t g) {
+  U8Problem pr(m, n, k, g);
+  t->quantize_acts_s8(pr.x.data(), m, k, g, pr.a.data(), pr.d.data(), pr.s.data());
+  for (auto _ : st) {
+    t->matmul_u8s8(pr.q.data(), pr.p.data(), k, g, pr.a.data(), pr.d.data(), pr.s.data(), m,
+                   pr.y.data(), n, 0, n);
+    benchmark::ClobberMemory();
+  }
+  st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["wB/s"] = benchmark::Counter(double(n) * (k + 8 * pr.groups) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_quant(benchmark::State& st, const KernelTable* t, size_t m, size_t k, size_t g) {
+  U8Problem pr(m, 1, k, g);
+  for (auto _ : st) {
+    t->quantize_acts_s8(pr.x.data(), m, k, g, pr.a.data(), pr.d.data(), pr.s.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["val/s"] = benchmark::Counter(double(m) * k * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k) {
+  std::vector<float> w(n * k, 0.5f), x(m * k, 0.25f), y(m * n);
+  for (auto _ : st) {
+    t->matmul_f32(w.data(), k, x.data(), m, y.data(), n, 0, n);
+    benchmark::ClobberMemory();
+  }
+  st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+void register_all() {
+  struct Shape { const char* name; size_t n, k; };
+  const Shape shapes[] = {{"tl-qkv", 2048, 2048}, {"tl-up", 5632, 2048}, {"tl-down", 2048, 5632},
+                          {"s110-up", 2048, 768}, {"s110-down", 768, 2048}};
+  for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
+    const KernelTable* t = &ember::kernels::variant(vi);
+    const std::string v = t->name;
+    for (const Shape& s : shapes)
+      for (size_t m : {size_t{1}, size_t{4}, size_t{64}, size_t{512}}) {
+        if (v == "scalar" && m > 4) continue;
+        benchmark::RegisterBenchmark(("u8s8/" + v + "/" + s.name + "/m" + std::to_string(m) + "/g64").c_str(),
+                                     BM_u8s8, t, m, s.n, s.k, size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
+            ->Unit(benchmark::kMillisecond);
+      }
+    benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t, size_t{512},
+                                 size_t{2048}, size_t{64})->Unit(benchmark::kMicrosecond);
+    for (size_t m : {size_t{1}, size_t{64}})
+      benchmark::RegisterBenchmark(("f32/" + v + "/2048x2048/m" + std::to_string(m)).c_str(), BM_f32, t,
+                                   m, size_t{2048}, size_t{2048})->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
