@@ -32,9 +32,14 @@ bool path_exists(const std::string& p) {
 // A bar on one line of `os`, redrawn with '\r'; at most ~40 redraws per phase.
 class Progress {
  public:
-  Progress(std::ostream* os, const char* phase, size_t total) : os_(os), phase_(phase), total_(total) {}
+  Progress(std::ostream* os, bool tty, const char* phase, size_t total)
+      : os_(os), tty_(tty), phase_(phase), total_(total) {}
   void update(size_t done) {
     if (!os_ || total_ == 0) return;
+    if (!tty_) {  // a log file gets one line per phase, not 40 carriage returns
+      if (done == total_) *os_ << phase_ << " " << done << "/" << total_ << " tensors\n" << std::flush;
+      return;
+    }
     const size_t step = done * 40 / total_;
     if (done != total_ && step == last_) return;
     last_ = step;
@@ -45,6 +50,7 @@ class Progress {
 
  private:
   std::ostream* os_;
+  bool tty_;
   const char* phase_;
   size_t total_;
   size_t last_ = static_cast<size_t>(-1);
@@ -204,7 +210,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   placed.reserve(names.size());
   uint64_t required = 0;
   uint64_t offset = 0;  // inside the weight region
-  Progress qbar(opts.progress, "quantizing", names.size());
+  Progress qbar(opts.progress, opts.progress_tty, "quantizing", names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     const FloatTensor& src = ir.tensors.at(*names[i]);
     Placed p;
@@ -247,7 +253,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   TempFile tmp(out);
   tmp.write(fbb.GetBufferPointer(), fbb.GetSize());
   tmp.pad_to(weights_offset);
-  Progress wbar(opts.progress, "writing", placed.size());
+  Progress wbar(opts.progress, opts.progress_tty, "writing", placed.size());
   for (size_t i = 0; i < placed.size(); ++i) {
     const Placed& p = placed[i];
     tmp.pad_to(weights_offset + p.data_offset);

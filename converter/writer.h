@@ -23,6 +23,7 @@ struct WriteOptions {
   uint32_t group = 64;            // zero-one group along the input dimension (0 = whole row)
   bool force = false;             // overwrite an existing output
   std::ostream* progress = nullptr;  // progress bar (stderr), or none
+  bool progress_tty = false;         // redraw the bar in place; otherwise one line per phase
 };
 
 struct TensorReport {
