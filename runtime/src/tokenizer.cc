@@ -56,6 +56,12 @@ struct Tables {
   uint8_t ascii_class[128];
   int32_t metaspace_id;     // id of "\u2581" or -1
   uint32_t space_symbols;   // symbols one input space can become (1, or 3 with byte fallback)
+  // SentencePiece without Metaspace split: true when no piece holds U+2581 after another character
+  // (only runs of U+2581, as SentencePiece vocabularies are built). Then no merge can join a
+  // character to a following U+2581, and encoding word by word (each word starting at a U+2581
+  // that follows another character) gives exactly the ids of encoding the whole text as one word,
+  // in O(word) memory traffic instead of one heap over the whole text.
+  bool split_words;
 };
 
 inline uint32_t hash_bytes(const uint8_t* p, size_t n) {
@@ -513,6 +519,22 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
     }
   }
   tb.metaspace_id = lookup(reinterpret_cast<const uint8_t*>("\xE2\x96\x81"), 3);
+  tb.split_words = !byte_level && tb.metaspace_id >= 0;
+  for (int32_t i = 0; i < n && tb.split_words; ++i) {
+    const auto* pc = pieces->Get(i);
+    const uint8_t* ps = reinterpret_cast<const uint8_t*>(pc->data());
+    const size_t pl = pc->size();
+    for (size_t k = 1; k + 3 <= pl; ++k) {
+      if (ps[k] == 0xE2 && ps[k + 1] == 0x96 && ps[k + 2] == 0x81) {
+        const bool after_ms = k >= 3 && ps[k - 3] == 0xE2 && ps[k - 2] == 0x96 && ps[k - 1] == 0x81;
+        if (!after_ms) {
+          tb.split_words = false;
+          break;
+        }
+        k += 2;
+      }
+    }
+  }
   tb.space_symbols = tb.metaspace_id >= 0 ? 1 : 3;
   return Status::kOk;
 }
@@ -749,6 +771,20 @@ void Tokenizer::encode_sp_segment(const uint8_t* s, size_t len, bool at_text_sta
         start = i;
       }
       i += (d[i] == 0xE2 && d[i + 1] == 0x96 && d[i + 2] == 0x81) ? 3 : 1;
+    }
+    encode_sp_word(d + start, m - start, work_v, out_v);
+  } else if (T(tables_).split_words) {
+    // Word boundaries: a U+2581 right after a character that is not U+2581 (see split_words).
+    size_t start = 0;
+    bool prev_ms = false;
+    for (size_t i = 0; i < m;) {
+      const bool ms = i + 3 <= m && d[i] == 0xE2 && d[i + 1] == 0x96 && d[i + 2] == 0x81;
+      if (ms && i > start && !prev_ms) {
+        encode_sp_word(d + start, i - start, work_v, out_v);
+        start = i;
+      }
+      prev_ms = ms;
+      i += ms ? 3 : 1;
     }
     encode_sp_word(d + start, m - start, work_v, out_v);
   } else {
