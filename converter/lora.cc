@@ -728,7 +728,16 @@ LoraRequest parse_lora_arg(const std::string& arg) {
 }
 
 void apply_loras(ModelIR& ir, const std::vector<LoraRequest>& requests, std::ostream& log) {
-  for (const LoraRequest& req : requests) apply_one(ir, req, log);
+  for (const LoraRequest& req : requests) {
+    try {
+      apply_one(ir, req, log);
+    } catch (const std::regex_error& e) {
+      // A pattern of adapter_config.json that std::regex could not build or run.
+      throw ConvertError((fs::path(req.dir) / "adapter_config.json").string() +
+                         ": a regular expression (target_modules, exclude_modules, layers_pattern, "
+                         "rank_pattern or alpha_pattern) failed: " + e.what());
+    }
+  }
 }
 
 }  // namespace convert

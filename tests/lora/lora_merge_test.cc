@@ -726,6 +726,9 @@ TEST(LoraErrors, FilesAndConfig) {
   AdapterBuilder badre = good("bad-regex");
   badre.set("target_modules", "(q_proj");
   expect_refused(badre.write(), {"adapter_config.json", "(q_proj", "regular expression"});
+  AdapterBuilder badlp = good("bad-layers-pattern");
+  badlp.set("layers_to_transform", {0}).set("layers_pattern", "(");
+  expect_refused(badlp.write(), {"adapter_config.json", "regular expression"});
   AdapterBuilder regex_layers = good("regex-layers");
   regex_layers.set("target_modules", ".*q_proj").set("layers_to_transform", {0});
   expect_refused(regex_layers.write(), {"adapter_config.json", "layers_to_transform"});
