@@ -44,6 +44,8 @@ const char* ember_last_error(void) { return ember::last_error(); }
 namespace {
 
 ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mapped, ember_model** out) {
+  // Kernel selection (cpuinfo) happens once, here, not inside the first forward pass.
+  (void)ember::kernels::active();
   void* mem = ember_platform_alloc(sizeof(ember_model), 64);
   if (!mem) {
     if (mapped) ember_platform_unmap_file(data, size, map_handle);

@@ -53,7 +53,7 @@ void attention_head(void* arg, size_t h) {
   const float* kc = ctx->k_cache + slot + size_t{kvh} * hd;
   const float* vc = ctx->v_cache + slot + size_t{kvh} * hd;
   float* scores = ctx->scores + h * T;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));  // as HF: q.k * head_dim^-0.5
   for (uint32_t t = 0; t < job.n_keys; ++t) {
     const float* k = kc + size_t{t} * c.kv_dim;
     float s = 0.0f;

@@ -1,0 +1,212 @@
+// Memory contract: ember_context_required_bytes is the exact size of the context (an arena of that
+// size works, one byte less is refused, the figure grows exactly by the KV cache per position and
+// per slot), and ember_decode / ember_sample / ember_generate never touch the heap.
+//
+// Heap counting: this binary is linked with -Wl,--wrap=malloc,... so every allocation made by code
+// linked statically into it (libember.a, the platform layer) goes through the counters below, and
+// the global operator new is replaced to catch C++ allocations from anywhere.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "e2e/e2e_util.h"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocs{0};
+inline void count() {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+extern "C" {
+void* __real_malloc(size_t n);
+void* __real_calloc(size_t n, size_t m);
+void* __real_realloc(void* p, size_t n);
+int __real_posix_memalign(void** p, size_t a, size_t n);
+void* __real_aligned_alloc(size_t a, size_t n);
+void* __wrap_malloc(size_t n) {
+  count();
+  return __real_malloc(n);
+}
+void* __wrap_calloc(size_t n, size_t m) {
+  count();
+  return __real_calloc(n, m);
+}
+void* __wrap_realloc(void* p, size_t n) {
+  count();
+  return __real_realloc(p, n);
+}
+int __wrap_posix_memalign(void** p, size_t a, size_t n) {
+  count();
+  return __real_posix_memalign(p, a, n);
+}
+void* __wrap_aligned_alloc(size_t a, size_t n) {
+  count();
+  return __real_aligned_alloc(a, n);
+}
+}
+
+void* operator new(size_t n) {
+  count();
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (!p) std::abort();
+  return p;
+}
+void* operator new[](size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+namespace ember_test {
+namespace {
+
+struct Counting {
+  Counting() {
+    g_allocs = 0;
+    g_counting = true;
+  }
+  ~Counting() { g_counting = false; }
+  long count() const { return g_allocs.load(); }
+};
+
+std::string model_path(const char* quant) {
+  const std::string hf = shared_path("models/stories260K/hf");
+  if (hf.empty()) return "";
+  return convert_model(hf, quant);
+}
+
+#define REQUIRE_MODEL(var, quant)                                                              \
+  if (shared_path("models/stories260K/hf").empty())                                           \
+    GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();   \
+  const std::string var = model_path(quant);                                                   \
+  ASSERT_FALSE(var.empty())
+
+TEST(Memory, HeapCounterSeesAllocations) {
+  REQUIRE_MODEL(path, "f32");
+  long n = 0;
+  {
+    Counting c;
+    ember_model* m = nullptr;
+    ASSERT_EQ(ember_model_load_file(path.c_str(), &m), EMBER_OK);
+    ember_model_free(m);
+    n = c.count();
+  }
+  EXPECT_GT(n, 0) << "the counting hook does not see the runtime's allocations";
+}
+
+TEST(Memory, ArenaOfExactlyRequiredBytes) {
+  REQUIRE_MODEL(path, "f32");
+  ModelPtr model = load_model(path);
+  ASSERT_TRUE(model);
+  ember_context_params cp = ember_context_default_params();
+  cp.n_ctx = 128;
+  size_t need = 0;
+  ASSERT_EQ(ember_context_required_bytes(model.get(), &cp, &need), EMBER_OK);
+  std::printf("[ memory ] stories260K, n_ctx 128, batch %u: context needs %zu bytes\n",
+              cp.n_batch_max, need);
+  void* arena = nullptr;
+  ASSERT_EQ(posix_memalign(&arena, 64, need), 0);
+  ember_context* ctx = nullptr;
+  EXPECT_EQ(ember_context_create(model.get(), &cp, arena, need - 1, &ctx), EMBER_ERR_OUT_OF_MEMORY);
+  EXPECT_NE(std::string(ember_last_error()).find(std::to_string(need)), std::string::npos);
+  EXPECT_EQ(ctx, nullptr);
+  EXPECT_EQ(ember_context_create(model.get(), &cp, static_cast<char*>(arena) + 16, need, &ctx),
+            EMBER_ERR_INVALID_ARGUMENT);
+  // Exactly `need` bytes: ASan would flag any use past the end during a full generation.
+  ASSERT_EQ(ember_context_create(model.get(), &cp, arena, need, &ctx), EMBER_OK) << ember_last_error();
+  const auto ids = generate_greedy(ctx, "Once upon a time", 100, false);
+  EXPECT_EQ(ids.size(), 100u);
+  ember_context_free(ctx);
+  std::free(arena);
+}
+
+TEST(Memory, RequiredBytesGrowExactlyByTheKvCache) {
+  REQUIRE_MODEL(path, "f32");
+  ModelPtr model = load_model(path);
+  ASSERT_TRUE(model);
+  ember_model_info info;
+  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
+  auto bytes = [&](uint32_t n_ctx, uint32_t n_seq) {
+    ember_context_params cp = ember_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_seq_max = n_seq;
+    cp.n_prompt_bytes_max = 1024;  // keep the tokenizer's work area fixed
+    size_t b = 0;
+    EXPECT_EQ(ember_context_required_bytes(model.get(), &cp, &b), EMBER_OK);
+    return b;
+  };
+  const size_t kv_per_pos = size_t{2} * info.num_layers * info.num_kv_heads * info.head_dim * 4;
+  // Per position: K and V of every layer, one attention score per head, one prompt id.
+  const size_t per_pos = kv_per_pos + size_t{info.num_heads} * 4 + 4;
+  EXPECT_EQ(bytes(128, 1) - bytes(64, 1), 64 * per_pos);
+  EXPECT_EQ(bytes(256, 1) - bytes(64, 1), 192 * per_pos);
+  // Per slot: a whole KV cache.
+  EXPECT_EQ(bytes(64, 2) - bytes(64, 1), 64 * kv_per_pos);
+  EXPECT_EQ(bytes(64, 4) - bytes(64, 1), 3 * 64 * kv_per_pos);
+}
+
+class NoHeap : public ::testing::TestWithParam<std::tuple<const char*, uint32_t>> {};
+
+TEST_P(NoHeap, DecodeSampleGenerate) {
+  const char* quant = std::get<0>(GetParam());
+  const uint32_t threads = std::get<1>(GetParam());
+  REQUIRE_MODEL(path, quant);
+  ModelPtr model = load_model(path);
+  ASSERT_TRUE(model);
+  ContextPtr ctx = make_context(model.get(), 256, 16, threads);
+  ASSERT_TRUE(ctx);
+  std::vector<int32_t> out(512);
+  std::vector<int32_t> tok = {1, 403, 407, 261, 378}, pos = {0, 1, 2, 3, 4}, seq(5, 0);
+  std::vector<uint8_t> want(5, 1);
+  ember_batch b{5, tok.data(), pos.data(), seq.data(), want.data()};
+  ember_generate_params gp = ember_generate_default_params();
+  gp.max_new_tokens = 60;
+  gp.echo_prompt = 1;
+  gp.sampler.temperature = 0.8f;
+  gp.sampler.top_k = 40;
+  gp.sampler.top_p = 0.9f;
+  std::string text;
+  auto on_text = [](const char* t, size_t n, int32_t, void* user) {
+    static_cast<std::string*>(user)->append(t, n);  // may allocate: counted below, so reserve
+    return 0;
+  };
+  text.reserve(1 << 16);
+  const std::string prompt = "Once upon a time, in a small town, there lived a dog named Max.";
+  long n_allocs = -1;
+  size_t n = 0;
+  {
+    Counting c;
+    ASSERT_EQ(ember_kv_clear(ctx.get(), -1), EMBER_OK);
+    ASSERT_EQ(ember_decode(ctx.get(), &b), EMBER_OK) << ember_last_error();
+    uint64_t rng = ember_rng_seed(5);
+    int32_t id = 0;
+    ember_sampler_params sp = gp.sampler;
+    ASSERT_EQ(ember_sample(ctx.get(), ember_get_logits(ctx.get(), 4), &sp, &rng, &id), EMBER_OK);
+    ASSERT_EQ(ember_generate(ctx.get(), prompt.data(), prompt.size(), &gp, on_text, &text,
+                             out.data(), out.size(), &n, nullptr),
+              EMBER_OK)
+        << ember_last_error();
+    n_allocs = c.count();
+  }
+  EXPECT_EQ(n_allocs, 0) << "heap allocations during decode/sample/generate";
+  EXPECT_GT(n, 20u);
+  EXPECT_GT(text.size(), prompt.size());
+  std::printf("[ memory ] %s, %u thread(s): %zu ids, 0 allocations expected, %ld seen\n", quant,
+              threads, n, n_allocs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, NoHeap,
+                         ::testing::Combine(::testing::Values("f32", "u8"),
+                                            ::testing::Values(1u, 2u)),
+                         [](const ::testing::TestParamInfo<std::tuple<const char*, uint32_t>>& i) {
+                           return std::string(std::get<0>(i.param)) + "_threads" +
+                                  std::to_string(std::get<1>(i.param));
+                         });
+
+}  // namespace
+}  // namespace ember_test
