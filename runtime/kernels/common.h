@@ -11,6 +11,10 @@
 
 namespace ember {
 namespace kernels {
+// Internal linkage on purpose: these helpers are compiled into files with different ISA flags
+// (scalar, -mavx2, -march=armv8.2-a+i8mm...); one shared inline definition could let the linker
+// run the AVX2 copy on a CPU without AVX2.
+namespace {
 
 inline float bits_to_f32(uint32_t u) {
   float f;
@@ -116,6 +120,7 @@ inline float u8s8_group_term(float scale, float min, float d, int32_t isum, int3
   return sd * static_cast<float>(isum) + md * static_cast<float>(asum);
 }
 
+}  // namespace
 }  // namespace kernels
 }  // namespace ember
 

@@ -32,8 +32,12 @@ const KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
 #endif
 #if EMBER_KERNELS_NEON
 const KernelTable kNeon = EMBER_TABLE("neon", neon);
-const KernelTable kNeonDot = EMBER_TABLE("neon-dot", neondot);
-const KernelTable kI8mm = EMBER_TABLE("i8mm", i8mm);
+const KernelTable kNeonDot{"neon-dot", f32_s8_quantize_neon, u8s8_matmul_neondot, f32_matmul_neon,
+                           f16_matmul_neon, bf16_matmul_neon, f32_rmsnorm_neon, f32_silumul_neon,
+                           f32_softmax_neon};
+const KernelTable kI8mm{"i8mm", f32_s8_quantize_neon, u8s8_matmul_i8mm, f32_matmul_neon,
+                        f16_matmul_neon, bf16_matmul_neon, f32_rmsnorm_neon, f32_silumul_neon,
+                        f32_softmax_neon};
 #endif
 
 struct Features {

@@ -30,8 +30,13 @@ EMBER_DECLARE_VARIANT_SET(avx2)
 #endif
 #if defined(__aarch64__)
 EMBER_DECLARE_VARIANT_SET(neon)
-EMBER_DECLARE_VARIANT_SET(neondot)
-EMBER_DECLARE_VARIANT_SET(i8mm)
+// neon-dot and i8mm differ from neon only in the integer dot; their tables reuse neon's float ops.
+void u8s8_matmul_neondot(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+                         const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
+                         size_t ldy, size_t n0, size_t n1);
+void u8s8_matmul_i8mm(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+                      const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
+                      size_t ldy, size_t n0, size_t n1);
 #endif
 
 #undef EMBER_DECLARE_VARIANT_SET

@@ -14,6 +14,7 @@
 namespace ember {
 namespace kernels {
 namespace avx2 {
+namespace {  // internal linkage: see common.h
 
 // The 8-lane order's final combine: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
 inline float reduce8_ps(__m256 v) {
@@ -44,6 +45,7 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_andnot_ps(below, y);
 }
 
+}  // namespace
 }  // namespace avx2
 }  // namespace kernels
 }  // namespace ember
