@@ -9,6 +9,7 @@
 
 #include <arm_neon.h>
 
+#include "core/zero_one.h"
 #include "kernels/common.h"
 
 namespace ember {
