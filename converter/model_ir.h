@@ -60,6 +60,8 @@ struct TokenizerSpec {
   std::vector<int32_t> special_ids, added_ids, eos_ids;
   std::vector<uint32_t> unicode_classes;  // (first_cp << 2) | class, see ember.fbs
   bool prefix_first_only = false, metaspace_split = false;
+  bool normalizer_nfc = false;
+  std::vector<uint32_t> nfc_ccc, nfc_decomp, nfc_compose;  // see ember.fbs
 };
 
 // A merged LoRA adapter, recorded in the file (fb::Adapter).

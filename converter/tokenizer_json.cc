@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -134,6 +135,71 @@ std::vector<uint32_t> unicode_class_table() {
   return table;
 }
 
+std::vector<uint32_t> utf8proc_cps(const std::string& s) {
+  std::vector<uint32_t> cps;
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  utf8proc_ssize_t i = 0, n = static_cast<utf8proc_ssize_t>(s.size());
+  while (i < n) {
+    utf8proc_int32_t cp;
+    const utf8proc_ssize_t l = utf8proc_iterate(p + i, n - i, &cp);
+    if (l <= 0) throw ConvertError("utf8proc: invalid UTF-8 in its own output");
+    cps.push_back(static_cast<uint32_t>(cp));
+    i += l;
+  }
+  return cps;
+}
+
+std::string utf8proc_norm(const std::string& s, bool nfc) {
+  utf8proc_uint8_t* r = nfc ? utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()))
+                            : utf8proc_NFD(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()));
+  if (!r) throw ConvertError("utf8proc: normalization failed");
+  std::string out(reinterpret_cast<const char*>(r));
+  std::free(r);
+  return out;
+}
+
+// The data the runtime's NFC needs (see ember.fbs nfc_*), from utf8proc: combining classes, full
+// canonical decompositions, and the primary composition pairs (each checked with utf8proc_NFC).
+void nfc_tables(TokenizerSpec* s) {
+  auto hangul = [](uint32_t cp) { return cp >= 0xAC00 && cp < 0xAC00 + 11172; };
+  struct Pair {
+    uint32_t first, second, composite;
+  };
+  std::vector<Pair> pairs;
+  for (uint32_t cp = 1; cp <= 0x10FFFF; ++cp) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    const utf8proc_property_t* prop = utf8proc_get_property(static_cast<utf8proc_int32_t>(cp));
+    if (prop->combining_class != 0) s->nfc_ccc.push_back(cp << 8 | prop->combining_class);
+    if (hangul(cp) || prop->decomp_seqindex == UINT16_MAX || prop->decomp_type != 0) continue;
+    const std::string one = utf8_of(cp);
+    const std::vector<uint32_t> d = utf8proc_cps(utf8proc_norm(one, /*nfc=*/false));
+    if (d.size() == 1 && d[0] == cp) continue;
+    if (d.empty() || d.size() > 4) {
+      throw ConvertError("utf8proc: canonical decomposition of U+" + std::to_string(cp) + " has " +
+                         std::to_string(d.size()) + " code points (runtime supports 1..4)");
+    }
+    s->nfc_decomp.push_back(cp << 3 | static_cast<uint32_t>(d.size()));
+    for (size_t k = 0; k < 4; ++k) s->nfc_decomp.push_back(k < d.size() ? d[k] : 0);
+    // A primary composite: NFC keeps it, and it composes from (NFC of all but the last, last).
+    if (d.size() >= 2 && utf8proc_norm(one, /*nfc=*/true) == one) {
+      std::string head;
+      for (size_t k = 0; k + 1 < d.size(); ++k) head += utf8_of(d[k]);
+      const std::vector<uint32_t> f = utf8proc_cps(utf8proc_norm(head, /*nfc=*/true));
+      if (f.size() == 1 && utf8proc_norm(utf8_of(f[0]) + utf8_of(d.back()), true) == one) {
+        pairs.push_back({f[0], d.back(), cp});
+      }
+    }
+  }
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
+    return a.first != b.first ? a.first < b.first : a.second < b.second;
+  });
+  for (const Pair& p : pairs) {
+    s->nfc_compose.push_back(p.first);
+    s->nfc_compose.push_back(p.second);
+    s->nfc_compose.push_back(p.composite);
+  }
+}
+
 struct Parsed {
   std::string file;
   TokenizerSpec spec;
@@ -158,6 +224,10 @@ void parse_normalizer(const json& n, Parsed* p, bool* prepend, bool* replace) {
     return;
   }
   p->has_normalizer = true;
+  if (t == "NFC") {
+    p->spec.normalizer_nfc = true;
+    return;
+  }
   if (t == "Prepend") {
     if (!n.contains("prepend") || n["prepend"] != kMetaspace) {
       fail(f, "normalizer Prepend: only prepend \"\u2581\" is supported, got " +
@@ -176,7 +246,7 @@ void parse_normalizer(const json& n, Parsed* p, bool* prepend, bool* replace) {
     *replace = true;
     return;
   }
-  fail(f, "normalizer.type '" + t + "' is not supported (supported: Prepend, Replace, Sequence)");
+  fail(f, "normalizer.type '" + t + "' is not supported (supported: Prepend, Replace, NFC, Sequence)");
 }
 
 enum class Pre { kNone, kMetaspace, kByteLevelGpt2, kLlama3, kQwen2 };
@@ -485,7 +555,10 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
   parse_normalizer(tj.value("normalizer", json()), &p, &prepend, &replace);
   const Pre pre = parse_pre_tokenizer(tj.value("pre_tokenizer", json()), &p);
   if (pre == Pre::kByteLevelGpt2 || pre == Pre::kLlama3 || pre == Pre::kQwen2) {
-    if (p.has_normalizer) fail(f, "normalizer with a ByteLevel pre_tokenizer is not supported");
+    if (prepend || replace) {
+      fail(f, "normalizer Prepend/Replace with a ByteLevel pre_tokenizer is not supported");
+    }
+    if (s.normalizer_nfc) nfc_tables(&s);
     s.kind = fb::TokenizerKind::BYTE_LEVEL_BPE;
     s.pre_tokenizer = pre == Pre::kLlama3  ? fb::PreTokenizer::LLAMA3
                       : pre == Pre::kQwen2 ? fb::PreTokenizer::QWEN2
@@ -502,6 +575,8 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
       }
     }
     check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/true);
+  } else if (s.normalizer_nfc) {
+    fail(f, "normalizer NFC is supported only with a ByteLevel pre_tokenizer (Qwen2 style)");
   } else if (pre == Pre::kMetaspace) {
     if (p.has_normalizer) fail(f, "a normalizer together with a Metaspace pre_tokenizer is not supported");
     s.kind = fb::TokenizerKind::SENTENCEPIECE_BPE;
@@ -624,6 +699,13 @@ flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilde
   flatbuffers::Offset<flatbuffers::Vector<uint32_t>> classes_v;
   if (!spec.unicode_classes.empty()) classes_v = fbb.CreateVector(spec.unicode_classes);
 
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> ccc_v, decomp_v, compose_v;
+  if (spec.normalizer_nfc) {
+    ccc_v = fbb.CreateVector(spec.nfc_ccc);
+    decomp_v = fbb.CreateVector(spec.nfc_decomp);
+    compose_v = fbb.CreateVector(spec.nfc_compose);
+  }
+
   fb::TokenizerBuilder b(fbb);
   b.add_kind(spec.kind);
   b.add_pre_tokenizer(spec.pre_tokenizer);
@@ -647,6 +729,12 @@ flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilde
   if (!spec.unicode_classes.empty()) b.add_unicode_classes(classes_v);
   b.add_prefix_first_only(spec.prefix_first_only);
   b.add_metaspace_split(spec.metaspace_split);
+  if (spec.normalizer_nfc) {
+    b.add_normalizer_nfc(true);
+    b.add_nfc_ccc(ccc_v);
+    b.add_nfc_decomp(decomp_v);
+    b.add_nfc_compose(compose_v);
+  }
   return b.Finish();
 }
 

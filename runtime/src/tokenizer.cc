@@ -23,6 +23,7 @@ namespace {
 constexpr int32_t kMaxVocabSize = 1 << 22;
 constexpr size_t kMaxTextBytes = size_t{1} << 30;  // int32 symbol indices, 3x normalization
 constexpr uint32_t kNoRank = 0xFFFFFFFFu;
+constexpr size_t kNfcUnchanged = ~size_t{0};
 
 enum Cls : uint8_t { kOther = 0, kLetter = 1, kNumber = 2, kSpace = 3 };
 
@@ -280,6 +281,37 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
   } else if (pre != fb::PreTokenizer::NONE && pre != fb::PreTokenizer::METASPACE) {
     return set_error(Status::kUnsupported, "tokenizer: SentencePiece BPE with pre_tokenizer %d",
                      static_cast<int>(pre));
+  }
+  if (t->normalizer_nfc()) {
+    if (!byte_level) return set_error(Status::kUnsupported, "tokenizer: NFC is supported with byte-level BPE only");
+    const auto* ccc = t->nfc_ccc();
+    const auto* dec = t->nfc_decomp();
+    const auto* com = t->nfc_compose();
+    if (!ccc || !dec || !com || dec->size() % 5 != 0 || com->size() % 3 != 0) {
+      return set_error(Status::kBadFormat, "tokenizer: NFC tables missing or of bad size");
+    }
+    for (uint32_t i = 1; i < ccc->size(); ++i) {
+      if ((ccc->Get(i) >> 8) <= (ccc->Get(i - 1) >> 8)) {
+        return set_error(Status::kBadFormat, "tokenizer: nfc_ccc[%u] is not increasing", i);
+      }
+    }
+    for (uint32_t i = 0; i < dec->size(); i += 5) {
+      const uint32_t k = dec->Get(i) & 7;
+      if (k < 1 || k > 4 || (i && (dec->Get(i) >> 3) <= (dec->Get(i - 5) >> 3))) {
+        return set_error(Status::kBadFormat, "tokenizer: nfc_decomp record %u is invalid", i / 5);
+      }
+      for (uint32_t j = 1; j <= 4; ++j) {
+        if (dec->Get(i + j) > 0x10FFFF) return set_error(Status::kBadFormat, "tokenizer: nfc_decomp code point");
+      }
+    }
+    for (uint32_t i = 3; i < com->size(); i += 3) {
+      const uint64_t a = uint64_t{com->Get(i - 3)} << 32 | com->Get(i - 2);
+      const uint64_t b = uint64_t{com->Get(i)} << 32 | com->Get(i + 1);
+      if (b <= a) return set_error(Status::kBadFormat, "tokenizer: nfc_compose record %u is not sorted", i / 3);
+    }
+    for (uint32_t i = 0; i < com->size(); ++i) {
+      if (com->Get(i) > 0x10FFFF) return set_error(Status::kBadFormat, "tokenizer: nfc_compose code point");
+    }
   }
   auto id_ok = [n](int32_t id) { return id >= -1 && id < n; };
   if (!id_ok(t->bos_id()) || !id_ok(t->eos_id()) || !id_ok(t->unk_id()) || !id_ok(t->pad_id())) {
@@ -596,18 +628,32 @@ int Tokenizer::char_class_slow(uint32_t cp) const {
   return static_cast<int>(v->Get(lo) & 3);
 }
 
+// Work areas for a text of `len` bytes: the normalized text, the symbols (and heap) of the longest
+// word, NFC's code points. NFC output is at most 3x its input in UTF-8, and a canonical
+// decomposition gives at most 1.5 code points per input byte.
+void Tokenizer::plan_work(size_t len, size_t* norm, size_t* syms, size_t* cps) const {
+  const Tables& tb = T(tables_);
+  if (t_->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE) {
+    const bool nfc = t_->normalizer_nfc();
+    *norm = (nfc ? 3 * len : len) + 16;
+    *syms = *norm;
+    *cps = nfc ? 2 * len + 16 : 0;
+  } else {
+    *norm = 3 * len + 8;
+    *syms = size_t{tb.space_symbols} * (len + 1) + 2;
+    *cps = 0;
+  }
+}
+
 size_t Tokenizer::work_bytes(size_t text_len) const {
   if (!t_ || text_len > kMaxTextBytes) return 0;
   const Tables& tb = T(tables_);
   size_t norm, syms;
-  if (t_->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE) {
-    norm = text_len + 8;
-    syms = text_len + 2;
-  } else {
-    norm = 3 * text_len + 8;
-    syms = size_t{tb.space_symbols} * (text_len + 1) + 2;
-  }
-  return 64 + align_up8(norm) + align_up8(syms * sizeof(Sym)) + align_up8(syms * sizeof(int32_t));
+  size_t cps = 0;
+  plan_work(text_len, &norm, &syms, &cps);
+  (void)tb;
+  return 64 + align_up8(norm) + align_up8(syms * sizeof(Sym)) + align_up8(syms * sizeof(int32_t)) +
+         align_up8(cps * sizeof(uint32_t));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -631,6 +677,8 @@ struct Work {
   Sym* sym;
   int32_t* heap;
   size_t sym_cap;
+  uint32_t* cps;  // NFC code points
+  size_t cps_cap;
 };
 
 }  // namespace
@@ -914,12 +962,169 @@ size_t Tokenizer::split_match(const uint8_t* s, size_t n, size_t i) const {
   return last > i ? last - i : end - i;
 }
 
+uint32_t Tokenizer::nfc_ccc(uint32_t cp) const {
+  if (cp < 0x300 || cp > 0x10FFFF) return 0;
+  const auto* v = t_->nfc_ccc();
+  uint32_t lo = 0, hi = v->size();
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    const uint32_t c = v->Get(mid) >> 8;
+    if (c == cp) return v->Get(mid) & 0xFF;
+    if (c < cp) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return 0;
+}
+
+// Composite of (a, b), or 0: Hangul L+V, LV+T algorithmically, else the table.
+uint32_t Tokenizer::nfc_compose(uint32_t a, uint32_t b) const {
+  constexpr uint32_t kS = 0xAC00, kL = 0x1100, kV = 0x1161, kT = 0x11A7;
+  if (a >= kL && a < kL + 19 && b >= kV && b < kV + 21) return kS + ((a - kL) * 21 + (b - kV)) * 28;
+  if (a >= kS && a < kS + 11172 && (a - kS) % 28 == 0 && b > kT && b < kT + 28) return a + (b - kT);
+  const auto* v = t_->nfc_compose();
+  uint32_t lo = 0, hi = v->size() / 3;
+  const uint64_t key = uint64_t{a} << 32 | b;
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    const uint64_t k = uint64_t{v->Get(3 * mid)} << 32 | v->Get(3 * mid + 1);
+    if (k == key) return v->Get(3 * mid + 2);
+    if (k < key) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return 0;
+}
+
+// NFC of s[0..n) into out (UTF-8, at most 3n bytes); returns its length, or kNfcUnchanged when
+// the text has nothing NFC can change (every code point below U+0300: the common case, no copy).
+// Bytes that are not UTF-8 pass through unchanged and block nothing but composition across them.
+size_t Tokenizer::nfc(const uint8_t* s, size_t n, uint32_t* cps, size_t cap, uint8_t* out) const {
+  size_t i = 0;
+  while (i < n && s[i] < 0xCC) ++i;  // 0xCC lead byte = U+0300
+  if (i == n) return kNfcUnchanged;
+  constexpr uint32_t kRaw = 0x80000000u;  // cps entry for a byte that is not UTF-8
+  constexpr uint32_t kS = 0xAC00, kL = 0x1100, kV = 0x1161, kT = 0x11A7;
+  const auto* dec = t_->nfc_decomp();
+  size_t m = 0;
+  auto push = [&](uint32_t c) {
+    if (m < cap) cps[m++] = c;
+  };
+  // 1. Canonical decomposition.
+  for (i = 0; i < n;) {
+    uint32_t cp;
+    const size_t l = utf8_char(s, n, i, &cp);
+    if (cp == 0xFFFFFFFFu) {
+      push(kRaw | s[i]);
+    } else if (cp >= kS && cp < kS + 11172) {
+      const uint32_t si = cp - kS;
+      push(kL + si / 588);
+      push(kV + (si % 588) / 28);
+      if (si % 28) push(kT + si % 28);
+    } else {
+      uint32_t lo = 0, hi = cp >= 0xC0 ? dec->size() / 5 : 0;
+      bool found = false;
+      while (lo < hi) {
+        const uint32_t mid = (lo + hi) / 2;
+        const uint32_t c = dec->Get(5 * mid) >> 3;
+        if (c == cp) {
+          const uint32_t k = dec->Get(5 * mid) & 7;
+          for (uint32_t j = 0; j < k; ++j) push(dec->Get(5 * mid + 1 + j));
+          found = true;
+          break;
+        }
+        if (c < cp) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      if (!found) push(cp);
+    }
+    i += l;
+  }
+  auto ccc = [&](uint32_t c) { return (c & kRaw) ? 0u : nfc_ccc(c); };
+  // 2. Canonical ordering: stable sort of each run of non-starters by combining class.
+  for (size_t k = 1; k < m; ++k) {
+    const uint32_t c = cps[k];
+    const uint32_t cc = ccc(c);
+    if (cc == 0) continue;
+    size_t j = k;
+    while (j > 0 && ccc(cps[j - 1]) > cc) {
+      cps[j] = cps[j - 1];
+      --j;
+    }
+    cps[j] = c;
+  }
+  // 3. Canonical composition (UAX #15).
+  size_t w = 0;
+  if (m) {
+    size_t starter = 0;
+    uint32_t last_class = ccc(cps[0]);
+    if (last_class != 0) last_class = 256;  // no starter yet: nothing composes
+    w = 1;
+    for (size_t k = 1; k < m; ++k) {
+      const uint32_t c = cps[k];
+      const uint32_t cc = ccc(c);
+      const uint32_t comp = (last_class != 256 && !(cps[starter] & kRaw) && !(c & kRaw))
+                                ? nfc_compose(cps[starter], c)
+                                : 0;
+      if (comp && (last_class < cc || last_class == 0)) {
+        cps[starter] = comp;
+        continue;
+      }
+      if (cc == 0) {
+        starter = w;
+        last_class = 0;
+      } else {
+        last_class = cc;
+      }
+      cps[w++] = c;
+    }
+  }
+  // 4. UTF-8.
+  size_t o = 0;
+  for (size_t k = 0; k < w; ++k) {
+    const uint32_t c = cps[k];
+    if (c & kRaw) {
+      out[o++] = static_cast<uint8_t>(c);
+    } else if (c < 0x80) {
+      out[o++] = static_cast<uint8_t>(c);
+    } else if (c < 0x800) {
+      out[o++] = static_cast<uint8_t>(0xC0 | c >> 6);
+      out[o++] = static_cast<uint8_t>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out[o++] = static_cast<uint8_t>(0xE0 | c >> 12);
+      out[o++] = static_cast<uint8_t>(0x80 | ((c >> 6) & 0x3F));
+      out[o++] = static_cast<uint8_t>(0x80 | (c & 0x3F));
+    } else {
+      out[o++] = static_cast<uint8_t>(0xF0 | c >> 18);
+      out[o++] = static_cast<uint8_t>(0x80 | ((c >> 12) & 0x3F));
+      out[o++] = static_cast<uint8_t>(0x80 | ((c >> 6) & 0x3F));
+      out[o++] = static_cast<uint8_t>(0x80 | (c & 0x3F));
+    }
+  }
+  return o;
+}
+
 void Tokenizer::encode_bl_segment(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
   if (len == 0) return;
   Work& w = *static_cast<Work*>(work_v);
+  if (t_->normalizer_nfc()) {
+    const size_t m = nfc(s, len, w.cps, w.cps_cap, w.norm + 1);
+    if (m != kNfcUnchanged) {
+      s = w.norm + 1;
+      len = m;
+    }
+    if (len == 0) return;
+  }
   if (t_->add_prefix_space() && s[0] != ' ') {
+    if (s != w.norm + 1) std::memcpy(w.norm + 1, s, len);
     w.norm[0] = ' ';
-    std::memcpy(w.norm + 1, s, len);
     s = w.norm;
     ++len;
   }
@@ -951,21 +1156,18 @@ Status Tokenizer::encode(const char* text, size_t len, uint32_t flags, void* wor
   uintptr_t p = reinterpret_cast<uintptr_t>(work);
   p = (p + 63) & ~uintptr_t{63};
   Work w;
-  size_t norm, syms;
-  if (byte_level) {
-    norm = len + 8;
-    syms = len + 2;
-  } else {
-    norm = 3 * len + 8;
-    syms = size_t{tb.space_symbols} * (len + 1) + 2;
-  }
+  size_t norm, syms, cps;
+  plan_work(len, &norm, &syms, &cps);
   w.norm = reinterpret_cast<uint8_t*>(p);
   w.norm_cap = norm;
   p += align_up8(norm);
   w.sym = reinterpret_cast<Sym*>(p);
   p += align_up8(syms * sizeof(Sym));
   w.heap = reinterpret_cast<int32_t*>(p);
+  p += align_up8(syms * sizeof(int32_t));
   w.sym_cap = syms;
+  w.cps = reinterpret_cast<uint32_t*>(p);
+  w.cps_cap = cps;
 
   Out o{out, cap, 0};
   if ((flags & EMBER_TOKENIZE_ADD_SPECIAL) && t_->add_bos()) o.emit(t_->bos_id());

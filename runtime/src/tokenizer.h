@@ -76,6 +76,10 @@ class Tokenizer {
   void encode_bl_word(const uint8_t* s, size_t len, void* work, void* out) const;
   void encode_bl_segment(const uint8_t* s, size_t len, void* work, void* out) const;
   size_t split_match(const uint8_t* s, size_t n, size_t i) const;
+  void plan_work(size_t len, size_t* norm, size_t* syms, size_t* cps) const;
+  uint32_t nfc_ccc(uint32_t cp) const;
+  uint32_t nfc_compose(uint32_t a, uint32_t b) const;
+  size_t nfc(const uint8_t* s, size_t n, uint32_t* cps, size_t cap, uint8_t* out) const;
 };
 
 }  // namespace ember
