@@ -1,18 +1,21 @@
 // PEFT LoRA merge (issue 4). PEFT semantics are followed where they decide a result:
-//  - target_modules: a string is a full-match regex on the module name; a list matches a module whose
-//    name equals an entry or ends with "." + entry, then layers_to_transform / layers_pattern filter
-//    (list form only, as in peft.tuners.tuners_utils.check_target_module_exists); "all-linear" expands
-//    to every Linear except the output head.
+//  - target_modules: a string is a full-match regex on the module name; a list matches a module
+//  whose
+//    name equals an entry or ends with "." + entry, then layers_to_transform / layers_pattern
+//    filter (list form only, as in peft.tuners.tuners_utils.check_target_module_exists);
+//    "all-linear" expands to every Linear except the output head.
 //  - rank_pattern / alpha_pattern: the first key (in file order) for which the module name matches
 //    the regex (.*\.)?(key) wins.
 //  - fan_in_fan_out describes the storage of the *base* weight (Conv1D, (in, out)); lora_A / lora_B
-//    are always nn.Linear weights [r, in] / [out, r] (peft LoraLayer.update_layer). The IR keeps every
-//    weight as (out, in), so the update in IR layout is B·A whatever the flag says (PEFT itself resets
-//    the flag to false on nn.Linear targets).
-//  - modules_to_save: a full replacement tensor, as PEFT saves it (<module>.weight after the adapter
-//    name and "modules_to_save." are stripped) or with the modules_to_save[.<adapter>] segment kept.
-// The update is accumulated in double and rounded once to float32 per weight, like the reference merge
-// of ../shared/models/stories260K (float64, rounded once).
+//    are always nn.Linear weights [r, in] / [out, r] (peft LoraLayer.update_layer). The IR keeps
+//    every weight as (out, in), so the update in IR layout is B·A whatever the flag says (PEFT
+//    itself resets the flag to false on nn.Linear targets).
+//  - modules_to_save: a full replacement tensor, as PEFT saves it (<module>.weight after the
+//  adapter
+//    name and "modules_to_save." are stripped) or with the modules_to_save[.<adapter>] segment
+//    kept.
+// The update is accumulated in double and rounded once to float32 per weight, like the reference
+// merge of ../shared/models/stories260K (float64, rounded once).
 #include "lora.h"
 
 #include <openssl/evp.h>
@@ -58,7 +61,8 @@ std::string adapter_name_of(const std::string& dir) {
 std::vector<unsigned char> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) fail(path, "cannot be opened");
-  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)),
+                                   std::istreambuf_iterator<char>());
   if (f.bad()) fail(path, "read error");
   return bytes;
 }
@@ -85,7 +89,8 @@ std::string shape_str(const std::vector<uint64_t>& shape) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // PEFT list semantics: equal, or ends with "." + entry.
@@ -98,7 +103,8 @@ std::string last_segment(const std::string& module) {
   return dot == std::string::npos ? module : module.substr(dot + 1);
 }
 
-// ---------------------------------------------------------------------------------------- config --
+// ---------------------------------------------------------------------------------------- config
+// --
 
 struct StringsOrRegex {
   bool present = false, is_regex = false;
@@ -113,14 +119,15 @@ struct AdapterConfig {
   bool use_rslora = false, fan_in_fan_out = false;
   StringsOrRegex target, exclude;
   bool use_layers = false;
-  std::vector<long long> layers;        // layers_to_transform
+  std::vector<long long> layers;  // layers_to_transform
   std::vector<std::string> layers_pattern;
   std::vector<std::pair<std::string, uint32_t>> rank_pattern;  // file order: first match wins
   std::vector<std::pair<std::string, double>> alpha_pattern;
   std::vector<std::string> modules_to_save;
 };
 
-std::regex compile_regex(const std::string& file, const std::string& field, const std::string& text) {
+std::regex compile_regex(const std::string& file, const std::string& field,
+                         const std::string& text) {
   try {
     return std::regex(text, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
@@ -128,7 +135,9 @@ std::regex compile_regex(const std::string& file, const std::string& field, cons
   }
 }
 
-bool is_null_or_absent(const ojson& j, const char* key) { return !j.contains(key) || j[key].is_null(); }
+bool is_null_or_absent(const ojson& j, const char* key) {
+  return !j.contains(key) || j[key].is_null();
+}
 
 bool get_bool(const std::string& file, const ojson& j, const char* key, bool def) {
   if (is_null_or_absent(j, key)) return def;
@@ -160,7 +169,8 @@ StringsOrRegex get_strings_or_regex(const std::string& file, const ojson& j, con
   } else if (v.is_array()) {
     for (const auto& e : v) {
       if (!e.is_string() || e.get<std::string>().empty())
-        fail(file, std::string("'") + key + "' entries must be non-empty strings (got " + e.dump() + ")");
+        fail(file,
+             std::string("'") + key + "' entries must be non-empty strings (got " + e.dump() + ")");
       out.list.push_back(e.get<std::string>());
     }
   } else {
@@ -187,19 +197,21 @@ AdapterConfig read_config(const std::string& file) {
     fail(file, "peft_type '" + peft_type +
                    "' is not supported: Ember merges only plain LoRA adapters (peft_type LORA)");
   if (get_bool(file, j, "use_dora", false))
-    fail(file, "DoRA adapters (use_dora: true) are not supported: the magnitude vector is not a "
-               "W + B·A update");
+    fail(file,
+         "DoRA adapters (use_dora: true) are not supported: the magnitude vector is not a "
+         "W + B·A update");
   if (get_bool(file, j, "use_qalora", false))
     fail(file, "QALoRA adapters (use_qalora: true) are not supported");
   if (get_bool(file, j, "lora_bias", false))
     fail(file, "lora_bias: true is not supported (the base model has no bias terms)");
-  for (const char* key : {"layer_replication", "alora_invocation_tokens", "trainable_token_indices"}) {
+  for (const char* key :
+       {"layer_replication", "alora_invocation_tokens", "trainable_token_indices"}) {
     if (!is_null_or_absent(j, key) && !(j[key].is_array() && j[key].empty()) &&
         !(j[key].is_object() && j[key].empty()))
       fail(file, std::string("'") + key + "' is set: this LoRA variant is not supported");
   }
-  if (!is_null_or_absent(j, "target_parameters") && !(j["target_parameters"].is_array() &&
-                                                       j["target_parameters"].empty()))
+  if (!is_null_or_absent(j, "target_parameters") &&
+      !(j["target_parameters"].is_array() && j["target_parameters"].empty()))
     fail(file, "'target_parameters' is set: LoRA on raw parameters is not supported");
 
   AdapterConfig c;
@@ -243,7 +255,9 @@ AdapterConfig read_config(const std::string& file) {
       }
     }
     if (c.use_layers && c.target.is_regex)
-      fail(file, "'layers_to_transform' cannot be used with a string 'target_modules' (PEFT refuses it too)");
+      fail(file,
+           "'layers_to_transform' cannot be used with a string 'target_modules' (PEFT refuses it "
+           "too)");
     // PEFT's shorthand: the string "all-linear" (any case) is not a regex.
     std::string lower = c.target.regex_text;
     for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -258,15 +272,16 @@ AdapterConfig read_config(const std::string& file) {
       if (!j["rank_pattern"].is_object()) fail(file, "'rank_pattern' must be an object");
       for (auto it = j["rank_pattern"].begin(); it != j["rank_pattern"].end(); ++it) {
         compile_regex(file, "rank_pattern key", it.key());
-        c.rank_pattern.emplace_back(it.key(), get_rank(file, it.value(), "rank_pattern['" + it.key() + "']"));
+        c.rank_pattern.emplace_back(it.key(),
+                                    get_rank(file, it.value(), "rank_pattern['" + it.key() + "']"));
       }
     }
     if (!is_null_or_absent(j, "alpha_pattern")) {
       if (!j["alpha_pattern"].is_object()) fail(file, "'alpha_pattern' must be an object");
       for (auto it = j["alpha_pattern"].begin(); it != j["alpha_pattern"].end(); ++it) {
         compile_regex(file, "alpha_pattern key", it.key());
-        c.alpha_pattern.emplace_back(it.key(),
-                                     get_alpha(file, it.value(), "alpha_pattern['" + it.key() + "']"));
+        c.alpha_pattern.emplace_back(
+            it.key(), get_alpha(file, it.value(), "alpha_pattern['" + it.key() + "']"));
       }
     }
     if (!is_null_or_absent(j, "modules_to_save")) {
@@ -286,8 +301,8 @@ AdapterConfig read_config(const std::string& file) {
 
 // rank_pattern / alpha_pattern lookup (peft.utils.other.get_pattern_key).
 template <typename T>
-const std::pair<std::string, T>* find_pattern(const std::vector<std::pair<std::string, T>>& patterns,
-                                              const std::string& module) {
+const std::pair<std::string, T>* find_pattern(
+    const std::vector<std::pair<std::string, T>>& patterns, const std::string& module) {
   for (const auto& p : patterns) {
     if (std::regex_match(module, std::regex("(.*\\.)?(" + p.first + ")"))) return &p;
   }
@@ -336,7 +351,8 @@ bool is_target(const AdapterConfig& c, const std::vector<std::string>& target_li
   return found;
 }
 
-// ---------------------------------------------------------------------------------------- tensors --
+// ---------------------------------------------------------------------------------------- tensors
+// --
 
 struct LoraPair {
   const FloatTensor* a = nullptr;
@@ -430,13 +446,16 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
 
   if (!fs::is_directory(dir)) fail(dir, "LoRA adapter directory does not exist");
   if (!std::isfinite(req.scale)) fail(dir, "LoRA scale is not a finite number");
-  if (!fs::exists(config_file)) fail(config_file, "missing (a PEFT adapter directory holds adapter_config.json)");
+  if (!fs::exists(config_file))
+    fail(config_file, "missing (a PEFT adapter directory holds adapter_config.json)");
   AdapterConfig c = read_config(config_file);
   if (!fs::exists(weights_file)) {
     const std::string bin = (fs::path(dir) / "adapter_model.bin").string();
     if (fs::exists(bin))
-      fail(bin, "PyTorch pickle adapters are not read (unpickling runs arbitrary code); convert it "
-                "to adapter_model.safetensors (e.g. PEFT save_pretrained(..., safe_serialization=True))");
+      fail(
+          bin,
+          "PyTorch pickle adapters are not read (unpickling runs arbitrary code); convert it "
+          "to adapter_model.safetensors (e.g. PEFT save_pretrained(..., safe_serialization=True))");
     fail(weights_file, "missing");
   }
   std::map<std::string, FloatTensor> tensors = read_safetensors(weights_file);
@@ -453,7 +472,8 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
   if (!c.target.is_regex && target_list.size() == 1 && target_list[0] == "all-linear") {
     std::set<std::string> names;
     for (const auto& m : modules)
-      if (ir.tensors.at(m.second).shape.size() == 2 && !is_embedding(m.first) && !is_output_head(m.first))
+      if (ir.tensors.at(m.second).shape.size() == 2 && !is_embedding(m.first) &&
+          !is_output_head(m.first))
         names.insert(last_segment(m.first));
     target_list.assign(names.begin(), names.end());
   }
@@ -462,12 +482,14 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     bool any = false;
     for (const auto& m : modules) any = any || std::regex_match(m.first, c.target.regex);
     if (!any)
-      fail(config_file, "target_modules regex '" + c.target.regex_text + "' matches no module of the model");
+      fail(config_file,
+           "target_modules regex '" + c.target.regex_text + "' matches no module of the model");
   } else {
     for (const std::string& t : target_list) {
       bool any = false;
       for (const auto& m : modules) any = any || name_matches_entry(m.first, t);
-      if (!any) fail(config_file, "target_modules entry '" + t + "' matches no module of the model");
+      if (!any)
+        fail(config_file, "target_modules entry '" + t + "' matches no module of the model");
     }
   }
   std::set<std::string> targets;
@@ -486,8 +508,9 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     if (p.kind == "lora_magnitude_vector")
       fail(weights_file, what + " is a DoRA magnitude vector: DoRA adapters are not supported");
     if (!p.rest.empty() && p.rest.back() == "bias")
-      fail(weights_file, what + " is a bias: LoRA / modules_to_save biases are not supported (the "
-                                "base model has no bias terms)");
+      fail(weights_file, what +
+                             " is a bias: LoRA / modules_to_save biases are not supported (the "
+                             "base model has no bias terms)");
     if (p.module.empty()) fail(weights_file, what + ": no module name in the key");
     check_finite(weights_file, key, kv.second);
     if (p.kind == "lora_A" || p.kind == "lora_B" || p.kind == "lora_embedding_A" ||
@@ -496,7 +519,9 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
       const bool emb = p.kind.compare(0, 14, "lora_embedding") == 0;
       const size_t n = p.rest.size();
       const bool ok = (n >= 1 && n <= 2 && p.rest.back() == "weight") || (emb && n <= 1);
-      if (!ok) fail(weights_file, what + ": unexpected key form (expected ..." + p.kind + "[.<adapter>].weight)");
+      if (!ok)
+        fail(weights_file,
+             what + ": unexpected key form (expected ..." + p.kind + "[.<adapter>].weight)");
       LoraPair& pair = pairs[p.module];
       const bool is_a = p.kind.back() == 'A';
       if ((is_a ? pair.a : pair.b) != nullptr)
@@ -505,23 +530,27 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
                                "'); one adapter per file is supported");
       if (pair.a || pair.b) {
         if (pair.embedding != emb)
-          fail(weights_file, what + ": mixes lora_embedding_* and lora_* tensors for module '" + p.module + "'");
+          fail(weights_file,
+               what + ": mixes lora_embedding_* and lora_* tensors for module '" + p.module + "'");
       }
       pair.embedding = emb;
       (is_a ? pair.a : pair.b) = &kv.second;
       (is_a ? pair.a_key : pair.b_key) = key;
       continue;
     }
-    // A replacement (modules_to_save): <module>.modules_to_save[.<adapter>].weight or <module>.weight.
+    // A replacement (modules_to_save): <module>.modules_to_save[.<adapter>].weight or
+    // <module>.weight.
     if (p.kind == "modules_to_save") {
       const size_t n = p.rest.size();
       if (!(n >= 1 && n <= 2 && p.rest.back() == "weight"))
-        fail(weights_file, what + ": unexpected key form (expected ...modules_to_save[.<adapter>].weight)");
+        fail(weights_file,
+             what + ": unexpected key form (expected ...modules_to_save[.<adapter>].weight)");
     } else if (p.rest.back() != "weight") {
       fail(weights_file, what + ": not a LoRA tensor (no lora_A / lora_B segment) nor a weight");
     }
     bool listed = false;
-    for (const std::string& m : c.modules_to_save) listed = listed || name_matches_entry(p.module, m);
+    for (const std::string& m : c.modules_to_save)
+      listed = listed || name_matches_entry(p.module, m);
     if (!listed)
       fail(weights_file, what + ": not a LoRA tensor, and module '" + p.module +
                              "' is not listed in modules_to_save of adapter_config.json");
@@ -538,12 +567,15 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     const LoraPair& pair = kv.second;
     const std::string& any_key = pair.a ? pair.a_key : pair.b_key;
     if (!pair.a)
-      fail(weights_file, "tensor '" + pair.b_key + "' has no lora_A partner for module '" + module + "'");
+      fail(weights_file,
+           "tensor '" + pair.b_key + "' has no lora_A partner for module '" + module + "'");
     if (!pair.b)
-      fail(weights_file, "tensor '" + pair.a_key + "' has no lora_B partner for module '" + module + "'");
+      fail(weights_file,
+           "tensor '" + pair.a_key + "' has no lora_B partner for module '" + module + "'");
     auto mod = modules.find(module);
     if (mod == modules.end())
-      fail(weights_file, "tensor '" + any_key + "': the base model has no tensor '" + module + ".weight'");
+      fail(weights_file,
+           "tensor '" + any_key + "': the base model has no tensor '" + module + ".weight'");
     if (!targets.count(module))
       fail(weights_file, "tensor '" + any_key + "': module '" + module +
                              "' is not selected by target_modules / layers_to_transform / "
@@ -554,11 +586,15 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     if (w.shape.size() != 2)
       fail(weights_file, "tensor '" + any_key + "': base weight '" + mod->second + "' has shape " +
                              shape_str(w.shape) + ", not a 2-D Linear / Embedding weight");
-    if (a.shape.size() != 2) fail(weights_file, "tensor '" + pair.a_key + "' has shape " + shape_str(a.shape) + ", expected 2-D [r, in]");
-    if (b.shape.size() != 2) fail(weights_file, "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) + ", expected 2-D [out, r]");
+    if (a.shape.size() != 2)
+      fail(weights_file, "tensor '" + pair.a_key + "' has shape " + shape_str(a.shape) +
+                             ", expected 2-D [r, in]");
+    if (b.shape.size() != 2)
+      fail(weights_file, "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) +
+                             ", expected 2-D [out, r]");
     if (a.shape[0] != b.shape[1])
-      fail(weights_file, "tensors '" + pair.a_key + "' " + shape_str(a.shape) + " and '" + pair.b_key +
-                             "' " + shape_str(b.shape) + " disagree on the rank");
+      fail(weights_file, "tensors '" + pair.a_key + "' " + shape_str(a.shape) + " and '" +
+                             pair.b_key + "' " + shape_str(b.shape) + " disagree on the rank");
     PlannedMerge pm;
     pm.module = module;
     pm.tensor_name = mod->second;
@@ -572,20 +608,24 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     pm.alpha = c.alpha;
     if (const auto* ap = find_pattern(c.alpha_pattern, module)) pm.alpha = ap->second;
     if (a.shape[0] != pm.r)
-      fail(weights_file, "tensor '" + pair.a_key + "' has rank " + std::to_string(a.shape[0]) + " but " +
-                             r_from + " in adapter_config.json is " + std::to_string(pm.r));
-    // Linear: W (out, in), A [r, in], B [out, r]. Embedding: W (vocab, dim), A [r, vocab], B [dim, r].
+      fail(weights_file, "tensor '" + pair.a_key + "' has rank " + std::to_string(a.shape[0]) +
+                             " but " + r_from + " in adapter_config.json is " +
+                             std::to_string(pm.r));
+    // Linear: W (out, in), A [r, in], B [out, r]. Embedding: W (vocab, dim), A [r, vocab], B [dim,
+    // r].
     const uint64_t w_in = pair.embedding ? w.shape[0] : w.shape[1];
     const uint64_t w_out = pair.embedding ? w.shape[1] : w.shape[0];
     if (a.shape[1] != w_in)
-      fail(weights_file, "tensor '" + pair.a_key + "' has shape " + shape_str(a.shape) + " but base weight '" +
-                             mod->second + "' " + shape_str(w.shape) + " needs [" + std::to_string(pm.r) +
-                             ", " + std::to_string(w_in) + "]");
+      fail(weights_file, "tensor '" + pair.a_key + "' has shape " + shape_str(a.shape) +
+                             " but base weight '" + mod->second + "' " + shape_str(w.shape) +
+                             " needs [" + std::to_string(pm.r) + ", " + std::to_string(w_in) + "]");
     if (b.shape[0] != w_out)
-      fail(weights_file, "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) + " but base weight '" +
-                             mod->second + "' " + shape_str(w.shape) + " needs [" + std::to_string(w_out) +
-                             ", " + std::to_string(pm.r) + "]");
-    const double scaling = c.use_rslora ? pm.alpha / std::sqrt(static_cast<double>(pm.r)) : pm.alpha / pm.r;
+      fail(weights_file, "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) +
+                             " but base weight '" + mod->second + "' " + shape_str(w.shape) +
+                             " needs [" + std::to_string(w_out) + ", " + std::to_string(pm.r) +
+                             "]");
+    const double scaling =
+        c.use_rslora ? pm.alpha / std::sqrt(static_cast<double>(pm.r)) : pm.alpha / pm.r;
     pm.factor = static_cast<double>(req.scale) * scaling;
     plan.push_back(pm);
   }
@@ -598,7 +638,8 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     bool any = false;
     for (const auto& kv : replacements) any = any || name_matches_entry(kv.first, m);
     if (!any)
-      fail(weights_file, "modules_to_save entry '" + m + "' of adapter_config.json has no tensor in the file");
+      fail(weights_file,
+           "modules_to_save entry '" + m + "' of adapter_config.json has no tensor in the file");
   }
   for (const auto& kv : replacements) {
     if (pairs.count(kv.first))
@@ -609,14 +650,17 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     const FloatTensor* base = nullptr;
     if (mod != modules.end()) {
       base = &ir.tensors.at(mod->second);
-    } else if (kv.first == "lm_head" && ir.config.tie_embeddings && ir.tensors.count("model.embed_tokens.weight")) {
+    } else if (kv.first == "lm_head" && ir.config.tie_embeddings &&
+               ir.tensors.count("model.embed_tokens.weight")) {
       base = &ir.tensors.at("model.embed_tokens.weight");  // the tied head
     } else {
-      fail(weights_file, "tensor '" + kv.second.key + "': the base model has no tensor '" + kv.first + ".weight'");
+      fail(weights_file, "tensor '" + kv.second.key + "': the base model has no tensor '" +
+                             kv.first + ".weight'");
     }
     if (t.shape != base->shape)
       fail(weights_file, "tensor '" + kv.second.key + "' has shape " + shape_str(t.shape) +
-                             " but the base tensor it replaces has shape " + shape_str(base->shape));
+                             " but the base tensor it replaces has shape " +
+                             shape_str(base->shape));
   }
 
   // Everything checked: merge.
@@ -628,10 +672,10 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
   rec.scale = req.scale;
   rec.use_rslora = c.use_rslora;
   std::set<std::string> touched;
-  log << "lora " << name << ": r " << c.r << ", lora_alpha " << c.alpha << (c.use_rslora ? " (rsLoRA)" : "")
-      << ", scale " << req.scale << ", " << plan.size() << " LoRA tensor(s), " << replacements.size()
-      << " replacement(s)" << (c.fan_in_fan_out ? "; fan_in_fan_out ignored: weights are kept (out, in)" : "")
-      << "\n";
+  log << "lora " << name << ": r " << c.r << ", lora_alpha " << c.alpha
+      << (c.use_rslora ? " (rsLoRA)" : "") << ", scale " << req.scale << ", " << plan.size()
+      << " LoRA tensor(s), " << replacements.size() << " replacement(s)"
+      << (c.fan_in_fan_out ? "; fan_in_fan_out ignored: weights are kept (out, in)" : "") << "\n";
   for (const PlannedMerge& pm : plan) {
     FloatTensor& w = ir.tensors.at(pm.tensor_name);
     const FloatTensor& a = *pm.pair.a;  // [r, in]   (embedding: [r, vocab])
@@ -667,8 +711,8 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
     const double wn = frobenius(before);
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.4e", wn > 0 ? std::sqrt(d2) / wn : std::sqrt(d2));
-    log << "  " << pm.tensor_name << ": |dW|/|W| = " << buf << " (r " << pm.r << ", alpha " << pm.alpha
-        << ", factor " << pm.factor << ")\n";
+    log << "  " << pm.tensor_name << ": |dW|/|W| = " << buf << " (r " << pm.r << ", alpha "
+        << pm.alpha << ", factor " << pm.factor << ")\n";
     touched.insert(pm.tensor_name);
   }
   for (const auto& kv : replacements) {
@@ -679,7 +723,8 @@ void apply_one(ModelIR& ir, const LoraRequest& req, std::ostream& log) {
       ir.tensors["lm_head.weight"] = ir.tensors.at("model.embed_tokens.weight");
       ir.config.tie_embeddings = false;
       log << "  lm_head.weight: untied from model.embed_tokens.weight (modules_to_save)\n";
-    } else if (kv.first == "model.embed_tokens" && ir.config.tie_embeddings && !ir.tensors.count("lm_head.weight")) {
+    } else if (kv.first == "model.embed_tokens" && ir.config.tie_embeddings &&
+               !ir.tensors.count("lm_head.weight")) {
       // PEFT replaces a copy of the embedding; the tied head keeps the original weight.
       ir.tensors["lm_head.weight"] = ir.tensors.at(target);
       ir.config.tie_embeddings = false;
@@ -720,10 +765,12 @@ LoraRequest parse_lora_arg(const std::string& arg) {
     const double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
     if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v) ||
         std::fabs(v) > 3.0e38)
-      throw ConvertError("--lora '" + arg + "': scale '" + s + "' is not a finite number (use DIR[:SCALE])");
+      throw ConvertError("--lora '" + arg + "': scale '" + s +
+                         "' is not a finite number (use DIR[:SCALE])");
     req.scale = static_cast<float>(v);
   }
-  if (req.dir.empty()) throw ConvertError("--lora '" + arg + "': no adapter directory (use DIR[:SCALE])");
+  if (req.dir.empty())
+    throw ConvertError("--lora '" + arg + "': no adapter directory (use DIR[:SCALE])");
   return req;
 }
 
@@ -735,7 +782,8 @@ void apply_loras(ModelIR& ir, const std::vector<LoraRequest>& requests, std::ost
       // A pattern of adapter_config.json that std::regex could not build or run.
       throw ConvertError((fs::path(req.dir) / "adapter_config.json").string() +
                          ": a regular expression (target_modules, exclude_modules, layers_pattern, "
-                         "rank_pattern or alpha_pattern) failed: " + e.what());
+                         "rank_pattern or alpha_pattern) failed: " +
+                         e.what());
     }
   }
 }

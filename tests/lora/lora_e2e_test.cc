@@ -1,5 +1,6 @@
 // LoRA end to end (issue 4): `ember-convert hf --lora attn-r8` then greedy generation through the C
-// API against run.c's ids on the merged checkpoint (../shared/.../expected/lora_attn_r8_greedy.json).
+// API against run.c's ids on the merged checkpoint
+// (../shared/.../expected/lora_attn_r8_greedy.json).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -48,8 +49,8 @@ std::string convert(const std::string& quant, std::string* log) {
   const std::string hf = ember_test::shared_path(std::string(kStories) + "/hf");
   const std::string lora = ember_test::shared_path(std::string(kStories) + "/lora/attn-r8");
   const std::string out = ember_test::temp_path("stories260K-attn-r8-" + quant + ".ember");
-  const std::string cmd = ember_test::build_dir() + "/converter/ember-convert '" + hf + "' -o '" + out +
-                          "' --force --quant " + quant + " --lora '" + lora + "'";
+  const std::string cmd = ember_test::build_dir() + "/converter/ember-convert '" + hf + "' -o '" +
+                          out + "' --force --quant " + quant + " --lora '" + lora + "'";
   int rc = ember_test::run_command(cmd, log);
   std::string result = rc == 0 ? out : "";
   if (rc != 0) *log = cmd + "\n" + *log;
@@ -67,7 +68,8 @@ struct Loaded {
 };
 
 // Feeds the prompt ids, then `n` argmax steps (ties to the lowest id), like run.c -t 0.
-std::vector<int32_t> greedy(ember_context* ctx, const std::vector<int32_t>& prompt, size_t n, uint32_t vocab) {
+std::vector<int32_t> greedy(ember_context* ctx, const std::vector<int32_t>& prompt, size_t n,
+                            uint32_t vocab) {
   std::vector<int32_t> out;
   EXPECT_EQ(ember_kv_clear(ctx, -1), EMBER_OK) << ember_last_error();
   std::vector<int32_t> tokens = prompt, pos, seq;
@@ -79,7 +81,8 @@ std::vector<int32_t> greedy(ember_context* ctx, const std::vector<int32_t>& prom
       pos.push_back(next_pos++);
       seq.push_back(0);
     }
-    ember_batch batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos.data(), seq.data(), nullptr};
+    ember_batch batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos.data(), seq.data(),
+                      nullptr};
     if (ember_decode(ctx, &batch) != EMBER_OK) {
       ADD_FAILURE() << "ember_decode: " << ember_last_error();
       return out;
@@ -103,12 +106,14 @@ void load(const std::string& path, Loaded* l) {
   ASSERT_EQ(ember_model_load_file(path.c_str(), &l->model), EMBER_OK) << ember_last_error();
   ember_context_params params = ember_context_default_params();
   params.n_ctx = 256;
-  ASSERT_EQ(ember_context_create(l->model, &params, nullptr, 0, &l->ctx), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_context_create(l->model, &params, nullptr, 0, &l->ctx), EMBER_OK)
+      << ember_last_error();
 }
 
-#define REQUIRE_E2E(expected_var)                                                                   \
-  EMBER_REQUIRE_SHARED(expected_var, std::string(kStories) + "/expected/lora_attn_r8_greedy.json"); \
-  EMBER_REQUIRE_SHARED(hf_dir_, std::string(kStories) + "/hf");                                     \
+#define REQUIRE_E2E(expected_var)                                                     \
+  EMBER_REQUIRE_SHARED(expected_var,                                                  \
+                       std::string(kStories) + "/expected/lora_attn_r8_greedy.json"); \
+  EMBER_REQUIRE_SHARED(hf_dir_, std::string(kStories) + "/hf");                       \
   EMBER_REQUIRE_SHARED(lora_dir_, std::string(kStories) + "/lora/attn-r8");
 
 TEST(LoraEndToEnd, F32GreedyEqualsRunC) {
@@ -118,7 +123,8 @@ TEST(LoraEndToEnd, F32GreedyEqualsRunC) {
   ASSERT_FALSE(file.empty()) << log;
   // The converter reports the relative update of each of the 20 adapted tensors.
   size_t lines = 0;
-  for (size_t p = log.find("|dW|/|W|"); p != std::string::npos; p = log.find("|dW|/|W|", p + 1)) ++lines;
+  for (size_t p = log.find("|dW|/|W|"); p != std::string::npos; p = log.find("|dW|/|W|", p + 1))
+    ++lines;
   EXPECT_EQ(lines, 20u) << log;
 
   Loaded l;
@@ -148,8 +154,8 @@ TEST(LoraEndToEnd, F32GenerateEqualsRunC) {
     gp.stop_at_bos = 0;
     std::vector<int32_t> ids(p.prompt_ids.size() + p.generated_ids.size() + 8);
     size_t n = 0;
-    ASSERT_EQ(ember_generate(l.ctx, p.text.data(), p.text.size(), &gp, nullptr, nullptr, ids.data(), ids.size(), &n,
-                             nullptr),
+    ASSERT_EQ(ember_generate(l.ctx, p.text.data(), p.text.size(), &gp, nullptr, nullptr, ids.data(),
+                             ids.size(), &n, nullptr),
               EMBER_OK)
         << ember_last_error();
     std::vector<int32_t> want = p.prompt_ids;
@@ -159,13 +165,14 @@ TEST(LoraEndToEnd, F32GenerateEqualsRunC) {
   }
 }
 
-// u8 (zero-one weights, int8 activations) against f32, both merged, teacher-forced on the f32 greedy
-// ids for the first 40 tokens of each prompt. The issue asks for identical greedy ids; that cannot
-// hold where the f32 reference is a near-tie: "The little dog" has a top1-top2 gap of 0.0026 at
-// generated index 7 while u8 moves logits by up to ~0.57 (measured, group 64; the base model without
-// LoRA shows the same ~0.51). So: every logit within the u8 budget of f32, and the same argmax at every
-// step whose f32 gap exceeds the budget. The merge itself moves logits by ~6, so a u8 file quantized
-// from unmerged (or wrongly merged) weights fails both checks. Free-running agreement is printed.
+// u8 (zero-one weights, int8 activations) against f32, both merged, teacher-forced on the f32
+// greedy ids for the first 40 tokens of each prompt. The issue asks for identical greedy ids; that
+// cannot hold where the f32 reference is a near-tie: "The little dog" has a top1-top2 gap of 0.0026
+// at generated index 7 while u8 moves logits by up to ~0.57 (measured, group 64; the base model
+// without LoRA shows the same ~0.51). So: every logit within the u8 budget of f32, and the same
+// argmax at every step whose f32 gap exceeds the budget. The merge itself moves logits by ~6, so a
+// u8 file quantized from unmerged (or wrongly merged) weights fails both checks. Free-running
+// agreement is printed.
 constexpr double kU8LogitBudget = 1.0;
 
 TEST(LoraEndToEnd, U8First40TrackF32) {
@@ -196,7 +203,8 @@ TEST(LoraEndToEnd, U8First40TrackF32) {
         pos.push_back(next_pos++);
         seq.push_back(0);
       }
-      ember_batch batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos.data(), seq.data(), nullptr};
+      ember_batch batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos.data(), seq.data(),
+                        nullptr};
       ASSERT_EQ(ember_decode(f32.ctx, &batch), EMBER_OK) << ember_last_error();
       ASSERT_EQ(ember_decode(u8.ctx, &batch), EMBER_OK) << ember_last_error();
       const float* lf = ember_get_logits(f32.ctx, batch.n_tokens - 1);
@@ -214,8 +222,8 @@ TEST(LoraEndToEnd, U8First40TrackF32) {
       ASSERT_EQ(static_cast<int32_t>(best_f), p.generated_ids[step]) << "f32 is not run.c's output";
       if (lf[best_f] - second > kU8LogitBudget) {
         ++checked_steps;
-        EXPECT_EQ(best_q, best_f) << "prompt '" << p.text << "', generated index " << step << ", f32 gap "
-                                  << lf[best_f] - second;
+        EXPECT_EQ(best_q, best_f) << "prompt '" << p.text << "', generated index " << step
+                                  << ", f32 gap " << lf[best_f] - second;
       }
       tokens = {p.generated_ids[step]};
     }
@@ -224,11 +232,15 @@ TEST(LoraEndToEnd, U8First40TrackF32) {
     size_t same = 0;
     while (same < free_run.size() && free_run[same] == p.generated_ids[same]) ++same;
     exact_prompts += same == 40 ? 1 : 0;
-    std::printf("u8 '%s': max |logit - f32| %.3f over 40 steps; free-running greedy equals f32 for %zu of 40\n",
-                p.text.c_str(), max_diff, same);
+    std::printf(
+        "u8 '%s': max |logit - f32| %.3f over 40 steps; free-running greedy equals f32 for %zu of "
+        "40\n",
+        p.text.c_str(), max_diff, same);
   }
-  std::printf("u8: %zu of %zu prompts give the f32 ids for all 40 tokens; %zu steps checked for the same argmax\n",
-              exact_prompts, prompts.size(), checked_steps);
+  std::printf(
+      "u8: %zu of %zu prompts give the f32 ids for all 40 tokens; %zu steps checked for the same "
+      "argmax\n",
+      exact_prompts, prompts.size(), checked_steps);
   EXPECT_GT(checked_steps, 80u);  // 118 with the current f32 logits: the check is not vacuous
 }
 
@@ -242,11 +254,14 @@ TEST(LoraEndToEnd, DescribeShowsAdapterRecord) {
   size_t needed = 0;
   ASSERT_EQ(ember_model_describe(l.model, nullptr, 0, &needed), EMBER_OK) << ember_last_error();
   std::vector<char> buf(needed);
-  ASSERT_EQ(ember_model_describe(l.model, buf.data(), buf.size(), nullptr), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_model_describe(l.model, buf.data(), buf.size(), nullptr), EMBER_OK)
+      << ember_last_error();
   const std::string text(buf.data());
   EXPECT_NE(text.find("attn-r8"), std::string::npos) << text;
   // sha256 of adapter_model.safetensors as listed in the shared README.
-  EXPECT_NE(text.find("5b234a059db87ce04338bcec886415c30d90b652c201945dce12699a5d9f949f"), std::string::npos) << text;
+  EXPECT_NE(text.find("5b234a059db87ce04338bcec886415c30d90b652c201945dce12699a5d9f949f"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("r 8"), std::string::npos) << text;
   EXPECT_NE(text.find("alpha 16"), std::string::npos) << text;
   EXPECT_NE(text.find("model.layers.4.self_attn.v_proj.weight"), std::string::npos) << text;
@@ -256,14 +271,16 @@ TEST(LoraEndToEnd, ConverterRefusesBadAdapter) {
   REQUIRE_E2E(expected_path);
   const std::string out = ember_test::temp_path("bad-lora.ember");
   std::string log;
-  int rc = ember_test::run_command(ember_test::build_dir() + "/converter/ember-convert '" + hf_dir_ + "' -o '" + out +
-                                       "' --force --quant f32 --lora '" + lora_dir_ + ":abc'",
+  int rc = ember_test::run_command(ember_test::build_dir() + "/converter/ember-convert '" +
+                                       hf_dir_ + "' -o '" + out + "' --force --quant f32 --lora '" +
+                                       lora_dir_ + ":abc'",
                                    &log);
   EXPECT_EQ(rc, 1) << log;
   EXPECT_NE(log.find("scale 'abc'"), std::string::npos) << log;
-  rc = ember_test::run_command(ember_test::build_dir() + "/converter/ember-convert '" + hf_dir_ + "' -o '" + out +
-                                   "' --force --quant f32 --lora '" + hf_dir_ + "'",
-                               &log);
+  rc =
+      ember_test::run_command(ember_test::build_dir() + "/converter/ember-convert '" + hf_dir_ +
+                                  "' -o '" + out + "' --force --quant f32 --lora '" + hf_dir_ + "'",
+                              &log);
   EXPECT_EQ(rc, 1) << log;
   EXPECT_NE(log.find("adapter_config.json"), std::string::npos) << log;
   std::ifstream f(out);

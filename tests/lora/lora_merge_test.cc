@@ -79,7 +79,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, Test
         data.append(reinterpret_cast<const char*>(&h), 2);
       }
     }
-    header[kv.first] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+    header[kv.first] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
   }
   std::string h = header.dump();
   while (h.size() % 8) h += ' ';
@@ -158,10 +159,17 @@ class AdapterBuilder {
   explicit AdapterBuilder(const std::string& name) : dir_(ember_test::temp_path(name)) {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    config_ = ojson{{"peft_type", "LORA"},   {"task_type", "CAUSAL_LM"}, {"r", 4},
-                    {"lora_alpha", 8},       {"lora_dropout", 0.0},      {"bias", "none"},
-                    {"fan_in_fan_out", false}, {"use_rslora", false},    {"use_dora", false},
-                    {"layers_to_transform", nullptr}, {"target_modules", {"q_proj", "v_proj"}}};
+    config_ = ojson{{"peft_type", "LORA"},
+                    {"task_type", "CAUSAL_LM"},
+                    {"r", 4},
+                    {"lora_alpha", 8},
+                    {"lora_dropout", 0.0},
+                    {"bias", "none"},
+                    {"fan_in_fan_out", false},
+                    {"use_rslora", false},
+                    {"use_dora", false},
+                    {"layers_to_transform", nullptr},
+                    {"target_modules", {"q_proj", "v_proj"}}};
   }
   ojson& config() { return config_; }
   AdapterBuilder& set(const std::string& key, const ojson& value) {
@@ -216,13 +224,15 @@ std::string mlp(uint64_t layer, const std::string& proj) {
   return "model.layers." + std::to_string(layer) + ".mlp." + proj;
 }
 
-// The reference merge, plainly: W[o][i] += factor * sum_k B[o][k] * A[k][i], in double, rounded once.
+// The reference merge, plainly: W[o][i] += factor * sum_k B[o][k] * A[k][i], in double, rounded
+// once.
 void reference_merge(FloatTensor* w, const TestTensor& a, const TestTensor& b, double factor) {
   const uint64_t out = w->shape[0], in = w->shape[1], r = a.shape[0];
   for (uint64_t o = 0; o < out; ++o) {
     for (uint64_t i = 0; i < in; ++i) {
       double s = 0;
-      for (uint64_t k = 0; k < r; ++k) s += static_cast<double>(b.data[o * r + k]) * a.data[k * in + i];
+      for (uint64_t k = 0; k < r; ++k)
+        s += static_cast<double>(b.data[o * r + k]) * a.data[k * in + i];
       w->data[o * in + i] = static_cast<float>(w->data[o * in + i] + factor * s);
     }
   }
@@ -231,7 +241,8 @@ void reference_merge(FloatTensor* w, const TestTensor& a, const TestTensor& b, d
 void reference_merge_module(ModelIR* ir, const AdapterBuilder& ad, const std::string& module,
                             double factor, const std::string& seg = "") {
   const std::string s = seg.empty() ? "" : "." + seg;
-  reference_merge(&ir->tensors.at(module + ".weight"), ad.at("base_model.model." + module + ".lora_A" + s + ".weight"),
+  reference_merge(&ir->tensors.at(module + ".weight"),
+                  ad.at("base_model.model." + module + ".lora_A" + s + ".weight"),
                   ad.at("base_model.model." + module + ".lora_B" + s + ".weight"), factor);
 }
 
@@ -244,7 +255,8 @@ void expect_same_tensors(const ModelIR& got, const ModelIR& want) {
     ASSERT_EQ(it->second.shape, kv.second.shape) << kv.first;
     for (size_t i = 0; i < kv.second.data.size(); ++i) {
       const float w = kv.second.data[i], g = it->second.data[i];
-      ASSERT_LE(std::fabs(g - w), 1e-6 * std::max(std::fabs(w), 1e-6f)) << kv.first << "[" << i << "]";
+      ASSERT_LE(std::fabs(g - w), 1e-6 * std::max(std::fabs(w), 1e-6f))
+          << kv.first << "[" << i << "]";
     }
   }
 }
@@ -264,7 +276,8 @@ std::string merge(ModelIR* ir, const std::vector<LoraRequest>& reqs) {
 
 TEST(LoraShared, AttnR8MatchesReferenceMerge) {
   EMBER_REQUIRE_SHARED(base_file, "models/stories260K/hf/model.safetensors");
-  EMBER_REQUIRE_SHARED(expected_file, "models/stories260K/expected/lora_attn_r8_merged.safetensors");
+  EMBER_REQUIRE_SHARED(expected_file,
+                       "models/stories260K/expected/lora_attn_r8_merged.safetensors");
   EMBER_REQUIRE_SHARED(adapter_dir, "models/stories260K/lora/attn-r8");
   ModelIR ir;
   ir.config.tie_embeddings = true;
@@ -308,7 +321,9 @@ TEST(LoraShared, AttnR8MatchesReferenceMerge) {
 
   // One |dW|/|W| line per adapted tensor.
   size_t lines = 0;
-  for (size_t pos = log.find("|dW|/|W|"); pos != std::string::npos; pos = log.find("|dW|/|W|", pos + 1)) ++lines;
+  for (size_t pos = log.find("|dW|/|W|"); pos != std::string::npos;
+       pos = log.find("|dW|/|W|", pos + 1))
+    ++lines;
   EXPECT_EQ(lines, 20u) << log;
   EXPECT_NE(log.find("model.layers.4.self_attn.o_proj.weight: |dW|/|W|"), std::string::npos) << log;
 }
@@ -317,7 +332,9 @@ TEST(LoraShared, AttnR8MatchesReferenceMerge) {
 
 TEST(LoraMerge, OneLayerOnly) {
   AdapterBuilder ad("one-layer");
-  ad.set("layers_to_transform", {1}).lora(attn(1, "q_proj"), 4, kHidden, kHidden).lora(attn(1, "v_proj"), 4, kHidden, kKv);
+  ad.set("layers_to_transform", {1})
+      .lora(attn(1, "q_proj"), 4, kHidden, kHidden)
+      .lora(attn(1, "v_proj"), 4, kHidden, kKv);
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
   reference_merge_module(&want, ad, attn(1, "q_proj"), 8.0 / 4);
@@ -325,13 +342,15 @@ TEST(LoraMerge, OneLayerOnly) {
   expect_same_tensors(ir, want);
   EXPECT_FALSE(same_data(ir, make_base(), attn(1, "q_proj") + ".weight"));
   ASSERT_EQ(ir.adapters.size(), 1u);
-  EXPECT_EQ(ir.adapters[0].modules,
-            (std::vector<std::string>{attn(1, "q_proj") + ".weight", attn(1, "v_proj") + ".weight"}));
+  EXPECT_EQ(ir.adapters[0].modules, (std::vector<std::string>{attn(1, "q_proj") + ".weight",
+                                                              attn(1, "v_proj") + ".weight"}));
 }
 
 TEST(LoraMerge, LayersPatternAndIntegerLayer) {
   AdapterBuilder ad("layers-pattern");
-  ad.set("layers_to_transform", 2).set("layers_pattern", "layers").set("target_modules", {"o_proj"});
+  ad.set("layers_to_transform", 2)
+      .set("layers_pattern", "layers")
+      .set("target_modules", {"o_proj"});
   ad.lora(attn(2, "o_proj"), 4, kHidden, kHidden);
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
@@ -349,7 +368,8 @@ TEST(LoraMerge, MlpOnly) {
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
   for (uint64_t l = 0; l < kLayers; ++l)
-    for (const char* p : {"gate_proj", "up_proj", "down_proj"}) reference_merge_module(&want, ad, mlp(l, p), 2.0);
+    for (const char* p : {"gate_proj", "up_proj", "down_proj"})
+      reference_merge_module(&want, ad, mlp(l, p), 2.0);
   expect_same_tensors(ir, want);
   EXPECT_EQ(ir.adapters.at(0).modules.size(), 9u);
 }
@@ -360,7 +380,8 @@ TEST(LoraMerge, RsLora) {
   for (uint64_t l = 0; l < kLayers; ++l) ad.lora(attn(l, "k_proj"), 4, kHidden, kKv);
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
-  for (uint64_t l = 0; l < kLayers; ++l) reference_merge_module(&want, ad, attn(l, "k_proj"), 6.0 / 2.0);  // alpha/sqrt(r)
+  for (uint64_t l = 0; l < kLayers; ++l)
+    reference_merge_module(&want, ad, attn(l, "k_proj"), 6.0 / 2.0);  // alpha/sqrt(r)
   expect_same_tensors(ir, want);
   EXPECT_TRUE(ir.adapters.at(0).use_rslora);
 }
@@ -369,12 +390,17 @@ TEST(LoraMerge, TwoAdaptersWithScales) {
   AdapterBuilder a1("two-a"), a2("two-b");
   a1.set("target_modules", {"q_proj"});
   for (uint64_t l = 0; l < kLayers; ++l) a1.lora(attn(l, "q_proj"), 4, kHidden, kHidden);
-  a2.set("r", 2).set("lora_alpha", 2).set("target_modules", {"q_proj", "up_proj"}).set("layers_to_transform", {0, 2});
-  for (uint64_t l : {0, 2}) a2.lora(attn(l, "q_proj"), 2, kHidden, kHidden).lora(mlp(l, "up_proj"), 2, kHidden, kMlp);
+  a2.set("r", 2)
+      .set("lora_alpha", 2)
+      .set("target_modules", {"q_proj", "up_proj"})
+      .set("layers_to_transform", {0, 2});
+  for (uint64_t l : {0, 2})
+    a2.lora(attn(l, "q_proj"), 2, kHidden, kHidden).lora(mlp(l, "up_proj"), 2, kHidden, kMlp);
   ModelIR ir = make_base(), want = make_base();
   const std::string d1 = a1.write(), d2 = a2.write();
   merge(&ir, {parse_lora_arg(d1 + ":1.0"), parse_lora_arg(d2 + ":0.5")});
-  for (uint64_t l = 0; l < kLayers; ++l) reference_merge_module(&want, a1, attn(l, "q_proj"), 1.0 * 8 / 4);
+  for (uint64_t l = 0; l < kLayers; ++l)
+    reference_merge_module(&want, a1, attn(l, "q_proj"), 1.0 * 8 / 4);
   for (uint64_t l : {0, 2}) {
     reference_merge_module(&want, a2, attn(l, "q_proj"), 0.5 * 2 / 2);
     reference_merge_module(&want, a2, mlp(l, "up_proj"), 0.5 * 2 / 2);
@@ -395,7 +421,8 @@ TEST(LoraMerge, TwoAdaptersWithScales) {
 TEST(LoraMerge, FanInFanOut) {
   AdapterBuilder ad("fan-in-fan-out");
   ad.set("fan_in_fan_out", true).set("target_modules", {"k_proj", "down_proj"});
-  for (uint64_t l = 0; l < kLayers; ++l) ad.lora(attn(l, "k_proj"), 4, kHidden, kKv).lora(mlp(l, "down_proj"), 4, kMlp, kHidden);
+  for (uint64_t l = 0; l < kLayers; ++l)
+    ad.lora(attn(l, "k_proj"), 4, kHidden, kKv).lora(mlp(l, "down_proj"), 4, kMlp, kHidden);
   ModelIR ir = make_base(), want = make_base();
   const std::string log = merge(&ir, {{ad.write(), 1.0f}});
   for (uint64_t l = 0; l < kLayers; ++l) {
@@ -409,7 +436,8 @@ TEST(LoraMerge, FanInFanOut) {
 TEST(LoraMerge, RegexTargetModules) {
   AdapterBuilder ad("regex");
   ad.set("target_modules", R"(model\.layers\.[02]\.self_attn\.(q|v)_proj)");
-  for (uint64_t l : {0, 2}) ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
+  for (uint64_t l : {0, 2})
+    ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
   for (uint64_t l : {0, 2}) {
@@ -424,7 +452,8 @@ TEST(LoraMerge, RankAndAlphaPatterns) {
   ad.set("r", 4).set("lora_alpha", 8);
   ad.set("rank_pattern", {{"q_proj", 2}});
   ad.set("alpha_pattern", {{"model.layers.1.self_attn.v_proj", 3}, {"v_proj", 12}});
-  for (uint64_t l = 0; l < kLayers; ++l) ad.lora(attn(l, "q_proj"), 2, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
+  for (uint64_t l = 0; l < kLayers; ++l)
+    ad.lora(attn(l, "q_proj"), 2, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
   for (uint64_t l = 0; l < kLayers; ++l) {
@@ -438,7 +467,8 @@ TEST(LoraMerge, AdapterNameSegmentAndHalfPrecision) {
   for (const char* dtype : {"F16", "BF16"}) {
     AdapterBuilder ad(std::string("named-") + dtype);
     for (uint64_t l = 0; l < kLayers; ++l)
-      ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden, "default", dtype).lora(attn(l, "v_proj"), 4, kHidden, kKv, "default", dtype);
+      ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden, "default", dtype)
+          .lora(attn(l, "v_proj"), 4, kHidden, kKv, "default", dtype);
     ModelIR ir = make_base(), want = make_base();
     merge(&ir, {{ad.write(), 1.0f}});
     for (uint64_t l = 0; l < kLayers; ++l) {
@@ -461,8 +491,10 @@ TEST(LoraMerge, AllLinear) {
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {{ad.write(), 1.0f}});
   for (uint64_t l = 0; l < kLayers; ++l) {
-    for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj"}) reference_merge_module(&want, ad, attn(l, p), 2.0);
-    for (const char* p : {"gate_proj", "up_proj", "down_proj"}) reference_merge_module(&want, ad, mlp(l, p), 2.0);
+    for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj"})
+      reference_merge_module(&want, ad, attn(l, p), 2.0);
+    for (const char* p : {"gate_proj", "up_proj", "down_proj"})
+      reference_merge_module(&want, ad, mlp(l, p), 2.0);
   }
   expect_same_tensors(ir, want);
 }
@@ -472,7 +504,8 @@ TEST(LoraMerge, AllLinear) {
 TEST(LoraMerge, ModulesToSaveEmbeddingUntiesHead) {
   AdapterBuilder ad("save-embed");
   ad.set("modules_to_save", {"embed_tokens"});
-  for (uint64_t l = 0; l < kLayers; ++l) ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
+  for (uint64_t l = 0; l < kLayers; ++l)
+    ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
   TestTensor emb{{kVocab, kHidden}, random_values(kVocab * kHidden, 99, 0.2f)};
   ad.tensor("base_model.model.model.embed_tokens.weight", emb);
   ModelIR ir = make_base(), want = make_base();
@@ -509,7 +542,8 @@ TEST(LoraMerge, ModulesToSaveHeadWithAdapterSegment) {
 TEST(LoraMerge, EmbeddingLora) {
   AdapterBuilder ad("embed-lora");
   ad.set("target_modules", {"embed_tokens"});
-  TestTensor a{{4, kVocab}, random_values(4 * kVocab, 5, 0.5f)}, b{{kHidden, 4}, random_values(kHidden * 4, 6, 0.3f)};
+  TestTensor a{{4, kVocab}, random_values(4 * kVocab, 5, 0.5f)},
+      b{{kHidden, 4}, random_values(kHidden * 4, 6, 0.3f)};
   ad.tensor("base_model.model.model.embed_tokens.lora_embedding_A", a);
   ad.tensor("base_model.model.model.embed_tokens.lora_embedding_B", b);
   ModelIR ir = make_base(), want = make_base();
@@ -518,7 +552,8 @@ TEST(LoraMerge, EmbeddingLora) {
   for (uint64_t v = 0; v < kVocab; ++v)
     for (uint64_t d = 0; d < kHidden; ++d) {
       double s = 0;
-      for (uint64_t k = 0; k < 4; ++k) s += static_cast<double>(b.data[d * 4 + k]) * a.data[k * kVocab + v];
+      for (uint64_t k = 0; k < 4; ++k)
+        s += static_cast<double>(b.data[d * 4 + k]) * a.data[k * kVocab + v];
       w.data[v * kHidden + d] = static_cast<float>(w.data[v * kHidden + d] + 2.0 * s);
     }
   expect_same_tensors(ir, want);
@@ -526,7 +561,8 @@ TEST(LoraMerge, EmbeddingLora) {
 
 TEST(LoraMerge, ScaleZeroAndNegative) {
   AdapterBuilder ad("neg");
-  for (uint64_t l = 0; l < kLayers; ++l) ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
+  for (uint64_t l = 0; l < kLayers; ++l)
+    ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
   const std::string d = ad.write();
   ModelIR ir = make_base(), want = make_base();
   merge(&ir, {parse_lora_arg(d + ":-0.25")});
@@ -544,7 +580,8 @@ TEST(LoraArg, Parse) {
   EXPECT_EQ(parse_lora_arg("some/dir:0.5").scale, 0.5f);
   EXPECT_EQ(parse_lora_arg("a:b:2").dir, "a:b");
   EXPECT_EQ(parse_lora_arg("a:b:2").scale, 2.0f);
-  for (const char* bad : {"dir:abc", "dir:", ":0.5", "dir:nan", "dir:inf", "dir:1e99", "dir:0.5x", ""}) {
+  for (const char* bad :
+       {"dir:abc", "dir:", ":0.5", "dir:nan", "dir:inf", "dir:1e99", "dir:0.5x", ""}) {
     EXPECT_THROW(parse_lora_arg(bad), ConvertError) << bad;
   }
 }
@@ -561,7 +598,8 @@ void expect_refused(const std::string& dir, const std::vector<std::string>& part
     ADD_FAILURE() << "no error for " << dir;
   } catch (const ConvertError& e) {
     const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const std::string& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
   expect_same_tensors(ir, make_base());
   EXPECT_TRUE(ir.adapters.empty());
@@ -569,7 +607,8 @@ void expect_refused(const std::string& dir, const std::vector<std::string>& part
 
 AdapterBuilder good(const std::string& name) {
   AdapterBuilder ad(name);
-  for (uint64_t l = 0; l < kLayers; ++l) ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
+  for (uint64_t l = 0; l < kLayers; ++l)
+    ad.lora(attn(l, "q_proj"), 4, kHidden, kHidden).lora(attn(l, "v_proj"), 4, kHidden, kKv);
   return ad;
 }
 
@@ -584,7 +623,8 @@ TEST(LoraErrors, AShapeDoesNotFitBase) {
 
 TEST(LoraErrors, BShapeDoesNotFitBase) {
   AdapterBuilder ad = good("bad-b-shape");
-  ad.tensors()[kB1] = TestTensor{{kHidden, 4}, random_values(kHidden * 4, 1, 1.0f)};  // v_proj out is 4
+  ad.tensors()[kB1] =
+      TestTensor{{kHidden, 4}, random_values(kHidden * 4, 1, 1.0f)};  // v_proj out is 4
   expect_refused(ad.write(), {"adapter_model.safetensors", kB1, "[8, 4]"});
 }
 
@@ -606,7 +646,8 @@ TEST(LoraErrors, ConfigRankDisagreesWithTensors) {
   expect_refused(ad.write(), {"adapter_model.safetensors", "lora_A", "'r'", "8"});
   AdapterBuilder ad2 = good("r-pattern-mismatch");
   ad2.set("rank_pattern", {{"v_proj", 2}});
-  expect_refused(ad2.write(), {"adapter_model.safetensors", "v_proj.lora_A.weight", "rank_pattern['v_proj']"});
+  expect_refused(ad2.write(),
+                 {"adapter_model.safetensors", "v_proj.lora_A.weight", "rank_pattern['v_proj']"});
 }
 
 TEST(LoraErrors, TargetMatchesNothing) {
@@ -633,14 +674,16 @@ TEST(LoraErrors, TensorForModuleNotTargeted) {
 TEST(LoraErrors, TargetedModuleWithoutTensors) {
   AdapterBuilder ad = good("missing-module");
   ad.erase(kA1).erase(kB1);
-  expect_refused(ad.write(), {"adapter_model.safetensors", "model.layers.1.self_attn.v_proj", "no lora_A / lora_B"});
+  expect_refused(ad.write(), {"adapter_model.safetensors", "model.layers.1.self_attn.v_proj",
+                              "no lora_A / lora_B"});
 }
 
 TEST(LoraErrors, BaseModelLacksModule) {
   AdapterBuilder ad = good("no-base");
   ad.set("target_modules", {"q_proj", "v_proj"});
   ad.lora(attn(9, "q_proj"), 4, kHidden, kHidden);
-  expect_refused(ad.write(), {"adapter_model.safetensors", "layers.9.self_attn.q_proj.lora_A", "no tensor"});
+  expect_refused(ad.write(),
+                 {"adapter_model.safetensors", "layers.9.self_attn.q_proj.lora_A", "no tensor"});
 }
 
 TEST(LoraErrors, MissingPartner) {
@@ -653,19 +696,23 @@ TEST(LoraErrors, MissingPartner) {
 }
 
 TEST(LoraErrors, UnsupportedPeftTypes) {
-  for (const char* type : {"IA3", "LOHA", "LOKR", "ADALORA", "OFT", "BOFT", "VERA", "PROMPT_TUNING"}) {
+  for (const char* type :
+       {"IA3", "LOHA", "LOKR", "ADALORA", "OFT", "BOFT", "VERA", "PROMPT_TUNING"}) {
     AdapterBuilder ad = good(std::string("type-") + type);
     ad.set("peft_type", type);
-    expect_refused(ad.write(), {"adapter_config.json", std::string("'") + type + "'", "not supported"});
+    expect_refused(ad.write(),
+                   {"adapter_config.json", std::string("'") + type + "'", "not supported"});
   }
   AdapterBuilder dora = good("dora");
   dora.set("use_dora", true);
   expect_refused(dora.write(), {"adapter_config.json", "DoRA", "use_dora"});
   AdapterBuilder mag = good("dora-tensor");
-  mag.tensor("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", TestTensor{{kHidden}, std::vector<float>(kHidden, 1.0f)});
+  mag.tensor("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector",
+             TestTensor{{kHidden}, std::vector<float>(kHidden, 1.0f)});
   expect_refused(mag.write(), {"adapter_model.safetensors", "lora_magnitude_vector", "DoRA"});
   AdapterBuilder bias = good("lora-bias");
-  bias.tensor("base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias", TestTensor{{kHidden}, std::vector<float>(kHidden, 1.0f)});
+  bias.tensor("base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias",
+              TestTensor{{kHidden}, std::vector<float>(kHidden, 1.0f)});
   expect_refused(bias.write(), {"adapter_model.safetensors", "lora_B.bias", "bias"});
   AdapterBuilder none = good("no-type");
   none.config().erase("peft_type");
@@ -680,19 +727,24 @@ TEST(LoraErrors, NanOrInfInAdapter) {
   ad2.tensors()[kB1].data[3] = -std::numeric_limits<float>::infinity();
   expect_refused(ad2.write(), {"adapter_model.safetensors", kB1, "Inf"});
   AdapterBuilder ad3 = good("inf-f16");
-  for (auto& kv : ad3.tensors()) kv.second.dtype = "BF16", kv.second.data = grid_values(kv.second.data.size(), 3);
+  for (auto& kv : ad3.tensors())
+    kv.second.dtype = "BF16", kv.second.data = grid_values(kv.second.data.size(), 3);
   ad3.tensors()[kB1].data[0] = std::numeric_limits<float>::infinity();
   expect_refused(ad3.write(), {"adapter_model.safetensors", kB1, "Inf"});
 }
 
 TEST(LoraErrors, ModulesToSaveProblems) {
   AdapterBuilder ad = good("plain-not-listed");
-  ad.tensor("base_model.model.model.embed_tokens.weight", TestTensor{{kVocab, kHidden}, std::vector<float>(kVocab * kHidden, 0.f)});
-  expect_refused(ad.write(), {"adapter_model.safetensors", "model.embed_tokens.weight", "modules_to_save"});
+  ad.tensor("base_model.model.model.embed_tokens.weight",
+            TestTensor{{kVocab, kHidden}, std::vector<float>(kVocab * kHidden, 0.f)});
+  expect_refused(ad.write(),
+                 {"adapter_model.safetensors", "model.embed_tokens.weight", "modules_to_save"});
   AdapterBuilder ad2 = good("save-bad-shape");
   ad2.set("modules_to_save", {"embed_tokens"});
-  ad2.tensor("base_model.model.model.embed_tokens.weight", TestTensor{{kVocab - 1, kHidden}, std::vector<float>((kVocab - 1) * kHidden, 0.f)});
-  expect_refused(ad2.write(), {"adapter_model.safetensors", "model.embed_tokens.weight", "[31, 8]", "[32, 8]"});
+  ad2.tensor("base_model.model.model.embed_tokens.weight",
+             TestTensor{{kVocab - 1, kHidden}, std::vector<float>((kVocab - 1) * kHidden, 0.f)});
+  expect_refused(ad2.write(),
+                 {"adapter_model.safetensors", "model.embed_tokens.weight", "[31, 8]", "[32, 8]"});
   AdapterBuilder ad3 = good("save-missing");
   ad3.set("modules_to_save", {"lm_head"});
   expect_refused(ad3.write(), {"adapter_model.safetensors", "lm_head", "no tensor"});
@@ -735,12 +787,15 @@ TEST(LoraErrors, FilesAndConfig) {
   // Truncated safetensors: the reader refuses it, naming the file.
   AdapterBuilder trunc = good("truncated");
   trunc.write();
-  std::vector<unsigned char> bytes = ember_test::read_file(trunc.dir() + "/adapter_model.safetensors");
-  ember_test::write_file(trunc.dir() + "/adapter_model.safetensors", bytes.data(), bytes.size() - 10);
+  std::vector<unsigned char> bytes =
+      ember_test::read_file(trunc.dir() + "/adapter_model.safetensors");
+  ember_test::write_file(trunc.dir() + "/adapter_model.safetensors", bytes.data(),
+                         bytes.size() - 10);
   expect_refused(trunc.dir(), {"adapter_model.safetensors"});
   // A key with no PEFT segment and no weight suffix.
   AdapterBuilder odd = good("odd-key");
-  odd.tensor("base_model.model.model.layers.0.self_attn.q_proj.hada_w1_a", TestTensor{{2, 2}, {1, 2, 3, 4}});
+  odd.tensor("base_model.model.model.layers.0.self_attn.q_proj.hada_w1_a",
+             TestTensor{{2, 2}, {1, 2, 3, 4}});
   expect_refused(odd.write(), {"adapter_model.safetensors", "hada_w1_a"});
   // A second adapter name for the same module.
   AdapterBuilder two = good("two-names");
@@ -753,7 +808,8 @@ TEST(LoraErrors, FilesAndConfig) {
 TEST(LoraErrors, LateShapeErrorWritesNothing) {
   AdapterBuilder ad = good("late-error");
   // The last module in key order gets a bad B; every other pair is fine.
-  ad.tensors()["base_model.model.model.layers.2.self_attn.v_proj.lora_B.weight"] = TestTensor{{kHidden, 4}, random_values(kHidden * 4, 1, 1.0f)};
+  ad.tensors()["base_model.model.model.layers.2.self_attn.v_proj.lora_B.weight"] =
+      TestTensor{{kHidden, 4}, random_values(kHidden * 4, 1, 1.0f)};
   expect_refused(ad.write(), {"layers.2.self_attn.v_proj.lora_B"});
 }
 
