@@ -28,6 +28,61 @@ inline __m256i hsum8x8(const __m256i v[8]) {
   return _mm256_add_epi32(lo, hi);
 }
 
+// (scale, min) of two rows' group g as [s0 m0 s1 m1].
+inline __m128 params2(const ZeroOneParams* a, const ZeroOneParams* b) {
+  return _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(reinterpret_cast<const double*>(a)),
+                                    reinterpret_cast<const double*>(b)));
+}
+
+// Lane i * NR + j gets row j's scale / min of group g.
+template <int NR>
+inline void load_params(const ZeroOneParams* const* pr, size_t g, __m256* vs, __m256* vm);
+template <>
+inline void load_params<2>(const ZeroOneParams* const* pr, size_t g, __m256* vs, __m256* vm) {
+  const __m128 p = params2(pr[0] + g, pr[1] + g);
+  const __m128 s = _mm_shuffle_ps(p, p, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m128 m = _mm_shuffle_ps(p, p, _MM_SHUFFLE(3, 1, 3, 1));
+  *vs = _mm256_set_m128(s, s);
+  *vm = _mm256_set_m128(m, m);
+}
+template <>
+inline void load_params<4>(const ZeroOneParams* const* pr, size_t g, __m256* vs, __m256* vm) {
+  const __m128 a = params2(pr[0] + g, pr[1] + g), b = params2(pr[2] + g, pr[3] + g);
+  const __m128 s = _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m128 m = _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  *vs = _mm256_set_m128(s, s);
+  *vm = _mm256_set_m128(m, m);
+}
+template <>
+inline void load_params<8>(const ZeroOneParams* const* pr, size_t g, __m256* vs, __m256* vm) {
+  const __m128 a = params2(pr[0] + g, pr[1] + g), b = params2(pr[2] + g, pr[3] + g);
+  const __m128 c = params2(pr[4] + g, pr[5] + g), e = params2(pr[6] + g, pr[7] + g);
+  *vs = _mm256_set_m128(_mm_shuffle_ps(c, e, _MM_SHUFFLE(2, 0, 2, 0)), _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  *vm = _mm256_set_m128(_mm_shuffle_ps(c, e, _MM_SHUFFLE(3, 1, 3, 1)), _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Lane i * NR + j gets token i's activation scale d and (float) sum of group g.
+template <int MR, int NR>
+inline void load_acts(const float* const* dr, const int32_t* const* sr, size_t g, __m256* vd, __m256* va);
+template <>
+inline void load_acts<1, 8>(const float* const* dr, const int32_t* const* sr, size_t g, __m256* vd, __m256* va) {
+  *vd = _mm256_set1_ps(dr[0][g]);
+  *va = _mm256_set1_ps(static_cast<float>(sr[0][g]));
+}
+template <>
+inline void load_acts<2, 4>(const float* const* dr, const int32_t* const* sr, size_t g, __m256* vd, __m256* va) {
+  *vd = _mm256_set_m128(_mm_set1_ps(dr[1][g]), _mm_set1_ps(dr[0][g]));
+  *va = _mm256_cvtepi32_ps(_mm256_set_m128i(_mm_set1_epi32(sr[1][g]), _mm_set1_epi32(sr[0][g])));
+}
+template <>
+inline void load_acts<4, 2>(const float* const* dr, const int32_t* const* sr, size_t g, __m256* vd, __m256* va) {
+  const __m256i idx = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m128 d4 = _mm_setr_ps(dr[0][g], dr[1][g], dr[2][g], dr[3][g]);
+  const __m128i s4 = _mm_setr_epi32(sr[0][g], sr[1][g], sr[2][g], sr[3][g]);
+  *vd = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), idx);
+  *va = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(_mm256_castsi128_si256(s4), idx));
+}
+
 template <int MR, int NR>
 inline void tile(const uint8_t* const* qr, const ZeroOneParams* const* pr, const int8_t* const* ar,
                  const float* const* dr, const int32_t* const* sr, size_t k, size_t group,
@@ -62,19 +117,13 @@ inline void tile(const uint8_t* const* qr, const ZeroOneParams* const* pr, const
         }
       isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
     }
-    alignas(32) float sv[8], mv[8], dv[8], av[8];
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) {
-        sv[i * NR + j] = pr[j][g].scale;
-        mv[i * NR + j] = pr[j][g].min;
-        dv[i * NR + j] = dr[i][g];
-        av[i * NR + j] = static_cast<float>(sr[i][g]);
-      }
-    const __m256 vd = _mm256_load_ps(dv);
-    const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sv), vd);
-    const __m256 md = _mm256_mul_ps(_mm256_load_ps(mv), vd);
+    __m256 vs, vm, vd, va;
+    load_params<NR>(pr, g, &vs, &vm);
+    load_acts<MR, NR>(dr, sr, g, &vd, &va);
+    const __m256 sd = _mm256_mul_ps(vs, vd);
+    const __m256 md = _mm256_mul_ps(vm, vd);
     const __m256 term = _mm256_add_ps(_mm256_mul_ps(sd, _mm256_cvtepi32_ps(isum)),
-                                      _mm256_mul_ps(md, _mm256_load_ps(av)));
+                                      _mm256_mul_ps(md, va));
     facc = _mm256_add_ps(facc, term);
   }
   _mm256_storeu_ps(out, facc);
