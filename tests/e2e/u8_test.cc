@@ -14,6 +14,10 @@ size_t first_difference(const std::vector<int32_t>& a, const std::vector<int32_t
   return i;
 }
 
+// The criterion, as stated. Measured: prompt "One day, a girl named Sue" flips at generated
+// index 42, where the f32 top-2 logit gap is only 0.022; a numpy forward with the weights
+// zero-one-quantized at group 64 and float activations flips at the same index (group 32 does not),
+// so it is the default group's weight error on a near-tie, not the runtime's arithmetic.
 TEST(U8Stories260K, GreedyFollowsF32ForFirst50Tokens) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/greedy.json");

@@ -125,7 +125,8 @@ ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_strea
 typedef struct ember_context ember_context;
 
 typedef struct ember_context_params {
-  uint32_t n_ctx;       /* KV cache positions per sequence slot (0 = the model's max_context) */
+  uint32_t n_ctx;       /* KV cache positions per sequence slot (0 = the model's max_context; more
+                         * than max_context is EMBER_ERR_INVALID_ARGUMENT, not clamped) */
   uint32_t n_seq_max;   /* sequence slots in the KV cache (>= 1) */
   uint32_t n_batch_max; /* most tokens in one ember_decode call (>= 1) */
   uint32_t n_threads;   /* worker threads for kernels (0 or 1 = the calling thread only) */
