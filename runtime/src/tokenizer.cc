@@ -30,15 +30,17 @@ enum Cls : uint8_t { kOther = 0, kLetter = 1, kNumber = 2, kSpace = 3 };
 struct MergeSlot {
   uint32_t left;
   uint32_t right;
-  uint32_t rank;  // kNoRank: empty
+  uint32_t rank;    // kNoRank: empty
+  uint32_t result;  // merges[rank].result, kept here to save a cache miss per merge
 };
 
 struct Sym {
   int32_t id;
   int32_t prev;
   int32_t next;
-  uint32_t rank;  // rank of the merge (this, next), kNoRank if none
-  int32_t hpos;   // position in the heap, -1 if not in it
+  uint32_t rank;    // rank of the merge (this, next), kNoRank if none
+  int32_t hpos;     // position in the heap, -1 if not in it
+  int32_t result;   // the id that merge makes
 };
 
 // Everything init() builds; one block from ember_platform_alloc.
@@ -481,7 +483,7 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
            !(tb.merge_slots[h].left == m->left() && tb.merge_slots[h].right == m->right())) {
       h = (h + 1) & tb.merge_mask;
     }
-    tb.merge_slots[h] = MergeSlot{m->left(), m->right(), r};
+    tb.merge_slots[h] = MergeSlot{m->left(), m->right(), r, m->result()};
   }
 
   // ---- special ids to skip in decode; added tokens to match in text (longest first per byte)
@@ -595,14 +597,17 @@ int32_t Tokenizer::lookup(const uint8_t* s, size_t len) const {
   }
 }
 
-uint32_t Tokenizer::merge_rank(int32_t left, int32_t right) const {
+uint32_t Tokenizer::merge_rank(int32_t left, int32_t right, int32_t* result) const {
   const Tables& tb = T(tables_);
   if (tb.merge_mask == 0 || left < 0 || right < 0) return kNoRank;
   uint32_t h = hash_pair(uint32_t(left), uint32_t(right)) & tb.merge_mask;
   for (;;) {
     const MergeSlot& s = tb.merge_slots[h];
     if (s.rank == kNoRank) return kNoRank;
-    if (s.left == uint32_t(left) && s.right == uint32_t(right)) return s.rank;
+    if (s.left == uint32_t(left) && s.right == uint32_t(right)) {
+      *result = static_cast<int32_t>(s.result);
+      return s.rank;
+    }
     h = (h + 1) & tb.merge_mask;
   }
 }
@@ -698,12 +703,12 @@ void Tokenizer::bpe_emit(void* work_v, int32_t n, void* out_v) const {
   }
   if (merges && merges->size()) {
     for (int32_t i = 0; i + 1 < n; ++i) {
-      sym[i].rank = merge_rank(sym[i].id, sym[i + 1].id);
+      sym[i].rank = merge_rank(sym[i].id, sym[i + 1].id, &sym[i].result);
       if (sym[i].rank != kNoRank) heap.push(i);
     }
     auto refresh = [&](int32_t i) {
       const int32_t nx = sym[i].next;
-      const uint32_t r = nx >= 0 ? merge_rank(sym[i].id, sym[nx].id) : kNoRank;
+      const uint32_t r = nx >= 0 ? merge_rank(sym[i].id, sym[nx].id, &sym[i].result) : kNoRank;
       if (sym[i].hpos >= 0) {
         if (r == kNoRank) {
           heap.remove(i);
@@ -725,7 +730,7 @@ void Tokenizer::bpe_emit(void* work_v, int32_t n, void* out_v) const {
     while (heap.size > 0) {
       const int32_t i = heap.h[0];
       const int32_t j = sym[i].next;
-      sym[i].id = static_cast<int32_t>(merges->Get(sym[i].rank)->result());
+      sym[i].id = sym[i].result;
       if (sym[j].hpos >= 0) heap.remove(j);
       sym[i].next = sym[j].next;
       if (sym[j].next >= 0) sym[sym[j].next].prev = i;

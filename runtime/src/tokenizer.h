@@ -66,7 +66,7 @@ class Tokenizer {
   // Helpers of encode() (tokenizer.cc); void* are its private work/output structs.
   const uint8_t* lookup_key(int32_t id, size_t* len) const;
   int32_t lookup(const uint8_t* s, size_t len) const;
-  uint32_t merge_rank(int32_t left, int32_t right) const;
+  uint32_t merge_rank(int32_t left, int32_t right, int32_t* result) const;
   int char_class(uint32_t cp) const;
   int char_class_slow(uint32_t cp) const;
   void bpe_emit(void* work, int32_t n, void* out) const;
