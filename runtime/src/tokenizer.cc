@@ -553,7 +553,8 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
     }
   }
   tb.metaspace_id = lookup(reinterpret_cast<const uint8_t*>("\xE2\x96\x81"), 3);
-  tb.split_words = !byte_level && tb.metaspace_id >= 0;
+  // (ignore_merges looks the whole pre-tokenized word up first, so words must stay whole there.)
+  tb.split_words = !byte_level && tb.metaspace_id >= 0 && !t->ignore_merges();
   for (int32_t i = 0; i < n && tb.split_words; ++i) {
     const auto* pc = pieces->Get(i);
     const uint8_t* ps = reinterpret_cast<const uint8_t*>(pc->data());
