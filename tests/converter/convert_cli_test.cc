@@ -176,17 +176,17 @@ TEST(ConvertCli, Stories260KF32IsExact) {
 TEST(ConvertCli, Stories260KU8DefaultGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string out = ember_test::temp_path("s260k-u8.ember");
-  const CmdResult r = convert(hf + " -o " + out);  // default: u8, group 64
+  const CmdResult r = convert(hf + " -o " + out);  // default: u8, group 16
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("u8/g64"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("u8/g16"), std::string::npos) << r.out;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureZeroOneU8));
-  check_against_source(f, hf, QuantMode::U8, 64);
+  check_against_source(f, hf, QuantMode::U8, 16);
   const fb::Tensor* down = f.tensor("model.layers.0.mlp.down_proj.weight");
   ASSERT_NE(down, nullptr);
-  EXPECT_EQ(down->params_size(), 64u * 3u * 8u);  // 172 = 64 + 64 + 44
-  std::printf("stories260K u8/g64 .ember: %zu bytes\n", f.bytes.size());
+  EXPECT_EQ(down->params_size(), 64u * 11u * 8u);  // 172 = 10 x 16 + 12
+  std::printf("stories260K u8/g16 .ember: %zu bytes\n", f.bytes.size());
 }
 
 TEST(ConvertCli, GroupZeroAndOddGroup) {
