@@ -11,7 +11,13 @@
 namespace ember_test {
 
 const ember_model* tokenizer_model(const std::string& dir, std::string* error) {
-  static std::map<std::string, ember_model*> cache;
+  // Freed at exit, so the sanitizer build checks that a model frees all its tokenizer tables.
+  struct Cache : std::map<std::string, ember_model*> {
+    ~Cache() {
+      for (auto& kv : *this) ember_model_free(kv.second);
+    }
+  };
+  static Cache cache;
   auto it = cache.find(dir);
   if (it != cache.end()) return it->second;
   ember_model* m = nullptr;
