@@ -190,3 +190,29 @@ TEST(TokenizerApi, BufferTooSmallReportsNeeded) {
 }
 
 }  // namespace
+
+namespace {
+
+// greedy.json: run.c's prompt ids and the sentencepiece decode of prompt + generated ids.
+TEST(TokenizerStories260K, GreedyPromptsAndFullText) {
+  EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
+  EMBER_REQUIRE_SHARED(path, "models/stories260K/expected/greedy.json");
+  LOAD_MODEL(m, dir);
+  const std::vector<unsigned char> b = ember_test::read_file(path);
+  const json results = json::parse(std::string(b.begin(), b.end()))["results"];
+  ASSERT_EQ(results.size(), 5u);
+  for (const json& r : results) {
+    const std::string prompt = r["prompt"].get<std::string>();
+    const auto prompt_ids = r["prompt_ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(show(tokenize(m, prompt, EMBER_TOKENIZE_ADD_SPECIAL)), show(prompt_ids)) << prompt;
+    std::vector<int32_t> all = prompt_ids;
+    for (const json& id : r["generated_ids"]) all.push_back(id.get<int32_t>());
+    const std::string want = r["full_text"].get<std::string>();
+    EXPECT_EQ(detokenize(m, all, EMBER_DETOKENIZE_SKIP_SPECIAL), want) << prompt;
+    bool chunks_valid = false;
+    EXPECT_EQ(detokenize_stream(m, all, EMBER_DETOKENIZE_SKIP_SPECIAL, &chunks_valid), want) << prompt;
+    EXPECT_TRUE(chunks_valid);
+  }
+}
+
+}  // namespace
