@@ -17,7 +17,7 @@ double ember_platform_now_seconds(void);
 /* One log line (no trailing newline needed). */
 void ember_platform_log(const char* message);
 
-/* Maps a whole file read-only. On success *data/*size describe it and *handle is what unmap needs.
+/* Maps a whole file read-only. On success, *data and *size describe it and *handle is what unmap needs.
  * Returns 0 on success, an errno-style code otherwise (a platform without files returns nonzero). */
 int ember_platform_map_file(const char* path, const void** data, size_t* size, void** handle);
 void ember_platform_unmap_file(const void* data, size_t size, void* handle);
