@@ -62,6 +62,7 @@ struct TokenizerSpec {
   bool prefix_first_only = false, metaspace_split = false;
   bool normalizer_nfc = false;
   std::vector<uint32_t> nfc_ccc, nfc_decomp, nfc_compose;  // see ember.fbs
+  bool split_digits = false;
 };
 
 // A merged LoRA adapter, recorded in the file (fb::Adapter).

@@ -296,6 +296,16 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
     const json list = pt.value("pretokenizers", json());
     if (!list.is_array()) fail(f, "pre_tokenizer.pretokenizers is missing");
     if (list.size() == 1) return parse_pre_tokenizer(list[0], p);
+    if (list.size() == 2 && type_of(list[0]) == "Digits" && type_of(list[1]) == "ByteLevel") {
+      if (!get_bool(list[0], "individual_digits", false)) {
+        fail(f, "pre_tokenizer Digits with individual_digits false is not supported");
+      }
+      if (!get_bool(list[1], "use_regex", true) || get_bool(list[1], "add_prefix_space", false)) {
+        fail(f, "pre_tokenizer ByteLevel after Digits must have use_regex true, add_prefix_space false");
+      }
+      s.split_digits = true;
+      return Pre::kByteLevelGpt2;
+    }
     if (list.size() == 2 && type_of(list[0]) == "Split" && type_of(list[1]) == "ByteLevel") {
       const json& sp = list[0];
       const json& bl = list[1];
@@ -317,7 +327,8 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
     std::string names;
     for (const json& x : list) names += (names.empty() ? "" : ", ") + type_of(x);
     fail(f, "pre_tokenizer Sequence [" + names +
-                "] is not supported (supported: Metaspace, ByteLevel, [Split, ByteLevel])");
+                "] is not supported (supported: Metaspace, ByteLevel, [Split, ByteLevel], "
+                "[Digits, ByteLevel])");
   }
   fail(f, "pre_tokenizer.type '" + t +
               "' is not supported (supported: Metaspace, ByteLevel, Sequence[Split, ByteLevel])");
@@ -729,6 +740,7 @@ flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilde
   if (!spec.unicode_classes.empty()) b.add_unicode_classes(classes_v);
   b.add_prefix_first_only(spec.prefix_first_only);
   b.add_metaspace_split(spec.metaspace_split);
+  b.add_split_digits(spec.split_digits);
   if (spec.normalizer_nfc) {
     b.add_normalizer_nfc(true);
     b.add_nfc_ccc(ccc_v);

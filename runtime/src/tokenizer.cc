@@ -1134,6 +1134,26 @@ void Tokenizer::encode_bl_segment(const uint8_t* s, size_t len, void* work_v, vo
     s = w.norm;
     ++len;
   }
+  if (t_->split_digits()) {
+    // Digits(individual_digits): each \p{N} character is its own word; the regex runs between.
+    size_t start = 0;
+    for (size_t i = 0; i < len;) {
+      uint32_t cp;
+      const size_t l = utf8_char(s, len, i, &cp);
+      if (char_class(cp) == kNumber) {
+        split_words_bl(s + start, i - start, work_v, out_v);
+        encode_bl_word(s + i, l, work_v, out_v);
+        start = i + l;
+      }
+      i += l;
+    }
+    split_words_bl(s + start, len - start, work_v, out_v);
+    return;
+  }
+  split_words_bl(s, len, work_v, out_v);
+}
+
+void Tokenizer::split_words_bl(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
   for (size_t i = 0; i < len;) {
     size_t m = split_match(s, len, i);
     if (m == 0) m = 1;  // cannot happen (every character matches some alternative); stay safe

@@ -75,6 +75,7 @@ class Tokenizer {
                          void* out) const;
   void encode_bl_word(const uint8_t* s, size_t len, void* work, void* out) const;
   void encode_bl_segment(const uint8_t* s, size_t len, void* work, void* out) const;
+  void split_words_bl(const uint8_t* s, size_t len, void* work, void* out) const;
   size_t split_match(const uint8_t* s, size_t n, size_t i) const;
   void plan_work(size_t len, size_t* norm, size_t* syms, size_t* cps) const;
   uint32_t nfc_ccc(uint32_t cp) const;
