@@ -20,10 +20,18 @@ __attribute__((weak)) void ember_platform_unmap_file(const void* data, size_t si
   (void)data; (void)size; (void)handle;
 }
 
+/* newlib's aligned_alloc needs posix_memalign, which bare-metal newlib lacks: over-allocate with
+ * malloc and keep the original pointer just below the aligned block. `alignment` is a power of 2. */
 __attribute__((weak)) void* ember_platform_alloc(size_t size, size_t alignment) {
   if (alignment < sizeof(void*)) alignment = sizeof(void*);
-  size_t rounded = (size + alignment - 1) / alignment * alignment;
-  return aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
+  if (size > (size_t)-1 - alignment - sizeof(void*)) return NULL;
+  unsigned char* raw = (unsigned char*)malloc(size + alignment + sizeof(void*));
+  if (raw == NULL) return NULL;
+  uintptr_t p = ((uintptr_t)(raw + sizeof(void*)) + alignment - 1) & ~(uintptr_t)(alignment - 1);
+  ((void**)p)[-1] = raw;
+  return (void*)p;
 }
 
-__attribute__((weak)) void ember_platform_free(void* ptr) { free(ptr); }
+__attribute__((weak)) void ember_platform_free(void* ptr) {
+  if (ptr != NULL) free(((void**)ptr)[-1]);
+}

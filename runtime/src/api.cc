@@ -1,6 +1,5 @@
 // The C API (everything in ember.h except the tokenizer functions, in api_tokenizer.cc, and
 // ember_generate, in generate.cc): argument checks, then the C++ internals.
-#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -154,10 +153,10 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
   namespace fb = ember::fb;
   const fb::Model* r = model->root;
   Writer w{buf, cap};
-  w.printf("file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%" PRIx64
-           ", optional_features 0x%" PRIx64 "\n",
-           model->size, r->format_version(), r->min_runtime_version(), r->required_features(),
-           r->optional_features());
+  w.printf("file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%llx"
+           ", optional_features 0x%llx\n",
+           model->size, r->format_version(), r->min_runtime_version(),
+           (unsigned long long)r->required_features(), (unsigned long long)r->optional_features());
   if (model->has_config) {
     const ember::ModelConfig& c = model->config;
     w.printf("config: %s, hidden_size %u, layers %u, heads %u, kv_heads %u, head_dim %u, "
@@ -186,18 +185,18 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
   }
   const auto* ts = r->tensors();
   const unsigned n_t = ts ? ts->size() : 0;
-  w.printf("tensors: %u, weight region %" PRIu64 " bytes at offset %" PRIu64 " (f32 equivalent %" PRIu64
-           " bytes)\n",
-           n_t, r->weights_size(), r->weights_offset(), model->f32_bytes);
+  w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n", n_t,
+           (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
+           (unsigned long long)model->f32_bytes);
   for (unsigned i = 0; i < n_t; ++i) {
     const fb::Tensor* t = ts->Get(i);
     w.printf("  %-48s %-11s [", str(t->name()), fb::EnumNameDType(t->dtype()));
     if (t->shape()) {
       for (unsigned d = 0; d < t->shape()->size(); ++d) {
-        w.printf(d ? ", %" PRIu64 : "%" PRIu64, t->shape()->Get(d));
+        w.printf(d ? ", %llu" : "%llu", (unsigned long long)t->shape()->Get(d));
       }
     }
-    w.printf("] %" PRIu64 " bytes", t->data_size() + t->params_size());
+    w.printf("] %llu bytes", (unsigned long long)(t->data_size() + t->params_size()));
     if (t->dtype() == fb::DType::U8_ZERO_ONE) {
       w.printf(", group %u, rel rms error %.3g", t->group_size(), (double)t->quant_rel_rms_error());
     }
