@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -23,7 +23,8 @@ using json = nlohmann::json;
 
 constexpr int64_t kMaxTokenizerVocab = 1 << 22;  // the runtime's kMaxVocab
 
-// The split regexes the runtime implements (runtime/src/tokenizer.cc), as tokenizer.json spells them.
+// The split regexes the runtime implements (runtime/src/tokenizer.cc), as tokenizer.json spells
+// them.
 const char* const kGpt2Regex =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const char* const kLlama3Regex =
@@ -240,13 +241,14 @@ void parse_normalizer(const json& n, Parsed* p, bool* prepend, bool* replace) {
     const json pat = n.value("pattern", json());
     if (!pat.is_object() || !pat.contains("String") || pat["String"] != " " ||
         n.value("content", json()) != kMetaspace) {
-      fail(f, "normalizer Replace: only \" \" -> \"\u2581\" is supported, got pattern " + pat.dump() +
-                  " content " + n.value("content", json()).dump());
+      fail(f, "normalizer Replace: only \" \" -> \"\u2581\" is supported, got pattern " +
+                  pat.dump() + " content " + n.value("content", json()).dump());
     }
     *replace = true;
     return;
   }
-  fail(f, "normalizer.type '" + t + "' is not supported (supported: Prepend, Replace, NFC, Sequence)");
+  fail(f,
+       "normalizer.type '" + t + "' is not supported (supported: Prepend, Replace, NFC, Sequence)");
 }
 
 enum class Pre { kNone, kMetaspace, kByteLevelGpt2, kLlama3, kQwen2 };
@@ -301,7 +303,9 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
         fail(f, "pre_tokenizer Digits with individual_digits false is not supported");
       }
       if (!get_bool(list[1], "use_regex", true) || get_bool(list[1], "add_prefix_space", false)) {
-        fail(f, "pre_tokenizer ByteLevel after Digits must have use_regex true, add_prefix_space false");
+        fail(f,
+             "pre_tokenizer ByteLevel after Digits must have use_regex true, add_prefix_space "
+             "false");
       }
       s.split_digits = true;
       return Pre::kByteLevelGpt2;
@@ -340,7 +344,8 @@ void check_decoder(const json& d, Parsed* p, bool byte_level) {
   if (d.is_null()) fail(f, "decoder is null (a decoder matching the pre-tokenizer is required)");
   std::vector<json> parts;
   if (type_of(d) == "Sequence") {
-    if (!d.contains("decoders") || !d["decoders"].is_array()) fail(f, "decoder.decoders is missing");
+    if (!d.contains("decoders") || !d["decoders"].is_array())
+      fail(f, "decoder.decoders is missing");
     for (const json& x : d["decoders"]) parts.push_back(x);
   } else {
     parts.push_back(d);
@@ -349,7 +354,8 @@ void check_decoder(const json& d, Parsed* p, bool byte_level) {
   for (const json& x : parts) {
     const std::string t = type_of(x);
     if (byte_level) {
-      if (t != "ByteLevel") fail(f, "decoder.type '" + t + "' does not match a ByteLevel tokenizer");
+      if (t != "ByteLevel")
+        fail(f, "decoder.type '" + t + "' does not match a ByteLevel tokenizer");
       continue;
     }
     if (t == "Replace") {
@@ -415,15 +421,17 @@ void parse_post_processor(const json& pp, Parsed* p, int32_t* prefix_id, int32_t
     const std::string name = item["SpecialToken"]["id"].get<std::string>();
     int32_t id = -1;
     const json st = pp.value("special_tokens", json());
-    if (st.is_object() && st.contains(name) && st[name].contains("ids") && st[name]["ids"].is_array() &&
-        st[name]["ids"].size() == 1 && st[name]["ids"][0].is_number_integer()) {
+    if (st.is_object() && st.contains(name) && st[name].contains("ids") &&
+        st[name]["ids"].is_array() && st[name]["ids"].size() == 1 &&
+        st[name]["ids"][0].is_number_integer()) {
       id = st[name]["ids"][0].get<int32_t>();
     } else {
       id = lookup(*p, name);
     }
     if (id < 0) fail(f, "post_processor.single names '" + name + "', which is not a token");
     int32_t* slot = seen_a ? suffix_id : prefix_id;
-    if (*slot >= 0) fail(f, "post_processor.single with two special tokens on one side is not supported");
+    if (*slot >= 0)
+      fail(f, "post_processor.single with two special tokens on one side is not supported");
     *slot = id;
   }
 }
@@ -459,7 +467,8 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
   if (!vocab.is_object()) fail(f, "model.vocab is missing or not an object");
   int64_t n_vocab = 0;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer()) fail(f, "model.vocab['" + it.key() + "'] is not an integer");
+    if (!it.value().is_number_integer())
+      fail(f, "model.vocab['" + it.key() + "'] is not an integer");
     const int64_t id = it.value().get<int64_t>();
     if (id < 0 || id >= kMaxTokenizerVocab) {
       fail(f, "model.vocab['" + it.key() + "'] = " + std::to_string(id) + " is out of range");
@@ -511,7 +520,8 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
       fail(f, "added_tokens id " + std::to_string(id) + " '" + content +
                   "' differs from model.vocab's piece '" + s.pieces[id] + "'");
     }
-    s.types[id] = static_cast<uint8_t>(special ? fb::TokenType::CONTROL : fb::TokenType::USER_DEFINED);
+    s.types[id] =
+        static_cast<uint8_t>(special ? fb::TokenType::CONTROL : fb::TokenType::USER_DEFINED);
     (special ? s.special_ids : s.added_ids).push_back(id);
     p.ids[content] = id;
     // `normalized` is checked below, once we know whether there is a normalizer.
@@ -589,14 +599,16 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
   } else if (s.normalizer_nfc) {
     fail(f, "normalizer NFC is supported only with a ByteLevel pre_tokenizer (Qwen2 style)");
   } else if (pre == Pre::kMetaspace) {
-    if (p.has_normalizer) fail(f, "a normalizer together with a Metaspace pre_tokenizer is not supported");
+    if (p.has_normalizer)
+      fail(f, "a normalizer together with a Metaspace pre_tokenizer is not supported");
     s.kind = fb::TokenizerKind::SENTENCEPIECE_BPE;
     s.pre_tokenizer = fb::PreTokenizer::METASPACE;
     check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/false);
   } else {
     if (!replace) {
-      fail(f, "normalizer/pre_tokenizer: neither a SentencePiece-style Replace(\" \" -> \"\u2581\") "
-              "normalizer / Metaspace pre_tokenizer nor a ByteLevel pre_tokenizer; not supported");
+      fail(f,
+           "normalizer/pre_tokenizer: neither a SentencePiece-style Replace(\" \" -> \"\u2581\") "
+           "normalizer / Metaspace pre_tokenizer nor a ByteLevel pre_tokenizer; not supported");
     }
     // Prepend/Replace normalizer: kept as pre_tokenizer NONE (Prepend always adds the prefix,
     // unlike Metaspace, which skips it when the text already starts with a space).
@@ -618,7 +630,8 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
     for (size_t id = 0; id < s.pieces.size(); ++id) {
       const std::string& pc = s.pieces[id];
       if (s.types[id] == static_cast<uint8_t>(fb::TokenType::NORMAL) && pc.size() == 6 &&
-          pc.compare(0, 3, "<0x") == 0 && pc[5] == '>' && std::isxdigit(static_cast<unsigned char>(pc[3])) &&
+          pc.compare(0, 3, "<0x") == 0 && pc[5] == '>' &&
+          std::isxdigit(static_cast<unsigned char>(pc[3])) &&
           std::isxdigit(static_cast<unsigned char>(pc[4]))) {
         s.types[id] = static_cast<uint8_t>(fb::TokenType::BYTE);
       }
@@ -678,7 +691,8 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
         fail(gen_file, "eos_token_id " + x.dump() + " is not a token id");
       }
       const int32_t id = x.get<int32_t>();
-      if (std::find(s.eos_ids.begin(), s.eos_ids.end(), id) == s.eos_ids.end()) s.eos_ids.push_back(id);
+      if (std::find(s.eos_ids.begin(), s.eos_ids.end(), id) == s.eos_ids.end())
+        s.eos_ids.push_back(id);
     }
     if (s.eos_id < 0 && !s.eos_ids.empty()) s.eos_id = s.eos_ids[0];
   }

@@ -18,10 +18,10 @@
 #include "platform.h"
 #include "tokenizer.h"
 
-using ember::Status;
-using ember::Tokenizer;
 using ember::set_error;
+using ember::Status;
 using ember::to_c;
+using ember::Tokenizer;
 
 namespace {
 
@@ -53,11 +53,16 @@ bool continues(const uint8_t* pending, uint32_t n, uint8_t b) {
   if ((b & 0xC0) != 0x80) return false;
   if (n != 1) return true;
   switch (pending[0]) {
-    case 0xE0: return b >= 0xA0;
-    case 0xED: return b <= 0x9F;
-    case 0xF0: return b >= 0x90;
-    case 0xF4: return b <= 0x8F;
-    default: return true;
+    case 0xE0:
+      return b >= 0xA0;
+    case 0xED:
+      return b <= 0x9F;
+    case 0xF0:
+      return b >= 0x90;
+    case 0xF4:
+      return b <= 0x8F;
+    default:
+      return true;
   }
 }
 
@@ -110,22 +115,25 @@ ember_status ember_tokenize(const ember_model* model, const char* text, size_t l
   const Tokenizer* tk = get_tokenizer(model, "ember_tokenize");
   if (!tk) return EMBER_ERR_INVALID_ARGUMENT;
   if (!n_out) return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: n_out is NULL"));
-  if (!text && len) return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: text is NULL"));
-  if (!out_ids && cap) return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: out_ids is NULL"));
+  if (!text && len)
+    return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: text is NULL"));
+  if (!out_ids && cap)
+    return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: out_ids is NULL"));
   if (flags & ~(EMBER_TOKENIZE_ADD_SPECIAL | EMBER_TOKENIZE_PARSE_SPECIAL)) {
     return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: unknown flags 0x%x", flags));
   }
   const size_t need = tk->work_bytes(len);
   if (need == 0) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_tokenize: text of %zu bytes is too long", len));
+    return to_c(
+        set_error(Status::kInvalidArgument, "ember_tokenize: text of %zu bytes is too long", len));
   }
   alignas(64) unsigned char local[8192];
   void* work = local;
   if (need > sizeof(local)) {
     work = ember_platform_alloc(need, 64);
     if (!work) {
-      return to_c(set_error(Status::kOutOfMemory, "ember_tokenize: cannot allocate %zu bytes of work memory",
-                            need));
+      return to_c(set_error(Status::kOutOfMemory,
+                            "ember_tokenize: cannot allocate %zu bytes of work memory", need));
     }
   }
   const Status s = tk->encode(text ? text : "", len, flags, work, need, out_ids, cap, n_out);
@@ -139,27 +147,31 @@ ember_status ember_detokenize(const ember_model* model, const int32_t* ids, size
   const Tokenizer* tk = get_tokenizer(model, "ember_detokenize");
   if (!tk) return EMBER_ERR_INVALID_ARGUMENT;
   if (!n_out) return to_c(set_error(Status::kInvalidArgument, "ember_detokenize: n_out is NULL"));
-  if (!ids && n_ids) return to_c(set_error(Status::kInvalidArgument, "ember_detokenize: ids is NULL"));
-  if (!out && cap) return to_c(set_error(Status::kInvalidArgument, "ember_detokenize: out is NULL"));
+  if (!ids && n_ids)
+    return to_c(set_error(Status::kInvalidArgument, "ember_detokenize: ids is NULL"));
+  if (!out && cap)
+    return to_c(set_error(Status::kInvalidArgument, "ember_detokenize: out is NULL"));
   size_t total = 0;
   bool first = true;
   for (size_t i = 0; i < n_ids; ++i) {
     const int32_t id = ids[i];
     if (id < 0 || id >= tk->vocab_size()) {
-      return to_c(set_error(Status::kInvalidArgument, "ember_detokenize: ids[%zu] = %d is not in [0, %d)",
-                            i, id, tk->vocab_size()));
+      return to_c(set_error(Status::kInvalidArgument,
+                            "ember_detokenize: ids[%zu] = %d is not in [0, %d)", i, id,
+                            tk->vocab_size()));
     }
     if ((flags & EMBER_DETOKENIZE_SKIP_SPECIAL) && tk->is_special(id)) continue;
     size_t needed = 0;
     const size_t room = total < cap ? cap - total : 0;
-    tk->piece_bytes(id, first, flags, out ? out + (total < cap ? total : 0) : nullptr, room, &needed);
+    tk->piece_bytes(id, first, flags, out ? out + (total < cap ? total : 0) : nullptr, room,
+                    &needed);
     total += needed;
     first = false;
   }
   *n_out = total;
   if (total > cap) {
-    return to_c(set_error(Status::kBufferTooSmall, "ember_detokenize: %zu bytes do not fit in %zu", total,
-                          cap));
+    return to_c(set_error(Status::kBufferTooSmall, "ember_detokenize: %zu bytes do not fit in %zu",
+                          total, cap));
   }
   return EMBER_OK;
 }
@@ -171,20 +183,24 @@ void ember_detok_stream_init(ember_detok_stream* stream, uint32_t flags) {
 }
 
 // n_emitted counts the ids that were not skipped: the first of them may drop its leading space.
-ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_stream* stream, int32_t id,
-                                     char* out, size_t cap, size_t* n_out) {
+ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_stream* stream,
+                                     int32_t id, char* out, size_t cap, size_t* n_out) {
   ember::clear_error();
   const Tokenizer* tk = get_tokenizer(model, "ember_detok_stream_feed");
   if (!tk) return EMBER_ERR_INVALID_ARGUMENT;
   if (!stream || !n_out) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_detok_stream_feed: stream or n_out is NULL"));
+    return to_c(
+        set_error(Status::kInvalidArgument, "ember_detok_stream_feed: stream or n_out is NULL"));
   }
-  if (!out && cap) return to_c(set_error(Status::kInvalidArgument, "ember_detok_stream_feed: out is NULL"));
+  if (!out && cap)
+    return to_c(set_error(Status::kInvalidArgument, "ember_detok_stream_feed: out is NULL"));
   if (stream->n_pending > 3) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_detok_stream_feed: stream state is corrupt"));
+    return to_c(
+        set_error(Status::kInvalidArgument, "ember_detok_stream_feed: stream state is corrupt"));
   }
   if (id < 0 || id >= tk->vocab_size()) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_detok_stream_feed: id %d is not in [0, %d)", id,
+    return to_c(set_error(Status::kInvalidArgument,
+                          "ember_detok_stream_feed: id %d is not in [0, %d)", id,
                           tk->vocab_size()));
   }
   *n_out = 0;
@@ -200,8 +216,8 @@ ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_strea
   const size_t need = stream_bytes(&dry, bytes, len, nullptr);
   if (need > cap) {
     *n_out = need;
-    return to_c(set_error(Status::kBufferTooSmall, "ember_detok_stream_feed: %zu bytes do not fit in %zu",
-                          need, cap));
+    return to_c(set_error(Status::kBufferTooSmall,
+                          "ember_detok_stream_feed: %zu bytes do not fit in %zu", need, cap));
   }
   *n_out = stream_bytes(stream, bytes, len, out);
   stream->n_emitted++;

@@ -38,27 +38,27 @@ struct Sym {
   int32_t id;
   int32_t prev;
   int32_t next;
-  uint32_t rank;    // rank of the merge (this, next), kNoRank if none
-  int32_t hpos;     // position in the heap, -1 if not in it
-  int32_t result;   // the id that merge makes
+  uint32_t rank;   // rank of the merge (this, next), kNoRank if none
+  int32_t hpos;    // position in the heap, -1 if not in it
+  int32_t result;  // the id that merge makes
 };
 
 // Everything init() builds; one block from ember_platform_alloc.
 struct Tables {
-  uint32_t* text_off;       // (n_vocab + 1) offsets into text
-  char* text;               // decoded bytes of every id
-  int32_t* piece_slots;     // (piece_mask + 1) ids, -1 empty: lookup key -> id
+  uint32_t* text_off;    // (n_vocab + 1) offsets into text
+  char* text;            // decoded bytes of every id
+  int32_t* piece_slots;  // (piece_mask + 1) ids, -1 empty: lookup key -> id
   uint32_t piece_mask;
-  MergeSlot* merge_slots;   // (merge_mask + 1)
+  MergeSlot* merge_slots;  // (merge_mask + 1)
   uint32_t merge_mask;
-  uint8_t* skip_bits;       // (n_vocab bits) special tokens dropped by SKIP_SPECIAL
-  int32_t* match_ids;       // added tokens to find in text, grouped by first byte, longest first
+  uint8_t* skip_bits;         // (n_vocab bits) special tokens dropped by SKIP_SPECIAL
+  int32_t* match_ids;         // added tokens to find in text, grouped by first byte, longest first
   uint32_t match_first[257];  // match_ids[match_first[b] .. match_first[b + 1]) start with byte b
-  int32_t byte_token[256];  // byte-level: byte -> its token; SentencePiece: <0xXX> -> id, or -1
-  int32_t ascii_id[128];    // SentencePiece: single-byte piece -> id, or -1
+  int32_t byte_token[256];    // byte-level: byte -> its token; SentencePiece: <0xXX> -> id, or -1
+  int32_t ascii_id[128];      // SentencePiece: single-byte piece -> id, or -1
   uint8_t ascii_class[128];
-  int32_t metaspace_id;     // id of "\u2581" or -1
-  uint32_t space_symbols;   // symbols one input space can become (1, or 3 with byte fallback)
+  int32_t metaspace_id;    // id of "\u2581" or -1
+  uint32_t space_symbols;  // symbols one input space can become (1, or 3 with byte fallback)
   // SentencePiece without Metaspace split: true when no piece holds U+2581 after another character
   // (only runs of U+2581, as SentencePiece vocabularies are built). Then no merge can join a
   // character to a following U+2581, and encoding word by word (each word starting at a U+2581
@@ -257,11 +257,13 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
     return set_error(Status::kBadFormat, "tokenizer: %u types for %d pieces", types->size(), n);
   }
   if (t->scores() && t->scores()->size() != pieces->size()) {
-    return set_error(Status::kBadFormat, "tokenizer: %u scores for %d pieces", t->scores()->size(), n);
+    return set_error(Status::kBadFormat, "tokenizer: %u scores for %d pieces", t->scores()->size(),
+                     n);
   }
   const bool byte_level = t->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE;
   if (t->kind() != fb::TokenizerKind::SENTENCEPIECE_BPE && !byte_level) {
-    return set_error(Status::kUnsupported, "tokenizer: unknown kind %d", static_cast<int>(t->kind()));
+    return set_error(Status::kUnsupported, "tokenizer: unknown kind %d",
+                     static_cast<int>(t->kind()));
   }
   const fb::PreTokenizer pre = t->pre_tokenizer();
   if (byte_level) {
@@ -272,8 +274,9 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
     }
     const auto* cls = t->unicode_classes();
     if (!cls || cls->size() == 0 || (cls->Get(0) >> 2) != 0) {
-      return set_error(Status::kBadFormat,
-                       "tokenizer: byte-level split regex needs unicode_classes starting at U+0000");
+      return set_error(
+          Status::kBadFormat,
+          "tokenizer: byte-level split regex needs unicode_classes starting at U+0000");
     }
     for (uint32_t i = 1; i < cls->size(); ++i) {
       if ((cls->Get(i) >> 2) <= (cls->Get(i - 1) >> 2)) {
@@ -285,7 +288,9 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
                      static_cast<int>(pre));
   }
   if (t->normalizer_nfc()) {
-    if (!byte_level) return set_error(Status::kUnsupported, "tokenizer: NFC is supported with byte-level BPE only");
+    if (!byte_level)
+      return set_error(Status::kUnsupported,
+                       "tokenizer: NFC is supported with byte-level BPE only");
     const auto* ccc = t->nfc_ccc();
     const auto* dec = t->nfc_decomp();
     const auto* com = t->nfc_compose();
@@ -303,16 +308,20 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
         return set_error(Status::kBadFormat, "tokenizer: nfc_decomp record %u is invalid", i / 5);
       }
       for (uint32_t j = 1; j <= 4; ++j) {
-        if (dec->Get(i + j) > 0x10FFFF) return set_error(Status::kBadFormat, "tokenizer: nfc_decomp code point");
+        if (dec->Get(i + j) > 0x10FFFF)
+          return set_error(Status::kBadFormat, "tokenizer: nfc_decomp code point");
       }
     }
     for (uint32_t i = 3; i < com->size(); i += 3) {
       const uint64_t a = uint64_t{com->Get(i - 3)} << 32 | com->Get(i - 2);
       const uint64_t b = uint64_t{com->Get(i)} << 32 | com->Get(i + 1);
-      if (b <= a) return set_error(Status::kBadFormat, "tokenizer: nfc_compose record %u is not sorted", i / 3);
+      if (b <= a)
+        return set_error(Status::kBadFormat, "tokenizer: nfc_compose record %u is not sorted",
+                         i / 3);
     }
     for (uint32_t i = 0; i < com->size(); ++i) {
-      if (com->Get(i) > 0x10FFFF) return set_error(Status::kBadFormat, "tokenizer: nfc_compose code point");
+      if (com->Get(i) > 0x10FFFF)
+        return set_error(Status::kBadFormat, "tokenizer: nfc_compose code point");
     }
   }
   auto id_ok = [n](int32_t id) { return id >= -1 && id < n; };
@@ -320,13 +329,16 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
     return set_error(Status::kBadFormat, "tokenizer: bos/eos/unk/pad id (%d/%d/%d/%d) out of range",
                      t->bos_id(), t->eos_id(), t->unk_id(), t->pad_id());
   }
-  if (t->add_bos() && t->bos_id() < 0) return set_error(Status::kBadFormat, "tokenizer: add_bos without bos_id");
-  if (t->add_eos() && t->eos_id() < 0) return set_error(Status::kBadFormat, "tokenizer: add_eos without eos_id");
+  if (t->add_bos() && t->bos_id() < 0)
+    return set_error(Status::kBadFormat, "tokenizer: add_bos without bos_id");
+  if (t->add_eos() && t->eos_id() < 0)
+    return set_error(Status::kBadFormat, "tokenizer: add_eos without eos_id");
   for (const auto* v : {t->special_ids(), t->added_ids(), t->eos_ids()}) {
     if (!v) continue;
     for (uint32_t i = 0; i < v->size(); ++i) {
       if (v->Get(i) < 0 || v->Get(i) >= n) {
-        return set_error(Status::kBadFormat, "tokenizer: special/added/eos id %d out of range", v->Get(i));
+        return set_error(Status::kBadFormat, "tokenizer: special/added/eos id %d out of range",
+                         v->Get(i));
       }
     }
   }
@@ -336,13 +348,11 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
     const fb::Merge* m = merges->Get(i);
     if (m->left() >= static_cast<uint32_t>(n) || m->right() >= static_cast<uint32_t>(n) ||
         m->result() >= static_cast<uint32_t>(n)) {
-      return set_error(Status::kBadFormat, "tokenizer: merge %u (%u, %u -> %u) names an id >= %d", i,
-                       m->left(), m->right(), m->result(), n);
+      return set_error(Status::kBadFormat, "tokenizer: merge %u (%u, %u -> %u) names an id >= %d",
+                       i, m->left(), m->right(), m->result(), n);
     }
   }
-  auto type_of = [&](int32_t id) {
-    return types ? types->Get(id) : fb::TokenType::NORMAL;
-  };
+  auto type_of = [&](int32_t id) { return types ? types->Get(id) : fb::TokenType::NORMAL; };
   // Added tokens are found in the text, never through the vocabulary lookup.
   auto in_lookup = [&](int32_t id) {
     const fb::TokenType ty = type_of(id);
@@ -377,7 +387,8 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
   const size_t o_skip = take((size_t(n) + 7) / 8);
   const size_t o_match = take(sizeof(int32_t) * (n_match + 1));
   uint8_t* block = static_cast<uint8_t*>(ember_platform_alloc(off, 64));
-  if (!block) return set_error(Status::kOutOfMemory, "tokenizer: cannot allocate %zu bytes of tables", off);
+  if (!block)
+    return set_error(Status::kOutOfMemory, "tokenizer: cannot allocate %zu bytes of tables", off);
   std::memset(block, 0, off);
   if (tables_) ember_platform_free(tables_);
   tables_ = block;
@@ -423,8 +434,10 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
       }
     } else if (type_of(i) == fb::TokenType::BYTE && len == 6) {
       auto hex = [](uint8_t c) -> int {
-        return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                             : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                      : -1;
       };
       const int hi = hex(s[3]), lo = hex(s[4]);
       if (hi < 0 || lo < 0) {
@@ -912,7 +925,8 @@ size_t Tokenizer::split_match(const uint8_t* s, size_t n, size_t i) const {
     const uint32_t a = lower(i + 1, &l1);
     if (a == 's' || a == 't' || a == 'm' || a == 'd') return 1 + l1;
     const uint32_t b = lower(i + 1 + l1, &l2);
-    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 1 + l1 + l2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+      return 1 + l1 + l2;
   }
 
   size_t l2;
@@ -1166,15 +1180,15 @@ Status Tokenizer::encode(const char* text, size_t len, uint32_t flags, void* wor
                          int32_t* out, size_t cap, size_t* n_out) const {
   if (!t_) return set_error(Status::kInvalidArgument, "tokenize: the model has no tokenizer");
   if (len > kMaxTextBytes) {
-    return set_error(Status::kInvalidArgument, "tokenize: text of %zu bytes is over the %zu-byte limit",
-                     len, kMaxTextBytes);
+    return set_error(Status::kInvalidArgument,
+                     "tokenize: text of %zu bytes is over the %zu-byte limit", len, kMaxTextBytes);
   }
   if (!text && len) return set_error(Status::kInvalidArgument, "tokenize: text is NULL");
   if (!out && cap) return set_error(Status::kInvalidArgument, "tokenize: out_ids is NULL");
   const size_t need = work_bytes(len);
   if (!work || work_size < need) {
-    return set_error(Status::kInvalidArgument, "tokenize: work area of %zu bytes, %zu needed", work_size,
-                     need);
+    return set_error(Status::kInvalidArgument, "tokenize: work area of %zu bytes, %zu needed",
+                     work_size, need);
   }
   const Tables& tb = T(tables_);
   const bool byte_level = t_->kind() == fb::TokenizerKind::BYTE_LEVEL_BPE;

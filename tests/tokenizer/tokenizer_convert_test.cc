@@ -66,11 +66,14 @@ TEST_F(TokenizerConvert, UnknownPreTokenizer) {
 TEST_F(TokenizerConvert, UnknownSplitRegex) {
   if (gpt2_.is_null()) GTEST_SKIP() << "shared tokenizers/gpt2 not found";
   json t = gpt2_;
-  t["pre_tokenizer"] = {{"type", "Sequence"},
-                        {"pretokenizers",
-                         {{{"type", "Split"}, {"pattern", {{"Regex", "\\p{L}+|\\d+"}}}, {"behavior", "Isolated"},
-                           {"invert", false}},
-                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  t["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"},
+         {"pattern", {{"Regex", "\\p{L}+|\\d+"}}},
+         {"behavior", "Isolated"},
+         {"invert", false}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   const std::string e = convert_error(t, "regex");
   EXPECT_NE(e.find("regex"), std::string::npos) << e;
 }
@@ -142,8 +145,8 @@ TEST(TokenizerCli, ConvertThenTokenize) {
   const std::string bin = ember_test::build_dir();
   const std::string out_file = ember_test::temp_path("cli.ember");
   std::string out;
-  ASSERT_EQ(ember_test::run_command(bin + "/converter/ember-convert --tokenizer-only '" + dir + "' -o '" +
-                                        out_file + "' --force",
+  ASSERT_EQ(ember_test::run_command(bin + "/converter/ember-convert --tokenizer-only '" + dir +
+                                        "' -o '" + out_file + "' --force",
                                     &out),
             0)
       << out;

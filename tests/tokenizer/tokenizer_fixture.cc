@@ -65,7 +65,8 @@ std::string detokenize(const ember_model* m, const std::vector<int32_t>& ids, ui
     return "";
   }
   std::string out(n, '\0');
-  s = ember_detokenize(m, ids.data(), ids.size(), flags, out.empty() ? nullptr : &out[0], out.size(), &n);
+  s = ember_detokenize(m, ids.data(), ids.size(), flags, out.empty() ? nullptr : &out[0],
+                       out.size(), &n);
   EXPECT_EQ(s, EMBER_OK) << ember_last_error();
   out.resize(n);
   return out;
@@ -95,7 +96,8 @@ bool valid_utf8(const std::string& s) {
       if ((p[i + k] & 0xC0) != 0x80) return false;
       c = c << 6 | (p[i + k] & 0x3F);
     }
-    if ((len == 3 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) || (len == 4 && (c < 0x10000 || c > 0x10FFFF))) {
+    if ((len == 3 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) ||
+        (len == 4 && (c < 0x10000 || c > 0x10FFFF))) {
       return false;
     }
     i += len;

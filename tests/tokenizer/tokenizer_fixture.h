@@ -17,7 +17,8 @@ const ember_model* tokenizer_model(const std::string& dir, std::string* error);
 
 std::vector<int32_t> tokenize(const ember_model* m, const std::string& text, uint32_t flags);
 std::string detokenize(const ember_model* m, const std::vector<int32_t>& ids, uint32_t flags);
-// Feeds ids one at a time through the streaming decoder; *chunks_valid = every chunk was valid UTF-8.
+// Feeds ids one at a time through the streaming decoder; *chunks_valid = every chunk was valid
+// UTF-8.
 std::string detokenize_stream(const ember_model* m, const std::vector<int32_t>& ids, uint32_t flags,
                               bool* chunks_valid);
 bool valid_utf8(const std::string& s);

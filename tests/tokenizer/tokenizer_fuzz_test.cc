@@ -12,9 +12,27 @@
 namespace {
 
 std::string random_text(std::mt19937_64& rng) {
-  static const char* const kPieces[] = {" ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "<s>", "</s>", "<unk>",
-                                        "<|endoftext|>", "<|begin_of_text|>", "\xE2\x96\x81", "日本",
-                                        "é", "123456", "Hello", "world", "!!", "\xF0\x9F\x98\x80", "\xC5\xBF"};
+  static const char* const kPieces[] = {" ",
+                                        "  ",
+                                        "\n",
+                                        "\r\n",
+                                        "\t",
+                                        "'s",
+                                        "'LL",
+                                        "<s>",
+                                        "</s>",
+                                        "<unk>",
+                                        "<|endoftext|>",
+                                        "<|begin_of_text|>",
+                                        "\xE2\x96\x81",
+                                        "日本",
+                                        "é",
+                                        "123456",
+                                        "Hello",
+                                        "world",
+                                        "!!",
+                                        "\xF0\x9F\x98\x80",
+                                        "\xC5\xBF"};
   const int len = static_cast<int>(rng() % 64);
   std::string s;
   for (int i = 0; i < len; ++i) {
@@ -49,11 +67,13 @@ void fuzz(const char* rel, bool bytes_roundtrip, bool sp) {
       if (info.bos_id >= 0 && body[0] == info.bos_id) body.erase(body.begin());
     }
     const std::string dec = ember_test::detokenize(m, body, 0);
-    // SentencePiece decodes a literal U+2581 in the text as a space, so those texts cannot round trip.
+    // SentencePiece decodes a literal U+2581 in the text as a space, so those texts cannot round
+    // trip.
     const bool has_ms = sp && text.find("\xE2\x96\x81") != std::string::npos;
     if (bytes_roundtrip && plain && !has_ms) {
       ++checked;
-      // Text-only encoding of any bytes decodes back to them (SentencePiece drops its prefix space).
+      // Text-only encoding of any bytes decodes back to them (SentencePiece drops its prefix
+      // space).
       if (dec == text) {
         ++roundtrip;
       } else {

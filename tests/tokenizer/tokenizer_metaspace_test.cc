@@ -20,15 +20,20 @@ void check(const char* scheme, bool split) {
   const std::vector<unsigned char> b = ember_test::read_file(src + "/tokenizer.json");
   json tj = json::parse(std::string(b.begin(), b.end()));
   tj["normalizer"] = nullptr;
-  tj["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"},
-                         {"prepend_scheme", scheme}, {"split", split}};
+  tj["pre_tokenizer"] = {{"type", "Metaspace"},
+                         {"replacement", "\xE2\x96\x81"},
+                         {"prepend_scheme", scheme},
+                         {"split", split}};
   tj["decoder"] = {{"type", "Sequence"},
                    {"decoders",
-                    {{{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", scheme},
+                    {{{"type", "Metaspace"},
+                      {"replacement", "\xE2\x96\x81"},
+                      {"prepend_scheme", scheme},
                       {"split", split}},
                      {{"type", "ByteFallback"}},
                      {{"type", "Fuse"}}}}};
-  const std::string dir = ember_test::temp_path(std::string("metaspace_") + scheme + (split ? "_split" : ""));
+  const std::string dir =
+      ember_test::temp_path(std::string("metaspace_") + scheme + (split ? "_split" : ""));
   std::string out;
   ember_test::run_command("mkdir -p '" + dir + "'", &out);
   const std::string text = tj.dump();
@@ -41,10 +46,12 @@ void check(const char* scheme, bool split) {
     const json j = json::parse(line);
     const std::string t = j["text"].get<std::string>();
     if (!t.empty() && (t[0] == ' ' || t.compare(0, 3, "\xE2\x96\x81") == 0)) continue;
-    if (split && (t.find("  ") != std::string::npos || t.find("\xE2\x96\x81") != std::string::npos)) continue;
+    if (split && (t.find("  ") != std::string::npos || t.find("\xE2\x96\x81") != std::string::npos))
+      continue;
     ++n;
     const auto want = j["ids"].get<std::vector<int32_t>>();
-    const auto got = ember_test::tokenize(m, t, j["add_special"].get<bool>() ? EMBER_TOKENIZE_ADD_SPECIAL : 0);
+    const auto got =
+        ember_test::tokenize(m, t, j["add_special"].get<bool>() ? EMBER_TOKENIZE_ADD_SPECIAL : 0);
     if (got == want) {
       ++pass;
     } else {

@@ -50,12 +50,12 @@ std::string nfc_reference(const std::string& s) {
 // precomposed Latin/Greek/Vietnamese, Hangul jamo and syllables, singletons, exclusions.
 std::string random_nfc_text(std::mt19937_64& rng) {
   static const uint32_t kPool[] = {
-      'a', 'e', 'o', 'A', 'u', ' ', 'n', 0x0300, 0x0301, 0x0302, 0x0303, 0x0308, 0x0323, 0x0327,
-      0x031B, 0x0345, 0x0344, 0x0340, 0x00C5, 0x212B, 0x2126, 0x1E0A, 0x1E9B, 0x03B1, 0x0391, 0x1F00,
-      0x1F80, 0x0958, 0x0915, 0x093C, 0x094D, 0x05D1, 0x05BC, 0x05B0, 0x1100, 0x1161, 0x11A8,
-      0xAC00, 0xAC01, 0xD7A3, 0x0CC6, 0x0CC2, 0x0CD5, 0x0BC6, 0x0BBE, 0x0F73, 0x0F71, 0x0F72,
-      0x2ADC, 0x0338, 0x226E, 0x3099, 0x304B, 0x304C, 0x1D15E, 0x1D165, 0x1D16E, 0xFB1D, 0xF900,
-      '1', '2', 0x0661};
+      'a',     'e',     'o',    'A',    'u',    ' ',    'n',    0x0300, 0x0301, 0x0302, 0x0303,
+      0x0308,  0x0323,  0x0327, 0x031B, 0x0345, 0x0344, 0x0340, 0x00C5, 0x212B, 0x2126, 0x1E0A,
+      0x1E9B,  0x03B1,  0x0391, 0x1F00, 0x1F80, 0x0958, 0x0915, 0x093C, 0x094D, 0x05D1, 0x05BC,
+      0x05B0,  0x1100,  0x1161, 0x11A8, 0xAC00, 0xAC01, 0xD7A3, 0x0CC6, 0x0CC2, 0x0CD5, 0x0BC6,
+      0x0BBE,  0x0F73,  0x0F71, 0x0F72, 0x2ADC, 0x0338, 0x226E, 0x3099, 0x304B, 0x304C, 0x1D15E,
+      0x1D165, 0x1D16E, 0xFB1D, 0xF900, '1',    '2',    0x0661};
   const int len = static_cast<int>(rng() % 24);
   std::string s;
   for (int i = 0; i < len; ++i) s += utf8(kPool[rng() % (sizeof(kPool) / sizeof(kPool[0]))]);
@@ -92,7 +92,8 @@ TEST(TokenizerQwen2, NfcNormalizerMatchesUtf8proc) {
       if (i > 20) break;
     }
   }
-  std::printf("[tokenizer] NFC vs utf8proc_NFC: %d/%d (%d texts changed by NFC)\n", pass, n, changed);
+  std::printf("[tokenizer] NFC vs utf8proc_NFC: %d/%d (%d texts changed by NFC)\n", pass, n,
+              changed);
   EXPECT_GT(changed, n / 2);
 }
 
@@ -137,8 +138,8 @@ TEST(TokenizerQwen2, SplitRegexOnLlama3Vectors) {
       ADD_FAILURE() << ::testing::PrintToString(text);
     }
   }
-  std::printf("[tokenizer] qwen2 regex on llama3 vectors without digits: %d/%d (%d with digits)\n", pass, n,
-              digit_texts);
+  std::printf("[tokenizer] qwen2 regex on llama3 vectors without digits: %d/%d (%d with digits)\n",
+              pass, n, digit_texts);
   EXPECT_GT(n, 200);
 }
 
@@ -179,7 +180,9 @@ TEST(TokenizerSmolLM, DigitsThenByteLevel) {
     (*tj)["pre_tokenizer"] = {{"type", "Sequence"},
                               {"pretokenizers",
                                {{{"type", "Digits"}, {"individual_digits", true}},
-                                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                                {{"type", "ByteLevel"},
+                                 {"add_prefix_space", false},
+                                 {"trim_offsets", true},
                                  {"use_regex", true}}}}};
   });
   std::string err;
@@ -199,7 +202,8 @@ TEST(TokenizerSmolLM, DigitsThenByteLevel) {
         const auto cps = code_points(ember_test::detokenize(m, {id}, 0));
         int nums = 0;
         for (uint32_t cp : cps) nums += numeric(cp);
-        EXPECT_TRUE(nums == 0 || cps.size() == 1) << "token " << id << " in " << ::testing::PrintToString(text);
+        EXPECT_TRUE(nums == 0 || cps.size() == 1)
+            << "token " << id << " in " << ::testing::PrintToString(text);
       }
       continue;
     }
@@ -210,8 +214,9 @@ TEST(TokenizerSmolLM, DigitsThenByteLevel) {
       ADD_FAILURE() << ::testing::PrintToString(text);
     }
   }
-  std::printf("[tokenizer] Digits+ByteLevel on gpt2 vectors without numbers: %d/%d (%d with numbers)\n", pass,
-              n, with_digits);
+  std::printf(
+      "[tokenizer] Digits+ByteLevel on gpt2 vectors without numbers: %d/%d (%d with numbers)\n",
+      pass, n, with_digits);
   EXPECT_GT(n, 200);
 }
 

@@ -21,18 +21,18 @@ std::string show(const std::vector<int32_t>& v) {
   return s + "]";
 }
 
-#define LOAD_MODEL(m, dir)                                          \
-  std::string m##_err;                                              \
+#define LOAD_MODEL(m, dir)                                           \
+  std::string m##_err;                                               \
   const ember_model* m = ember_test::tokenizer_model(dir, &m##_err); \
   ASSERT_NE(m, nullptr) << m##_err;
 
 // How one vectors file is checked.
 struct VectorsCase {
-  const char* folder;      // under ../shared/tokenizers
+  const char* folder;  // under ../shared/tokenizers
   const char* file;
-  uint32_t flags;          // EMBER_TOKENIZE_* besides ADD_SPECIAL (which follows add_special)
-  uint32_t decode_flags;   // EMBER_DETOKENIZE_*
-  bool bos_not_in_file;    // add_special=true ids = [BOS] + ids, but this tokenizer.json adds none
+  uint32_t flags;         // EMBER_TOKENIZE_* besides ADD_SPECIAL (which follows add_special)
+  uint32_t decode_flags;  // EMBER_DETOKENIZE_*
+  bool bos_not_in_file;   // add_special=true ids = [BOS] + ids, but this tokenizer.json adds none
   bool check_decode = true;  // the folder's README says decode gives back `text` (or `decoded`)
 };
 
@@ -98,8 +98,8 @@ TEST(TokenizerVectors, Llama2HfAddedTokens) {
                  /*check_decode=*/false});
 }
 TEST(TokenizerVectors, Mistral) {
-  check_vectors({"mistral", "vectors.jsonl", EMBER_TOKENIZE_PARSE_SPECIAL, EMBER_DETOKENIZE_SKIP_SPECIAL,
-                 false});
+  check_vectors({"mistral", "vectors.jsonl", EMBER_TOKENIZE_PARSE_SPECIAL,
+                 EMBER_DETOKENIZE_SKIP_SPECIAL, false});
 }
 TEST(TokenizerVectors, Llama3) {
   check_vectors({"llama3", "vectors.jsonl", EMBER_TOKENIZE_PARSE_SPECIAL, 0, true});
@@ -110,7 +110,8 @@ TEST(TokenizerVectors, Gpt2HfAddedTokens) {
 }
 
 // stories260K: ids from tokenizers.js on the model's own tokenizer.json (HF semantics: special
-// literals in text are split out, so PARSE_SPECIAL), decode = HF decode with special tokens skipped.
+// literals in text are split out, so PARSE_SPECIAL), decode = HF decode with special tokens
+// skipped.
 TEST(TokenizerStories260K, TokenizersJsCases) {
   EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(cases_path, "models/stories260K/expected/tokenizer_cases.json");
@@ -131,14 +132,16 @@ TEST(TokenizerStories260K, TokenizersJsCases) {
     if (got == want) {
       ++pass;
     } else {
-      ADD_FAILURE() << "text " << json(text).dump() << "\n  want " << show(want) << "\n  got  " << show(got);
+      ADD_FAILURE() << "text " << json(text).dump() << "\n  want " << show(want) << "\n  got  "
+                    << show(got);
     }
     const std::string want_text = c["tokenizer_json_decode"].get<std::string>();
     const std::string dec = detokenize(m, want, EMBER_DETOKENIZE_SKIP_SPECIAL);
     if (dec == want_text) {
       ++dec_pass;
     } else {
-      ADD_FAILURE() << "decode " << show(want) << " = " << json(dec).dump() << " want " << json(want_text).dump();
+      ADD_FAILURE() << "decode " << show(want) << " = " << json(dec).dump() << " want "
+                    << json(want_text).dump();
     }
     bool chunks_valid = false;
     const std::string st = detokenize_stream(m, want, EMBER_DETOKENIZE_SKIP_SPECIAL, &chunks_valid);
@@ -148,8 +151,8 @@ TEST(TokenizerStories260K, TokenizersJsCases) {
       ADD_FAILURE() << "stream decode " << show(want) << " = " << json(st).dump();
     }
   }
-  std::printf("[tokenizer] stories260K tokenizer_cases: encode %d/%d, decode %d/%d, stream %d/%d\n", pass,
-              n, dec_pass, n, stream_pass, n);
+  std::printf("[tokenizer] stories260K tokenizer_cases: encode %d/%d, decode %d/%d, stream %d/%d\n",
+              pass, n, dec_pass, n, stream_pass, n);
   EXPECT_EQ(n, 339);
 }
 
@@ -166,7 +169,8 @@ TEST(TokenizerStories260K, SpecialLiteralsAreTextByDefault) {
     const std::string text = c["text"].get<std::string>();
     // sentencepiece_keep_whitespace = sentencepiece without whitespace folding, which never
     // matches special literals; it differs from tokenizer.json only by the `▁` run.c quirk.
-    const std::vector<int32_t> want = c["sentencepiece_keep_whitespace"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> want =
+        c["sentencepiece_keep_whitespace"].get<std::vector<int32_t>>();
     EXPECT_EQ(show(tokenize(m, text, EMBER_TOKENIZE_ADD_SPECIAL)), show(want)) << json(text).dump();
     ++n;
   }
@@ -182,7 +186,8 @@ TEST(TokenizerApi, BufferTooSmallReportsNeeded) {
   EXPECT_EQ(ember_tokenize(m, text.data(), text.size(), EMBER_TOKENIZE_ADD_SPECIAL, ids, 2, &n),
             EMBER_ERR_BUFFER_TOO_SMALL);
   EXPECT_EQ(n, 5u);
-  EXPECT_EQ(ember_tokenize(nullptr, text.data(), text.size(), 0, ids, 2, &n), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_tokenize(nullptr, text.data(), text.size(), 0, ids, 2, &n),
+            EMBER_ERR_INVALID_ARGUMENT);
   const int32_t bad[1] = {512};
   char out[16];
   EXPECT_EQ(ember_detokenize(m, bad, 1, 0, out, sizeof(out), &n), EMBER_ERR_INVALID_ARGUMENT);
@@ -210,7 +215,8 @@ TEST(TokenizerStories260K, GreedyPromptsAndFullText) {
     const std::string want = r["full_text"].get<std::string>();
     EXPECT_EQ(detokenize(m, all, EMBER_DETOKENIZE_SKIP_SPECIAL), want) << prompt;
     bool chunks_valid = false;
-    EXPECT_EQ(detokenize_stream(m, all, EMBER_DETOKENIZE_SKIP_SPECIAL, &chunks_valid), want) << prompt;
+    EXPECT_EQ(detokenize_stream(m, all, EMBER_DETOKENIZE_SKIP_SPECIAL, &chunks_valid), want)
+        << prompt;
     EXPECT_TRUE(chunks_valid);
   }
 }

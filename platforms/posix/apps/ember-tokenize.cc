@@ -1,13 +1,12 @@
 // ember-tokenize: what a model's tokenizer makes of a text (like llama.cpp's llama-tokenize).
-//   ember-tokenize -m MODEL (-p TEXT | -f FILE) [--parse-special] [--no-bos] [--ids | --pieces | --json]
-//   ember-tokenize -m MODEL --decode "1 15043 2"
-//   ember-tokenize -m MODEL -f FILE --bench 20      (encode speed in MB/s)
+//   ember-tokenize -m MODEL (-p TEXT | -f FILE) [--parse-special] [--no-bos] [--ids | --pieces |
+//   --json] ember-tokenize -m MODEL --decode "1 15043 2" ember-tokenize -m MODEL -f FILE --bench 20
+//   (encode speed in MB/s)
 // The model may be a full model or a tokenizer-only file (ember-convert --tokenizer-only).
 #include <CLI/CLI.hpp>
-
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,7 +17,8 @@
 namespace {
 
 int fail(const char* what, ember_status s) {
-  std::fprintf(stderr, "ember-tokenize: %s: %s: %s\n", what, ember_status_string(s), ember_last_error());
+  std::fprintf(stderr, "ember-tokenize: %s: %s: %s\n", what, ember_status_string(s),
+               ember_last_error());
   return 1;
 }
 
@@ -69,11 +69,21 @@ std::string json_string(const std::string& s) {
   std::string o = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char hex[8];
@@ -92,21 +102,26 @@ std::string json_string(const std::string& s) {
 int main(int argc, char** argv) {
   CLI::App app{"ember-tokenize: show how a model's tokenizer encodes a text, or decode ids"};
   std::string model_path, prompt, file, decode;
-  bool parse_special = false, no_bos = false, show_ids = false, show_pieces = false, show_json = false;
+  bool parse_special = false, no_bos = false, show_ids = false, show_pieces = false,
+       show_json = false;
   bool skip_special = false;
   int bench = 0;
-  app.add_option("-m,--model", model_path, "Model file (.ember; a tokenizer-only file is fine)")->required();
+  app.add_option("-m,--model", model_path, "Model file (.ember; a tokenizer-only file is fine)")
+      ->required();
   auto* p_opt = app.add_option("-p,--prompt", prompt, "Text to encode");
   auto* f_opt = app.add_option("-f,--file", file, "Encode the contents of this file");
   p_opt->excludes(f_opt);
-  app.add_flag("--parse-special", parse_special, "Match special-token text (\"<s>\") as the special token");
+  app.add_flag("--parse-special", parse_special,
+               "Match special-token text (\"<s>\") as the special token");
   app.add_flag("--no-bos", no_bos, "Do not add BOS/EOS as the tokenizer config says");
   auto* o_ids = app.add_flag("--ids", show_ids, "Print only the ids, as [1, 2, 3]");
-  auto* o_pieces = app.add_flag("--pieces", show_pieces, "Print one line per token: id -> 'text' (default)");
+  auto* o_pieces =
+      app.add_flag("--pieces", show_pieces, "Print one line per token: id -> 'text' (default)");
   auto* o_json = app.add_flag("--json", show_json, "Print {\"ids\": [...], \"pieces\": [...]}");
   o_ids->excludes(o_pieces)->excludes(o_json);
   o_pieces->excludes(o_json);
-  app.add_option("--decode", decode, "Decode these ids (separated by spaces or commas) and print the text");
+  app.add_option("--decode", decode,
+                 "Decode these ids (separated by spaces or commas) and print the text");
   app.add_flag("--skip-special", skip_special, "With --decode: drop BOS/EOS/control tokens");
   app.add_option("--bench", bench, "Encode the text this many times and report MB/s on stderr");
   CLI11_PARSE(app, argc, argv);
@@ -132,7 +147,8 @@ int main(int argc, char** argv) {
       ids.push_back(static_cast<int32_t>(v));
     }
     if (!in.eof()) {
-      std::fprintf(stderr, "ember-tokenize: --decode: cannot read ids from \"%s\"\n", decode.c_str());
+      std::fprintf(stderr, "ember-tokenize: --decode: cannot read ids from \"%s\"\n",
+                   decode.c_str());
       ember_model_free(m);
       return 1;
     }
@@ -169,8 +185,8 @@ int main(int argc, char** argv) {
     ember_model_free(m);
     return 1;
   }
-  const uint32_t flags =
-      (no_bos ? 0u : EMBER_TOKENIZE_ADD_SPECIAL) | (parse_special ? EMBER_TOKENIZE_PARSE_SPECIAL : 0u);
+  const uint32_t flags = (no_bos ? 0u : EMBER_TOKENIZE_ADD_SPECIAL) |
+                         (parse_special ? EMBER_TOKENIZE_PARSE_SPECIAL : 0u);
   std::vector<int32_t> ids;
   s = encode(m, text, flags, &ids);
   if (s != EMBER_OK) {
@@ -196,7 +212,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "ember-tokenize: %zu bytes -> %zu tokens; %d runs: wall %.3f s = %.2f MB/s, "
                  "cpu %.3f s = %.2f MB/s (%.0f tokens/s of cpu)\n",
-                 text.size(), ids.size(), bench, dt, mb / dt, cpu, mb / cpu, ids.size() * double(bench) / cpu);
+                 text.size(), ids.size(), bench, dt, mb / dt, cpu, mb / cpu,
+                 ids.size() * double(bench) / cpu);
     ember_model_free(m);
     return 0;
   }
