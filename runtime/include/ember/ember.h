@@ -94,7 +94,9 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
 
 /* Encodes `len` bytes of `text` (any bytes; invalid UTF-8 is byte-encoded, never an error) into
  * `out_ids` (capacity `cap`). *n_out receives the number of ids; if it exceeds `cap` the call returns
- * EMBER_ERR_BUFFER_TOO_SMALL and *n_out is the needed capacity. */
+ * EMBER_ERR_BUFFER_TOO_SMALL and *n_out is the needed capacity. Work memory: an 8 KiB stack buffer,
+ * or for longer texts one ember_platform_alloc for the call (ember_generate never allocates: it
+ * tokenizes in the context's own work area). */
 ember_status ember_tokenize(const ember_model* model, const char* text, size_t len, uint32_t flags,
                             int32_t* out_ids, size_t cap, size_t* n_out);
 
