@@ -17,9 +17,8 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
-# The arm64 builds of cpuinfo / pthreadpool / XNNPACK are not installed side by side with the host's:
+# The arm64 builds of cpuinfo / pthreadpool are not installed side by side with the host's:
 # the ARM build reads hwcaps (getauxval) in dispatch.cc and runs single-threaded kernels.
 set(EMBER_USE_CPUINFO OFF CACHE BOOL "" FORCE)
 set(EMBER_USE_PTHREADPOOL OFF CACHE BOOL "" FORCE)
-set(EMBER_USE_XNNPACK OFF CACHE BOOL "" FORCE)
 set(EMBER_BUILD_CONVERTER OFF CACHE BOOL "" FORCE)

@@ -1,6 +1,6 @@
 // Linear layers and row-parallel loops of one context: picks the kernel for the weight's dtype from
 // the active KernelTable, quantizes activations for u8 weights, and splits output rows across the
-// context's thread pool (pthreadpool; XNNPACK for float weights where enabled). All scratch memory
+// context's thread pool (pthreadpool). All scratch memory
 // is handed in at init() from the context's arena; linear() never allocates.
 #ifndef EMBER_SRC_LINEAR_H_
 #define EMBER_SRC_LINEAR_H_
