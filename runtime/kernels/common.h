@@ -49,48 +49,9 @@ inline float f16_to_f32(uint16_t h) {
 
 inline float bf16_to_f32(uint16_t h) { return bits_to_f32(static_cast<uint32_t>(h) << 16); }
 
-// The fixed 8-lane reduction: lane l holds the sum of terms with index i % 8 == l (each added in
-// increasing i); the lanes are combined as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)) — what an AVX2
-// 256->128->64->32 halving tree (or two NEON q registers) gives.
-inline float reduce8(const float* l) {
-  return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-}
-
-// Ember's exp: e^x with ~1 ulp-level error in [-87, 88], computed in a fixed order (no FMA) so that
-// SIMD variants give the same bits. x < -87 gives 0; x > 88 is clamped to 88. NaN is not handled.
-constexpr float kExpLo = -87.0f;
-constexpr float kExpHi = 88.0f;
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693145751953125f;      // 12 significant bits: n * kLn2Hi is exact
-constexpr float kLn2Lo = 1.42860682030941723e-06f;
-constexpr float kExpC2 = 0.5f;
-constexpr float kExpC3 = 0.166666671633720398f;
-constexpr float kExpC4 = 0.0416664853692054749f;
-constexpr float kExpC5 = 0.00833336077630519867f;
-constexpr float kExpC6 = 0.00139304355252534151f;
-constexpr float kExpC7 = 0.000198527617612853646f;
-
-inline float exp_ember(float x) {
-  if (x < kExpLo) return 0.0f;
-  if (x > kExpHi) x = kExpHi;
-  const float n = std::nearbyint(x * kLog2e);  // round to nearest even (default mode)
-  float r = x - n * kLn2Hi;
-  r = r - n * kLn2Lo;
-  float p = kExpC7;
-  p = p * r + kExpC6;
-  p = p * r + kExpC5;
-  p = p * r + kExpC4;
-  p = p * r + kExpC3;
-  p = p * r + kExpC2;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  // n in [-126, 127]: 2^n is a normal float.
-  const float scale = bits_to_f32(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
-  return p * scale;
-}
-
-// silu(g) * u = (g / (1 + e^-g)) * u.
-inline float silu_mul_one(float g, float u) { return (g / (1.0f + exp_ember(-g))) * u; }
+// silu(g) * u = (g * (1 / (1 + e^-g))) * u, run.c's order; e^x is libm's expf (std::exp on a
+// float), called per element by every variant (glibc's expf on x86-64 and aarch64).
+inline float silu_mul_one(float g, float u) { return (g * (1.0f / (1.0f + std::exp(-g)))) * u; }
 
 // Activation quantization of one group (the quantize_acts_s8 contract): returns d, writes a, *sum.
 inline float quantize_group_s8(const float* x, size_t n, int8_t* a, int32_t* sum) {

@@ -8,17 +8,25 @@
 // inputs. Integer parts are exact by construction; float parts are evaluated in the fixed order that
 // the scalar variant documents (see each family), with no FMA contraction unless the family says so.
 //
-// Float order (the definition every variant reproduces; scalar helpers in kernels/common.h):
-// - "8-lane order" for a sum over i of terms t_i (float matmuls, RMSNorm's sum of squares, softmax's
-//   sum): lane l = i % 8 accumulates its terms in increasing i as lane = lane + t_i (the product
-//   t_i = w_i * x_i rounded first: no FMA), starting at +0; then
-//   ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). An AVX2 vector accumulator reduced by halving
-//   (256 -> 128 -> 64 -> 32 bits) or two NEON q registers give exactly this order.
+// Float order (the definition every variant reproduces; scalar helpers in kernels/common.h). It is
+// llama2.c's run.c order, so that the f32 path reproduces run.c's logits (~5e-8 on stories260K):
+// - Float matmuls (f32 / f16 / bf16 weights widened exactly to f32): per output, one accumulator
+//   from +0, acc = acc + w[t] * x[t] for t = 0..k-1 (the product rounded first: no FMA). SIMD
+//   variants vectorize ACROSS OUTPUT ROWS (one register = the accumulators of 4 or 8 rows, W blocks
+//   transposed in registers), never along k.
+// - RMSNorm: sum = sum + x[i] * x[i] sequentially from +0, mean = sum / n,
+//   scale = 1 / sqrt(mean + eps), y[i] = (x[i] * scale) * w[i].
+// - Softmax: exact max; x[i] = expf(x[i] - max) with sum = sum + x[i] sequentially from +0; then
+//   x[i] = x[i] / sum (a division, not a multiply by 1 / sum).
+// - SiLU * mul: (g * (1 / (1 + expf(-g)))) * u.
+// - exp is libm's expf (std::exp on a float), called per element by every variant; no SIMD exp.
+//   Caveat: glibc's expf evaluates in double (error ~2^-34) and rounds once to float; its builds
+//   (x86-64 with / without FMA, aarch64) can differ only where that double lies within its error
+//   of a float rounding boundary — rare, but not excluded by construction as the rest is.
+// - The reductions above are O(n) and stay sequential scalar loops in every variant; only
+//   element-wise multiplies / divides use SIMD (IEEE exact, hence the same bits).
 // - u8 x s8: the integer dot of each group is exact (any order, any sign trick); the float part is
 //   acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum), groups in increasing order from +0.
-// - exp (SiLU, softmax) is Ember's own: range reduction by round-to-nearest-even n = x * log2(e),
-//   r = (x - n * ln2_hi) - n * ln2_lo, a degree-7 Horner polynomial without FMA, times 2^n; x < -87
-//   gives 0 and x > 88 is clamped (common.h). libm's expf is never used by kernels.
 // - Activation quantization: d = amax / 127, a = nearbyint(x * (1 / d)) clamped to +-127 (ties to
 //   even, as cvtps2dq / fcvtns do).
 //

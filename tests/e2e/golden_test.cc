@@ -20,35 +20,32 @@ struct GoldenCase {
 
 class GoldenTest : public ::testing::TestWithParam<GoldenCase> {};
 
-// Logits against run.c. The issue asks for 1e-4 relative or 1e-5 absolute; float32 sums in another
-// order cannot meet that everywhere: the kernels sum in a fixed 8-lane order, run.c sequentially,
-// and even the independent numpy forward differs from run.c by up to 1.72e-5 (expected/README). So
-// every logit must satisfy |got - ref| <= 2e-5 + 1e-4 * |ref| (numpy.allclose form, absolute part
-// at that measured noise floor), every argmax must match, and the test prints how many logits miss
-// the strict max(1e-5, 1e-4 * |ref|) reading.
+// Logits against run.c, with the issue's criterion: every logit within 1e-4 relative OR 1e-5
+// absolute, |got - ref| <= max(1e-5, 1e-4 * |ref|), and every argmax equal. The float kernels and
+// the attention loop evaluate in run.c's order (kernels.h), so f32 weights reproduce it to ~5e-8;
+// the test still prints the max difference and the count of logits beyond the criterion.
 void expect_logits_match(const std::vector<std::vector<float>>& got, const nlohmann::json& ref,
                          const char* what) {
   const auto& want = ref["logits"];
   ASSERT_EQ(got.size(), want.size()) << what;
   double max_abs = 0;
-  int bad = 0, strict = 0;
+  int strict = 0;
   for (size_t p = 0; p < got.size(); ++p) {
     ASSERT_EQ(got[p].size(), want[p].size());
     for (size_t j = 0; j < got[p].size(); ++j) {
       const double e = want[p][j].get<double>();
       const double d = std::fabs(double(got[p][j]) - e);
       max_abs = std::max(max_abs, d);
-      strict += d > 1e-5 && d > 1e-4 * std::fabs(e);
-      if (d > 2e-5 + 1e-4 * std::fabs(e)) {
-        if (++bad <= 5) {
+      if (d > std::max(1e-5, 1e-4 * std::fabs(e))) {
+        if (++strict <= 5) {
           ADD_FAILURE() << what << ": position " << p << " logit " << j << ": got " << got[p][j]
-                        << ", expected " << e;
+                        << ", expected " << e << " (|diff| " << d << ")";
         }
       }
     }
     EXPECT_EQ(argmax_of(got[p]), ref["argmax"][p].get<int32_t>()) << what << " position " << p;
   }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " logits out of tolerance";
+  EXPECT_EQ(strict, 0) << what << ": " << strict << " logits beyond max(1e-5, 1e-4|ref|)";
   std::printf("[ %s ] max |logit - reference| = %.3g; %d of %zu logits above max(1e-5, 1e-4|ref|)\n",
               what, max_abs, strict, got.size() * (got.empty() ? 0 : got[0].size()));
 }

@@ -1,5 +1,8 @@
 // RMSNorm, SiLU*mul, softmax, activation quantization and float matmuls, ARMv8.0 NEON, in the float
-// order of kernels.h (two q registers = lanes 0-3 and 4-7 of the 8-lane order; no FMA).
+// order of kernels.h, bit-identical to the scalar kernels (no FMA: -ffp-contract=off).
+// Float matmuls: sequential over k per output, SIMD ACROSS OUTPUT ROWS (one q register = the
+// accumulators of 4 rows; 4x4 blocks of W transposed in registers). RMSNorm / softmax: sequential
+// scalar reductions, libm's expf per element, SIMD only for the element-wise multiply / divide.
 #include <cmath>
 
 #include "kernels/neon/neon-common.h"
@@ -9,59 +12,116 @@ namespace ember {
 namespace kernels {
 namespace {
 
-inline void store8(float* lane, float32x4_t lo, float32x4_t hi) {
-  vst1q_f32(lane, lo);
-  vst1q_f32(lane + 4, hi);
-}
-
+// load4(p) = p[0..3] widened to f32; load1 = one value widened.
 struct LoadF32 {
   using T = float;
-  static void load8(const float* p, float32x4_t* lo, float32x4_t* hi) {
-    *lo = vld1q_f32(p);
-    *hi = vld1q_f32(p + 4);
-  }
+  static float32x4_t load4(const float* p) { return vld1q_f32(p); }
   static float load1(float v) { return v; }
 };
 struct LoadF16 {
   using T = uint16_t;
-  static void load8(const uint16_t* p, float32x4_t* lo, float32x4_t* hi) {
-    const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
-    *lo = vcvt_f32_f16(vget_low_f16(h));
-    *hi = vcvt_high_f32_f16(h);
+  static float32x4_t load4(const uint16_t* p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
   }
   static float load1(uint16_t v) { return f16_to_f32(v); }
 };
 struct LoadBF16 {
   using T = uint16_t;
-  static void load8(const uint16_t* p, float32x4_t* lo, float32x4_t* hi) {
-    const uint16x8_t h = vld1q_u16(p);
-    *lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
-    *hi = vreinterpretq_f32_u32(vshll_high_n_u16(h, 16));
+  static float32x4_t load4(const uint16_t* p) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
   }
   static float load1(uint16_t v) { return bf16_to_f32(v); }
 };
 
+inline float32x4_t trn1_64(float32x4_t a, float32x4_t b) {
+  return vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(a), vreinterpretq_f64_f32(b)));
+}
+inline float32x4_t trn2_64(float32x4_t a, float32x4_t b) {
+  return vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(a), vreinterpretq_f64_f32(b)));
+}
+
+// c[t] = (w[r[0]][k0 + t], ..., w[r[3]][k0 + t]) for t = 0..3.
+template <class L>
+inline void columns4(const typename L::T* const r[4], size_t k0, float32x4_t c[4]) {
+  const float32x4_t a0 = L::load4(r[0] + k0), a1 = L::load4(r[1] + k0);
+  const float32x4_t a2 = L::load4(r[2] + k0), a3 = L::load4(r[3] + k0);
+  const float32x4_t t0 = vtrn1q_f32(a0, a1);  // [r0k0 r1k0 r0k2 r1k2]
+  const float32x4_t t1 = vtrn2q_f32(a0, a1);  // [r0k1 r1k1 r0k3 r1k3]
+  const float32x4_t t2 = vtrn1q_f32(a2, a3);
+  const float32x4_t t3 = vtrn2q_f32(a2, a3);
+  c[0] = trn1_64(t0, t2);
+  c[1] = trn1_64(t1, t3);
+  c[2] = trn2_64(t0, t2);
+  c[3] = trn2_64(t1, t3);
+}
+
+// Tokens [i0, i0 + MR) x rows [j0, j0 + 4 * NB) clipped to n1 (j0 < n1; a partial last block
+// repeats its last row, computed but not stored).
+template <class L, int MR, int NB>
+inline void tile(const typename L::T* w, size_t k, const float* x, float* y, size_t ldy, size_t i0,
+                 size_t j0, size_t n1) {
+  const typename L::T* r[NB][4];
+  for (int b = 0; b < NB; ++b)
+    for (int l = 0; l < 4; ++l) {
+      const size_t j = j0 + 4 * b + l;
+      r[b][l] = w + (j < n1 ? j : n1 - 1) * k;
+    }
+  float32x4_t acc[MR][NB];
+  for (int i = 0; i < MR; ++i)
+    for (int b = 0; b < NB; ++b) acc[i][b] = vdupq_n_f32(0.0f);
+  size_t t = 0;
+  for (; t + 4 <= k; t += 4) {
+    float32x4_t c[NB][4];
+    for (int b = 0; b < NB; ++b) columns4<L>(r[b], t, c[b]);
+    for (int u = 0; u < 4; ++u)
+      for (int i = 0; i < MR; ++i) {
+        const float32x4_t xv = vdupq_n_f32(x[(i0 + i) * k + t + u]);
+        for (int b = 0; b < NB; ++b) acc[i][b] = vaddq_f32(acc[i][b], vmulq_f32(c[b][u], xv));
+      }
+  }
+  for (; t < k; ++t) {
+    float32x4_t c[NB];
+    for (int b = 0; b < NB; ++b) {
+      const float v[4] = {L::load1(r[b][0][t]), L::load1(r[b][1][t]), L::load1(r[b][2][t]),
+                          L::load1(r[b][3][t])};
+      c[b] = vld1q_f32(v);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const float32x4_t xv = vdupq_n_f32(x[(i0 + i) * k + t]);
+      for (int b = 0; b < NB; ++b) acc[i][b] = vaddq_f32(acc[i][b], vmulq_f32(c[b], xv));
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* yi = y + (i0 + i) * ldy;
+    for (int b = 0; b < NB; ++b) {
+      const size_t jb = j0 + 4 * b;
+      if (jb + 4 <= n1) {
+        vst1q_f32(yi + jb, acc[i][b]);
+      } else if (jb < n1) {
+        float out[4];
+        vst1q_f32(out, acc[i][b]);
+        for (size_t l = 0; jb + l < n1; ++l) yi[jb + l] = out[l];
+      }
+    }
+  }
+}
+
+template <class L, int MR>
+void rows(const typename L::T* w, size_t k, const float* x, float* y, size_t ldy, size_t i0,
+          size_t n0, size_t n1) {
+  size_t j = n0;
+  for (; j + 16 <= n1; j += 16) tile<L, MR, 4>(w, k, x, y, ldy, i0, j, n1);
+  for (; j < n1; j += 4) tile<L, MR, 1>(w, k, x, y, ldy, i0, j, n1);
+}
+
 template <class L>
 void matmul(const typename L::T* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
             size_t n0, size_t n1) {
-  for (size_t i = 0; i < m; ++i) {
-    const float* xi = x + i * k;
-    for (size_t j = n0; j < n1; ++j) {
-      const typename L::T* wj = w + j * k;
-      float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
-      size_t t = 0;
-      for (; t + 8 <= k; t += 8) {
-        float32x4_t wl, wh;
-        L::load8(wj + t, &wl, &wh);
-        lo = vaddq_f32(lo, vmulq_f32(wl, vld1q_f32(xi + t)));
-        hi = vaddq_f32(hi, vmulq_f32(wh, vld1q_f32(xi + t + 4)));
-      }
-      float lane[8];
-      store8(lane, lo, hi);
-      for (size_t l = 0; t < k; ++t, ++l) lane[l] = lane[l] + L::load1(wj[t]) * xi[t];
-      y[i * ldy + j] = reduce8(lane);
-    }
-  }
+  if (n0 >= n1) return;
+  size_t i = 0;
+  for (; i + 4 <= m; i += 4) rows<L, 4>(w, k, x, y, ldy, i, n0, n1);
+  for (; i + 2 <= m; i += 2) rows<L, 2>(w, k, x, y, ldy, i, n0, n1);
+  for (; i < m; ++i) rows<L, 1>(w, k, x, y, ldy, i, n0, n1);
 }
 
 }  // namespace
@@ -80,57 +140,33 @@ void bf16_matmul_neon(const uint16_t* w, size_t k, const float* x, size_t m, flo
 }
 
 void f32_rmsnorm_neon(const float* x, const float* w, size_t n, float eps, float* y) {
-  float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + 4);
-    lo = vaddq_f32(lo, vmulq_f32(a, a));
-    hi = vaddq_f32(hi, vmulq_f32(b, b));
-  }
-  float lane[8];
-  store8(lane, lo, hi);
-  for (size_t l = 0; i + l < n; ++l) lane[l] = lane[l] + x[i + l] * x[i + l];
-  const float mean = reduce8(lane) / static_cast<float>(n);
+  float acc = 0.0f;
+  for (size_t i = 0; i < n; ++i) acc = acc + x[i] * x[i];
+  const float mean = acc / static_cast<float>(n);
   const float scale = 1.0f / std::sqrt(mean + eps);
   const float32x4_t vs = vdupq_n_f32(scale);
-  for (i = 0; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_f32(vld1q_f32(x + i), vs), vld1q_f32(w + i)));
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_f32(vld1q_f32(x + i), vs), vld1q_f32(w + i)));
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
 
 void f32_silumul_neon(const float* gate, const float* up, size_t n, float* out) {
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float32x4_t g = vld1q_f32(gate + i);
-    const float32x4_t e = neon::exp_f32x4(vnegq_f32(g));
-    const float32x4_t s = vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), e));
-    vst1q_f32(out + i, vmulq_f32(s, vld1q_f32(up + i)));
-  }
-  for (; i < n; ++i) out[i] = silu_mul_one(gate[i], up[i]);
+  for (size_t i = 0; i < n; ++i) out[i] = silu_mul_one(gate[i], up[i]);
 }
 
 void f32_softmax_neon(float* x, size_t n) {
   if (n == 0) return;
   float mx = x[0];
   for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
-  const float32x4_t vmx = vdupq_n_f32(mx);
-  float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
+  float sum = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum = sum + x[i];
+  }
+  const float32x4_t vsum = vdupq_n_f32(sum);
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const float32x4_t a = neon::exp_f32x4(vsubq_f32(vld1q_f32(x + i), vmx));
-    const float32x4_t b = neon::exp_f32x4(vsubq_f32(vld1q_f32(x + i + 4), vmx));
-    vst1q_f32(x + i, a);
-    vst1q_f32(x + i + 4, b);
-    lo = vaddq_f32(lo, a);
-    hi = vaddq_f32(hi, b);
-  }
-  float lane[8];
-  store8(lane, lo, hi);
-  for (size_t l = 0; i + l < n; ++l) {
-    x[i + l] = exp_ember(x[i + l] - mx);
-    lane[l] = lane[l] + x[i + l];
-  }
-  const float inv = 1.0f / reduce8(lane);
-  for (i = 0; i < n; ++i) x[i] = x[i] * inv;
+  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vdivq_f32(vld1q_f32(x + i), vsum));
+  for (; i < n; ++i) x[i] = x[i] / sum;
 }
 
 void f32_s8_quantize_neon(const float* x, size_t m, size_t k, size_t group, int8_t* a, float* d,

@@ -17,27 +17,6 @@ namespace kernels {
 namespace neon {
 namespace {  // internal linkage: see common.h
 
-// Ember's exp (common.h exp_ember) on 4 lanes, bit for bit (frintn = round to nearest even).
-inline float32x4_t exp_f32x4(float32x4_t x) {
-  const uint32x4_t below = vcltq_f32(x, vdupq_n_f32(kExpLo));
-  x = vminq_f32(x, vdupq_n_f32(kExpHi));
-  x = vmaxq_f32(x, vdupq_n_f32(kExpLo));
-  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(kLog2e)));
-  float32x4_t r = vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(kLn2Hi)));
-  r = vsubq_f32(r, vmulq_f32(n, vdupq_n_f32(kLn2Lo)));
-  float32x4_t p = vdupq_n_f32(kExpC7);
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kExpC6));
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kExpC5));
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kExpC4));
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kExpC3));
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kExpC2));
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
-  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
-  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-  const float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
-  return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), below));
-}
-
 // The u8 x s8 matmul skeleton shared by the three ARM variants: `Dot` returns the exact integer
 // dot of one group for 4 rows at once; the float epilogue is the scalar one (kernels.h order).
 template <class Dot>

@@ -1,4 +1,5 @@
-// Float matmuls (MatmulF32Fn / MatmulF16Fn), scalar, in the 8-lane order of kernels.h.
+// Float matmuls (MatmulF32Fn / MatmulF16Fn), scalar, in the sequential order of kernels.h: one
+// accumulator per output, acc = acc + w[t] * x[t] for t = 0..k-1 (no FMA), as llama2.c's run.c.
 #include "kernels/common.h"
 #include "kernels/variants.h"
 
@@ -7,19 +8,15 @@ namespace kernels {
 namespace {
 
 template <typename W, float (*Load)(W)>
-void matmul_lanes8(const W* w, size_t k, const float* x, size_t m, float* y, size_t ldy, size_t n0,
-                   size_t n1) {
+void matmul_seq(const W* w, size_t k, const float* x, size_t m, float* y, size_t ldy, size_t n0,
+                size_t n1) {
   for (size_t i = 0; i < m; ++i) {
     const float* xi = x + i * k;  // (k)
     for (size_t j = n0; j < n1; ++j) {
       const W* wj = w + j * k;  // (k)
-      float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      size_t t = 0;
-      for (; t + 8 <= k; t += 8) {
-        for (size_t l = 0; l < 8; ++l) lane[l] = lane[l] + Load(wj[t + l]) * xi[t + l];
-      }
-      for (size_t l = 0; t < k; ++t, ++l) lane[l] = lane[l] + Load(wj[t]) * xi[t];
-      y[i * ldy + j] = reduce8(lane);
+      float acc = 0.0f;
+      for (size_t t = 0; t < k; ++t) acc = acc + Load(wj[t]) * xi[t];
+      y[i * ldy + j] = acc;
     }
   }
 }
@@ -30,17 +27,17 @@ float load_f32(float v) { return v; }
 
 void f32_matmul_scalar(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
                        size_t n0, size_t n1) {
-  matmul_lanes8<float, load_f32>(w, k, x, m, y, ldy, n0, n1);
+  matmul_seq<float, load_f32>(w, k, x, m, y, ldy, n0, n1);
 }
 
 void f16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
                        size_t n0, size_t n1) {
-  matmul_lanes8<uint16_t, f16_to_f32>(w, k, x, m, y, ldy, n0, n1);
+  matmul_seq<uint16_t, f16_to_f32>(w, k, x, m, y, ldy, n0, n1);
 }
 
 void bf16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
                         size_t ldy, size_t n0, size_t n1) {
-  matmul_lanes8<uint16_t, bf16_to_f32>(w, k, x, m, y, ldy, n0, n1);
+  matmul_seq<uint16_t, bf16_to_f32>(w, k, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels

@@ -1,4 +1,7 @@
-// In-place softmax (SoftmaxFn), scalar: exact max, Ember's exp, 8-lane sum, multiply by 1/sum.
+// In-place softmax (SoftmaxFn), scalar, in the order of kernels.h (run.c's): exact max,
+// x = expf(x - max) with a sequential sum, then x / sum.
+#include <cmath>
+
 #include "kernels/common.h"
 #include "kernels/variants.h"
 
@@ -9,13 +12,12 @@ void f32_softmax_scalar(float* x, size_t n) {
   if (n == 0) return;
   float mx = x[0];
   for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
-  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  float sum = 0.0f;
   for (size_t i = 0; i < n; ++i) {
-    x[i] = exp_ember(x[i] - mx);
-    lane[i % 8] = lane[i % 8] + x[i];
+    x[i] = std::exp(x[i] - mx);
+    sum = sum + x[i];
   }
-  const float inv = 1.0f / reduce8(lane);
-  for (size_t i = 0; i < n; ++i) x[i] = x[i] * inv;
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] / sum;
 }
 
 }  // namespace kernels
