@@ -12,7 +12,27 @@ void matmul_seq(const W* w, size_t k, const float* x, size_t m, float* y, size_t
                 size_t n1) {
   for (size_t i = 0; i < m; ++i) {
     const float* xi = x + i * k;  // (k)
-    for (size_t j = n0; j < n1; ++j) {
+    size_t j = n0;
+    // 4 rows at a time: 4 independent chains (each still summed in increasing t) for ILP.
+    for (; j + 4 <= n1; j += 4) {
+      const W* w0 = w + j * k;  // (4, k)
+      const W* w1 = w0 + k;
+      const W* w2 = w1 + k;
+      const W* w3 = w2 + k;
+      float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+      for (size_t t = 0; t < k; ++t) {
+        const float xt = xi[t];
+        a0 = a0 + Load(w0[t]) * xt;
+        a1 = a1 + Load(w1[t]) * xt;
+        a2 = a2 + Load(w2[t]) * xt;
+        a3 = a3 + Load(w3[t]) * xt;
+      }
+      y[i * ldy + j] = a0;
+      y[i * ldy + j + 1] = a1;
+      y[i * ldy + j + 2] = a2;
+      y[i * ldy + j + 3] = a3;
+    }
+    for (; j < n1; ++j) {
       const W* wj = w + j * k;  // (k)
       float acc = 0.0f;
       for (size_t t = 0; t < k; ++t) acc = acc + Load(wj[t]) * xi[t];
