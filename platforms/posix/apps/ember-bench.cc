@@ -53,8 +53,10 @@ double measure_read_bandwidth(uint32_t threads, size_t bytes) {
   const size_t n = bytes / sizeof(uint64_t);
   static std::vector<uint64_t> buf;
   if (buf.size() != n) {
-    buf.assign(n, 0);
-    for (size_t i = 0; i < n; i += 512) buf[i] = i;  // touch every page
+    // Distinct nonzero contents on every page, so that no page can be shared or deduplicated by the
+    // OS or a hypervisor (reads of one shared zero page would measure the cache, not DRAM).
+    buf.resize(n);
+    for (size_t i = 0; i < n; ++i) buf[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
   }
   std::vector<uint64_t> sinks(threads * 8);
   double best = 0.0;
