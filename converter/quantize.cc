@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "safetensors.h"
+#include "core/half.h"
 
 namespace ember {
 namespace convert {

@@ -72,9 +72,6 @@ std::map<std::string, FloatTensor> read_safetensors(const std::string& path);
 std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir,
                                                         std::string* source_dtype = nullptr);
 
-// Exact widening of IEEE half and bfloat16 bit patterns.
-float f16_to_f32(uint16_t h);
-float bf16_to_f32(uint16_t b);
 
 }  // namespace convert
 }  // namespace ember

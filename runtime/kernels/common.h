@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/half.h"
+
 namespace ember {
 namespace kernels {
 // Internal linkage on purpose: these helpers are compiled into files with different ISA flags
@@ -16,38 +18,14 @@ namespace kernels {
 // run the AVX2 copy on a CPU without AVX2.
 namespace {
 
-inline float bits_to_f32(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+using ::ember::bf16_to_f32;
+using ::ember::bits_to_f32;
+using ::ember::f16_to_f32;
 inline uint32_t f32_to_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
 }
-
-// IEEE binary16 -> binary32, exact (subnormals, inf, NaN included); equals F16C / NEON fcvtl.
-inline float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t man = h & 0x3ffu;
-  if (exp == 0x1f) return bits_to_f32(sign | 0x7f800000u | (man << 13));  // inf / NaN
-  if (exp == 0) {
-    if (man == 0) return bits_to_f32(sign);
-    // Subnormal: normalise.
-    exp = 127 - 15 + 1;
-    while ((man & 0x400u) == 0) {
-      man <<= 1;
-      --exp;
-    }
-    man &= 0x3ffu;
-    return bits_to_f32(sign | (exp << 23) | (man << 13));
-  }
-  return bits_to_f32(sign | ((exp + 127 - 15) << 23) | (man << 13));
-}
-
-inline float bf16_to_f32(uint16_t h) { return bits_to_f32(static_cast<uint32_t>(h) << 16); }
 
 // silu(g) * u = (g * (1 / (1 + e^-g))) * u, run.c's order; e^x is libm's expf (std::exp on a
 // float), called per element by every variant (glibc's expf on x86-64 and aarch64).

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "converter_test_util.h"
+#include "core/half.h"
 #include "core/format.h"
 #include "core/zero_one.h"
 #include "ember_generated.h"

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "converter_test_util.h"
+#include "core/half.h"
 #include "quantize.h"
 #include "safetensors.h"
 
