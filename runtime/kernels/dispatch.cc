@@ -29,6 +29,10 @@ namespace {
 const KernelTable kScalar = EMBER_TABLE("scalar", scalar);
 #if EMBER_KERNELS_AVX2
 const KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
+// avx512vnni differs from avx2 only in the integer dot (vpdpbusd); it reuses avx2's float ops.
+const KernelTable kAvx512Vnni{"avx512vnni", f32_s8_quantize_avx2, u8s8_matmul_avx512vnni,
+                              f32_matmul_avx2, f16_matmul_avx2, bf16_matmul_avx2,
+                              f32_rmsnorm_avx2, f32_silumul_avx2, f32_softmax_avx2};
 #endif
 #if EMBER_KERNELS_NEON
 const KernelTable kNeon = EMBER_TABLE("neon", neon);
@@ -42,6 +46,7 @@ const KernelTable kI8mm{"i8mm", f32_s8_quantize_neon, u8s8_matmul_i8mm, f32_matm
 
 struct Features {
   bool avx2_fma_f16c = false;
+  bool avx512vnni = false;  // with AVX512F/BW/VL
   bool neon = false, neon_dot = false, i8mm = false;
 };
 
@@ -51,6 +56,8 @@ Features detect() {
   if (cpuinfo_initialize()) {
 #if defined(__x86_64__) || defined(__i386__)
     f.avx2_fma_f16c = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
+    f.avx512vnni = cpuinfo_has_x86_avx512f() && cpuinfo_has_x86_avx512bw() &&
+                   cpuinfo_has_x86_avx512vl() && cpuinfo_has_x86_avx512vnni();
 #endif
 #if defined(__aarch64__)
     f.neon = cpuinfo_has_arm_neon();
@@ -62,6 +69,8 @@ Features detect() {
   __builtin_cpu_init();
   f.avx2_fma_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                     __builtin_cpu_supports("f16c");
+  f.avx512vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #endif
 #if defined(__aarch64__)
   f.neon = true;  // Advanced SIMD is mandatory in ARMv8-A
@@ -89,6 +98,7 @@ struct Registry {
     list[count++] = &kScalar;
 #if EMBER_KERNELS_AVX2
     if (f.avx2_fma_f16c) list[count++] = &kAvx2;
+    if (f.avx2_fma_f16c && f.avx512vnni) list[count++] = &kAvx512Vnni;
 #endif
 #if EMBER_KERNELS_NEON
     if (f.neon) list[count++] = &kNeon;

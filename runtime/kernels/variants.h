@@ -27,6 +27,10 @@ namespace kernels {
 EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)
 EMBER_DECLARE_VARIANT_SET(avx2)
+// avx512vnni differs from avx2 only in the integer dot; its table reuses avx2's other kernels.
+void u8s8_matmul_avx512vnni(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+                            const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
+                            size_t ldy, size_t n0, size_t n1);
 #endif
 #if defined(__aarch64__)
 EMBER_DECLARE_VARIANT_SET(neon)

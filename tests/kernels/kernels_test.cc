@@ -366,7 +366,7 @@ TEST_P(KernelVariantTest, Softmax) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, KernelVariantTest,
-                         testing::Values("scalar", "avx2", "neon", "neon-dot", "i8mm"),
+                         testing::Values("scalar", "avx2", "avx512vnni", "neon", "neon-dot", "i8mm"),
                          [](const testing::TestParamInfo<std::string>& i) {
                            std::string s = i.param;
                            for (auto& c : s) if (c == '-') c = '_';
