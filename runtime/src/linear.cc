@@ -14,6 +14,20 @@
 #endif
 
 namespace ember {
+
+struct MatmulJob {
+  const kernels::KernelTable* table;
+  const WeightRef* w;
+  const float* x;
+  size_t m;
+  float* y;
+  // u8 only
+  const int8_t* a;
+  const float* d;
+  const int32_t* sum;
+  size_t group;
+};
+
 namespace {
 
 constexpr size_t kAlign = 64;
@@ -42,18 +56,6 @@ size_t row_tile(size_t rows, uint32_t threads) {
   return t;
 }
 
-struct MatmulJob {
-  const kernels::KernelTable* table;
-  const WeightRef* w;
-  const float* x;
-  size_t m;
-  float* y;
-  // u8 only
-  const int8_t* a;
-  const float* d;
-  const int32_t* sum;
-  size_t group;
-};
 
 void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   const WeightRef& w = *job.w;
@@ -77,11 +79,32 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   }
 }
 
+// Several weights on one input (linear_multi): the tiles of weight j are [tile_start[j],
+// tile_start[j + 1]) of one dispatch, each covering `tile` rows of that weight only.
+constexpr size_t kMaxMulti = 8;
+struct MultiJob {
+  MatmulJob jobs[kMaxMulti];
+  size_t tile_start[kMaxMulti + 1];
+  size_t tile;
+  size_t count;
+};
+
+void run_multi_tile(const MultiJob& mj, size_t t) {
+  size_t j = 0;
+  while (t >= mj.tile_start[j + 1]) ++j;
+  const size_t rows = mj.jobs[j].w->rows;
+  const size_t r0 = (t - mj.tile_start[j]) * mj.tile;
+  const size_t r1 = r0 + mj.tile < rows ? r0 + mj.tile : rows;
+  run_rows(mj.jobs[j], r0, r1);
+}
+
 #if EMBER_USE_PTHREADPOOL
 void matmul_tile(void* arg, size_t n0, size_t count) {
   const MatmulJob& job = *static_cast<const MatmulJob*>(arg);
   run_rows(job, n0, n0 + count);
 }
+
+void multi_tile(void* arg, size_t t) { run_multi_tile(*static_cast<const MultiJob*>(arg), t); }
 
 struct QuantJob {
   const kernels::KernelTable* table;
@@ -144,35 +167,39 @@ void LinearExecutor::shutdown() {
   scratch_size_ = 0;
 }
 
+void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m,
+                                    MatmulJob* job) {
+  const kernels::KernelTable& table = *job->table;
+  const ScratchLayout lay(m_max_, k_max_, max_groups_);
+  const size_t k = w.cols;
+  const size_t group = zero_one_group_len(k, w.group);
+  const size_t groups = zero_one_groups_per_row(k, w.group);
+  assert(groups <= max_groups_);
+  uint8_t* base = static_cast<uint8_t*>(scratch_);
+  int8_t* a = reinterpret_cast<int8_t*>(base + lay.a_off);        // (m, k)
+  float* d = reinterpret_cast<float*>(base + lay.d_off);          // (m, groups)
+  int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, groups)
+#if EMBER_USE_PTHREADPOOL
+  if (pool_ != nullptr && m >= 2 * n_threads_) {
+    QuantJob qj{&table, x, k, group, groups, a, d, sum};
+    pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), quant_tile, &qj, m,
+                                       (m + 2 * n_threads_ - 1) / (2 * n_threads_), 0);
+  } else
+#endif
+  {
+    table.quantize_acts_s8(x, m, k, group, a, d, sum);
+  }
+  job->a = a;
+  job->d = d;
+  job->sum = sum;
+  job->group = group;
+}
+
 void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float* y) {
   assert(m <= m_max_ && w.cols <= k_max_);
   const kernels::KernelTable& table = kernels::active();
   MatmulJob job{&table, &w, x, m, y, nullptr, nullptr, nullptr, 0};
-  if (w.type == WeightType::kU8ZeroOne) {
-    const ScratchLayout lay(m_max_, k_max_, max_groups_);
-    const size_t k = w.cols;
-    const size_t group = zero_one_group_len(k, w.group);
-    const size_t groups = zero_one_groups_per_row(k, w.group);
-    assert(groups <= max_groups_);
-    uint8_t* base = static_cast<uint8_t*>(scratch_);
-    int8_t* a = reinterpret_cast<int8_t*>(base + lay.a_off);      // (m, k)
-    float* d = reinterpret_cast<float*>(base + lay.d_off);        // (m, groups)
-    int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, groups)
-#if EMBER_USE_PTHREADPOOL
-    if (pool_ != nullptr && m >= 2 * n_threads_) {
-      QuantJob qj{&table, x, k, group, groups, a, d, sum};
-      pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), quant_tile, &qj, m,
-                                         (m + 2 * n_threads_ - 1) / (2 * n_threads_), 0);
-    } else
-#endif
-    {
-      table.quantize_acts_s8(x, m, k, group, a, d, sum);
-    }
-    job.a = a;
-    job.d = d;
-    job.sum = sum;
-    job.group = group;
-  }
+  if (w.type == WeightType::kU8ZeroOne) quantize_input(w, x, m, &job);
 #if EMBER_USE_PTHREADPOOL
   if (pool_ != nullptr) {
     pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), matmul_tile, &job,
@@ -181,6 +208,78 @@ void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float*
   }
 #endif
   run_rows(job, 0, w.rows);
+}
+
+void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, size_t count,
+                                  const float* x, size_t m) {
+  while (count > kMaxMulti) {  // more weights than one job holds: in chunks
+    linear_multi(w, y, kMaxMulti, x, m);
+    w += kMaxMulti;
+    y += kMaxMulti;
+    count -= kMaxMulti;
+  }
+  if (count == 0) return;
+  // One shared input preparation: all u8 with one (cols, group), or all float.
+  const bool u8 = w[0]->type == WeightType::kU8ZeroOne;
+  const size_t k = w[0]->cols;
+  const size_t group = u8 ? zero_one_group_len(k, w[0]->group) : 0;
+  bool shared = true;
+  for (size_t j = 1; j < count && shared; ++j) {
+    if ((w[j]->type == WeightType::kU8ZeroOne) != u8 || w[j]->cols != k ||
+        (u8 && zero_one_group_len(k, w[j]->group) != group)) {
+      shared = false;
+    }
+  }
+  if (!shared) {
+    for (size_t j = 0; j < count; ++j) linear(*w[j], x, m, y[j]);
+    return;
+  }
+  assert(m <= m_max_ && k <= k_max_);
+  const kernels::KernelTable& table = kernels::active();
+  MultiJob mj;
+  mj.count = count;
+  size_t total_rows = 0;
+  for (size_t j = 0; j < count; ++j) {
+    mj.jobs[j] = MatmulJob{&table, w[j], x, m, y[j], nullptr, nullptr, nullptr, 0};
+    total_rows += w[j]->rows;
+  }
+  if (u8) {
+    quantize_input(*w[0], x, m, &mj.jobs[0]);
+    for (size_t j = 1; j < count; ++j) {
+      mj.jobs[j].a = mj.jobs[0].a;
+      mj.jobs[j].d = mj.jobs[0].d;
+      mj.jobs[j].sum = mj.jobs[0].sum;
+      mj.jobs[j].group = mj.jobs[0].group;
+    }
+  }
+  mj.tile = row_tile(total_rows, n_threads_);
+  mj.tile_start[0] = 0;
+  for (size_t j = 0; j < count; ++j) {
+    mj.tile_start[j + 1] = mj.tile_start[j] + (w[j]->rows + mj.tile - 1) / mj.tile;
+  }
+  const size_t tiles = mj.tile_start[count];
+#if EMBER_USE_PTHREADPOOL
+  if (pool_ != nullptr) {
+    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), multi_tile, &mj, tiles, 0);
+    return;
+  }
+#endif
+  for (size_t j = 0; j < count; ++j) run_rows(mj.jobs[j], 0, w[j]->rows);
+  (void)tiles;
+}
+
+void LinearExecutor::parallel_ranges(size_t n, size_t tile,
+                                     void (*fn)(void* arg, size_t start, size_t count), void* arg) {
+  if (n == 0) return;
+#if EMBER_USE_PTHREADPOOL
+  if (pool_ != nullptr) {
+    if (tile == 0) tile = (n + 2 * n_threads_ - 1) / (2 * n_threads_);
+    pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), fn, arg, n, tile, 0);
+    return;
+  }
+#endif
+  if (tile == 0) tile = n;
+  for (size_t i = 0; i < n; i += tile) fn(arg, i, n - i < tile ? n - i : tile);
 }
 
 void LinearExecutor::parallel_for(size_t n, void (*fn)(void* arg, size_t i), void* arg) {

@@ -24,6 +24,8 @@ struct WeightRef {
   uint32_t group = 0;                     // kU8ZeroOne: weights per group (0 = whole row)
 };
 
+struct MatmulJob;  // linear.cc: one weight's matmul over one input
+
 class LinearExecutor {
  public:
   // Scratch bytes for inputs of up to m_max rows x k_max columns whose weights have at most
@@ -45,12 +47,28 @@ class LinearExecutor {
   // m <= m_max, w.cols <= k_max. Results are bit-identical for any thread count.
   void linear(const WeightRef& w, const float* x, size_t m, float* y);
 
+  // y[i] = x . w[i]^T for i in [0, count): several weights applied to ONE input x (m, cols), e.g.
+  // q/k/v or gate/up. When the weights are all u8 with the same cols and group, x is quantized
+  // once; every weight's rows then run in ONE pool dispatch (row tiles never straddle two weights).
+  // Float weights also share one dispatch. Mixed u8 layouts fall back to linear() per weight.
+  // Each output element is computed exactly as linear() computes it: same bits.
+  void linear_multi(const WeightRef* const* w, float* const* y, size_t count, const float* x,
+                    size_t m);
+
   // Calls fn(arg, i) for i in [0, n), spread over the pool (no allocation, no locks).
   void parallel_for(size_t n, void (*fn)(void* arg, size_t i), void* arg);
+
+  // Calls fn(arg, start, count) on consecutive ranges of [0, n) of at most `tile` indices, spread
+  // over the pool; tile 0 = n split evenly in 2 * threads() ranges (one range without a pool).
+  void parallel_ranges(size_t n, size_t tile, void (*fn)(void* arg, size_t start, size_t count),
+                       void* arg);
 
   uint32_t threads() const { return n_threads_; }
 
  private:
+  // Quantizes x (m, w.cols) into the scratch for u8 weight w; fills job's a / d / sum / group.
+  void quantize_input(const WeightRef& w, const float* x, size_t m, MatmulJob* job);
+
   uint32_t n_threads_ = 1;
   void* pool_ = nullptr;  // pthreadpool_t when EMBER_USE_PTHREADPOOL
   void* scratch_ = nullptr;

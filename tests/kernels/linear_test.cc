@@ -1,5 +1,6 @@
 // LinearExecutor: every weight type through the active kernels, bit-identical for 1, 2 and 3
-// threads and for every kernel variant; scratch checks; parallel_for covers every index once.
+// threads and for every kernel variant; linear_multi equal to separate linear() calls; scratch
+// checks; parallel_for / parallel_ranges cover every index once.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -115,6 +116,67 @@ TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
   ASSERT_TRUE(ember::kernels::force_variant(active.c_str()));
 }
 
+// linear_multi: each output bit-identical to linear() of that weight alone (scalar, 1 thread), for
+// shared quantization (u8, one cols / group), the per-weight fallback (u8 of different groups, u8
+// mixed with float), all-float weights, more weights than one dispatch holds, any thread count and
+// variant.
+TEST(LinearExecutor, MultiMatchesSeparateLinears) {
+  struct Spec { WeightType type; uint32_t rows, group; };
+  struct Case { std::vector<Spec> specs; uint32_t cols; size_t m; };
+  const std::vector<Case> cases = {
+      {{{WeightType::kU8ZeroOne, 96, 32}, {WeightType::kU8ZeroOne, 40, 32}, {WeightType::kU8ZeroOne, 40, 32}}, 160, 1},
+      {{{WeightType::kU8ZeroOne, 67, 64}, {WeightType::kU8ZeroOne, 200, 64}}, 255, 9},
+      {{{WeightType::kU8ZeroOne, 33, 0}, {WeightType::kU8ZeroOne, 17, 0}}, 100, 5},
+      {{{WeightType::kU8ZeroOne, 48, 32}, {WeightType::kU8ZeroOne, 48, 16}}, 96, 3},
+      {{{WeightType::kU8ZeroOne, 48, 32}, {WeightType::kF32, 31, 0}}, 96, 2},
+      {{{WeightType::kF32, 35, 0}, {WeightType::kF16, 50, 0}, {WeightType::kBF16, 18, 0}}, 67, 4},
+      {{{WeightType::kU8ZeroOne, 16, 32}, {WeightType::kU8ZeroOne, 5, 32}, {WeightType::kU8ZeroOne, 33, 32},
+        {WeightType::kU8ZeroOne, 16, 32}, {WeightType::kU8ZeroOne, 1, 32}, {WeightType::kU8ZeroOne, 64, 32},
+        {WeightType::kU8ZeroOne, 7, 32}, {WeightType::kU8ZeroOne, 16, 32}, {WeightType::kU8ZeroOne, 90, 32},
+        {WeightType::kU8ZeroOne, 3, 32}}, 64, 6},
+  };
+  const std::string active = ember::kernels::active().name;
+  uint32_t seed = 100;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << c.specs.size() << " weights, cols " << c.cols << " m " << c.m);
+    std::vector<Weights> ws;
+    size_t max_groups = 1;
+    for (const Spec& sp : c.specs) {
+      ws.push_back(make_weights(sp.type, sp.rows, c.cols, sp.group, seed++));
+      const size_t g = ember::zero_one_groups_per_row(c.cols, sp.group);
+      if (g > max_groups) max_groups = g;
+    }
+    std::vector<const WeightRef*> refs;
+    for (const Weights& w : ws) refs.push_back(&w.ref);
+    std::vector<float> x(c.m * c.cols);
+    std::mt19937 rng(seed++);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    for (auto& v : x) v = u(rng);
+    ASSERT_TRUE(ember::kernels::force_variant("scalar"));
+    std::vector<std::vector<float>> ref;
+    for (const Weights& w : ws) ref.push_back(run_linear(w.ref, x, c.m, 1));
+    for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
+      ASSERT_TRUE(ember::kernels::force_variant(ember::kernels::variant(vi).name));
+      for (uint32_t threads : {1u, 2u, 3u}) {
+        std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(c.m, c.cols, max_groups));
+        LinearExecutor lin;
+        ASSERT_EQ(lin.init(threads, scratch.data(), scratch.size(), c.m, c.cols, max_groups), ember::Status::kOk);
+        std::vector<std::vector<float>> ys;
+        std::vector<float*> outs;
+        for (const Weights& w : ws) ys.emplace_back(c.m * w.ref.rows, -1.0f);
+        for (auto& y : ys) outs.push_back(y.data());
+        lin.linear_multi(refs.data(), outs.data(), refs.size(), x.data(), c.m);
+        for (size_t j = 0; j < ws.size(); ++j) {
+          ASSERT_EQ(0, std::memcmp(ys[j].data(), ref[j].data(), ref[j].size() * sizeof(float)))
+              << "weight " << j << ": " << ember::kernels::variant(vi).name << " with " << threads
+              << " threads differs from linear() scalar/1";
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(ember::kernels::force_variant(active.c_str()));
+}
+
 TEST(LinearExecutor, RejectsSmallScratch) {
   std::vector<uint8_t> scratch(16);
   LinearExecutor lin;
@@ -132,6 +194,26 @@ TEST(LinearExecutor, ParallelForVisitsEachIndexOnce) {
       (*static_cast<std::vector<std::atomic<int>>*>(arg))[i]++;
     }, &hits);
     for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  }
+}
+
+TEST(LinearExecutor, ParallelRangesCoverEachIndexOnce) {
+  std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(1, 1, 1));
+  for (uint32_t threads : {1u, 2u, 3u}) {
+    LinearExecutor lin;
+    ASSERT_EQ(lin.init(threads, scratch.data(), scratch.size(), 1, 1, 1), ember::Status::kOk);
+    for (size_t n : {size_t{1}, size_t{5}, size_t{513}}) {
+      for (size_t tile : {size_t{0}, size_t{1}, size_t{7}}) {
+        struct Arg { std::vector<std::atomic<int>> hits; size_t tile; std::atomic<int> bad{0}; } arg{std::vector<std::atomic<int>>(n), tile};
+        lin.parallel_ranges(n, tile, [](void* p, size_t start, size_t count) {
+          Arg& a = *static_cast<Arg*>(p);
+          if (count == 0 || (a.tile != 0 && count > a.tile)) a.bad++;
+          for (size_t i = start; i < start + count; ++i) a.hits[i]++;
+        }, &arg);
+        EXPECT_EQ(arg.bad.load(), 0) << "n " << n << " tile " << tile;
+        for (auto& h : arg.hits) ASSERT_EQ(h.load(), 1) << "n " << n << " tile " << tile;
+      }
+    }
   }
 }
 
