@@ -9,22 +9,27 @@
 // the scalar variant documents (see each family), with no FMA contraction unless the family says so.
 //
 // Float order (the definition every variant reproduces; scalar helpers in kernels/common.h). It is
-// llama2.c's run.c order, so that the f32 path reproduces run.c's logits (~5e-8 on stories260K):
+// llama2.c's run.c order, so that the f32 path reproduces run.c's logits (to ~1.4e-5 on stories260K;
+// ~5e-8 with libm's expf, see exp below):
 // - Float matmuls (f32 / f16 / bf16 weights widened exactly to f32): per output, one accumulator
 //   from +0, acc = acc + w[t] * x[t] for t = 0..k-1 (the product rounded first: no FMA). SIMD
 //   variants vectorize ACROSS OUTPUT ROWS (one register = the accumulators of 4 or 8 rows, W blocks
 //   transposed in registers), never along k.
 // - RMSNorm: sum = sum + x[i] * x[i] sequentially from +0, mean = sum / n,
 //   scale = 1 / sqrt(mean + eps), y[i] = (x[i] * scale) * w[i].
-// - Softmax: exact max; x[i] = expf(x[i] - max) with sum = sum + x[i] sequentially from +0; then
+// - Softmax: exact max; x[i] = exp(x[i] - max) with sum = sum + x[i] sequentially from +0; then
 //   x[i] = x[i] / sum (a division, not a multiply by 1 / sum).
-// - SiLU * mul: (g * (1 / (1 + expf(-g)))) * u.
-// - exp is libm's expf (std::exp on a float), called per element by every variant; no SIMD exp.
-//   Caveat: glibc's expf evaluates in double (error ~2^-34) and rounds once to float; its builds
-//   (x86-64 with / without FMA, aarch64) can differ only where that double lies within its error
-//   of a float rounding boundary — rare, but not excluded by construction as the rest is.
-// - The reductions above are O(n) and stay sequential scalar loops in every variant; only
-//   element-wise multiplies / divides use SIMD (IEEE exact, hence the same bits).
+// - SiLU * mul: (g * (1 / (1 + exp(-g)))) * u.
+// - exp is Ember's own exp_f32 (kernels/common.h): evaluated in double with plain multiplies and
+//   adds (no FMA) — a fixed range reduction, a degree-10 Horner polynomial, scaling by 2^k through
+//   exponent bits — and rounded once to float. SIMD variants evaluate it on 2 / 4 double lanes with
+//   the same operations, so its bits are the same everywhere by construction (no libm). It is
+//   nearly correctly rounded (< 0.5001 ulp on [-88, 88], every float measured): it differs from
+//   glibc's expf on ~8e-5 of inputs (mostly glibc's own misroundings), which moves stories260K's
+//   f32 logits from ~5e-8 to ~1.4e-5 off run.c's (criterion: max(1e-5, 1e-4 |ref|), met).
+//   NaN passes unchanged, exp(-inf) = 0, exp(+inf) = +inf.
+// - The reductions above (max, sums) are O(n) and stay sequential scalar loops in every variant;
+//   exp and the element-wise multiplies / divides use SIMD (IEEE exact, hence the same bits).
 // - u8 x s8: the integer dot of each group is exact (any order, any sign trick); the float part is
 //   acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum), groups in increasing order from +0.
 // - Activation quantization: d = amax / 127, a = nearbyint(x * (1 / d)) clamped to +-127 (ties to
@@ -74,6 +79,22 @@ using RmsNormFn = void (*)(const float* x, const float* w, size_t n, float eps, 
 using SiluMulFn = void (*)(const float* gate, const float* up, size_t n, float* out);
 // In place: x[i] = exp(x[i] - max) / sum, n values.
 using SoftmaxFn = void (*)(float* x, size_t n);
+// y[i] = exp(x[i]), n values: the exp of the Float order (exp_f32), for tests and callers.
+using ExpFn = void (*)(const float* x, size_t n, float* y);
+
+// --- Attention of one query head over a KV cache ----------------------------------------------
+// Keys and values of position t at k + t * kv_stride and v + t * kv_stride (head_dim floats each;
+// kv_stride >= head_dim, e.g. kv_dim with the head's offset folded into k and v for GQA).
+//   scores[t] = (sum over i of q[d_i] * k_t[d_i]) / sqrt(head_dim)   for t < n_keys, where the sum
+//               runs sequentially from +0 in run.c's order d_i = (i % 2) * (head_dim / 2) + i / 2
+//               (RoPE pairs interleaved over our rotate_half layout) and sqrt is sqrtf(head_dim);
+//   scores = softmax(scores)   (the Softmax order above);
+//   out[d] = sum over t of scores[t] * v_t[d], t increasing, from +0 (out = out + p * v).
+// scores: n_keys floats of scratch (the probabilities on return); out: head_dim floats; n_keys >= 1.
+// SIMD variants compute the scores ACROSS KEYS (one lane per key, each lane the sequential sum above;
+// K blocks transposed in registers) and the V sum ACROSS d: the same bits as scalar.
+using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t head_dim,
+                             size_t n_keys, size_t kv_stride, float* scores, float* out);
 
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "neon", "neon-dot", "i8mm", ...
@@ -85,6 +106,8 @@ struct KernelTable {
   RmsNormFn rmsnorm;
   SiluMulFn silu_mul;
   SoftmaxFn softmax;
+  ExpFn exp;
+  AttentionFn attention;
 };
 
 // The table in use: chosen once (first call) from cpuinfo, or forced by force_variant() /

@@ -22,7 +22,10 @@ namespace kernels {
                          size_t ldy, size_t n0, size_t n1);                                      \
   void f32_rmsnorm_##isa(const float* x, const float* w, size_t n, float eps, float* y);         \
   void f32_silumul_##isa(const float* gate, const float* up, size_t n, float* out);              \
-  void f32_softmax_##isa(float* x, size_t n);
+  void f32_softmax_##isa(float* x, size_t n);                                                   \
+  void f32_exp_##isa(const float* x, size_t n, float* y);                                       \
+  void f32_attention_##isa(const float* q, const float* k, const float* v, size_t head_dim,      \
+                           size_t n_keys, size_t kv_stride, float* scores, float* out);
 
 EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)

@@ -1,5 +1,6 @@
 #include "reference/reference_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -117,6 +118,29 @@ void softmax(const float* x, size_t n, double* y) {
   double s = 0.0;
   for (size_t i = 0; i < n; ++i) s += std::exp(x[i] - mx);
   for (size_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - mx) / s;
+}
+
+void attention(const float* q, const float* k, const float* v, size_t head_dim, size_t n_keys,
+               size_t kv_stride, double* p, double* out, double* mag) {
+  std::vector<double> s(n_keys);
+  double mx = -INFINITY;
+  for (size_t t = 0; t < n_keys; ++t) {
+    double dot = 0.0;
+    for (size_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * k[t * kv_stride + d];
+    s[t] = dot / std::sqrt(static_cast<double>(head_dim));
+    mx = std::max(mx, s[t]);
+  }
+  double sum = 0.0;
+  for (size_t t = 0; t < n_keys; ++t) sum += std::exp(s[t] - mx);
+  for (size_t t = 0; t < n_keys; ++t) p[t] = std::exp(s[t] - mx) / sum;
+  for (size_t d = 0; d < head_dim; ++d) {
+    out[d] = 0.0;
+    mag[d] = 0.0;
+    for (size_t t = 0; t < n_keys; ++t) {
+      out[d] += p[t] * v[t * kv_stride + d];
+      mag[d] += p[t] * std::fabs(v[t * kv_stride + d]);
+    }
+  }
 }
 
 }  // namespace ember_ref

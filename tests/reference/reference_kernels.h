@@ -38,6 +38,11 @@ void rmsnorm(const float* x, const float* w, size_t n, float eps, double* y);
 void silu_mul(const float* gate, const float* up, size_t n, double* y);
 void softmax(const float* x, size_t n, double* y);
 
+// One query head over a cache, in double: p = softmax(q . k_t / sqrt(head_dim)) over t < n_keys,
+// out[d] = sum_t p_t v_t[d]; key / value t at k / v + t * kv_stride. mag[d] = sum_t p_t |v_t[d]|.
+void attention(const float* q, const float* k, const float* v, size_t head_dim, size_t n_keys,
+               size_t kv_stride, double* p, double* out, double* mag);
+
 }  // namespace ember_ref
 
 #endif  // EMBER_TESTS_REFERENCE_REFERENCE_KERNELS_H_

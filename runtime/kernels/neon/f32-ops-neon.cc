@@ -2,7 +2,8 @@
 // order of kernels.h, bit-identical to the scalar kernels (no FMA: -ffp-contract=off).
 // Float matmuls: sequential over k per output, SIMD ACROSS OUTPUT ROWS (one q register = the
 // accumulators of 4 rows; 4x4 blocks of W transposed in registers). RMSNorm / softmax: sequential
-// scalar reductions, libm's expf per element, SIMD only for the element-wise multiply / divide.
+// scalar reductions; exp is exp_f32 of common.h reproduced on 4 lanes (same IEEE steps, no FMA);
+// element-wise multiplies / divides in SIMD (IEEE exact).
 #include <cmath>
 
 #include "kernels/neon/neon-common.h"
@@ -11,6 +12,28 @@
 namespace ember {
 namespace kernels {
 namespace {
+
+// exp_f32 (common.h) on 4 lanes, step for step: two halves of 2 doubles.
+inline float64x2_t exp2d(float64x2_t xd) {
+  const float64x2_t round = vdupq_n_f64(kExpRound);
+  const float64x2_t k = vsubq_f64(vaddq_f64(vmulq_f64(xd, vdupq_n_f64(kExpLog2e)), round), round);
+  const float64x2_t r = vsubq_f64(xd, vmulq_f64(k, vdupq_n_f64(kExpLn2)));
+  float64x2_t p = vdupq_n_f64(kExpC[0]);
+  for (int j = 1; j <= 10; ++j) p = vaddq_f64(vmulq_f64(p, r), vdupq_n_f64(kExpC[j]));
+  const int64x2_t ki = vcvtq_s64_f64(k);  // exact: k is an integer
+  const int64x2_t s = vshlq_n_s64(vaddq_s64(ki, vdupq_n_s64(1023)), 52);
+  return vmulq_f64(p, vreinterpretq_f64_s64(s));
+}
+
+inline float32x4_t exp4(float32x4_t x) {
+  const uint32x4_t nan = vmvnq_u32(vceqq_f32(x, x));
+  // A NaN lane becomes NaN here (k converts to 0) and is replaced by x at the end.
+  float32x4_t xc = vmaxq_f32(x, vdupq_n_f32(kExpLo));
+  xc = vminq_f32(xc, vdupq_n_f32(kExpHi));
+  const float64x2_t lo = exp2d(vcvt_f64_f32(vget_low_f32(xc)));
+  const float64x2_t hi = exp2d(vcvt_high_f64_f32(xc));
+  return vbslq_f32(nan, x, vcvt_high_f32_f64(vcvt_f32_f64(lo), hi));
+}
 
 // load4(p) = p[0..3] widened to f32; load1 = one value widened.
 struct LoadF32 {
@@ -150,21 +173,35 @@ void f32_rmsnorm_neon(const float* x, const float* w, size_t n, float eps, float
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
 
+void f32_exp_neon(const float* x, size_t n, float* y) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, exp4(vld1q_f32(x + i)));
+  for (; i < n; ++i) y[i] = exp_f32(x[i]);
+}
+
 void f32_silumul_neon(const float* gate, const float* up, size_t n, float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = silu_mul_one(gate[i], up[i]);
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t g = vld1q_f32(gate + i);
+    const float32x4_t s = vdivq_f32(one, vaddq_f32(one, exp4(vnegq_f32(g))));
+    vst1q_f32(out + i, vmulq_f32(vmulq_f32(g, s), vld1q_f32(up + i)));
+  }
+  for (; i < n; ++i) out[i] = silu_mul_one(gate[i], up[i]);
 }
 
 void f32_softmax_neon(float* x, size_t n) {
   if (n == 0) return;
   float mx = x[0];
   for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
-  float sum = 0.0f;
-  for (size_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum = sum + x[i];
-  }
-  const float32x4_t vsum = vdupq_n_f32(sum);
+  const float32x4_t vmx = vdupq_n_f32(mx);
   size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, exp4(vsubq_f32(vld1q_f32(x + i), vmx)));
+  for (; i < n; ++i) x[i] = exp_f32(x[i] - mx);
+  float sum = 0.0f;
+  for (i = 0; i < n; ++i) sum = sum + x[i];
+  const float32x4_t vsum = vdupq_n_f32(sum);
+  i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vdivq_f32(vld1q_f32(x + i), vsum));
   for (; i < n; ++i) x[i] = x[i] / sum;
 }

@@ -1,4 +1,4 @@
-// SiLU(gate) * up (SiluMulFn), scalar: (g * (1 / (1 + expf(-g)))) * u (common.h, kernels.h).
+// SiLU(gate) * up (SiluMulFn), scalar: (g * (1 / (1 + exp_f32(-g)))) * u (common.h, kernels.h).
 #include "kernels/common.h"
 #include "kernels/variants.h"
 

@@ -1,7 +1,5 @@
 // In-place softmax (SoftmaxFn), scalar, in the order of kernels.h (run.c's): exact max,
-// x = expf(x - max) with a sequential sum, then x / sum.
-#include <cmath>
-
+// x = exp_f32(x - max) with a sequential sum, then x / sum.
 #include "kernels/common.h"
 #include "kernels/variants.h"
 
@@ -14,7 +12,7 @@ void f32_softmax_scalar(float* x, size_t n) {
   for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
   float sum = 0.0f;
   for (size_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
+    x[i] = exp_f32(x[i] - mx);
     sum = sum + x[i];
   }
   for (size_t i = 0; i < n; ++i) x[i] = x[i] / sum;
