@@ -232,6 +232,7 @@ ember_context_params ember_context_default_params(void) {
   p.n_batch_max = 32;
   p.n_threads = 1;
   p.n_prompt_bytes_max = 0;
+  p.use_xnnpack = 0;
   return p;
 }
 

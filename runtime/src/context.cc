@@ -91,6 +91,12 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   p.n_seq_max = params.n_seq_max;
   p.n_batch_max = params.n_batch_max;
   p.n_threads = params.n_threads;
+  if (params.use_xnnpack > 1) {
+    return set_error(Status::kInvalidArgument, "use_xnnpack %u (must be 0 or 1)",
+                     static_cast<unsigned>(params.use_xnnpack));
+  }
+  if (params.use_xnnpack) EMBER_RETURN_IF_ERROR(XnnpackLinear::check_available());
+  p.use_xnnpack = params.use_xnnpack != 0;
   p.n_prompt_bytes_max =
       params.n_prompt_bytes_max == 0 ? size_t{16} * p.n_ctx : params.n_prompt_bytes_max;
 
@@ -195,6 +201,14 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   if (s != Status::kOk) {
     ctx->~ember_context();
     return s;
+  }
+  if (plan.use_xnnpack) {
+    const Status xs = ctx->xnnpack.init(m, ctx->linear.pool());
+    if (xs != Status::kOk) {
+      ctx->~ember_context();
+      return xs;
+    }
+    ctx->linear.set_xnnpack(&ctx->xnnpack);
   }
   *out = ctx;
   return Status::kOk;

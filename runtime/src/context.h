@@ -11,6 +11,7 @@
 #include "ember/ember.h"
 #include "linear.h"
 #include "model.h"
+#include "xnnpack_linear.h"
 
 namespace ember {
 
@@ -18,6 +19,7 @@ namespace ember {
 struct ContextPlan {
   uint32_t n_ctx = 0, n_seq_max = 0, n_batch_max = 0, n_threads = 0;
   size_t n_prompt_bytes_max = 0;
+  bool use_xnnpack = false;  // ember_context_params.use_xnnpack (checked: this build has XNNPACK)
   size_t off_k_cache = 0, off_v_cache = 0, off_seq_len = 0, off_seq_pending = 0;
   size_t off_x = 0, off_xb = 0, off_xb2 = 0, off_q = 0, off_k = 0, off_v = 0, off_att = 0;
   size_t off_hb = 0, off_hb2 = 0, off_logits = 0, off_logit_row = 0;
@@ -41,6 +43,7 @@ struct Context {
   uint8_t* base = nullptr;  // the block (the Context itself lives at its start)
   bool owns_block = false;
   LinearExecutor linear;
+  XnnpackLinear xnnpack;  // use_xnnpack: f32 weights' XNNPACK operators (memory outside the block)
 
   // Buffers (shape comments in floats unless said). B = n_batch_max, S = n_seq_max, T = n_ctx.
   float* k_cache = nullptr;      // (S, layers, T, kv_dim)

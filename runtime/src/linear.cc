@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/kernels.h"
+#include "xnnpack_linear.h"
 
 #if EMBER_USE_PTHREADPOOL
 #include <pthreadpool.h>
@@ -197,6 +198,7 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
 
 void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float* y) {
   assert(m <= m_max_ && w.cols <= k_max_);
+  if (xnn_ != nullptr && w.type == WeightType::kF32 && xnn_->run(w, x, m, y)) return;
   const kernels::KernelTable& table = kernels::active();
   MatmulJob job{&table, &w, x, m, y, nullptr, nullptr, nullptr, 0};
   if (w.type == WeightType::kU8ZeroOne) quantize_input(w, x, m, &job);
@@ -230,7 +232,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
       shared = false;
     }
   }
-  if (!shared) {
+  if (!shared || (xnn_ != nullptr && !u8)) {  // (XNNPACK: one operator per float weight)
     for (size_t j = 0; j < count; ++j) linear(*w[j], x, m, y[j]);
     return;
   }

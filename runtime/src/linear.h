@@ -25,6 +25,7 @@ struct WeightRef {
 };
 
 struct MatmulJob;  // linear.cc: one weight's matmul over one input
+class XnnpackLinear;  // xnnpack_linear.h: opt-in XNNPACK operators for f32 weights
 
 class LinearExecutor {
  public:
@@ -64,6 +65,11 @@ class LinearExecutor {
                        void* arg);
 
   uint32_t threads() const { return n_threads_; }
+  // The pthreadpool_t (nullptr with one thread or without pthreadpool), for XnnpackLinear.
+  void* pool() const { return pool_; }
+  // use_xnnpack: f32 weights that have an operator in `x` run through it in linear() and
+  // linear_multi() (not bit-identical to Ember's kernels); nullptr (default) = never.
+  void set_xnnpack(const XnnpackLinear* x) { xnn_ = x; }
 
  private:
   // Quantizes x (m, w.cols) into the scratch for u8 weight w; fills job's a / d / sum / group.
@@ -73,6 +79,7 @@ class LinearExecutor {
   void* pool_ = nullptr;  // pthreadpool_t when EMBER_USE_PTHREADPOOL
   void* scratch_ = nullptr;
   size_t scratch_size_ = 0, m_max_ = 0, k_max_ = 0, max_groups_ = 0;
+  const XnnpackLinear* xnn_ = nullptr;
 };
 
 }  // namespace ember

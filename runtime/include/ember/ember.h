@@ -134,6 +134,17 @@ typedef struct ember_context_params {
   uint32_t n_threads;   /* worker threads for kernels (0 or 1 = the calling thread only) */
   uint32_t n_prompt_bytes_max; /* longest prompt text ember_generate tokenizes in the context's own
                                 * work area (0 = 16 * n_ctx); sized once, like everything else */
+  uint8_t use_xnnpack; /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
+                        * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
+                        * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
+                        * Results then differ from the default path in the last bits (XNNPACK sums
+                        * in its own order with FMA), though not across thread counts on one CPU.
+                        * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
+                        * the f32 matrices' bytes again, per context, allocated through
+                        * ember_platform_alloc outside the arena and not counted by
+                        * ember_context_required_bytes; decode still allocates nothing. A build
+                        * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
+                        * refuses 1 with EMBER_ERR_UNSUPPORTED. */
 } ember_context_params;
 
 ember_context_params ember_context_default_params(void);
