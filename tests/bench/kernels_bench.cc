@@ -1,9 +1,11 @@
 // Kernel-level benchmarks (programs, not tests): u8 x s8 GEMV / GEMM at the tinyllama-1.1b and
-// stories110m layer shapes, float matmuls, for every runnable variant.
+// stories110m layer shapes, float matmuls, softmax / SiLU*mul / attention (with libm-expf loops,
+// the code before exp_f32, for comparison), for every runnable variant.
 //   ./kernels_bench --benchmark_filter=u8s8
 // Counters: MAC/s (int8 multiply-accumulates) and weight bytes/s.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -71,13 +73,92 @@ void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size
   st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
+// Float ops of the forward pass at stories110m's shapes: softmax over n keys, SiLU*mul over a
+// prefill's hidden activations, one attention head (head_dim 64, kv_dim 768) over n keys.
+void BM_softmax(benchmark::State& st, const KernelTable* t, size_t n) {
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-8, 8);
+  std::vector<float> x0(n), x(n);
+  for (auto& v : x0) v = u(rng);
+  for (auto _ : st) {
+    x = x0;
+    t->softmax(x.data(), n);
+    benchmark::ClobberMemory();
+  }
+  st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+// The same softmax with libm's expf per element (the kernels' code before exp_f32), for comparison.
+void BM_softmax_libm(benchmark::State& st, size_t n) {
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-8, 8);
+  std::vector<float> x0(n), x(n);
+  for (auto& v : x0) v = u(rng);
+  for (auto _ : st) {
+    x = x0;
+    float mx = x[0];
+    for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; ++i) {
+      x[i] = std::exp(x[i] - mx);
+      sum = sum + x[i];
+    }
+    for (size_t i = 0; i < n; ++i) x[i] = x[i] / sum;
+    benchmark::ClobberMemory();
+  }
+  st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_silu(benchmark::State& st, const KernelTable* t, size_t n) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-6, 6);
+  std::vector<float> g(n), up(n), y(n);
+  for (auto& v : g) v = u(rng);
+  for (auto& v : up) v = u(rng);
+  for (auto _ : st) {
+    if (t != nullptr) {
+      t->silu_mul(g.data(), up.data(), n, y.data());
+    } else {  // libm's expf per element (before exp_f32)
+      for (size_t i = 0; i < n; ++i) y[i] = (g[i] * (1.0f / (1.0f + std::exp(-g[i])))) * up[i];
+    }
+    benchmark::ClobberMemory();
+  }
+  st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_attention(benchmark::State& st, const KernelTable* t, size_t n_keys) {
+  const size_t hd = 64, stride = 768;
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> q(hd), k(n_keys * stride), v(n_keys * stride), p(n_keys), out(hd);
+  for (auto& x : q) x = u(rng);
+  for (auto& x : k) x = u(rng);
+  for (auto& x : v) x = u(rng);
+  for (auto _ : st) {
+    t->attention(q.data(), k.data(), v.data(), hd, n_keys, stride, p.data(), out.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["MAC/s"] = benchmark::Counter(2.0 * hd * n_keys * st.iterations(), benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   struct Shape { const char* name; size_t n, k; };
   const Shape shapes[] = {{"tl-qkv", 2048, 2048}, {"tl-up", 5632, 2048}, {"tl-down", 2048, 5632},
                           {"s110-up", 2048, 768}, {"s110-down", 768, 2048}};
+  benchmark::RegisterBenchmark("softmax/libm-expf/n512", BM_softmax_libm, size_t{512})
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("silu/libm-expf/n131072", BM_silu, nullptr, size_t{131072})
+      ->Unit(benchmark::kMicrosecond);
   for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
     const KernelTable* t = &ember::kernels::variant(vi);
     const std::string v = t->name;
+    benchmark::RegisterBenchmark(("softmax/" + v + "/n512").c_str(), BM_softmax, t, size_t{512})
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("silu/" + v + "/n131072").c_str(), BM_silu, t, size_t{131072})
+        ->Unit(benchmark::kMicrosecond);
+    for (size_t n : {size_t{256}, size_t{512}})
+      benchmark::RegisterBenchmark(("attention/" + v + "/hd64/n" + std::to_string(n)).c_str(),
+                                   BM_attention, t, n)->Unit(benchmark::kMicrosecond);
     for (const Shape& s : shapes)
       for (size_t m : {size_t{1}, size_t{4}, size_t{64}, size_t{512}}) {
         if (v == "scalar" && m > 4) continue;
