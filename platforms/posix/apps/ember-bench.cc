@@ -1,5 +1,5 @@
 // ember-bench: llama-bench-like throughput figures for .ember models, using only ember.h.
-//   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [--json] [--kernels NAME]
+//   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [--json] [--kernels NAME] [--xnnpack]
 // Tests: ppN = prefill of N tokens in one ember_decode batch (logits of the last position only),
 // tgN = N single-token decodes from an empty cache. Each test runs once to warm up, then -r times;
 // tokens/s median, min and max are reported. The machine's memory read bandwidth is measured per
@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
   std::string p_list = "64,512", n_list = "128", t_list = "1,2", kernels;
   uint32_t reps = 5;
   bool json = false;
+  bool xnnpack = false;
   uint32_t bw_mib = 1024;
   app.add_option("-m,--model", models, "model file (repeatable)")->required();
   app.add_option("-p,--n-prompt", p_list, "prefill test sizes, comma separated (0 or empty: none)");
@@ -131,6 +132,9 @@ int main(int argc, char** argv) {
   app.add_option("-r,--repetitions", reps, "measured runs per test (after one warm-up)")->check(CLI::Range(1, 1000));
   app.add_flag("--json", json, "print a JSON array instead of a table");
   app.add_option("--kernels", kernels, "force a kernel variant (e.g. scalar)");
+  app.add_flag("--xnnpack", xnnpack,
+               "use_xnnpack: f32 weight matrices through XNNPACK's f32 fully-connected operator "
+               "(needs a build with -DEMBER_USE_XNNPACK=ON)");
   app.add_option("--bandwidth-mib", bw_mib, "buffer size for the bandwidth measurement (0: skip)");
   CLI11_PARSE(app, argc, argv);
 
@@ -188,6 +192,7 @@ int main(int argc, char** argv) {
       cp.n_seq_max = 1;
       cp.n_batch_max = max_p;
       cp.n_threads = th[ti];
+      cp.use_xnnpack = xnnpack ? 1 : 0;
       ember_context* ctx = nullptr;
       s = ember_context_create(model, &cp, nullptr, 0, &ctx);
       if (s != EMBER_OK) return fail("context", s);
@@ -244,14 +249,16 @@ int main(int argc, char** argv) {
       std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"test\": \"%s\", \"threads\": %u, \"batch\": %u, "
                   "\"tokens\": %u, \"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, "
                   "\"bandwidth_gbs\": %.3f",
-                  json_escape(r.model).c_str(), ember_kernel_variant(), r.test.c_str(), r.threads, r.batch,
+                  json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
+                  r.test.c_str(), r.threads, r.batch,
                   r.tokens, r.median, r.min, r.max, bandwidth[ti] / 1e9);
       if (r.roofline >= 0) std::printf(", \"roofline\": %.4f", r.roofline);
       std::printf("}%s\n", i + 1 < results.size() ? "," : "");
     }
     std::printf("]\n");
   } else {
-    std::printf("kernels: %s\n", ember_kernel_variant());
+    std::printf("kernels: %s%s\n", ember_kernel_variant(),
+                xnnpack ? " (f32 weights: XNNPACK f32 fully-connected, --xnnpack)" : "");
     std::printf("| %-24s | %-6s | %7s | %12s | %21s | %8s |\n", "model", "test", "threads", "t/s median",
                 "t/s min - max", "roofline");
     std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(8, '-').c_str(),
