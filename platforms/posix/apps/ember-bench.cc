@@ -246,7 +246,8 @@ int main(int argc, char** argv) {
       const Result& r = results[i];
       size_t ti = 0;
       while (ti < th.size() && th[ti] != r.threads) ++ti;
-      std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"test\": \"%s\", \"threads\": %u, \"batch\": %u, "
+      std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"xnnpack\": %s, \"test\": \"%s\", "
+                  "\"threads\": %u, \"batch\": %u, "
                   "\"tokens\": %u, \"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, "
                   "\"bandwidth_gbs\": %.3f",
                   json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
