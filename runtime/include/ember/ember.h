@@ -138,7 +138,8 @@ typedef struct ember_context_params {
                         * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
                         * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
                         * Results then differ from the default path in the last bits (XNNPACK sums
-                        * in its own order with FMA), though not across thread counts on one CPU.
+                        * in its own order with FMA) and may differ between CPUs (it picks its
+                        * kernels per ISA); on one CPU they do not depend on the thread count.
                         * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
                         * the f32 matrices' bytes again, per context, allocated through
                         * ember_platform_alloc outside the arena and not counted by
@@ -150,7 +151,8 @@ typedef struct ember_context_params {
 ember_context_params ember_context_default_params(void);
 
 /* Exact bytes ember_context_create() takes for these params (context struct, KV cache, activations,
- * logits, scratch; the thread pool's own memory when n_threads > 1 is not included). */
+ * logits, scratch; the thread pool's own memory when n_threads > 1 is not included, nor XNNPACK's
+ * packed weights with use_xnnpack). */
 ember_status ember_context_required_bytes(const ember_model* model, const ember_context_params* params,
                                           size_t* out_bytes);
 
