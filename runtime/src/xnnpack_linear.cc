@@ -62,18 +62,25 @@ void* xa_reallocate(void* ctx, void* p, size_t size) {
   return q;
 }
 
-const xnn_allocator kAllocator = {nullptr, xa_allocate, xa_reallocate, xa_deallocate,
-                                  xa_aligned_allocate, xa_deallocate};
+const xnn_allocator kAllocator = {nullptr,       xa_allocate,         xa_reallocate,
+                                  xa_deallocate, xa_aligned_allocate, xa_deallocate};
 
 const char* xnn_status_name(xnn_status s) {
   switch (s) {
-    case xnn_status_success: return "success";
-    case xnn_status_uninitialized: return "uninitialized";
-    case xnn_status_invalid_parameter: return "invalid parameter";
-    case xnn_status_invalid_state: return "invalid state";
-    case xnn_status_unsupported_parameter: return "unsupported parameter";
-    case xnn_status_unsupported_hardware: return "unsupported hardware";
-    case xnn_status_out_of_memory: return "out of memory";
+    case xnn_status_success:
+      return "success";
+    case xnn_status_uninitialized:
+      return "uninitialized";
+    case xnn_status_invalid_parameter:
+      return "invalid parameter";
+    case xnn_status_invalid_state:
+      return "invalid state";
+    case xnn_status_unsupported_parameter:
+      return "unsupported parameter";
+    case xnn_status_unsupported_hardware:
+      return "unsupported hardware";
+    case xnn_status_out_of_memory:
+      return "out of memory";
   }
   return "unknown status";
 }
@@ -115,14 +122,15 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
     xnn_operator_t op = nullptr;
     // Kernel (output_channels = rows, input_channels = cols), row-major: XNNPACK's default layout.
     // No bias (forward.cc adds biases), no clamp.
-    const xnn_status s = xnn_create_fully_connected_nc_f32(
-        w.cols, w.rows, w.cols, w.rows, static_cast<const float*>(w.data), nullptr, -INFINITY,
-        INFINITY, 0, &op);
+    const xnn_status s = xnn_create_fully_connected_nc_f32(w.cols, w.rows, w.cols, w.rows,
+                                                           static_cast<const float*>(w.data),
+                                                           nullptr, -INFINITY, INFINITY, 0, &op);
     if (s != xnn_status_success) {
-      status = set_error(s == xnn_status_out_of_memory ? Status::kOutOfMemory : Status::kUnsupported,
-                         "use_xnnpack: xnn_create_fully_connected_nc_f32 for %s of layer %u "
-                         "(%u x %u) failed: %s",
-                         what, layer, w.rows, w.cols, xnn_status_name(s));
+      status =
+          set_error(s == xnn_status_out_of_memory ? Status::kOutOfMemory : Status::kUnsupported,
+                    "use_xnnpack: xnn_create_fully_connected_nc_f32 for %s of layer %u "
+                    "(%u x %u) failed: %s",
+                    what, layer, w.rows, w.cols, xnn_status_name(s));
       return;
     }
     entries_[count_++] = Entry{w.data, op, w.rows, w.cols};
@@ -147,8 +155,8 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
   for (size_t i = 1; i < count_; ++i) {
     const Entry e = entries_[i];
     size_t j = i;
-    for (; j > 0 && reinterpret_cast<uintptr_t>(entries_[j - 1].data) >
-                        reinterpret_cast<uintptr_t>(e.data);
+    for (; j > 0 &&
+           reinterpret_cast<uintptr_t>(entries_[j - 1].data) > reinterpret_cast<uintptr_t>(e.data);
          --j) {
       entries_[j] = entries_[j - 1];
     }
@@ -158,7 +166,8 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
 }
 
 void XnnpackLinear::shutdown() {
-  for (size_t i = 0; i < count_; ++i) xnn_delete_operator(static_cast<xnn_operator_t>(entries_[i].op));
+  for (size_t i = 0; i < count_; ++i)
+    xnn_delete_operator(static_cast<xnn_operator_t>(entries_[i].op));
   if (entries_ != nullptr) ember_platform_free(entries_);
   entries_ = nullptr;
   count_ = capacity_ = 0;

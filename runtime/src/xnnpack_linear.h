@@ -2,9 +2,9 @@
 // fully-connected operator per f32 weight matrix of the model (q/k/v/o/gate/up/down of every layer
 // and the output head), created when the context is created and destroyed with it.
 //
-// Why opt-in: XNNPACK packs (copies) each weight matrix into its own tiled layout (memory outside the
-// context's arena: about the f32 matrices' bytes again, see bytes()) and sums in its own order with
-// FMA, so its results differ from Ember's kernels in the last bits. Ember's own paths stay the
+// Why opt-in: XNNPACK packs (copies) each weight matrix into its own tiled layout (memory outside
+// the context's arena: about the f32 matrices' bytes again, see bytes()) and sums in its own order
+// with FMA, so its results differ from Ember's kernels in the last bits. Ember's own paths stay the
 // default and stay bit-identical across thread counts and ISAs; u8/f16/bf16 weights never use this.
 //
 // Memory: XNNPACK allocates through an allocator that calls ember_platform_alloc (so the platform's

@@ -117,9 +117,9 @@ std::string f32_model() {
   return hf.empty() ? "" : convert_model(hf, "f32");
 }
 
-#define REQUIRE_F32_MODEL(var)                                                                 \
-  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf");                                      \
-  const std::string var = f32_model();                                                         \
+#define REQUIRE_F32_MODEL(var)                            \
+  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf"); \
+  const std::string var = f32_model();                    \
   ASSERT_FALSE(var.empty())
 
 TEST(Xnnpack, F32LogitsWithinGoldenToleranceOfRunC) {
@@ -205,7 +205,8 @@ TEST(Xnnpack, OtherDtypesKeepEmberKernels) {
     const char* hf;
     const char* quant;
   };
-  for (const Case& c : {Case{"models/stories260K/hf", "u8"}, Case{"models/stories260K/hf-f16", "f16"}}) {
+  for (const Case& c :
+       {Case{"models/stories260K/hf", "u8"}, Case{"models/stories260K/hf-f16", "f16"}}) {
     EMBER_REQUIRE_SHARED(hf, c.hf);
     const std::string path = convert_model(hf, c.quant);
     ASSERT_FALSE(path.empty());
@@ -232,8 +233,7 @@ TEST(Xnnpack, PacksAtCreateNoHeapInDecode) {
   ember_model_info info;
   ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
   const unsigned long long dim = info.hidden_size, q_dim = info.num_heads * info.head_dim,
-                           kv_dim = info.num_kv_heads * info.head_dim,
-                           ffn = info.intermediate_size;
+                           kv_dim = info.num_kv_heads * info.head_dim, ffn = info.intermediate_size;
   const unsigned long long matrix_bytes =
       4 * (info.num_layers * (2 * dim * q_dim + 2 * dim * kv_dim + 3 * dim * ffn) +
            dim * info.vocab_size);
@@ -257,9 +257,10 @@ TEST(Xnnpack, PacksAtCreateNoHeapInDecode) {
     }
     ASSERT_GE(xnn_bytes, plain_bytes);
     const unsigned long long extra = xnn_bytes - plain_bytes;
-    std::printf("[ xnnpack ] threads %u: context create allocates %llu bytes more with use_xnnpack "
-                "(f32 matrices: %llu bytes, ratio %.3f)\n",
-                threads, extra, matrix_bytes, double(extra) / double(matrix_bytes));
+    std::printf(
+        "[ xnnpack ] threads %u: context create allocates %llu bytes more with use_xnnpack "
+        "(f32 matrices: %llu bytes, ratio %.3f)\n",
+        threads, extra, matrix_bytes, double(extra) / double(matrix_bytes));
     EXPECT_GE(extra, matrix_bytes) << "XNNPACK should hold a packed copy of every f32 matrix";
     EXPECT_LE(extra, matrix_bytes * 2) << "more than twice the f32 matrices";
 

@@ -30,7 +30,8 @@ TEST(XnnpackUnsupported, OptInIsRefusedWithAClearError) {
   EXPECT_EQ(ember_context_create(model.get(), &p, nullptr, 0, &ctx), EMBER_ERR_INVALID_ARGUMENT);
 
   p.use_xnnpack = 0;
-  ASSERT_EQ(ember_context_create(model.get(), &p, nullptr, 0, &ctx), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_context_create(model.get(), &p, nullptr, 0, &ctx), EMBER_OK)
+      << ember_last_error();
   ember_context_free(ctx);
 }
 
