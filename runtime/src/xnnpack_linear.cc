@@ -128,8 +128,8 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
     if (s != xnn_status_success) {
       status =
           set_error(s == xnn_status_out_of_memory ? Status::kOutOfMemory : Status::kUnsupported,
-                    "use_xnnpack: xnn_create_fully_connected_nc_f32 for %s of layer %u "
-                    "(%u x %u) failed: %s",
+                    "use_xnnpack: xnn_create_fully_connected_nc_f32 for %s %u (%u x %u) "
+                    "failed: %s",
                     what, layer, w.rows, w.cols, xnn_status_name(s));
       return;
     }
@@ -137,15 +137,15 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
   };
   for (uint32_t l = 0; l < layers; ++l) {
     const LayerWeights& lw = m.layers[l];
-    add(lw.wq, "q_proj", l);
-    add(lw.wk, "k_proj", l);
-    add(lw.wv, "v_proj", l);
-    add(lw.wo, "o_proj", l);
-    add(lw.w_gate, "gate_proj", l);
-    add(lw.w_up, "up_proj", l);
-    add(lw.w_down, "down_proj", l);
+    add(lw.wq, "q_proj of layer", l);
+    add(lw.wk, "k_proj of layer", l);
+    add(lw.wv, "v_proj of layer", l);
+    add(lw.wo, "o_proj of layer", l);
+    add(lw.w_gate, "gate_proj of layer", l);
+    add(lw.w_up, "up_proj of layer", l);
+    add(lw.w_down, "down_proj of layer", l);
   }
-  add(m.output, "the output head", layers);
+  add(m.output, "the output head after layer", layers - 1);
   t_tally = nullptr;
   if (status != Status::kOk) {
     shutdown();
