@@ -4,7 +4,9 @@
 // ops through the active kernel table; RoPE and the attention loop are plain C++ here.
 //
 // Threads: q/k/v (and gate/up) share one quantized input and one pool dispatch; attention is one
-// dispatch per layer (work item = query head, looping over the batch's tokens); the per-token
+// dispatch per layer (work item = query head, looping over the batch's tokens) — with u8 q/k/v and
+// KV heads that spread evenly over the threads, q/k/v rows, RoPE, KV append and attention are ONE
+// dispatch (work item = KV head and its query heads); the per-token
 // element-wise work of a prefill (embedding, norms, bias, RoPE + KV append, SiLU, residual adds) is
 // split across the pool by token ranges. Every float is computed by the same operations in the
 // same order whatever the thread count, so results are bit-identical.
@@ -79,6 +81,55 @@ void attention_tokens(void* arg, size_t h) {
                    static_cast<uint32_t>(job.b->seq_id[i]),
                    static_cast<uint32_t>(job.b->pos[i]) + 1, h);
   }
+}
+
+// Work item = KV head g and its group of query heads, over every token of the batch: the rows of
+// q / k / v that belong to the group (on the input prepared by LinearExecutor::prepare), their
+// biases, RoPE, K/V appended to the cache, then attention_head for each query head of the group.
+// The same operations on the same values as linear_multi + rope_append_tokens + attention_tokens,
+// one dispatch instead of three (the group's K/V are written and read by this item only).
+void kv_group_tokens(void* arg, size_t g) {
+  const LayerJob& job = *static_cast<const LayerJob*>(arg);
+  Context* ctx = job.ctx;
+  const ModelConfig& c = ctx->model->config;
+  const LayerWeights& w = *job.w;
+  const LinearExecutor& lin = ctx->linear;
+  const size_t hd = c.head_dim, r = c.num_heads / c.num_kv_heads;
+  const size_t qd = c.q_dim, kvd = c.kv_dim, half = hd / 2, T = ctx->plan.n_ctx;
+  const size_t q0 = g * r * hd, k0 = g * hd;  // first q / k / v row of the group
+  lin.rows(w.wq, ctx->q, q0, q0 + r * hd);
+  lin.rows(w.wk, ctx->k, k0, k0 + hd);
+  lin.rows(w.wv, ctx->v, k0, k0 + hd);
+  for (size_t i = 0; i < job.n; ++i) {
+    float* q = ctx->q + i * qd + q0;  // (r, hd)
+    float* k = ctx->k + i * kvd + k0;  // (hd)
+    float* v = ctx->v + i * kvd + k0;  // (hd)
+    if (w.bq) add_bias(q, w.bq + q0, 1, r * hd);
+    if (w.bk) add_bias(k, w.bk + k0, 1, hd);
+    if (w.bv) add_bias(v, w.bv + k0, 1, hd);
+    const float* cs = ctx->rope_cos + i * half;
+    const float* sn = ctx->rope_sin + i * half;
+    rope(q, static_cast<uint32_t>(r), c.head_dim, cs, sn);
+    rope(k, 1, c.head_dim, cs, sn);
+    const size_t off =
+        ((size_t(job.b->seq_id[i]) * c.num_layers + job.layer) * T + size_t(job.b->pos[i])) * kvd +
+        k0;
+    std::memcpy(ctx->k_cache + off, k, hd * sizeof(float));
+    std::memcpy(ctx->v_cache + off, v, hd * sizeof(float));
+  }
+  for (size_t h = g * r; h < (g + 1) * r; ++h) {
+    for (size_t i = 0; i < job.n; ++i) {
+      attention_head(ctx, job.layer, static_cast<uint32_t>(i),
+                     static_cast<uint32_t>(job.b->seq_id[i]),
+                     static_cast<uint32_t>(job.b->pos[i]) + 1, h);
+    }
+  }
+}
+
+// kv_group_tokens splits the work in num_kv_heads equal items: used when they spread evenly over
+// the threads (or are many), otherwise q/k/v rows and query heads are split separately.
+bool kv_groups_balance(uint32_t kv_heads, uint32_t threads) {
+  return threads <= 1 || kv_heads % threads == 0 || kv_heads >= 4 * threads;
 }
 
 // Tokens [i0, i0 + count): embedding row and RoPE angles.
@@ -234,13 +285,16 @@ Status decode(Context* ctx, const ember_batch& b) {
       job.bias = m.layers[l - 1].b_down;
       for_tokens(lin, job, residual_norm_tokens<true>);
     }
-    {
-      const WeightRef* qkv[3] = {&w.wq, &w.wk, &w.wv};
+    const WeightRef* qkv[3] = {&w.wq, &w.wk, &w.wv};
+    if (kv_groups_balance(c.num_kv_heads, lin.threads()) && lin.prepare(qkv, 3, ctx->xb, n)) {
+      // q/k/v rows, RoPE, KV append and attention of each KV head's group in one dispatch.
+      lin.parallel_for(c.num_kv_heads, kv_group_tokens, &job);
+    } else {
       float* const out[3] = {ctx->q, ctx->k, ctx->v};
       lin.linear_multi(qkv, out, 3, ctx->xb, n);
+      for_tokens(lin, job, rope_append_tokens);
+      lin.parallel_for(c.num_heads, attention_tokens, &job);
     }
-    for_tokens(lin, job, rope_append_tokens);
-    lin.parallel_for(c.num_heads, attention_tokens, &job);
     lin.linear(w.wo, ctx->att, n, ctx->xb2);
 
     // MLP block: x += xb2 + bo; xb = rmsnorm(x).

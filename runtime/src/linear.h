@@ -56,6 +56,14 @@ class LinearExecutor {
   void linear_multi(const WeightRef* const* w, float* const* y, size_t count, const float* x,
                     size_t m);
 
+  // linear_multi split in two, for callers that run weight rows inside their own pool tasks:
+  // prepare() quantizes x (m, cols) once for weights that share it — all u8 of one (cols, group);
+  // it returns false (and does nothing) otherwise. rows() then computes columns [r0, r1) of
+  // y (m, w.rows) = x . w^T for one of those weights, the same bits as linear(); calls for
+  // disjoint outputs may run concurrently. Valid until the next linear / linear_multi / prepare.
+  bool prepare(const WeightRef* const* w, size_t count, const float* x, size_t m);
+  void rows(const WeightRef& w, float* y, size_t r0, size_t r1) const;
+
   // Calls fn(arg, i) for i in [0, n), spread over the pool (no allocation, no locks).
   void parallel_for(size_t n, void (*fn)(void* arg, size_t i), void* arg);
 
@@ -80,6 +88,12 @@ class LinearExecutor {
   void* scratch_ = nullptr;
   size_t scratch_size_ = 0, m_max_ = 0, k_max_ = 0, max_groups_ = 0;
   const XnnpackLinear* xnn_ = nullptr;
+  // The input of the last prepare(): x (m, k) quantized into a / d / sum with `group`.
+  const float* prep_x_ = nullptr;
+  const int8_t* prep_a_ = nullptr;
+  const float* prep_d_ = nullptr;
+  const int32_t* prep_sum_ = nullptr;
+  size_t prep_m_ = 0, prep_k_ = 0, prep_group_ = 0;
 };
 
 }  // namespace ember
