@@ -1,5 +1,5 @@
 // LinearExecutor: every weight type through the active kernels, bit-identical for 1, 2 and 3
-// threads and for every kernel variant; linear_multi equal to separate linear() calls; scratch
+// threads and for every kernel variant; linear_multi and prepare + rows equal to linear(); scratch
 // checks; parallel_for / parallel_ranges cover every index once.
 #include <gtest/gtest.h>
 
@@ -173,6 +173,46 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
         }
       }
     }
+  }
+  ASSERT_TRUE(ember::kernels::force_variant(active.c_str()));
+}
+
+// prepare() + rows() over uneven row ranges (as forward.cc's pool tasks call them) give the same
+// bits as linear(); prepare() refuses weights that do not share one quantized input.
+TEST(LinearExecutor, PreparedRowsMatchLinear) {
+  const uint32_t cols = 200, group = 32;
+  const size_t m = 5, groups = ember::zero_one_groups_per_row(cols, group);
+  Weights a = make_weights(WeightType::kU8ZeroOne, 96, cols, group, 7);
+  Weights b = make_weights(WeightType::kU8ZeroOne, 33, cols, group, 8);
+  Weights other_group = make_weights(WeightType::kU8ZeroOne, 16, cols, 64, 9);
+  Weights f = make_weights(WeightType::kF32, 16, cols, 0, 10);
+  std::vector<float> x(m * cols);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  for (auto& v : x) v = u(rng);
+  const std::string active = ember::kernels::active().name;
+  ASSERT_TRUE(ember::kernels::force_variant("scalar"));
+  const std::vector<float> ref_a = run_linear(a.ref, x, m, 1), ref_b = run_linear(b.ref, x, m, 1);
+  for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
+    ASSERT_TRUE(ember::kernels::force_variant(ember::kernels::variant(vi).name));
+    std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(m, cols, groups));
+    LinearExecutor lin;
+    ASSERT_EQ(lin.init(2, scratch.data(), scratch.size(), m, cols, groups), ember::Status::kOk);
+    const WeightRef* mixed[2] = {&a.ref, &other_group.ref};
+    const WeightRef* floats[1] = {&f.ref};
+    EXPECT_FALSE(lin.prepare(mixed, 2, x.data(), m));
+    EXPECT_FALSE(lin.prepare(floats, 1, x.data(), m));
+    const WeightRef* ab[2] = {&a.ref, &b.ref};
+    ASSERT_TRUE(lin.prepare(ab, 2, x.data(), m));
+    std::vector<float> ya(m * 96, -1.0f), yb(m * 33, -1.0f);
+    for (size_t r0 : {size_t{0}, size_t{7}, size_t{40}, size_t{64}}) {
+      const size_t r1 = r0 == 64 ? 96 : (r0 == 0 ? 7 : (r0 == 7 ? 40 : 64));
+      lin.rows(a.ref, ya.data(), r0, r1);
+    }
+    lin.rows(b.ref, yb.data(), 20, 33);
+    lin.rows(b.ref, yb.data(), 0, 20);
+    EXPECT_EQ(0, std::memcmp(ya.data(), ref_a.data(), ya.size() * sizeof(float))) << ember::kernels::variant(vi).name;
+    EXPECT_EQ(0, std::memcmp(yb.data(), ref_b.data(), yb.size() * sizeof(float))) << ember::kernels::variant(vi).name;
   }
   ASSERT_TRUE(ember::kernels::force_variant(active.c_str()));
 }
