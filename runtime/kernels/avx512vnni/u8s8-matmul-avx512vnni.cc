@@ -7,8 +7,8 @@
 //
 // Two tilings:
 // - Dot tiles (m <= 3, and any shape whose group does not fit the panel): the avx2 tiles of MR
-//   tokens x NR rows with 8 ymm accumulators, vpdpbusd over 32 bytes per step and masked loads for
-//   partial steps (no scalar tail), then the avx2 hadd reduction and epilogue (avx2-common.h).
+//   tokens x NR rows with 8 ymm accumulators, vpdpbusd over 32 bytes per step and masked loads only for
+//   the partial step (no scalar tail; masked loads do not train the prefetcher), then the avx2 hadd reduction and epilogue (avx2-common.h).
 // - Panel tiles (m >= 4): 16 weight rows of a run of groups are transposed once into a panel
 //   of (4-byte unit, row) dwords — zmm lane r holds row r's next four weights — so that one
 //   vpdpbusd with an activation dword broadcast advances 16 outputs of one token, with no
@@ -48,8 +48,20 @@ struct VnniDotTile {
       const size_t len = k - k0 < group ? k - k0 : group;
       __m256i acc[8];
       for (int l = 0; l < 8; ++l) acc[l] = _mm256_setzero_si256();
-      for (size_t t = 0; t < len; t += 32) {
-        const __mmask32 mask = len - t >= 32 ? ~__mmask32{0} : (__mmask32{1} << (len - t)) - 1;
+      size_t t = 0;
+      // Whole 32-byte steps with plain loads (masked loads do not train the hardware prefetcher
+      // here: decode, which streams the weights from DRAM, ran at half speed with them).
+      for (; t + 32 <= len; t += 32) {
+        __m256i wv[NR];
+        for (int j = 0; j < NR; ++j)
+          wv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qr[j] + k0 + t));
+        for (int i = 0; i < MR; ++i) {
+          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar[i] + k0 + t));
+          for (int j = 0; j < NR; ++j) acc[i * NR + j] = _mm256_dpbusd_epi32(acc[i * NR + j], wv[j], av);
+        }
+      }
+      if (t < len) {  // the partial step: masked loads, zeros beyond the group
+        const __mmask32 mask = (__mmask32{1} << (len - t)) - 1;
         __m256i wv[NR];
         for (int j = 0; j < NR; ++j) wv[j] = _mm256_maskz_loadu_epi8(mask, qr[j] + k0 + t);
         for (int i = 0; i < MR; ++i) {
@@ -126,7 +138,11 @@ void fill_panel(const uint8_t* const* row, const ZeroOneParams* const* prow, siz
       const size_t n = len - t < 64 ? len - t : 64;
       const __mmask64 mask = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
       __m512i r[16];
-      for (size_t j = 0; j < kRows; ++j) r[j] = _mm512_maskz_loadu_epi8(mask, row[j] + k0 + t);
+      if (n == 64) {  // plain loads where possible: they train the hardware prefetcher
+        for (size_t j = 0; j < kRows; ++j) r[j] = _mm512_loadu_si512(row[j] + k0 + t);
+      } else {
+        for (size_t j = 0; j < kRows; ++j) r[j] = _mm512_maskz_loadu_epi8(mask, row[j] + k0 + t);
+      }
       transpose16(r);
       const size_t units = (n + 3) / 4;
       for (size_t u = 0; u < units; ++u) _mm512_store_si512(dst + u * kRows, r[u]);
