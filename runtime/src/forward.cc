@@ -205,14 +205,17 @@ void silu_tokens(void* arg, size_t i0, size_t count) {
   job.kt->silu_mul(g, u, count * ffn, g);
 }
 
-// Batches of at least this many tokens split their element-wise work across the pool; smaller
-// ones (decode) run it on the calling thread.
+// Batches of at least this many tokens (and LinearExecutor::kMinParallelElements values of the
+// residual stream) split their element-wise work across the pool; smaller ones (decode) run it on
+// the calling thread.
 constexpr size_t kMinParallelTokens = 4;
 
 void for_tokens(LinearExecutor& lin, const LayerJob& job,
                 void (*fn)(void* arg, size_t i0, size_t count)) {
   LayerJob* arg = const_cast<LayerJob*>(&job);
-  if (job.n >= kMinParallelTokens && lin.threads() > 1) {
+  const size_t dim = job.ctx->model->config.hidden_size;
+  if (job.n >= kMinParallelTokens && job.n * dim >= LinearExecutor::kMinParallelElements &&
+      lin.threads() > 1) {
     lin.parallel_ranges(job.n, 0, fn, arg);
   } else {
     fn(arg, 0, job.n);
@@ -261,6 +264,16 @@ Status validate(Context* ctx, const ember_batch& b) {
 
 }  // namespace
 
+// fn(job, i) for i in [0, n): over the pool when the dispatch pays (`work` multiply-adds).
+void for_items(LinearExecutor& lin, size_t n, size_t work, void (*fn)(void* arg, size_t i),
+               LayerJob* job) {
+  if (lin.threads() > 1 && work >= LinearExecutor::kMinParallelWork) {
+    lin.parallel_for(n, fn, job);
+  } else {
+    for (size_t i = 0; i < n; ++i) fn(job, i);
+  }
+}
+
 Status decode(Context* ctx, const ember_batch& b) {
   EMBER_RETURN_IF_ERROR(validate(ctx, b));
   const Model& m = *ctx->model;
@@ -269,6 +282,11 @@ Status decode(Context* ctx, const ember_batch& b) {
   const size_t n = b.n_tokens, dim = c.hidden_size;
   LinearExecutor& lin = ctx->linear;
   LayerJob job{ctx, &b, &kt, nullptr, 0, n, nullptr, nullptr};
+  // Multiply-adds of attention (q.k and p.v over every key of every token) and of q/k/v.
+  size_t keys = 0;
+  for (size_t i = 0; i < n; ++i) keys += static_cast<size_t>(b.pos[i]) + 1;
+  const size_t attn_work = keys * c.num_heads * c.head_dim * 2;
+  const size_t qkv_work = n * (size_t{c.q_dim} + 2 * size_t{c.kv_dim}) * dim;
 
   // Embedding rows and the RoPE angles of each token.
   for_tokens(lin, job, embed_tokens);
@@ -288,12 +306,12 @@ Status decode(Context* ctx, const ember_batch& b) {
     const WeightRef* qkv[3] = {&w.wq, &w.wk, &w.wv};
     if (kv_groups_balance(c.num_kv_heads, lin.threads()) && lin.prepare(qkv, 3, ctx->xb, n)) {
       // q/k/v rows, RoPE, KV append and attention of each KV head's group in one dispatch.
-      lin.parallel_for(c.num_kv_heads, kv_group_tokens, &job);
+      for_items(lin, c.num_kv_heads, qkv_work + attn_work, kv_group_tokens, &job);
     } else {
       float* const out[3] = {ctx->q, ctx->k, ctx->v};
       lin.linear_multi(qkv, out, 3, ctx->xb, n);
       for_tokens(lin, job, rope_append_tokens);
-      lin.parallel_for(c.num_heads, attention_tokens, &job);
+      for_items(lin, c.num_heads, attn_work, attention_tokens, &job);
     }
     lin.linear(w.wo, ctx->att, n, ctx->xb2);
 

@@ -209,7 +209,7 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
   float* d = reinterpret_cast<float*>(base + lay.d_off);          // (m, groups)
   int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, groups)
 #if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr && m >= 2 * n_threads_) {
+  if (pool_ != nullptr && m >= 2 * n_threads_ && m * k >= kMinParallelElements) {
     QuantJob qj{&table, x, k, group, groups, a, d, sum};
     pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), quant_tile, &qj, m,
                                        (m + 2 * n_threads_ - 1) / (2 * n_threads_), kPoolFlags);
@@ -231,7 +231,7 @@ void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float*
   MatmulJob job{&table, &w, x, m, y, nullptr, nullptr, nullptr, 0};
   if (w.type == WeightType::kU8ZeroOne) quantize_input(w, x, m, &job);
 #if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr) {
+  if (pool_ != nullptr && m * w.rows * w.cols >= kMinParallelWork) {
     pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), matmul_tile, &job,
                                        w.rows, row_tile(w.rows, n_threads_), kPoolFlags);
     return;
@@ -258,7 +258,6 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
     return;
   }
   assert(m <= m_max_ && k <= k_max_);
-  (void)k;
   const kernels::KernelTable& table = kernels::active();
   MultiJob mj;
   mj.count = count;
@@ -283,7 +282,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
   }
   const size_t tiles = mj.tile_start[count];
 #if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr) {
+  if (pool_ != nullptr && m * total_rows * k >= kMinParallelWork) {
     pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), multi_tile, &mj, tiles, kPoolFlags);
     return;
   }

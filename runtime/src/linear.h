@@ -44,6 +44,13 @@ class LinearExecutor {
               size_t max_groups);
   void shutdown();
 
+  // Multiply-adds below which a pool dispatch costs more than it saves (waking a worker is some
+  // microseconds, more in a VM): such matmuls run on the calling thread. Callers of
+  // parallel_for / parallel_ranges use it to decide the same.
+  static constexpr size_t kMinParallelWork = size_t{1} << 18;
+  // The same for element-wise work (values touched: activation quantization, norms, SiLU, ...).
+  static constexpr size_t kMinParallelElements = size_t{1} << 15;
+
   // y (m, w.rows), row-major with leading dimension w.rows  =  x (m, w.cols) . W^T.
   // m <= m_max, w.cols <= k_max. Results are bit-identical for any thread count.
   void linear(const WeightRef& w, const float* x, size_t m, float* y);

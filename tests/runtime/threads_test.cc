@@ -1,10 +1,10 @@
 // The forward pass gives the same bits whatever the thread count and however a prompt is cut into
-// batches: 1, 2 and 3 threads (3 threads do not divide 4 KV heads, so the u8 models take the
-// separate q/k/v + attention path there, the fused KV-group path otherwise), one batch of P tokens
-// or batches of 1 and 5 (below and above the size where element-wise work is split across the
-// pool), two sequence slots interleaved in one batch. Models: stories260K (u8 group 32, u8 per
-// row, f32), aidreams260K (u8), and stories260K with every bias term added (attention_bias and
-// mlp_bias: random biases written into a copy of its checkpoint here), u8 and f32.
+// batches: 1 to 4 threads (3 threads do not divide 4 KV heads, 4 do not divide 6, so the u8 models
+// take the separate q/k/v + attention path there, the fused KV-group path otherwise), one batch
+// of P tokens or batches of 1 and 5, two sequence slots interleaved in one batch. Models:
+// stories260K (u8 group 32, u8 per row, f32), aidreams260K (u8), a synthetic stories15m (u8), and
+// stories260K with every bias term added (attention_bias and mlp_bias: random biases written into
+// a copy of its checkpoint here), u8 and f32.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -23,16 +23,16 @@ namespace {
 
 // Logits of every prompt token (prompt split into batches of `chunk`, tokens alternating between
 // slots 0 and 1 as (0, 0, 1) repeating), then of `gen` greedy single-token steps on slot 0.
-std::vector<float> run(const std::string& path, uint32_t threads, uint32_t chunk) {
+std::vector<float> run(const std::string& path, uint32_t threads, uint32_t chunk, uint32_t P) {
   std::vector<float> out;
   ember_model* model = nullptr;
   EXPECT_EQ(ember_model_load_file(path.c_str(), &model), EMBER_OK) << ember_last_error();
   if (!model) return out;
   ember_model_info info;
   EXPECT_EQ(ember_model_get_info(model, &info), EMBER_OK);
-  const uint32_t P = 29, gen = 6;
+  const uint32_t gen = 6;
   ember_context_params cp = ember_context_default_params();
-  cp.n_ctx = 64;
+  cp.n_ctx = P + gen + 8;
   cp.n_batch_max = P;
   cp.n_seq_max = 2;
   cp.n_threads = threads;
@@ -75,20 +75,22 @@ std::vector<float> run(const std::string& path, uint32_t threads, uint32_t chunk
   return out;
 }
 
-void expect_same_bits(const std::string& path) {
-  const std::vector<float> ref = run(path, 1, 29);
+// Models this small run mostly on the calling thread (LinearExecutor::kMinParallelWork); the
+// synthetic stories15m below is large enough for every pool path.
+void expect_same_bits(const std::string& path, uint32_t P = 29, uint32_t max_threads = 3) {
+  const std::vector<float> ref = run(path, 1, P, P);
   ASSERT_FALSE(ref.empty());
-  // (3 threads on a 2-core machine are slow: one run of them.)
-  const struct { uint32_t threads, chunk; } runs[] = {{1, 5}, {1, 1}, {2, 29}, {2, 5}, {2, 1}, {3, 29}};
+  // (More threads than this machine's 2 cores are slow: one run of them.)
+  const struct { uint32_t threads, chunk; } runs[] = {{1, 5}, {1, 1}, {2, P}, {2, 5}, {2, 1},
+                                                     {3, P}, {4, P}};
   for (const auto& r : runs) {
     const uint32_t threads = r.threads, chunk = r.chunk;
-    {
-      SCOPED_TRACE(testing::Message() << path << " threads " << threads << " batches of " << chunk);
-      const std::vector<float> o = run(path, threads, chunk);
-      ASSERT_EQ(o.size(), ref.size());
-      EXPECT_EQ(0, std::memcmp(o.data(), ref.data(), ref.size() * sizeof(float)))
-          << "logits differ from 1 thread, one batch";
-    }
+    if (threads > max_threads) continue;
+    SCOPED_TRACE(testing::Message() << path << " threads " << threads << " batches of " << chunk);
+    const std::vector<float> o = run(path, threads, chunk, P);
+    ASSERT_EQ(o.size(), ref.size());
+    EXPECT_EQ(0, std::memcmp(o.data(), ref.data(), ref.size() * sizeof(float)))
+        << "logits differ from 1 thread, one batch";
   }
 }
 
@@ -164,6 +166,17 @@ TEST(ForwardThreads, Aidreams260K) {
   expect_same_bits(path);
 }
 
+// 6 KV heads: 2 and 3 threads take the fused KV-group path, 4 the separate one; 120 tokens of
+// dim 288 split their element-wise work across the pool.
+TEST(ForwardThreads, SyntheticStories15M) {
+  EMBER_REQUIRE_SHARED(tok, "tokenizers/llama2/tokenizer.json");
+  const std::string dir = tok.substr(0, tok.size() - std::strlen("/tokenizer.json"));
+  const std::string path =
+      convert("--synthetic stories15m --seed 7 --group 32 --synthetic-tokenizer " + dir, "s15m.ember");
+  ASSERT_FALSE(path.empty());
+  expect_same_bits(path, 120, 4);
+}
+
 TEST(ForwardThreads, EveryBiasTerm) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string dir = biased_checkpoint(hf);
@@ -175,7 +188,7 @@ TEST(ForwardThreads, EveryBiasTerm) {
   // The biases are used: the same prompt gives other logits than the model without them.
   const std::string plain = convert(hf + " --quant f32", "plain.ember");
   const std::string biased = convert(dir + " --quant f32", "biased.ember");
-  const std::vector<float> a = run(plain, 1, 29), b = run(biased, 1, 29);
+  const std::vector<float> a = run(plain, 1, 29, 29), b = run(biased, 1, 29, 29);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_NE(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
