@@ -102,14 +102,15 @@ void run_multi_tile(const MultiJob& mj, size_t t) {
 }
 
 #if EMBER_USE_PTHREADPOOL
-// Flags of every dispatch. PTHREADPOOL_FLAG_YIELD_WORKERS: after a dispatch the workers sleep in
-// the kernel instead of spinning up to a million iterations for the next one. Measured on 2 shared
-// cores, stories110m, 2 threads: with a second 2-thread process running, decode 26 vs 14 tokens/s
-// and prefill 1.2-1.6x faster than spinning; on an idle machine the same to ~6% slower (the
-// wake-up of each of the ~50 dispatches per token). An app shares its CPU with the runtime, so
-// yielding is the default; build with -DEMBER_POOL_FLAGS=0 to spin.
+// Flags of every dispatch. 0: after a dispatch the workers spin (up to a million iterations)
+// waiting for the next one, then sleep. PTHREADPOOL_FLAG_YIELD_WORKERS makes them sleep at once
+// (-DEMBER_POOL_FLAGS=PTHREADPOOL_FLAG_YIELD_WORKERS). Measured on 2 shared cores, stories110m,
+// 2 threads, u8 g64, avx512vnni: idle machine, decode 0-10% slower with yield (a wake-up per
+// dispatch, ~50 per token); with a second 2-thread process running, decode 41-49 vs 33-41 tok/s
+// (yield better); with the slower GEMV kernel before 0d3a05a it was 26 vs 14. Spinning (the
+// pthreadpool default) is kept for a device that runs the model alone.
 #ifndef EMBER_POOL_FLAGS
-#define EMBER_POOL_FLAGS PTHREADPOOL_FLAG_YIELD_WORKERS
+#define EMBER_POOL_FLAGS 0
 #endif
 constexpr uint32_t kPoolFlags = EMBER_POOL_FLAGS;
 
