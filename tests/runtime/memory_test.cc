@@ -2,9 +2,8 @@
 // size works, one byte less is refused, the figure grows exactly by the KV cache per position and
 // per slot), and ember_decode / ember_sample / ember_generate never touch the heap.
 //
-// Heap counting: this binary is linked with -Wl,--wrap=malloc,... so every allocation made by code
-// linked statically into it (libember.a, the platform layer) goes through the counters below, and
-// the global operator new is replaced to catch C++ allocations from anywhere.
+// Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time, operator new
+// replaced).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -13,66 +12,13 @@
 #include <vector>
 
 #include "e2e/e2e_util.h"
+#include "support/heap_counter.h"
 
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-inline void count() {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-extern "C" {
-void* __real_malloc(size_t n);
-void* __real_calloc(size_t n, size_t m);
-void* __real_realloc(void* p, size_t n);
-int __real_posix_memalign(void** p, size_t a, size_t n);
-void* __real_aligned_alloc(size_t a, size_t n);
-void* __wrap_malloc(size_t n) {
-  count();
-  return __real_malloc(n);
-}
-void* __wrap_calloc(size_t n, size_t m) {
-  count();
-  return __real_calloc(n, m);
-}
-void* __wrap_realloc(void* p, size_t n) {
-  count();
-  return __real_realloc(p, n);
-}
-int __wrap_posix_memalign(void** p, size_t a, size_t n) {
-  count();
-  return __real_posix_memalign(p, a, n);
-}
-void* __wrap_aligned_alloc(size_t a, size_t n) {
-  count();
-  return __real_aligned_alloc(a, n);
-}
-}
-
-void* operator new(size_t n) {
-  count();
-  void* p = std::malloc(n == 0 ? 1 : n);
-  if (!p) std::abort();
-  return p;
-}
-void* operator new[](size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace ember_test {
 namespace {
 
-struct Counting {
-  Counting() {
-    g_allocs = 0;
-    g_counting = true;
-  }
-  ~Counting() { g_counting = false; }
-  long count() const { return g_allocs.load(); }
-};
+using Counting = HeapCounting;
 
 std::string model_path(const char* quant) {
   const std::string hf = shared_path("models/stories260K/hf");
@@ -94,7 +40,7 @@ TEST(Memory, HeapCounterSeesAllocations) {
     ember_model* m = nullptr;
     ASSERT_EQ(ember_model_load_file(path.c_str(), &m), EMBER_OK);
     ember_model_free(m);
-    n = c.count();
+    n = c.allocs();
   }
   EXPECT_GT(n, 0) << "the counting hook does not see the runtime's allocations";
 }
@@ -191,7 +137,7 @@ TEST_P(NoHeap, DecodeSampleGenerate) {
                              out.data(), out.size(), &n, nullptr),
               EMBER_OK)
         << ember_last_error();
-    n_allocs = c.count();
+    n_allocs = c.allocs();
   }
   EXPECT_EQ(n_allocs, 0) << "heap allocations during decode/sample/generate";
   EXPECT_GT(n, 20u);

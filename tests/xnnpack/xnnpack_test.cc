@@ -5,8 +5,7 @@
 // flag on or off). Context creation allocates XNNPACK's packed copy of the f32 matrices; decode and
 // generation allocate nothing.
 //
-// Heap counting: this binary is linked with -Wl,--wrap=malloc,... (tests/xnnpack/CMakeLists.txt),
-// so every allocation of the statically linked runtime and platform layer is counted, and XNNPACK
+// Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time), so every allocation of the statically linked runtime and platform layer is counted, and XNNPACK
 // allocates through ember_platform_alloc (runtime/src/xnnpack_linear.cc). mallinfo2() also checks
 // that the process heap (any library) does not grow while decoding.
 #include <malloc.h>
@@ -20,60 +19,13 @@
 #include <vector>
 
 #include "e2e/e2e_util.h"
+#include "support/heap_counter.h"
 
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-std::atomic<unsigned long long> g_bytes{0};
-inline void count(size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) {
-    g_allocs.fetch_add(1, std::memory_order_relaxed);
-    g_bytes.fetch_add(n, std::memory_order_relaxed);
-  }
-}
-}  // namespace
-
-extern "C" {
-void* __real_malloc(size_t n);
-void* __real_calloc(size_t n, size_t m);
-void* __real_realloc(void* p, size_t n);
-int __real_posix_memalign(void** p, size_t a, size_t n);
-void* __real_aligned_alloc(size_t a, size_t n);
-void* __wrap_malloc(size_t n) {
-  count(n);
-  return __real_malloc(n);
-}
-void* __wrap_calloc(size_t n, size_t m) {
-  count(n * m);
-  return __real_calloc(n, m);
-}
-void* __wrap_realloc(void* p, size_t n) {
-  count(n);
-  return __real_realloc(p, n);
-}
-int __wrap_posix_memalign(void** p, size_t a, size_t n) {
-  count(n);
-  return __real_posix_memalign(p, a, n);
-}
-void* __wrap_aligned_alloc(size_t a, size_t n) {
-  count(n);
-  return __real_aligned_alloc(a, n);
-}
-}
 
 namespace ember_test {
 namespace {
 
-struct Counting {
-  Counting() {
-    g_allocs = 0;
-    g_bytes = 0;
-    g_counting = true;
-  }
-  ~Counting() { g_counting = false; }
-  long allocs() const { return g_allocs.load(); }
-  unsigned long long bytes() const { return g_bytes.load(); }
-};
+using Counting = HeapCounting;
 
 ContextPtr make_ctx(const ember_model* m, bool xnnpack, uint32_t n_threads = 1,
                     uint32_t n_batch = 64) {
