@@ -301,11 +301,64 @@ inline __m512i group_dot(const uint8_t* w, const int8_t* a, size_t len) {
   return acc;
 }
 
+// The float terms (s * d) * isum + (m * d) * asum of groups [g0, g0 + 16) of one row (row q,
+// params pr) into t[0 .. 16); groups past the row's end give zero terms (not used).
+template <size_t kGroup>
+inline void block_terms(const uint8_t* qr, const float* pr /* (group, {scale, min}) */,
+                        const float* params_end, size_t k, size_t group, size_t groups,
+                        size_t g0, const int8_t* a, const float* d, const int32_t* sum,
+                        float* t /* (16) */) {
+  const size_t full_groups = k / group;
+  const size_t nb = groups - g0 < kGroupBlock ? groups - g0 : kGroupBlock;
+  // The block's scales / mins (128 bytes) a weight prefetch distance ahead, in their units.
+  const char* pf = reinterpret_cast<const char*>(pr + 2 * g0) + 8 * kPrefetchAhead / group;
+  _mm_prefetch(pf, _MM_HINT_T0);
+  _mm_prefetch(pf + 64, _MM_HINT_T0);
+  __m512i acc[kGroupBlock];
+  for (size_t i = 0; i < kGroupBlock; ++i) {
+    const size_t g = g0 + i, k0 = g * group;
+    if (g < full_groups)
+      acc[i] = group_dot<kGroup>(qr + k0, a + k0, group);
+    else if (g < groups)
+      acc[i] = group_dot<0>(qr + k0, a + k0, k - k0);
+    else
+      acc[i] = _mm512_setzero_si512();
+  }
+  const __m512i isum = reduce16(acc);
+  // Scales / mins: plain loads while they stay inside this call's rows.
+  const float* pb = pr + 2 * g0;
+  __m512 lo, hi;
+  if (pb + 2 * kGroupBlock <= params_end) {
+    lo = _mm512_loadu_ps(pb);
+    hi = _mm512_loadu_ps(pb + 16);
+  } else {
+    const size_t nf = 2 * nb;
+    lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(nf >= 16 ? 0xFFFF : (1u << nf) - 1), pb);
+    hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(nf <= 16 ? 0 : (1u << (nf - 16)) - 1),
+                               pb + 16);
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512 vs = _mm512_permutex2var_ps(lo, even, hi);
+  const __m512 vm = _mm512_permutex2var_ps(lo, odd, hi);
+  const __mmask16 gmask = static_cast<__mmask16>((1u << nb) - 1);
+  const __m512 vd = _mm512_maskz_loadu_ps(gmask, d + g0);
+  const __m512 va = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(gmask, sum + g0));
+  const __m512 sd = _mm512_mul_ps(vs, vd);
+  const __m512 md = _mm512_mul_ps(vm, vd);
+  _mm512_storeu_ps(t, _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)),
+                                    _mm512_mul_ps(md, va)));
+}
+
+// Groups per row up to which run_rows_gemv keeps a row's terms to sum them one row late.
+constexpr size_t kMaxLateGroups = 512;
+
 // One token, rows [n0, n1), one row at a time, for groups of 32 bytes or more: a thread's weights
 // (and their scales / mins) are read front to back as one stream, prefetched ahead (the 8-row
 // dot tiles read 8 streams a row apart and reached about half the bandwidth from DRAM). The
-// integer sums of 16 groups are reduced together, their float terms computed 16 at a time, then
-// added to the row's sum one by one in group order (the kernels.h order).
+// integer sums of 16 groups are reduced together and their float terms computed 16 at a time;
+// a row's terms are then added one by one in group order (the kernels.h order) while the next
+// row's dot products run, so that chain of dependent adds does not hold up the stream.
 // kGroup != 0: group == kGroup (the inner loop then has a fixed trip count).
 template <size_t kGroup>
 void run_rows_gemv(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
@@ -313,57 +366,40 @@ void run_rows_gemv(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t gr
                    size_t n1) {
   if (kGroup != 0) group = kGroup;
   const size_t groups = (k + group - 1) / group;
-  const size_t full_groups = k / group;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const float* params_end = reinterpret_cast<const float*>(p + n1 * groups);
-  for (size_t r = n0; r < n1; ++r) {
-    const uint8_t* qr = q + r * k;
-    const float* pr = reinterpret_cast<const float*>(p + r * groups);  // (group, {scale, min})
-    float facc = 0.0f;
-    for (size_t g0 = 0; g0 < groups; g0 += kGroupBlock) {
-      const size_t nb = groups - g0 < kGroupBlock ? groups - g0 : kGroupBlock;
-      // The block's scales / mins (128 bytes) a weight prefetch distance ahead, in their units.
-      const char* pf = reinterpret_cast<const char*>(pr + 2 * g0) + 8 * kPrefetchAhead / group;
-      _mm_prefetch(pf, _MM_HINT_T0);
-      _mm_prefetch(pf + 64, _MM_HINT_T0);
-      __m512i acc[kGroupBlock];
-      for (size_t i = 0; i < kGroupBlock; ++i) {
-        const size_t g = g0 + i, k0 = g * group;
-        if (g < full_groups)
-          acc[i] = group_dot<kGroup>(qr + k0, a + k0, group);
-        else if (g < groups)
-          acc[i] = group_dot<0>(qr + k0, a + k0, k - k0);
-        else
-          acc[i] = _mm512_setzero_si512();
+  const auto row_q = [&](size_t r) { return q + r * k; };
+  const auto row_p = [&](size_t r) { return reinterpret_cast<const float*>(p + r * groups); };
+  if (groups > kMaxLateGroups) {  // each row's terms summed at once
+    for (size_t r = n0; r < n1; ++r) {
+      float facc = 0.0f;
+      for (size_t g0 = 0; g0 < groups; g0 += kGroupBlock) {
+        alignas(64) float t[kGroupBlock];
+        block_terms<kGroup>(row_q(r), row_p(r), params_end, k, group, groups, g0, a, d, sum, t);
+        const size_t nb = groups - g0 < kGroupBlock ? groups - g0 : kGroupBlock;
+        for (size_t i = 0; i < nb; ++i) facc = facc + t[i];
       }
-      const __m512i isum = reduce16(acc);
-      // Scales / mins of the block: plain loads while they stay inside this call's rows.
-      const float* pb = pr + 2 * g0;
-      __m512 lo, hi;
-      if (pb + 2 * kGroupBlock <= params_end) {
-        lo = _mm512_loadu_ps(pb);
-        hi = _mm512_loadu_ps(pb + 16);
-      } else {
-        const size_t nf = 2 * nb;
-        lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(nf >= 16 ? 0xFFFF : (1u << nf) - 1), pb);
-        hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(nf <= 16 ? 0 : (1u << (nf - 16)) - 1),
-                                   pb + 16);
-      }
-      const __m512 vs = _mm512_permutex2var_ps(lo, even, hi);
-      const __m512 vm = _mm512_permutex2var_ps(lo, odd, hi);
-      const __mmask16 gmask = static_cast<__mmask16>((1u << nb) - 1);
-      const __m512 vd = _mm512_maskz_loadu_ps(gmask, d + g0);
-      const __m512 va = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(gmask, sum + g0));
-      const __m512 sd = _mm512_mul_ps(vs, vd);
-      const __m512 md = _mm512_mul_ps(vm, vd);
-      const __m512 term =
-          _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)), _mm512_mul_ps(md, va));
-      alignas(64) float t[kGroupBlock];
-      _mm512_store_ps(t, term);
-      for (size_t i = 0; i < nb; ++i) facc = facc + t[i];
+      y[r] = facc;
     }
-    y[r] = facc;
+    return;
+  }
+  alignas(64) float terms[2][kMaxLateGroups + kGroupBlock];
+  float* cur = terms[0];   // (groups) row r's terms
+  float* prev = terms[1];  // (groups) row r - 1's terms
+  for (size_t r = n0; r <= n1; ++r) {
+    float facc = 0.0f;  // row r - 1's sum
+    for (size_t g0 = 0; g0 < groups; g0 += kGroupBlock) {
+      if (r < n1)
+        block_terms<kGroup>(row_q(r), row_p(r), params_end, k, group, groups, g0, a, d, sum,
+                            cur + g0);
+      if (r > n0) {
+        const size_t nb = groups - g0 < kGroupBlock ? groups - g0 : kGroupBlock;
+        for (size_t i = 0; i < nb; ++i) facc = facc + prev[g0 + i];
+      }
+    }
+    if (r > n0) y[r - 1] = facc;
+    float* swap = cur;
+    cur = prev;
+    prev = swap;
   }
 }
 
