@@ -92,15 +92,6 @@ struct MultiJob {
   size_t count;
 };
 
-void run_multi_tile(const MultiJob& mj, size_t t) {
-  size_t j = 0;
-  while (t >= mj.tile_start[j + 1]) ++j;
-  const size_t rows = mj.jobs[j].w->rows;
-  const size_t r0 = (t - mj.tile_start[j]) * mj.tile;
-  const size_t r1 = r0 + mj.tile < rows ? r0 + mj.tile : rows;
-  run_rows(mj.jobs[j], r0, r1);
-}
-
 #if EMBER_USE_PTHREADPOOL
 // Flags of every dispatch. 0: after a dispatch the workers spin (up to a million iterations)
 // waiting for the next one, then sleep. PTHREADPOOL_FLAG_YIELD_WORKERS makes them sleep at once
@@ -117,6 +108,15 @@ constexpr uint32_t kPoolFlags = EMBER_POOL_FLAGS;
 void matmul_tile(void* arg, size_t n0, size_t count) {
   const MatmulJob& job = *static_cast<const MatmulJob*>(arg);
   run_rows(job, n0, n0 + count);
+}
+
+void run_multi_tile(const MultiJob& mj, size_t t) {
+  size_t j = 0;
+  while (t >= mj.tile_start[j + 1]) ++j;
+  const size_t rows = mj.jobs[j].w->rows;
+  const size_t r0 = (t - mj.tile_start[j]) * mj.tile;
+  const size_t r1 = r0 + mj.tile < rows ? r0 + mj.tile : rows;
+  run_rows(mj.jobs[j], r0, r1);
 }
 
 void multi_tile(void* arg, size_t t) { run_multi_tile(*static_cast<const MultiJob*>(arg), t); }
@@ -205,6 +205,7 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
   const size_t group = zero_one_group_len(k, w.group);
   const size_t groups = zero_one_groups_per_row(k, w.group);
   assert(groups <= max_groups_);
+  (void)groups;  // (only the assert and the pool use it)
   uint8_t* base = static_cast<uint8_t*>(scratch_);
   int8_t* a = reinterpret_cast<int8_t*>(base + lay.a_off);        // (m, k)
   float* d = reinterpret_cast<float*>(base + lay.d_off);          // (m, groups)
@@ -253,6 +254,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
   // One shared input preparation: all u8 with one (cols, group), or all float.
   const bool u8 = w[0]->type == WeightType::kU8ZeroOne;
   const size_t k = w[0]->cols;
+  (void)k;  // (only the asserts and the pool use it)
   const bool shared = share_input(w, count);
   if (!shared || (xnn_ != nullptr && !u8)) {  // (XNNPACK: one operator per float weight)
     for (size_t j = 0; j < count; ++j) linear(*w[j], x, m, y[j]);

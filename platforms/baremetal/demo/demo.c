@@ -2,6 +2,7 @@
  * with the context in a static arena, printed through semihosting. Built by the arm-none-eabi
  * toolchain (toolchains/arm-none-eabi.cmake) with -DEMBER_BAREMETAL_MODEL=path/to/model.ember and run
  * under qemu-system-arm -M vexpress-a15 (see .ci/test). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ int main(void) {
     printf("\ngenerate failed: %s\n", ember_last_error());
     return 1;
   }
-  printf("\n[%u prompt tokens, %u generated]\n", st.n_prompt_tokens, st.n_generated);
+  printf("\n[%" PRIu32 " prompt tokens, %" PRIu32 " generated]\n", st.n_prompt_tokens, st.n_generated);
   ember_context_free(ctx);
   ember_model_free(model);
   return 0;
