@@ -48,8 +48,8 @@ std::vector<std::tuple<size_t, size_t, size_t>> odd_shapes(size_t max_work) {
   return out;
 }
 
-// Group sizes: 32, 64, 128 and whole row (0).
-const uint32_t kGroups[] = {32, 64, 128, 0};
+// Group sizes: 16 (the converter's default), 32, 64, 128 and whole row (0).
+const uint32_t kGroups[] = {16, 32, 64, 128, 0};
 
 // ---------------------------------------------------------------------------------------------
 class U8S8MatmulTester {
@@ -221,6 +221,8 @@ TEST_P(KernelVariantTest, U8S8LargeShapes) {
   // One token over rows of more than 512 groups (the avx512vnni GEMV sums those rows' terms
   // without its one-row-late buffer), with a partial last group.
   U8S8MatmulTester().m(1).n(19).k(16415).group(32).Test(*table_);
+  U8S8MatmulTester().m(1).n(19).k(16415).group(16).Test(*table_);
+  U8S8MatmulTester().m(1).n(4096).k(4096).group(16).Test(*table_);
 }
 
 TEST_P(KernelVariantTest, U8S8IntegerPartsExact) {

@@ -301,6 +301,53 @@ inline __m512i group_dot(const uint8_t* w, const int8_t* a, size_t len) {
   return acc;
 }
 
+// Groups of 16 or 32 bytes: one zmm holds 64 / kGroup whole groups, so the 16 groups of a block
+// take kGroup / 4 vpdpbusd (plain loads, masked only past the row's end: zeros there), and their
+// sums need only in-lane adds (and, for 32, one 128-bit swap). Lane g of the result: group g's sum.
+// `avail`: bytes of the row from w on.
+template <size_t kGroup>
+inline __m512i small_group_sums(const uint8_t* w, const int8_t* a, size_t avail) {
+  static_assert(kGroup == 16 || kGroup == 32, "one zmm holds 4 or 2 whole groups");
+  constexpr size_t kVecs = kGroup / 4;
+  __m512i v[kVecs];
+  for (size_t j = 0; j < kVecs; ++j) {
+    const size_t t = 64 * j;
+    if (t + 64 <= avail) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + t + kPrefetchAhead), _MM_HINT_T0);
+      v[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(w + t),
+                                 _mm512_loadu_si512(a + t));
+    } else if (t < avail) {
+      const __mmask64 mask = (__mmask64{1} << (avail - t)) - 1;
+      v[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_maskz_loadu_epi8(mask, w + t),
+                                 _mm512_maskz_loadu_epi8(mask, a + t));
+    } else {
+      v[j] = _mm512_setzero_si512();
+    }
+  }
+  // Per 128-bit lane L: x[i] = [a0+a2, b0+b2, a1+a3, b1+b3] of a = v[2i], b = v[2i + 1], then
+  // y[j] = the lane-L sums of v[4j .. 4j + 3] (as in reduce16).
+  __m512i x[kVecs / 2], y[kVecs / 4];
+  for (size_t i = 0; i < kVecs / 2; ++i)
+    x[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (size_t j = 0; j < kVecs / 4; ++j)
+    y[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(x[2 * j], x[2 * j + 1]),
+                            _mm512_unpackhi_epi64(x[2 * j], x[2 * j + 1]));
+  if (kGroup == 16) {
+    // Lane 4L + c: 128-bit lane L of v[c] = group 4c + L.
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_epi32(idx, y[0]);
+  }
+  // kGroup == 32: v[m] holds group 2m in 128-bit lanes 0-1 and 2m + 1 in lanes 2-3. Sum the lane
+  // pairs (lanes 0 / 2 of z[j]), then gather: lane 4B + c of r is group 2c + B (B < 2) or
+  // 8 + 2c + (B - 2) (B >= 2).
+  const __m512i z0 = _mm512_add_epi32(y[0], _mm512_shuffle_i32x4(y[0], y[0], 0xB1));
+  const __m512i z1 = _mm512_add_epi32(y[kVecs / 4 - 1], _mm512_shuffle_i32x4(y[kVecs / 4 - 1], y[kVecs / 4 - 1], 0xB1));
+  const __m512i r = _mm512_shuffle_i32x4(z0, z1, 0x88);
+  const __m512i idx = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+  return _mm512_permutexvar_epi32(idx, r);
+}
+
 // The float terms (s * d) * isum + (m * d) * asum of groups [g0, g0 + 16) of one row (row q,
 // params pr) into t[0 .. 16); groups past the row's end give zero terms (not used).
 template <size_t kGroup>
@@ -314,17 +361,22 @@ inline void block_terms(const uint8_t* qr, const float* pr /* (group, {scale, mi
   const char* pf = reinterpret_cast<const char*>(pr + 2 * g0) + 8 * kPrefetchAhead / group;
   _mm_prefetch(pf, _MM_HINT_T0);
   _mm_prefetch(pf + 64, _MM_HINT_T0);
-  __m512i acc[kGroupBlock];
-  for (size_t i = 0; i < kGroupBlock; ++i) {
-    const size_t g = g0 + i, k0 = g * group;
-    if (g < full_groups)
-      acc[i] = group_dot<kGroup>(qr + k0, a + k0, group);
-    else if (g < groups)
-      acc[i] = group_dot<0>(qr + k0, a + k0, k - k0);
-    else
-      acc[i] = _mm512_setzero_si512();
+  __m512i isum;
+  if constexpr (kGroup == 16 || kGroup == 32) {
+    isum = small_group_sums<kGroup>(qr + g0 * kGroup, a + g0 * kGroup, k - g0 * kGroup);
+  } else {
+    __m512i acc[kGroupBlock];
+    for (size_t i = 0; i < kGroupBlock; ++i) {
+      const size_t g = g0 + i, k0 = g * group;
+      if (g < full_groups)
+        acc[i] = group_dot<kGroup>(qr + k0, a + k0, group);
+      else if (g < groups)
+        acc[i] = group_dot<0>(qr + k0, a + k0, k - k0);
+      else
+        acc[i] = _mm512_setzero_si512();
+    }
+    isum = reduce16(acc);
   }
-  const __m512i isum = reduce16(acc);
   // Scales / mins: plain loads while they stay inside this call's rows.
   const float* pb = pr + 2 * g0;
   __m512 lo, hi;
@@ -353,13 +405,14 @@ inline void block_terms(const uint8_t* qr, const float* pr /* (group, {scale, mi
 // Groups per row up to which run_rows_gemv keeps a row's terms to sum them one row late.
 constexpr size_t kMaxLateGroups = 512;
 
-// One token, rows [n0, n1), one row at a time, for groups of 32 bytes or more: a thread's weights
+// One token, rows [n0, n1), one row at a time, for groups of 16, 32 or more bytes: a thread's weights
 // (and their scales / mins) are read front to back as one stream, prefetched ahead (the 8-row
 // dot tiles read 8 streams a row apart and reached about half the bandwidth from DRAM). The
 // integer sums of 16 groups are reduced together and their float terms computed 16 at a time;
 // a row's terms are then added one by one in group order (the kernels.h order) while the next
 // row's dot products run, so that chain of dependent adds does not hold up the stream.
-// kGroup != 0: group == kGroup (the inner loop then has a fixed trip count).
+// kGroup != 0: group == kGroup (the inner loop then has a fixed trip count; 16 and 32 pack
+// several groups in a vector, small_group_sums).
 template <size_t kGroup>
 void run_rows_gemv(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
                    const int8_t* a, const float* d, const int32_t* sum, float* y, size_t n0,
@@ -411,6 +464,10 @@ void u8s8_matmul_avx512vnni(const uint8_t* q, const ZeroOneParams* p, size_t k, 
   if (n1 <= n0 || m == 0) return;
   if (m >= 4 && panel_groups_end(k, group, (k + group - 1) / group, 0) > 0) {
     run_panels(q, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+  } else if (m == 1 && group == 16) {
+    run_rows_gemv<16>(q, p, k, group, a, d, sum, y, n0, n1);
+  } else if (m == 1 && group == 32) {
+    run_rows_gemv<32>(q, p, k, group, a, d, sum, y, n0, n1);
   } else if (m == 1 && group == 64) {
     run_rows_gemv<64>(q, p, k, group, a, d, sum, y, n0, n1);
   } else if (m == 1 && group == 128) {
