@@ -157,7 +157,7 @@ inline __m256i group_dot(const uint8_t* w, const int8_t* a, const SplitActs* as,
   return acc;
 }
 
-// One token, rows [n0, n1), one row at a time, for groups of 32 bytes or more: a thread's weights
+// One token, rows [n0, n1), one row at a time, for groups of 16 bytes or more: a thread's weights
 // (and their scales / mins) are read front to back as one stream, prefetched ahead (the 8-row
 // dot tiles read 8 streams a row apart). The integer sums of 8 groups are reduced together
 // (hsum8x8), their float terms computed 8 at a time, then added to the row's sum one by one in
@@ -278,13 +278,15 @@ void u8s8_matmul_avx2(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t
                       const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
                       size_t ldy, size_t n0, size_t n1) {
   if (n1 <= n0 || m == 0) return;
-  if (m == 1 && group == 32) {
+  if (m == 1 && group == 16) {
+    run_rows_gemv<16>(q, p, k, group, a, d, sum, y, n0, n1);
+  } else if (m == 1 && group == 32) {
     run_rows_gemv<32>(q, p, k, group, a, d, sum, y, n0, n1);
   } else if (m == 1 && group == 64) {
     run_rows_gemv<64>(q, p, k, group, a, d, sum, y, n0, n1);
   } else if (m == 1 && group == 128) {
     run_rows_gemv<128>(q, p, k, group, a, d, sum, y, n0, n1);
-  } else if (m == 1 && group >= 32) {
+  } else if (m == 1 && group >= 16) {
     run_rows_gemv<0>(q, p, k, group, a, d, sum, y, n0, n1);
   } else if (m == 1) {
     run_tiles<1, 8, DotTile<1, 8>>(q, p, k, group, a, d, sum, m, y, ldy, n0, n1);
