@@ -9,7 +9,7 @@
 // (kernels.h order: acc + ((s*d)*isum + (m*d)*asum)) runs on the 8 lanes at once.
 // Edge tiles repeat the last valid token / row (computed, not stored), so every output is produced
 // by the same instruction sequence wherever it sits: results do not depend on n0/n1 or m.
-// GEMV (m == 1, groups >= 32): one row at a time instead (see run_rows_gemv), so that a thread's
+// GEMV (m == 1, groups >= 16): one row at a time instead (see run_rows_gemv), so that a thread's
 // weights stream from DRAM front to back, prefetched ahead; the 8-row tile reads 8 streams a row
 // apart. There the widening uses masks and shifts instead of vpmovzxbw / vpmovsxbw (dot32).
 #include <cstdint>

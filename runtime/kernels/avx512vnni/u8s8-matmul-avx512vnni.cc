@@ -5,8 +5,11 @@
 // The integer part of every group is exact, and the float epilogue is the kernels.h order, so the
 // results are bit-identical to every other variant.
 //
-// Two tilings:
-// - Dot tiles (m <= 3, and any shape whose group does not fit the panel): the avx2 tiles of MR
+// Three paths:
+// - Row GEMV (m == 1, groups of 16, 32 or more bytes; run_rows_gemv): one row at a time, so a
+//   thread's weights stream front to back (prefetched 4 KiB ahead); the sums of 16 groups are
+//   reduced together and a row's float terms added in group order one row late.
+// - Dot tiles (m <= 3 otherwise, and any shape whose group does not fit the panel): the avx2 tiles of MR
 //   tokens x NR rows with 8 ymm accumulators, vpdpbusd over 32 bytes per step and masked loads only for
 //   the partial step (no scalar tail; masked loads do not train the prefetcher), then the avx2 hadd reduction and epilogue (avx2-common.h).
 // - Panel tiles (m >= 4): 16 weight rows of a run of groups are transposed once into a panel
