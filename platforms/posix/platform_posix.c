@@ -1,6 +1,8 @@
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise, MADV_HUGEPAGE (glibc) */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -17,6 +19,37 @@ double ember_platform_now_seconds(void) {
 }
 
 void ember_platform_log(const char* message) { fprintf(stderr, "ember: %s\n", message); }
+
+/* Maps fd read-only. Linux: at a 2 MiB-aligned address with MADV_HUGEPAGE, so that pages read in
+ * by the mapping's faults come into the page cache as 2 MiB folios (physically contiguous) instead
+ * of 4 KiB pages. Measured on this 2-core VM (kernel 6.18, ext4), tinyllama u8 g64, 2 threads,
+ * decode right after `echo 1 > /proc/sys/vm/drop_caches`: 32.5 tok/s with a plain mmap, 39.4 with
+ * this (the plain mapping reaches the same only when the file was cached by read()s). Without
+ * MADV_HUGEPAGE, or when the address cannot be reserved, a plain mmap. */
+static void* map_aligned(int fd, size_t len) {
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS) && defined(MAP_FIXED)
+  const size_t huge = (size_t)2 << 20;
+  if (len >= huge) {
+    char* r = (char*)mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r != (char*)MAP_FAILED) {
+      char* a = (char*)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
+      void* p = mmap(a, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        munmap(r, len + huge);
+        errno = e;
+        return MAP_FAILED;
+      }
+      /* The reservation's parts before and after the file. */
+      if (a > r) munmap(r, (size_t)(a - r));
+      if (r + len + huge > a + len) munmap(a + len, (size_t)(r + len + huge - (a + len)));
+      (void)madvise(p, len, MADV_HUGEPAGE); /* a hint: without THP the mapping works as is */
+      return p;
+    }
+  }
+#endif
+  return mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+}
 
 int ember_platform_map_file(const char* path, const void** data, size_t* size, void** handle) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -38,7 +71,7 @@ int ember_platform_map_file(const char* path, const void** data, size_t* size, v
     *data = "";
     return 0;
   }
-  void* p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* p = map_aligned(fd, (size_t)st.st_size);
   int e = errno;
   close(fd);
   if (p == MAP_FAILED) return e;

@@ -30,9 +30,53 @@ struct MatmulJob {
 };
 
 namespace {
-
 constexpr size_t kAlign = 64;
 inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+}  // namespace
+
+// Work items of one pool dispatch over `rows` output rows (of one weight, or of several weights
+// end to end): kItemsPerThread items per thread. pthreadpool hands thread p the items
+// [p * per, (p + 1) * per) at first; a thread that finishes its own takes the others' from their
+// END. So within a thread's share of the rows the items shrink: item i ends at 1 - (1 - i/per)^2
+// of the share (rounded up to 16 rows, whole SIMD row blocks). The first items are large, and
+// the last ones, which are the ones stolen and the one a thread waits for at the end of a
+// dispatch, are small. Measured on 2 cores (tinyllama u8 g64 decode, 2 threads): equal tiles of
+// 1/16 of a thread's share left the calling thread waiting for the worker's last tile ~7% of the
+// time (perf: pthreadpool's wait loop).
+constexpr size_t kItemsPerThread = 16;
+
+struct RowSplit {
+  size_t rows, threads;
+  size_t items() const { return threads * kItemsPerThread; }
+  // First row of item t (t = items(): rows).
+  size_t boundary(size_t t) const {
+    const size_t per = kItemsPerThread, p = t / per, i = t % per;
+    const size_t lo = part(p);
+    if (i == 0) return lo;
+    const size_t hi = part(p + 1), len = hi - lo, rem = per - i;
+    const size_t b = lo + round_up(len - len * rem * rem / (per * per), 16);
+    return b < hi ? b : hi;
+  }
+  // First row of thread p's share.
+  size_t part(size_t p) const {
+    if (p >= threads) return rows;
+    const size_t b = round_up(rows * p / threads, 16);
+    return b < rows ? b : rows;
+  }
+};
+
+// One or several weights on one input: the rows of weight j are [row_start[j], row_start[j + 1])
+// of one row space, split into the items of `split`.
+constexpr size_t kMaxMulti = 8;
+struct MultiJob {
+  MatmulJob jobs[kMaxMulti];
+  size_t row_start[kMaxMulti + 1];
+  size_t count;
+  RowSplit split;
+};
+
+namespace {
+
 
 // Scratch layout (each part 64-byte aligned):
 //   a   (m_max, k_max)       int8   quantized activations
@@ -47,18 +91,6 @@ struct ScratchLayout {
     total = round_up(sum_off + m_max * max_groups * sizeof(int32_t), kAlign) + kAlign;
   }
 };
-
-// Output rows handed to a worker at a time: a multiple of 16 (whole SIMD row blocks), about 16
-// tiles per thread so that pthreadpool's work stealing balances a thread that was descheduled or
-// slowed (measured on 2 cores, stories110m: prefill ~5% faster than 4 tiles per thread, decode
-// the same).
-size_t row_tile(size_t rows, uint32_t threads) {
-  if (threads <= 1) return rows;
-  size_t t = rows / (static_cast<size_t>(threads) * 16);
-  t = round_up(t < 16 ? 16 : t, 16);
-  return t;
-}
-
 
 void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   const WeightRef& w = *job.w;
@@ -82,16 +114,6 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   }
 }
 
-// Several weights on one input (linear_multi): the tiles of weight j are [tile_start[j],
-// tile_start[j + 1]) of one dispatch, each covering `tile` rows of that weight only.
-constexpr size_t kMaxMulti = 8;
-struct MultiJob {
-  MatmulJob jobs[kMaxMulti];
-  size_t tile_start[kMaxMulti + 1];
-  size_t tile;
-  size_t count;
-};
-
 #if EMBER_USE_PTHREADPOOL
 // Flags of every dispatch. 0: after a dispatch the workers spin (up to a million iterations)
 // waiting for the next one, then sleep. PTHREADPOOL_FLAG_YIELD_WORKERS makes them sleep at once
@@ -105,21 +127,17 @@ struct MultiJob {
 #endif
 constexpr uint32_t kPoolFlags = EMBER_POOL_FLAGS;
 
-void matmul_tile(void* arg, size_t n0, size_t count) {
-  const MatmulJob& job = *static_cast<const MatmulJob*>(arg);
-  run_rows(job, n0, n0 + count);
+// Item t: the rows [boundary(t), boundary(t + 1)) of the row space, per weight they cover.
+void run_multi_item(const MultiJob& mj, size_t t) {
+  const size_t r0 = mj.split.boundary(t), r1 = mj.split.boundary(t + 1);
+  for (size_t j = 0; j < mj.count; ++j) {
+    const size_t b = mj.row_start[j], e = mj.row_start[j + 1];
+    if (r1 <= b || r0 >= e) continue;
+    run_rows(mj.jobs[j], (r0 > b ? r0 : b) - b, (r1 < e ? r1 : e) - b);
+  }
 }
 
-void run_multi_tile(const MultiJob& mj, size_t t) {
-  size_t j = 0;
-  while (t >= mj.tile_start[j + 1]) ++j;
-  const size_t rows = mj.jobs[j].w->rows;
-  const size_t r0 = (t - mj.tile_start[j]) * mj.tile;
-  const size_t r1 = r0 + mj.tile < rows ? r0 + mj.tile : rows;
-  run_rows(mj.jobs[j], r0, r1);
-}
-
-void multi_tile(void* arg, size_t t) { run_multi_tile(*static_cast<const MultiJob*>(arg), t); }
+void multi_item(void* arg, size_t t) { run_multi_item(*static_cast<const MultiJob*>(arg), t); }
 
 struct QuantJob {
   const kernels::KernelTable* table;
@@ -229,17 +247,30 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
 void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float* y) {
   assert(m <= m_max_ && w.cols <= k_max_);
   if (xnn_ != nullptr && w.type == WeightType::kF32 && xnn_->run(w, x, m, y)) return;
-  const kernels::KernelTable& table = kernels::active();
-  MatmulJob job{&table, &w, x, m, y, nullptr, nullptr, nullptr, 0};
-  if (w.type == WeightType::kU8ZeroOne) quantize_input(w, x, m, &job);
+  MultiJob mj;
+  mj.count = 1;
+  mj.jobs[0] = MatmulJob{&kernels::active(), &w, x, m, y, nullptr, nullptr, nullptr, 0};
+  if (w.type == WeightType::kU8ZeroOne) quantize_input(w, x, m, &mj.jobs[0]);
+  run_multi(&mj);
+}
+
+void LinearExecutor::run_multi(MultiJob* mj) {
+  const size_t m = mj->jobs[0].m, k = mj->jobs[0].w->cols;
+  mj->row_start[0] = 0;
+  for (size_t j = 0; j < mj->count; ++j) mj->row_start[j + 1] = mj->row_start[j] + mj->jobs[j].w->rows;
+  const size_t total_rows = mj->row_start[mj->count];
 #if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr && m * w.rows * w.cols >= kMinParallelWork) {
-    pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), matmul_tile, &job,
-                                       w.rows, row_tile(w.rows, n_threads_), kPoolFlags);
+  if (pool_ != nullptr && m * total_rows * k >= kMinParallelWork) {
+    mj->split = RowSplit{total_rows, n_threads_};
+    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), multi_item, mj,
+                               mj->split.items(), kPoolFlags);
     return;
   }
 #endif
-  run_rows(job, 0, w.rows);
+  (void)m;
+  (void)k;
+  (void)total_rows;
+  for (size_t j = 0; j < mj->count; ++j) run_rows(mj->jobs[j], 0, mj->jobs[j].w->rows);
 }
 
 void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, size_t count,
@@ -253,21 +284,17 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
   if (count == 0) return;
   // One shared input preparation: all u8 with one (cols, group), or all float.
   const bool u8 = w[0]->type == WeightType::kU8ZeroOne;
-  const size_t k = w[0]->cols;
-  (void)k;  // (only the asserts and the pool use it)
   const bool shared = share_input(w, count);
   if (!shared || (xnn_ != nullptr && !u8)) {  // (XNNPACK: one operator per float weight)
     for (size_t j = 0; j < count; ++j) linear(*w[j], x, m, y[j]);
     return;
   }
-  assert(m <= m_max_ && k <= k_max_);
+  assert(m <= m_max_ && w[0]->cols <= k_max_);
   const kernels::KernelTable& table = kernels::active();
   MultiJob mj;
   mj.count = count;
-  size_t total_rows = 0;
   for (size_t j = 0; j < count; ++j) {
     mj.jobs[j] = MatmulJob{&table, w[j], x, m, y[j], nullptr, nullptr, nullptr, 0};
-    total_rows += w[j]->rows;
   }
   if (u8) {
     quantize_input(*w[0], x, m, &mj.jobs[0]);
@@ -278,20 +305,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
       mj.jobs[j].group = mj.jobs[0].group;
     }
   }
-  mj.tile = row_tile(total_rows, n_threads_);
-  mj.tile_start[0] = 0;
-  for (size_t j = 0; j < count; ++j) {
-    mj.tile_start[j + 1] = mj.tile_start[j] + (w[j]->rows + mj.tile - 1) / mj.tile;
-  }
-  const size_t tiles = mj.tile_start[count];
-#if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr && m * total_rows * k >= kMinParallelWork) {
-    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), multi_tile, &mj, tiles, kPoolFlags);
-    return;
-  }
-#endif
-  for (size_t j = 0; j < count; ++j) run_rows(mj.jobs[j], 0, w[j]->rows);
-  (void)tiles;
+  run_multi(&mj);
 }
 
 bool LinearExecutor::prepare(const WeightRef* const* w, size_t count, const float* x, size_t m) {

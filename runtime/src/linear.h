@@ -25,6 +25,7 @@ struct WeightRef {
 };
 
 struct MatmulJob;  // linear.cc: one weight's matmul over one input
+struct MultiJob;   // linear.cc: several weights' matmuls over one input, one dispatch
 class XnnpackLinear;  // xnnpack_linear.h: opt-in XNNPACK operators for f32 weights
 
 class LinearExecutor {
@@ -57,7 +58,8 @@ class LinearExecutor {
 
   // y[i] = x . w[i]^T for i in [0, count): several weights applied to ONE input x (m, cols), e.g.
   // q/k/v or gate/up. When the weights are all u8 with the same cols and group, x is quantized
-  // once; every weight's rows then run in ONE pool dispatch (row tiles never straddle two weights).
+  // once; every weight's rows then run in ONE pool dispatch (a work item that straddles two
+  // weights runs as one call per weight).
   // Float weights also share one dispatch. Mixed u8 layouts fall back to linear() per weight.
   // Each output element is computed exactly as linear() computes it: same bits.
   void linear_multi(const WeightRef* const* w, float* const* y, size_t count, const float* x,
@@ -89,6 +91,8 @@ class LinearExecutor {
  private:
   // Quantizes x (m, w.cols) into the scratch for u8 weight w; fills job's a / d / sum / group.
   void quantize_input(const WeightRef& w, const float* x, size_t m, MatmulJob* job);
+  // Runs the job's weights over all their rows: one pool dispatch, or on the calling thread.
+  void run_multi(MultiJob* mj);
 
   uint32_t n_threads_ = 1;
   void* pool_ = nullptr;  // pthreadpool_t when EMBER_USE_PTHREADPOOL
