@@ -96,6 +96,11 @@ using ExpFn = void (*)(const float* x, size_t n, float* y);
 using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t head_dim,
                              size_t n_keys, size_t kv_stride, float* scores, float* out);
 
+// --- Memory read probe (benchmarks) --------------------------------------------------------------
+// The wrapping sum of n uint64 words read front to back with the variant's widest loads: how fast
+// a streaming kernel of this variant can read (ember-bench's bandwidth probe).
+using StreamSumFn = uint64_t (*)(const uint64_t* p, size_t n);
+
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "neon", "neon-dot", "i8mm", ...
   QuantizeActsS8Fn quantize_acts_s8;
@@ -108,6 +113,7 @@ struct KernelTable {
   SoftmaxFn softmax;
   ExpFn exp;
   AttentionFn attention;
+  StreamSumFn stream_sum;
 };
 
 // The table in use: chosen once (first call) from cpuinfo, or forced by force_variant() /

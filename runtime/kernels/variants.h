@@ -25,7 +25,8 @@ namespace kernels {
   void f32_softmax_##isa(float* x, size_t n);                                                   \
   void f32_exp_##isa(const float* x, size_t n, float* y);                                       \
   void f32_attention_##isa(const float* q, const float* k, const float* v, size_t head_dim,      \
-                           size_t n_keys, size_t kv_stride, float* scores, float* out);
+                           size_t n_keys, size_t kv_stride, float* scores, float* out);          \
+  uint64_t u64_stream_sum_##isa(const uint64_t* p, size_t n);
 
 EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)
@@ -34,6 +35,7 @@ EMBER_DECLARE_VARIANT_SET(avx2)
 void u8s8_matmul_avx512vnni(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
                             const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
                             size_t ldy, size_t n0, size_t n1);
+uint64_t u64_stream_sum_avx512vnni(const uint64_t* p, size_t n);
 #endif
 #if defined(__aarch64__)
 EMBER_DECLARE_VARIANT_SET(neon)

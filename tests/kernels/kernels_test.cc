@@ -316,6 +316,20 @@ TEST_P(KernelVariantTest, FloatMatmulsOddShapes) {
 
 const size_t kLens[] = {1, 3, 7, 8, 17, 33, 67, 255, 4096};
 
+// The read probe: the wrapping sum of every word, whatever the length or the start's alignment.
+TEST_P(KernelVariantTest, StreamSum) {
+  std::mt19937_64 rng(5);
+  std::vector<uint64_t> buf(4096 + 64);
+  for (auto& v : buf) v = rng();
+  for (size_t n : {size_t{0}, size_t{1}, size_t{3}, size_t{7}, size_t{8}, size_t{15}, size_t{16},
+                   size_t{17}, size_t{33}, size_t{67}, size_t{255}, size_t{4096}})
+    for (size_t off : {size_t{0}, size_t{1}, size_t{3}}) {
+      uint64_t expect = 0;
+      for (size_t i = 0; i < n; ++i) expect += buf[off + i];
+      ASSERT_EQ(table_->stream_sum(buf.data() + off, n), expect) << "n=" << n << " offset=" << off;
+    }
+}
+
 TEST_P(KernelVariantTest, RmsNorm) {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-4.0f, 4.0f);
