@@ -13,7 +13,11 @@ uint64_t u64_stream_sum_avx512vnni(const uint64_t* p, size_t n) {
     a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
     a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 8));
   }
-  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)));
+  // (Not _mm512_reduce_add_epi64: GCC's adds its lanes as signed long long, which may overflow.)
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(lanes, _mm512_add_epi64(a0, a1));
+  uint64_t s = 0;
+  for (uint64_t v : lanes) s += v;
   for (; i < n; ++i) s += p[i];
   return s;
 }
