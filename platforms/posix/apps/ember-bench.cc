@@ -236,8 +236,8 @@ int main(int argc, char** argv) {
         }
         // The ceiling is the best read bandwidth seen with this thread count: the first probe's
         // passes and 10 more after this test's runs (not between them: a probe evicts the caches a
-        // small model decodes from). A shared host's bandwidth swings (single passes read 17 to 56
-        // GB/s here within a minute), so one short probe can catch a slow moment; the best of all
+        // small model decodes from). A shared host's bandwidth swings (the 5 passes of one probe
+        // read 27 to 56 GB/s here), so one short probe can catch a slow moment; the best of all
         // passes is the conservative ceiling (the runs are medians of whatever the host gave them).
         if (bw_mib > 0) {
           bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20));
