@@ -118,6 +118,7 @@ ember_status ember_model_get_info(const ember_model* model, ember_model_info* ou
   out->file_bytes = model->size;
   out->weight_bytes = model->weights_size;
   out->f32_bytes = model->f32_bytes;
+  out->token_read_bytes = model->token_read_bytes;
   out->format_version = model->root->format_version();
   out->architecture = model->architecture;
   return EMBER_OK;

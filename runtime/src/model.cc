@@ -275,6 +275,21 @@ Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, W
   return Status::kOk;
 }
 
+// Bytes of a matrix in the weights region: its values and, for u8, its zero-one parameters.
+uint64_t matrix_bytes(const WeightRef& w) {
+  const uint64_t n = uint64_t{w.rows} * w.cols;
+  switch (w.type) {
+    case WeightType::kU8ZeroOne:
+      return n + uint64_t{w.rows} * zero_one_groups_per_row(w.cols, w.group) * sizeof(ZeroOneParams);
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      return 2 * n;
+    case WeightType::kF32:
+      break;
+  }
+  return 4 * n;
+}
+
 Status load_weights(Model* m) {
   const ModelConfig& c = m->config;
   const uint32_t dim = c.hidden_size, L = c.num_layers, ffn = c.intermediate_size;
@@ -334,6 +349,17 @@ Status load_weights(Model* m) {
       EMBER_RETURN_IF_ERROR(vector_tensor(m, nm("mlp.down_proj.bias"), dim, &cur, &lw.b_down));
     }
   }
+  // Bytes a one-token pass reads from the weights: every matrix it multiplies (values and
+  // zero-one parameters) and one embedding row (a tied table is the output head: counted there).
+  uint64_t read = matrix_bytes(m->output);
+  if (!c.tie_embeddings) read += matrix_bytes(m->embed) / c.vocab_size;
+  for (uint32_t l = 0; l < L; ++l) {
+    const LayerWeights& lw = m->layers[l];
+    for (const WeightRef* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down}) {
+      read += matrix_bytes(*w);
+    }
+  }
+  m->token_read_bytes = read;
   return Status::kOk;
 }
 

@@ -77,6 +77,7 @@ struct Model {
   const uint8_t* weights = nullptr;  // data + weights_offset
   uint64_t weights_size = 0;
   uint64_t f32_bytes = 0;            // what the tensors would take in float32
+  uint64_t token_read_bytes = 0;     // weight bytes a one-token forward pass reads (see load_weights)
 
   bool has_config = false;  // false: a tokenizer-only file (ember_context_create refuses it)
   ModelConfig config;

@@ -1,6 +1,7 @@
 // Memory contract: ember_context_required_bytes is the exact size of the context (an arena of that
 // size works, one byte less is refused, the figure grows exactly by the KV cache per position and
-// per slot), and ember_decode / ember_sample / ember_generate never touch the heap.
+// per slot), ember_model_info.token_read_bytes counts what one token reads, and ember_decode /
+// ember_sample / ember_generate never touch the heap.
 //
 // Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time, operator new
 // replaced).
@@ -94,6 +95,69 @@ TEST(Memory, RequiredBytesGrowExactlyByTheKvCache) {
   // Per slot: a whole KV cache.
   EXPECT_EQ(bytes(64, 2) - bytes(64, 1), 64 * kv_per_pos);
   EXPECT_EQ(bytes(64, 4) - bytes(64, 1), 3 * 64 * kv_per_pos);
+}
+
+// A copy of the stories260K checkpoint with an untied output head (lm_head.weight = a copy of the
+// embedding); returns its directory.
+std::string untied_checkpoint(const std::string& hf) {
+  const std::string dir = temp_path("untied260K");
+  EXPECT_EQ(run_command("mkdir -p " + dir + " && cp " + hf + "/tokenizer.json " + dir, nullptr), 0);
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(hf + "/config.json"));
+  cfg["tie_word_embeddings"] = false;
+  const std::string cfg_text = cfg.dump();
+  write_file(dir + "/config.json", cfg_text.data(), cfg_text.size());
+  const std::vector<unsigned char> raw = read_file(hf + "/model.safetensors");
+  uint64_t n = 0;
+  std::memcpy(&n, raw.data(), 8);
+  nlohmann::json hdr = nlohmann::json::parse(raw.begin() + 8, raw.begin() + 8 + static_cast<long>(n));
+  std::vector<unsigned char> data(raw.begin() + 8 + static_cast<long>(n), raw.end());
+  const nlohmann::json e = hdr.at("model.embed_tokens.weight");
+  const size_t b = e.at("data_offsets")[0].get<size_t>(), end = e.at("data_offsets")[1].get<size_t>();
+  const size_t off = data.size();
+  data.insert(data.end(), data.begin() + static_cast<long>(b), data.begin() + static_cast<long>(end));
+  hdr["lm_head.weight"] = {{"dtype", e.at("dtype")}, {"shape", e.at("shape")}, {"data_offsets", {off, data.size()}}};
+  std::string h = hdr.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::vector<unsigned char> file(8);
+  const uint64_t hn = h.size();
+  std::memcpy(file.data(), &hn, 8);
+  file.insert(file.end(), h.begin(), h.end());
+  file.insert(file.end(), data.begin(), data.end());
+  write_file(dir + "/model.safetensors", file.data(), file.size());
+  return dir;
+}
+
+// token_read_bytes = every matrix one token multiplies (u8: values + 8 bytes of zero-one parameters
+// per group) + one embedding row when the output head is not the embedding; computed here from the
+// shapes, for f32 and u8 (group 32, and one group per row), tied and untied.
+TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
+  const std::string hf = shared_path("models/stories260K/hf");
+  if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
+  const std::string untied = untied_checkpoint(hf);
+  for (const std::string& dir : {hf, untied}) {
+    for (const char* quant : {"f32", "u8 --group 32", "u8 --group 0"}) {
+      const std::string path = convert_model(dir, quant);
+      ASSERT_FALSE(path.empty());
+      ModelPtr model = load_model(path);
+      ASSERT_TRUE(model);
+      ember_model_info info;
+      ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
+      const uint64_t group = std::strcmp(quant, "f32") == 0 ? 0 : (std::strstr(quant, "32") ? 32 : 1);
+      auto matrix = [&](uint64_t rows, uint64_t cols) -> uint64_t {
+        if (group == 0) return 4 * rows * cols;
+        const uint64_t g = group == 1 ? cols : group;
+        return rows * cols + rows * ((cols + g - 1) / g) * 8;
+      };
+      const uint64_t dim = info.hidden_size, ffn = info.intermediate_size;
+      const uint64_t qd = uint64_t{info.num_heads} * info.head_dim, kvd = uint64_t{info.num_kv_heads} * info.head_dim;
+      uint64_t want = matrix(info.vocab_size, dim);
+      if (dir == untied) want += matrix(info.vocab_size, dim) / info.vocab_size;
+      want += info.num_layers * (matrix(qd, dim) + 2 * matrix(kvd, dim) + matrix(dim, qd) +
+                                 2 * matrix(ffn, dim) + matrix(dim, ffn));
+      EXPECT_EQ(info.token_read_bytes, want) << dir << " " << quant;
+      EXPECT_LT(info.token_read_bytes, info.weight_bytes) << dir << " " << quant;
+    }
+  }
 }
 
 class NoHeap : public ::testing::TestWithParam<std::tuple<const char*, uint32_t>> {};

@@ -243,12 +243,13 @@ int main(int argc, char** argv) {
           bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20));
         }
         const double med = median_of(tps);
-        const double ceiling = bandwidth[ti] > 0 && info.weight_bytes > 0
-                                   ? bandwidth[ti] / static_cast<double>(info.weight_bytes)
+        const double ceiling = bandwidth[ti] > 0 && info.token_read_bytes > 0
+                                   ? bandwidth[ti] / static_cast<double>(info.token_read_bytes)
                                    : 0.0;
         if (ceiling > 0) {
-          std::fprintf(stderr, "%s tg%u t%u: %.2f t/s; best read bandwidth so far %.2f GB/s: ceiling %.2f t/s, roofline %.1f%%\n",
-                       name.c_str(), n, th[ti], med, bandwidth[ti] / 1e9, ceiling, 100.0 * med / ceiling);
+          std::fprintf(stderr, "%s tg%u t%u: %.2f t/s; best read bandwidth so far %.2f GB/s / %.1f MB read per token: ceiling %.2f t/s, roofline %.1f%%\n",
+                       name.c_str(), n, th[ti], med, bandwidth[ti] / 1e9,
+                       static_cast<double>(info.token_read_bytes) / 1e6, ceiling, 100.0 * med / ceiling);
         } else {
           std::fprintf(stderr, "%s tg%u t%u: %.2f t/s\n", name.c_str(), n, th[ti], med);
         }

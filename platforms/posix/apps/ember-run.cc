@@ -115,10 +115,10 @@ int main(int argc, char** argv) {
                st.generate_seconds * 1e3,
                st.generate_seconds > 0 ? st.n_generated / st.generate_seconds : 0.0);
   std::fprintf(stderr,
-               "ember-run: memory: file %.3f MiB, weights %.3f MiB (f32 %.3f MiB), context %.3f MiB "
-               "(KV cache %.3f MiB for n_ctx %u)\n",
+               "ember-run: memory: file %.3f MiB, weights %.3f MiB (f32 %.3f MiB; %.3f MiB read per "
+               "token), context %.3f MiB (KV cache %.3f MiB for n_ctx %u)\n",
                mib(double(mi.file_bytes)), mib(double(mi.weight_bytes)), mib(double(mi.f32_bytes)),
-               mib(double(ctx_bytes)), mib(kv_bytes), ctx_len);
+               mib(double(mi.token_read_bytes)), mib(double(ctx_bytes)), mib(kv_bytes), ctx_len);
   ember_context_free(ctx);
   ember_model_free(model);
   return 0;

@@ -74,10 +74,12 @@ typedef struct ember_model_info {
   int32_t bos_id;       /* -1 when the tokenizer has none */
   int32_t eos_id;
   uint64_t file_bytes;    /* size of the model file / buffer */
-  uint64_t weight_bytes;  /* bytes of the weight region read by a forward pass */
+  uint64_t weight_bytes;  /* bytes of the weight region (every tensor, the embedding table too) */
   uint64_t f32_bytes;     /* what the same weights take in float32 */
   uint32_t format_version;
   const char* architecture; /* "llama"; owned by the model */
+  uint64_t token_read_bytes; /* weight bytes one decoded token reads: every matrix multiplied (with
+                                its zero-one parameters) and one embedding row */
 } ember_model_info;
 
 ember_status ember_model_get_info(const ember_model* model, ember_model_info* out);
