@@ -156,7 +156,7 @@ void register_all() {
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("silu/" + v + "/n131072").c_str(), BM_silu, t, size_t{131072})
         ->Unit(benchmark::kMicrosecond);
-    for (size_t n : {size_t{256}, size_t{512}})
+    for (size_t n : {size_t{64}, size_t{128}, size_t{256}, size_t{512}})
       benchmark::RegisterBenchmark(("attention/" + v + "/hd64/n" + std::to_string(n)).c_str(),
                                    BM_attention, t, n)->Unit(benchmark::kMicrosecond);
     for (const Shape& s : shapes)
