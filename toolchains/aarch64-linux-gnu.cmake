@@ -17,8 +17,19 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
-# The arm64 builds of cpuinfo / pthreadpool are not installed side by side with the host's:
-# the ARM build reads hwcaps (getauxval) in dispatch.cc and runs single-threaded kernels.
+# Debian's arm64 cpuinfo / pthreadpool packages cannot be installed beside the host's (same paths).
+# cpuinfo stays off: dispatch.cc reads the hwcaps (getauxval). pthreadpool: .ci/aarch64 unpacks
+# Debian's libpthreadpool0:arm64 and libpthreadpool-dev:arm64 (apt-get download + dpkg-deb -x) into a
+# folder passed as EMBER_AARCH64_DEPS, and the runtime then runs multi-threaded (the test binaries
+# find the shared library through their RPATH, under qemu too); without it, single-threaded.
 set(EMBER_USE_CPUINFO OFF CACHE BOOL "" FORCE)
-set(EMBER_USE_PTHREADPOOL OFF CACHE BOOL "" FORCE)
+set(EMBER_AARCH64_DEPS "" CACHE PATH "unpacked arm64 libpthreadpool0 + -dev (empty: no thread pool)")
+if(EMBER_AARCH64_DEPS AND EXISTS "${EMBER_AARCH64_DEPS}/usr/lib/aarch64-linux-gnu/libpthreadpool.so")
+  set(EMBER_USE_PTHREADPOOL ON CACHE BOOL "" FORCE)
+  set(PTHREADPOOL_LIBRARY "${EMBER_AARCH64_DEPS}/usr/lib/aarch64-linux-gnu/libpthreadpool.so"
+      CACHE FILEPATH "" FORCE)
+  set(PTHREADPOOL_INCLUDE_DIR "${EMBER_AARCH64_DEPS}/usr/include" CACHE PATH "" FORCE)
+else()
+  set(EMBER_USE_PTHREADPOOL OFF CACHE BOOL "" FORCE)
+endif()
 set(EMBER_BUILD_CONVERTER OFF CACHE BOOL "" FORCE)
