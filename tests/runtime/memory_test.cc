@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "converter/converter_test_util.h"
 #include "e2e/e2e_util.h"
 #include "support/heap_counter.h"
 
@@ -118,12 +119,7 @@ std::string untied_checkpoint(const std::string& hf) {
   hdr["lm_head.weight"] = {{"dtype", e.at("dtype")}, {"shape", e.at("shape")}, {"data_offsets", {off, data.size()}}};
   std::string h = hdr.dump();
   h.append((8 - h.size() % 8) % 8, ' ');
-  std::vector<unsigned char> file(8);
-  const uint64_t hn = h.size();
-  std::memcpy(file.data(), &hn, 8);
-  file.insert(file.end(), h.begin(), h.end());
-  file.insert(file.end(), data.begin(), data.end());
-  write_file(dir + "/model.safetensors", file.data(), file.size());
+  write_bytes(dir + "/model.safetensors", make_raw_safetensors(h, data));
   return dir;
 }
 

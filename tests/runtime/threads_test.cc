@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/ember.h"
+#include "converter/converter_test_util.h"
 #include "support/test_support.h"
 
 namespace {
@@ -141,12 +142,7 @@ std::string biased_checkpoint(const std::string& hf) {
   }
   std::string h = hdr.dump();
   h.append((8 - h.size() % 8) % 8, ' ');
-  std::vector<unsigned char> file(8);
-  const uint64_t hn = h.size();
-  std::memcpy(file.data(), &hn, 8);
-  file.insert(file.end(), h.begin(), h.end());
-  file.insert(file.end(), data.begin(), data.end());
-  ember_test::write_file(dir + "/model.safetensors", file.data(), file.size());
+  ember_test::write_bytes(dir + "/model.safetensors", ember_test::make_raw_safetensors(h, data));
   return dir;
 }
 
