@@ -29,7 +29,7 @@ void ember_platform_log(const char* message) { fprintf(stderr, "ember: %s\n", me
 static void* map_aligned(int fd, size_t len) {
 #if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS) && defined(MAP_FIXED)
   const size_t huge = (size_t)2 << 20;
-  if (len >= huge) {
+  if (len >= huge && len <= SIZE_MAX - huge) { /* (no wrap of the reservation's size) */
     char* r = (char*)mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r != (char*)MAP_FAILED) {
       char* a = (char*)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
@@ -63,6 +63,10 @@ int ember_platform_map_file(const char* path, const void** data, size_t* size, v
   if (!S_ISREG(st.st_mode)) {
     close(fd);
     return EISDIR;
+  }
+  if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX) { /* e.g. a > 4 GiB file on a 32-bit target */
+    close(fd);
+    return EFBIG;
   }
   *size = (size_t)st.st_size;
   *handle = NULL;
