@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,8 @@ int main(int argc, char** argv) {
   ember_status s = ember_model_load_file(model_path.c_str(), &model);
   if (s != EMBER_OK) return fail("loading the model", s);
   const double t_load = now() - t0;
+  // Freed on every return, error paths included.
+  const std::unique_ptr<ember_model, void (*)(ember_model*)> model_owner(model, ember_model_free);
 
   if (info) {
     size_t need = 0;
@@ -67,7 +70,6 @@ int main(int argc, char** argv) {
     s = ember_model_describe(model, text.data(), text.size(), nullptr);
     if (s != EMBER_OK) return fail("describing the model", s);
     std::fputs(text.data(), stdout);
-    ember_model_free(model);
     return 0;
   }
 
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
   ember_context* ctx = nullptr;
   s = ember_context_create(model, &cp, nullptr, 0, &ctx);
   if (s != EMBER_OK) return fail("creating the context", s);
+  const std::unique_ptr<ember_context, void (*)(ember_context*)> ctx_owner(ctx, ember_context_free);
 
   ember_generate_params gp = ember_generate_default_params();
   gp.max_new_tokens = n_new;
@@ -97,11 +100,7 @@ int main(int argc, char** argv) {
                      &st);
   std::fputc('\n', stdout);
   std::fflush(stdout);
-  if (s != EMBER_OK) {
-    ember_context_free(ctx);
-    ember_model_free(model);
-    return fail("generating", s);
-  }
+  if (s != EMBER_OK) return fail("generating", s);
   const uint32_t ctx_len = n_ctx ? n_ctx : mi.max_context;
   const double kv_bytes = 2.0 * mi.num_layers * ctx_len * mi.num_kv_heads * mi.head_dim * 4.0;
   std::fprintf(stderr, "ember-run: model %s (%s, %u layers, dim %u, vocab %u), kernels %s, %u thread(s)\n",
@@ -119,7 +118,5 @@ int main(int argc, char** argv) {
                "token), context %.3f MiB (KV cache %.3f MiB for n_ctx %u)\n",
                mib(double(mi.file_bytes)), mib(double(mi.weight_bytes)), mib(double(mi.f32_bytes)),
                mib(double(mi.token_read_bytes)), mib(double(ctx_bytes)), mib(kv_bytes), ctx_len);
-  ember_context_free(ctx);
-  ember_model_free(model);
   return 0;
 }
