@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,8 +51,9 @@ std::vector<uint32_t> parse_list(const std::string& s, const char* what) {
 // Read bandwidth with `threads` threads: each sums its share of a buffer much larger than the
 // caches, with a plain loop and with ember_read_probe (the widest loads this CPU runs: a plain
 // loop read 51-60 GB/s where AVX-512 loads read 63-67 on this 2-core host, 2 threads); the best of
-// 5 passes of each (bytes / second).
-double measure_read_bandwidth(uint32_t threads, size_t bytes) {
+// 5 passes of each (bytes / second). Each round (a plain pass, then a wide one) appends the
+// better of its two rates to `rounds`.
+double measure_read_bandwidth(uint32_t threads, size_t bytes, std::vector<double>* rounds) {
   const size_t n = bytes / sizeof(uint64_t);
   static std::vector<uint64_t> buf;
   if (buf.size() != n) {
@@ -61,7 +63,7 @@ double measure_read_bandwidth(uint32_t threads, size_t bytes) {
     for (size_t i = 0; i < n; ++i) buf[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
   }
   std::vector<uint64_t> sinks(threads * 8);
-  double best = 0.0;
+  double best = 0.0, plain_rate = 0.0;
   for (int pass = 0; pass < 10; ++pass) {
     const bool wide = pass % 2 == 1;
     std::vector<std::thread> pool;
@@ -86,8 +88,10 @@ double measure_read_bandwidth(uint32_t threads, size_t bytes) {
       });
     }
     for (auto& th : pool) th.join();
-    const double dt = now() - t0;
-    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / dt);
+    const double rate = static_cast<double>(n * sizeof(uint64_t)) / (now() - t0);
+    if (wide) rounds->push_back(std::max(rate, plain_rate));
+    plain_rate = rate;
+    best = std::max(best, rate);
   }
   volatile uint64_t keep = 0;
   for (uint64_t v : sinks) keep = keep + v;
@@ -98,8 +102,10 @@ double measure_read_bandwidth(uint32_t threads, size_t bytes) {
 struct Result {
   std::string model, test;
   uint32_t threads, batch, tokens;
-  double median, min, max, roofline;  // roofline < 0: not a decode test
+  double median, min, max, roofline;  // roofline < 0: not a decode test, 0: no bandwidth probe
   double bandwidth;                   // bytes / s: the best probe pass up to this test
+  double bandwidth_median;            // bytes / s: the median probe round up to this test
+  uint64_t token_read_bytes;          // weight bytes one decoded token reads
 };
 
 double median_of(std::vector<double> v) {
@@ -157,9 +163,10 @@ int main(int argc, char** argv) {
   }
 
   std::vector<double> bandwidth(th.size(), 0.0);
+  std::vector<std::vector<double>> rounds(th.size());  // every probe round, per thread count
   if (bw_mib > 0) {
     for (size_t i = 0; i < th.size(); ++i) {
-      bandwidth[i] = measure_read_bandwidth(th[i], static_cast<size_t>(bw_mib) << 20);
+      bandwidth[i] = measure_read_bandwidth(th[i], static_cast<size_t>(bw_mib) << 20, &rounds[i]);
       if (!json) std::fprintf(stderr, "memory read bandwidth, %u thread(s): %.2f GB/s\n", th[i], bandwidth[i] / 1e9);
     }
   }
@@ -169,6 +176,8 @@ int main(int argc, char** argv) {
     ember_model* model = nullptr;
     ember_status s = ember_model_load_file(path.c_str(), &model);
     if (s != EMBER_OK) return fail(path.c_str(), s);
+    // Freed on every return, error paths included.
+    const std::unique_ptr<ember_model, void (*)(ember_model*)> model_owner(model, ember_model_free);
     ember_model_info info;
     s = ember_model_get_info(model, &info);
     if (s != EMBER_OK) return fail("model info", s);
@@ -179,7 +188,6 @@ int main(int argc, char** argv) {
     if (need_ctx > info.max_context) {
       std::fprintf(stderr, "ember-bench: %s: tests need %u positions, the model has %u\n", path.c_str(),
                    need_ctx, info.max_context);
-      ember_model_free(model);
       return 1;
     }
     std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
@@ -204,6 +212,7 @@ int main(int argc, char** argv) {
       ember_context* ctx = nullptr;
       s = ember_context_create(model, &cp, nullptr, 0, &ctx);
       if (s != EMBER_OK) return fail("context", s);
+      const std::unique_ptr<ember_context, void (*)(ember_context*)> ctx_owner(ctx, ember_context_free);
 
       for (uint32_t p : pp) {
         std::vector<double> tps;
@@ -219,7 +228,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s pp%u t%u: %.2f t/s\n", name.c_str(), p, th[ti], median_of(tps));
         results.push_back({name, "pp" + std::to_string(p), th[ti], p, p, median_of(tps),
                            *std::min_element(tps.begin(), tps.end()),
-                           *std::max_element(tps.begin(), tps.end()), -1.0, bandwidth[ti]});
+                           *std::max_element(tps.begin(), tps.end()), -1.0, bandwidth[ti],
+                           rounds[ti].empty() ? 0.0 : median_of(rounds[ti]), info.token_read_bytes});
       }
       for (uint32_t n : tg) {
         std::vector<double> tps;
@@ -240,27 +250,31 @@ int main(int argc, char** argv) {
         // read 27 to 56 GB/s here), so one short probe can catch a slow moment; the best of all
         // passes is the conservative ceiling (the runs are medians of whatever the host gave them).
         if (bw_mib > 0) {
-          bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20));
+          bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20, &rounds[ti]));
         }
+        const double bw_median = rounds[ti].empty() ? 0.0 : median_of(rounds[ti]);
         const double med = median_of(tps);
         const double ceiling = bandwidth[ti] > 0 && info.token_read_bytes > 0
                                    ? bandwidth[ti] / static_cast<double>(info.token_read_bytes)
                                    : 0.0;
         if (ceiling > 0) {
-          std::fprintf(stderr, "%s tg%u t%u: %.2f t/s; best read bandwidth so far %.2f GB/s / %.1f MB read per token: ceiling %.2f t/s, roofline %.1f%%\n",
+          // The median probe round says how much the host's bandwidth swung: decode, a median of
+          // whole runs, is compared with the best pass (the roofline) and, for scale, the median
+          // round (the better pass of each plain / wide pair).
+          std::fprintf(stderr, "%s tg%u t%u: %.2f t/s; best read bandwidth so far %.2f GB/s / %.1f MB read per token: ceiling %.2f t/s, roofline %.1f%% (median of %zu probe rounds %.2f GB/s: %.1f%% of that)\n",
                        name.c_str(), n, th[ti], med, bandwidth[ti] / 1e9,
-                       static_cast<double>(info.token_read_bytes) / 1e6, ceiling, 100.0 * med / ceiling);
+                       static_cast<double>(info.token_read_bytes) / 1e6, ceiling, 100.0 * med / ceiling,
+                       rounds[ti].size(), bw_median / 1e9,
+                       100.0 * med * static_cast<double>(info.token_read_bytes) / bw_median);
         } else {
           std::fprintf(stderr, "%s tg%u t%u: %.2f t/s\n", name.c_str(), n, th[ti], med);
         }
         results.push_back({name, "tg" + std::to_string(n), th[ti], 1, n, med,
                            *std::min_element(tps.begin(), tps.end()),
                            *std::max_element(tps.begin(), tps.end()), ceiling > 0 ? med / ceiling : 0.0,
-                           bandwidth[ti]});
+                           bandwidth[ti], bw_median, info.token_read_bytes});
       }
-      ember_context_free(ctx);
     }
-    ember_model_free(model);
   }
 
   if (json) {
@@ -270,11 +284,22 @@ int main(int argc, char** argv) {
       std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"xnnpack\": %s, \"test\": \"%s\", "
                   "\"threads\": %u, \"batch\": %u, "
                   "\"tokens\": %u, \"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, "
-                  "\"bandwidth_gbs\": %.3f",
+                  "\"token_read_bytes\": %llu",
                   json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
                   r.test.c_str(), r.threads, r.batch,
-                  r.tokens, r.median, r.min, r.max, r.bandwidth / 1e9);
-      if (r.roofline >= 0) std::printf(", \"roofline\": %.4f", r.roofline);
+                  r.tokens, r.median, r.min, r.max, static_cast<unsigned long long>(r.token_read_bytes));
+      // Without a probe (--bandwidth-mib 0) the bandwidth and the roofline are unknown: null.
+      if (r.bandwidth > 0) {
+        std::printf(", \"bandwidth_gbs\": %.3f, \"bandwidth_median_gbs\": %.3f", r.bandwidth / 1e9,
+                    r.bandwidth_median / 1e9);
+      } else {
+        std::printf(", \"bandwidth_gbs\": null, \"bandwidth_median_gbs\": null");
+      }
+      if (r.roofline > 0) {
+        std::printf(", \"roofline\": %.4f", r.roofline);
+      } else if (r.roofline == 0) {
+        std::printf(", \"roofline\": null");
+      }
       std::printf("}%s\n", i + 1 < results.size() ? "," : "");
     }
     std::printf("]\n");
@@ -288,7 +313,8 @@ int main(int argc, char** argv) {
                 std::string(10, '-').c_str());
     for (const Result& r : results) {
       char roof[32] = "";
-      if (r.roofline >= 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
+      if (r.roofline > 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
+      if (r.roofline == 0) std::snprintf(roof, sizeof roof, "n/a");
       std::printf("| %-24s | %-6s | %7u | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(), r.test.c_str(),
                   r.threads, r.median, r.min, r.max, roof);
     }
