@@ -1,0 +1,253 @@
+// The command-line apps as a user runs them: ember-run's text against llama2.c's (run.c's stdout in
+// ../shared/models/stories260K/expected/greedy.json), ember-bench's table and JSON (every field the
+// issue asks for, the roofline recomputed from the figures it prints), ember-tokenize's ids against
+// run.c's prompt ids, and bad input to each: a clear message and an exit code, never a crash.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "support/test_support.h"
+
+namespace {
+
+using json = nlohmann::json;
+
+struct Cmd {
+  int code;         // exit status; a signal shows as 128 + n (the shell's), -1 if the shell died
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `cmd` through the shell with stdout and stderr kept apart.
+Cmd run(const std::string& cmd) {
+  const std::string err_path = ember_test::temp_path("stderr.txt");
+  Cmd r;
+  r.code = ember_test::run_command("{ " + cmd + " 2>'" + err_path + "'; }", &r.out);
+  const std::vector<unsigned char> err = ember_test::read_file(err_path);
+  r.err.assign(err.begin(), err.end());
+  return r;
+}
+
+// A shell word: 'text' with each ' written as '\''.
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// An exit that is a deliberate error, not a crash (no signal, no sanitizer abort).
+void expect_clean_failure(const Cmd& r, const std::string& what) {
+  EXPECT_GT(r.code, 0) << what << ": expected a failure\nstdout: " << r.out << "\nstderr: " << r.err;
+  EXPECT_LT(r.code, 128) << what << ": exit code " << r.code << " looks like a crash\nstderr: " << r.err;
+  EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << what << ": " << r.err;
+  EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << what << ": " << r.err;
+}
+
+// stories260K converted with `args` (e.g. "--quant f32") into a temp file; "" if ../shared is absent.
+std::string convert_stories(const std::string& name, const std::string& args) {
+  const std::string hf = ember_test::shared_path("models/stories260K/hf");
+  if (hf.empty()) return "";
+  const std::string out = ember_test::temp_path(name);
+  const Cmd r = run(std::string(EMBER_CONVERT_BIN) + " " + quote(hf) + " -o " + quote(out) + " --force " + args);
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  return out;
+}
+
+#define REQUIRE_STORIES(var, name, args)                                                      \
+  const std::string var = convert_stories(name, args);                                        \
+  if (var.empty()) {                                                                           \
+    GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under "                     \
+                 << ::ember_test::shared_dir() << " (set EMBER_SHARED_DIR to the shared/ folder)"; \
+  }                                                                                            \
+  if (HasFailure()) return
+
+json read_json(const std::string& path) {
+  std::ifstream f(path);
+  return json::parse(f);
+}
+
+// --- ember-run ------------------------------------------------------------------------------------
+
+// Greedy generation of every prompt of greedy.json prints exactly what run.c printed (the prompt,
+// the generated text, stopping at BOS where run.c stopped, a newline), with 1 and 2 threads.
+TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
+  EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
+  REQUIRE_STORIES(model, "s260k_f32.ember", "--quant f32");
+  const json expected = read_json(expected_path);
+  ASSERT_GE(expected["results"].size(), 5u);
+  for (const json& res : expected["results"]) {
+    const std::string prompt = res["prompt"].get<std::string>();
+    const std::string want = res["run_c_stdout"].get<std::string>();
+    const int n = expected["n_new_tokens"].get<int>();
+    for (int threads : {1, 2}) {
+      const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " -p " + quote(prompt) +
+                        " -n " + std::to_string(n) + " --temp 0 -t " + std::to_string(threads));
+      ASSERT_EQ(r.code, 0) << r.err;
+      EXPECT_EQ(r.out, want) << "prompt '" << prompt << "', " << threads << " thread(s)";
+      // The figures a user reads before flashing anything.
+      EXPECT_NE(r.err.find("read per token"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("KV cache"), std::string::npos) << r.err;
+    }
+  }
+}
+
+TEST(EmberRun, RejectsBadInputWithAMessage) {
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const std::string bin = EMBER_RUN_BIN;
+
+  const std::string missing = ember_test::temp_path("no-such-model.ember");
+  Cmd r = run(bin + " -m " + quote(missing) + " -p hi -n 4");
+  expect_clean_failure(r, "missing model");
+  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+
+  // Not a model: random bytes, and a real model cut in half.
+  const std::string junk = ember_test::temp_path("junk.ember");
+  std::vector<unsigned char> bytes(4096);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 151 + 7);
+  ember_test::write_file(junk, bytes.data(), bytes.size());
+  r = run(bin + " -m " + quote(junk) + " -p hi -n 4");
+  expect_clean_failure(r, "junk file");
+  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+
+  const std::vector<unsigned char> whole = ember_test::read_file(model);
+  const std::string half = ember_test::temp_path("half.ember");
+  ember_test::write_file(half, whole.data(), whole.size() / 2);
+  r = run(bin + " -m " + quote(half) + " -p hi -n 4");
+  expect_clean_failure(r, "truncated model");
+  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+
+  // A context longer than the model's, and a malformed number.
+  r = run(bin + " -m " + quote(model) + " -p hi -n 4 -c 100000");
+  expect_clean_failure(r, "context too long");
+  EXPECT_FALSE(r.err.empty());
+  r = run(bin + " -m " + quote(model) + " -p hi -n many");
+  expect_clean_failure(r, "-n many");
+  EXPECT_NE(r.err.find("-n"), std::string::npos) << r.err;
+}
+
+// --- ember-tokenize -------------------------------------------------------------------------------
+
+TEST(EmberTokenize, IdsMatchRunCPromptIds) {
+  EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const json expected = read_json(expected_path);
+  for (const json& res : expected["results"]) {
+    const std::string prompt = res["prompt"].get<std::string>();
+    const Cmd r = run(std::string(EMBER_TOKENIZE_BIN) + " -m " + quote(model) + " -p " + quote(prompt) +
+                      " --ids");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out), res["prompt_ids"]) << "prompt '" << prompt << "'";
+  }
+}
+
+TEST(EmberTokenize, RejectsBadInputWithAMessage) {
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const std::string bin = EMBER_TOKENIZE_BIN;
+  Cmd r = run(bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p hi");
+  expect_clean_failure(r, "missing model");
+  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+  r = run(bin + " -m " + quote(model) + " -p hi --ids --json");
+  expect_clean_failure(r, "--ids with --json");
+  EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+  r = run(bin + " -m " + quote(model) + " --decode '1 99999'");
+  expect_clean_failure(r, "an id past the vocabulary");
+  EXPECT_FALSE(r.err.empty());
+}
+
+// --- ember-bench ----------------------------------------------------------------------------------
+
+// --json: one object per (threads, test) in order, with the fields issue 5 names, spreads that
+// bracket the median, and a decode roofline that is what the printed figures give.
+TEST(EmberBench, JsonHasEveryTestAndField) {
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const Cmd r = run(std::string(EMBER_BENCH_BIN) + " -m " + quote(model) +
+                    " -p 8,16 -n 4 -t 1,2 -r 2 --json --bandwidth-mib 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json a = json::parse(r.out);
+  ASSERT_TRUE(a.is_array());
+  ASSERT_EQ(a.size(), 6u) << r.out;
+  const char* tests[] = {"pp8", "pp16", "tg4"};
+  for (size_t i = 0; i < a.size(); ++i) {
+    const json& o = a[i];
+    SCOPED_TRACE(o.dump());
+    const std::string test = tests[i % 3];
+    EXPECT_EQ(o["test"], test);
+    EXPECT_EQ(o["threads"], i < 3 ? 1 : 2);
+    EXPECT_EQ(o["batch"], test == "tg4" ? 1 : (test == "pp8" ? 8 : 16));
+    EXPECT_EQ(o["model"], "s260k_u8.ember");
+    EXPECT_TRUE(o["kernels"].is_string());
+    const double med = o["tps_median"], lo = o["tps_min"], hi = o["tps_max"];
+    EXPECT_GT(lo, 0.0);
+    EXPECT_LE(lo, med);
+    EXPECT_LE(med, hi);
+    const double bw = o["bandwidth_gbs"], bw_med = o["bandwidth_median_gbs"];
+    EXPECT_GT(bw, 0.0);
+    EXPECT_GT(bw_med, 0.0);
+    EXPECT_LE(bw_med, bw);
+    const double token_bytes = o["token_read_bytes"];
+    EXPECT_GT(token_bytes, 0.0);
+    if (test == "tg4") {
+      ASSERT_TRUE(o.contains("roofline"));
+      const double roof = o["roofline"];
+      // tokens/s x bytes per token / bandwidth, from the rounded figures printed.
+      EXPECT_NEAR(roof, med * token_bytes / (bw * 1e9), 1e-4 + 1e-3 * roof);
+    } else {
+      EXPECT_FALSE(o.contains("roofline")) << "prefill has no roofline";
+    }
+  }
+}
+
+// The table: a header, one row per test, the decode row with its roofline; without a bandwidth
+// probe (--bandwidth-mib 0) the roofline is absent (not 0%) and the JSON says null.
+TEST(EmberBench, TablePrintsEveryTest) {
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const std::string bin = EMBER_BENCH_BIN;
+  Cmd r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -t 1 -r 1 --bandwidth-mib 16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| pp8 "), std::string::npos) << r.out;
+  const size_t tg = r.out.find("| tg4 ");
+  ASSERT_NE(tg, std::string::npos) << r.out;
+  const std::string tg_row = r.out.substr(tg, r.out.find('\n', tg) - tg);
+  EXPECT_NE(tg_row.find('%'), std::string::npos) << tg_row;
+  EXPECT_NE(r.err.find("roofline"), std::string::npos) << r.err;
+
+  r = run(bin + " -m " + quote(model) + " -p 0 -n 4 -t 1 -r 1 --bandwidth-mib 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t row = r.out.find("| tg4 ");
+  ASSERT_NE(row, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(row, r.out.find('\n', row) - row).find('%'), std::string::npos) << r.out;
+  r = run(bin + " -m " + quote(model) + " -p 0 -n 4 -t 1 -r 1 --bandwidth-mib 0 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json a = json::parse(r.out);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_TRUE(a[0]["roofline"].is_null()) << r.out;
+  EXPECT_TRUE(a[0]["bandwidth_gbs"].is_null()) << r.out;
+}
+
+TEST(EmberBench, RejectsBadArgumentsWithAMessage) {
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const std::string bin = EMBER_BENCH_BIN;
+  Cmd r = run(bin + " -m " + quote(model) + " -p 8,abc -n 4 --bandwidth-mib 0");
+  expect_clean_failure(r, "-p 8,abc");
+  EXPECT_NE(r.err.find("bad -p value 'abc'"), std::string::npos) << r.err;
+
+  r = run(bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p 8 -n 4 --bandwidth-mib 0");
+  expect_clean_failure(r, "missing model");
+  EXPECT_NE(r.err.find("absent.ember"), std::string::npos) << r.err;
+
+  r = run(bin + " -m " + quote(model) + " -p 0 -n 100000 --bandwidth-mib 0");
+  expect_clean_failure(r, "-n beyond the context");
+  EXPECT_NE(r.err.find("tests need 100000 positions"), std::string::npos) << r.err;
+
+  r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -r 0 --bandwidth-mib 0");
+  expect_clean_failure(r, "-r 0");
+  EXPECT_NE(r.err.find("-r"), std::string::npos) << r.err;
+}
+
+}  // namespace
