@@ -230,6 +230,26 @@ TEST(EmberBench, TablePrintsEveryTest) {
   EXPECT_TRUE(a[0]["bandwidth_gbs"].is_null()) << r.out;
 }
 
+// -d: each test again after that many positions are in the cache, named and tagged with its depth;
+// a depth whose tests do not fit the model's context is refused before anything runs.
+TEST(EmberBench, DepthRunsTestsAfterAFilledCache) {
+  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  const std::string bin = EMBER_BENCH_BIN;
+  Cmd r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -d 0,300 -t 1 -r 1 --bandwidth-mib 0 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json a = json::parse(r.out);
+  ASSERT_EQ(a.size(), 4u) << r.out;
+  const char* names[] = {"pp8", "tg4", "pp8@d300", "tg4@d300"};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(a[i]["test"], names[i]);
+    EXPECT_EQ(a[i]["depth"], i < 2 ? 0 : 300);
+    EXPECT_GT(a[i]["tps_median"].get<double>(), 0.0);
+  }
+  r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -d 510 --bandwidth-mib 0");
+  expect_clean_failure(r, "-d past the context");
+  EXPECT_NE(r.err.find("tests need 518 positions, the model has 512"), std::string::npos) << r.err;
+}
+
 TEST(EmberBench, RejectsBadArgumentsWithAMessage) {
   REQUIRE_STORIES(model, "s260k_u8.ember", "");
   const std::string bin = EMBER_BENCH_BIN;

@@ -101,7 +101,7 @@ double measure_read_bandwidth(uint32_t threads, size_t bytes, std::vector<double
 
 struct Result {
   std::string model, test;
-  uint32_t threads, batch, tokens;
+  uint32_t threads, batch, tokens, depth;
   double median, min, max, roofline;  // roofline < 0: not a decode test, 0: no bandwidth probe
   double bandwidth;                   // bytes / s: the best probe pass up to this test
   double bandwidth_median;            // bytes / s: the median probe round up to this test
@@ -134,7 +134,7 @@ std::string json_escape(const std::string& s) {
 int main(int argc, char** argv) {
   CLI::App app{"ember-bench: prefill / decode throughput of .ember models"};
   std::vector<std::string> models;
-  std::string p_list = "64,512", n_list = "128", t_list = "1,2", kernels;
+  std::string p_list = "64,512", n_list = "128", t_list = "1,2", d_list = "0", kernels;
   uint32_t reps = 5;
   bool json = false;
   bool xnnpack = false;
@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
   app.add_option("-p,--n-prompt", p_list, "prefill test sizes, comma separated (0 or empty: none)");
   app.add_option("-n,--n-gen", n_list, "decode test lengths, comma separated (0 or empty: none)");
   app.add_option("-t,--threads", t_list, "thread counts, comma separated");
+  app.add_option("-d,--n-depth", d_list,
+                 "context depths, comma separated: each test runs after this many positions are "
+                 "in the KV cache (prefilled, not timed)");
   app.add_option("-r,--repetitions", reps, "measured runs per test (after one warm-up)")->check(CLI::Range(1, 1000));
   app.add_flag("--json", json, "print a JSON array instead of a table");
   app.add_option("--kernels", kernels, "force a kernel variant (e.g. scalar)");
@@ -154,6 +157,8 @@ int main(int argc, char** argv) {
 
   std::vector<uint32_t> pp = parse_list(p_list, "-p"), tg = parse_list(n_list, "-n");
   std::vector<uint32_t> th = parse_list(t_list, "-t");
+  std::vector<uint32_t> depths = parse_list(d_list, "-d");
+  if (depths.empty()) depths.push_back(0);
   pp.erase(std::remove(pp.begin(), pp.end(), 0u), pp.end());
   tg.erase(std::remove(tg.begin(), tg.end(), 0u), tg.end());
   if (th.empty()) th.push_back(1);
@@ -181,15 +186,17 @@ int main(int argc, char** argv) {
     ember_model_info info;
     s = ember_model_get_info(model, &info);
     if (s != EMBER_OK) return fail("model info", s);
-    uint32_t max_p = 1, max_n = 0;
+    uint32_t max_p = 1, max_n = 0, max_d = 0;
     for (uint32_t v : pp) max_p = std::max(max_p, v);
     for (uint32_t v : tg) max_n = std::max(max_n, v);
-    const uint32_t need_ctx = std::max(max_p, max_n);
-    if (need_ctx > info.max_context) {
-      std::fprintf(stderr, "ember-bench: %s: tests need %u positions, the model has %u\n", path.c_str(),
-                   need_ctx, info.max_context);
+    for (uint32_t v : depths) max_d = std::max(max_d, v);
+    const uint64_t need = uint64_t{max_d} + std::max(max_p, max_n);
+    if (need > info.max_context) {
+      std::fprintf(stderr, "ember-bench: %s: tests need %llu positions, the model has %u\n", path.c_str(),
+                   static_cast<unsigned long long>(need), info.max_context);
       return 1;
     }
+    const uint32_t need_ctx = static_cast<uint32_t>(need);
     std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
 
     std::vector<int32_t> tok(need_ctx), pos(need_ctx), seq(need_ctx, 0);
@@ -206,7 +213,9 @@ int main(int argc, char** argv) {
       ember_context_params cp = ember_context_default_params();
       cp.n_ctx = need_ctx;
       cp.n_seq_max = 1;
-      cp.n_batch_max = max_p;
+      // Depth prefills run in batches of up to 512 tokens (or the largest prefill test).
+      const uint32_t depth_batch = std::min<uint32_t>(std::max<uint32_t>(max_d, 1), 512);
+      cp.n_batch_max = std::max(max_p, depth_batch);
       cp.n_threads = th[ti];
       cp.use_xnnpack = xnnpack ? 1 : 0;
       ember_context* ctx = nullptr;
@@ -214,65 +223,87 @@ int main(int argc, char** argv) {
       if (s != EMBER_OK) return fail("context", s);
       const std::unique_ptr<ember_context, void (*)(ember_context*)> ctx_owner(ctx, ember_context_free);
 
-      for (uint32_t p : pp) {
-        std::vector<double> tps;
-        for (uint32_t r = 0; r <= reps; ++r) {
-          ember_kv_clear(ctx, -1);
-          ember_batch b{p, tok.data(), pos.data(), seq.data(), nullptr};  // logits: last token only
-          const double t0 = now();
-          s = ember_decode(ctx, &b);
-          const double dt = now() - t0;
-          if (s != EMBER_OK) return fail("decode (prefill)", s);
-          if (r > 0) tps.push_back(p / dt);  // run 0 warms up
+      // Clears the cache and fills positions [0, d) (untimed): the context a test at depth d sees.
+      const auto fill_depth = [&](uint32_t d) {
+        ember_kv_clear(ctx, -1);
+        for (uint32_t i = 0; i < d; i += depth_batch) {
+          const uint32_t cnt = std::min(depth_batch, d - i);
+          ember_batch b{cnt, &tok[i], &pos[i], seq.data(), nullptr};
+          const ember_status st = ember_decode(ctx, &b);
+          if (st != EMBER_OK) return st;
         }
-        std::fprintf(stderr, "%s pp%u t%u: %.2f t/s\n", name.c_str(), p, th[ti], median_of(tps));
-        results.push_back({name, "pp" + std::to_string(p), th[ti], p, p, median_of(tps),
-                           *std::min_element(tps.begin(), tps.end()),
-                           *std::max_element(tps.begin(), tps.end()), -1.0, bandwidth[ti],
-                           rounds[ti].empty() ? 0.0 : median_of(rounds[ti]), info.token_read_bytes});
-      }
-      for (uint32_t n : tg) {
-        std::vector<double> tps;
-        for (uint32_t r = 0; r <= reps; ++r) {
-          ember_kv_clear(ctx, -1);
-          const double t0 = now();
-          for (uint32_t i = 0; i < n; ++i) {
-            ember_batch b{1, &tok[i], &pos[i], &seq[0], nullptr};
+        return EMBER_OK;
+      };
+      const auto test_name = [](const char* kind, uint32_t n, uint32_t d) {
+        std::string t = kind + std::to_string(n);
+        if (d > 0) t += "@d" + std::to_string(d);
+        return t;
+      };
+
+      for (uint32_t d : depths) {
+        for (uint32_t p : pp) {
+          std::vector<double> tps;
+          for (uint32_t r = 0; r <= reps; ++r) {
+            s = fill_depth(d);
+            if (s != EMBER_OK) return fail("decode (depth)", s);
+            ember_batch b{p, &tok[d], &pos[d], seq.data(), nullptr};  // logits: last token only
+            const double t0 = now();
             s = ember_decode(ctx, &b);
-            if (s != EMBER_OK) return fail("decode", s);
+            const double dt = now() - t0;
+            if (s != EMBER_OK) return fail("decode (prefill)", s);
+            if (r > 0) tps.push_back(p / dt);  // run 0 warms up
           }
-          const double dt = now() - t0;
-          if (r > 0) tps.push_back(n / dt);  // run 0 warms up
+          std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test_name("pp", p, d).c_str(), th[ti],
+                       median_of(tps));
+          results.push_back({name, test_name("pp", p, d), th[ti], p, p, d, median_of(tps),
+                             *std::min_element(tps.begin(), tps.end()),
+                             *std::max_element(tps.begin(), tps.end()), -1.0, bandwidth[ti],
+                             rounds[ti].empty() ? 0.0 : median_of(rounds[ti]), info.token_read_bytes});
         }
-        // The ceiling is the best read bandwidth seen with this thread count: the first probe's
-        // passes and 10 more after this test's runs (not between them: a probe evicts the caches a
-        // small model decodes from). A shared host's bandwidth swings (the 5 passes of one probe
-        // read 27 to 56 GB/s here), so one short probe can catch a slow moment; the best of all
-        // passes is the conservative ceiling (the runs are medians of whatever the host gave them).
-        if (bw_mib > 0) {
-          bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20, &rounds[ti]));
+        for (uint32_t n : tg) {
+          std::vector<double> tps;
+          for (uint32_t r = 0; r <= reps; ++r) {
+            s = fill_depth(d);
+            if (s != EMBER_OK) return fail("decode (depth)", s);
+            const double t0 = now();
+            for (uint32_t i = d; i < d + n; ++i) {
+              ember_batch b{1, &tok[i], &pos[i], &seq[0], nullptr};
+              s = ember_decode(ctx, &b);
+              if (s != EMBER_OK) return fail("decode", s);
+            }
+            const double dt = now() - t0;
+            if (r > 0) tps.push_back(n / dt);  // run 0 warms up
+          }
+          // The ceiling is the best read bandwidth seen with this thread count: the first probe's
+          // passes and 10 more after this test's runs (not between them: a probe evicts the caches a
+          // small model decodes from). A shared host's bandwidth swings (the 5 passes of one probe
+          // read 27 to 56 GB/s here), so one short probe can catch a slow moment; the best of all
+          // passes is the conservative ceiling (the runs are medians of whatever the host gave them).
+          if (bw_mib > 0) {
+            bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20, &rounds[ti]));
+          }
+          const double bw_median = rounds[ti].empty() ? 0.0 : median_of(rounds[ti]);
+          const double med = median_of(tps);
+          const double ceiling = bandwidth[ti] > 0 && info.token_read_bytes > 0
+                                     ? bandwidth[ti] / static_cast<double>(info.token_read_bytes)
+                                     : 0.0;
+          if (ceiling > 0) {
+            // The median probe round says how much the host's bandwidth swung: decode, a median of
+            // whole runs, is compared with the best pass (the roofline) and, for scale, the median
+            // round (the better pass of each plain / wide pair).
+            std::fprintf(stderr, "%s %s t%u: %.2f t/s; best read bandwidth so far %.2f GB/s / %.1f MB read per token: ceiling %.2f t/s, roofline %.1f%% (median of %zu probe rounds %.2f GB/s: %.1f%% of that)\n",
+                         name.c_str(), test_name("tg", n, d).c_str(), th[ti], med, bandwidth[ti] / 1e9,
+                         static_cast<double>(info.token_read_bytes) / 1e6, ceiling, 100.0 * med / ceiling,
+                         rounds[ti].size(), bw_median / 1e9,
+                         100.0 * med * static_cast<double>(info.token_read_bytes) / bw_median);
+          } else {
+            std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test_name("tg", n, d).c_str(), th[ti], med);
+          }
+          results.push_back({name, test_name("tg", n, d), th[ti], 1, n, d, med,
+                             *std::min_element(tps.begin(), tps.end()),
+                             *std::max_element(tps.begin(), tps.end()), ceiling > 0 ? med / ceiling : 0.0,
+                             bandwidth[ti], bw_median, info.token_read_bytes});
         }
-        const double bw_median = rounds[ti].empty() ? 0.0 : median_of(rounds[ti]);
-        const double med = median_of(tps);
-        const double ceiling = bandwidth[ti] > 0 && info.token_read_bytes > 0
-                                   ? bandwidth[ti] / static_cast<double>(info.token_read_bytes)
-                                   : 0.0;
-        if (ceiling > 0) {
-          // The median probe round says how much the host's bandwidth swung: decode, a median of
-          // whole runs, is compared with the best pass (the roofline) and, for scale, the median
-          // round (the better pass of each plain / wide pair).
-          std::fprintf(stderr, "%s tg%u t%u: %.2f t/s; best read bandwidth so far %.2f GB/s / %.1f MB read per token: ceiling %.2f t/s, roofline %.1f%% (median of %zu probe rounds %.2f GB/s: %.1f%% of that)\n",
-                       name.c_str(), n, th[ti], med, bandwidth[ti] / 1e9,
-                       static_cast<double>(info.token_read_bytes) / 1e6, ceiling, 100.0 * med / ceiling,
-                       rounds[ti].size(), bw_median / 1e9,
-                       100.0 * med * static_cast<double>(info.token_read_bytes) / bw_median);
-        } else {
-          std::fprintf(stderr, "%s tg%u t%u: %.2f t/s\n", name.c_str(), n, th[ti], med);
-        }
-        results.push_back({name, "tg" + std::to_string(n), th[ti], 1, n, med,
-                           *std::min_element(tps.begin(), tps.end()),
-                           *std::max_element(tps.begin(), tps.end()), ceiling > 0 ? med / ceiling : 0.0,
-                           bandwidth[ti], bw_median, info.token_read_bytes});
       }
     }
   }
@@ -282,11 +313,11 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
       std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"xnnpack\": %s, \"test\": \"%s\", "
-                  "\"threads\": %u, \"batch\": %u, "
+                  "\"threads\": %u, \"batch\": %u, \"depth\": %u, "
                   "\"tokens\": %u, \"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, "
                   "\"token_read_bytes\": %llu",
                   json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
-                  r.test.c_str(), r.threads, r.batch,
+                  r.test.c_str(), r.threads, r.batch, r.depth,
                   r.tokens, r.median, r.min, r.max, static_cast<unsigned long long>(r.token_read_bytes));
       // Without a probe (--bandwidth-mib 0) the bandwidth and the roofline are unknown: null.
       if (r.bandwidth > 0) {
@@ -306,16 +337,18 @@ int main(int argc, char** argv) {
   } else {
     std::printf("kernels: %s%s\n", ember_kernel_variant(),
                 xnnpack ? " (f32 weights: XNNPACK f32 fully-connected, --xnnpack)" : "");
-    std::printf("| %-24s | %-6s | %7s | %12s | %21s | %8s |\n", "model", "test", "threads", "t/s median",
+    int tw = 6;  // the test column: as wide as the longest name (tg128@d4096)
+    for (const Result& r : results) tw = std::max(tw, static_cast<int>(r.test.size()));
+    std::printf("| %-24s | %-*s | %7s | %12s | %21s | %8s |\n", "model", tw, "test", "threads", "t/s median",
                 "t/s min - max", "roofline");
-    std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(8, '-').c_str(),
+    std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(tw + 2, '-').c_str(),
                 std::string(9, '-').c_str(), std::string(14, '-').c_str(), std::string(23, '-').c_str(),
                 std::string(10, '-').c_str());
     for (const Result& r : results) {
       char roof[32] = "";
       if (r.roofline > 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
       if (r.roofline == 0) std::snprintf(roof, sizeof roof, "n/a");
-      std::printf("| %-24s | %-6s | %7u | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(), r.test.c_str(),
+      std::printf("| %-24s | %-*s | %7u | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(), tw, r.test.c_str(),
                   r.threads, r.median, r.min, r.max, roof);
     }
   }
