@@ -82,19 +82,25 @@ using SoftmaxFn = void (*)(float* x, size_t n);
 // y[i] = exp(x[i]), n values: the exp of the Float order (exp_f32), for tests and callers.
 using ExpFn = void (*)(const float* x, size_t n, float* y);
 
-// --- Attention of one query head over a KV cache ----------------------------------------------
-// Keys and values of position t at k + t * kv_stride and v + t * kv_stride (head_dim floats each;
-// kv_stride >= head_dim, e.g. kv_dim with the head's offset folded into k and v for GQA).
-//   scores[t] = (sum over i of q[d_i] * k_t[d_i]) / sqrt(head_dim)   for t < n_keys, where the sum
-//               runs sequentially from +0 in run.c's order d_i = (i % 2) * (head_dim / 2) + i / 2
-//               (RoPE pairs interleaved over our rotate_half layout) and sqrt is sqrtf(head_dim);
-//   scores = softmax(scores)   (the Softmax order above);
-//   out[d] = sum over t of scores[t] * v_t[d], t increasing, from +0 (out = out + p * v).
-// scores: n_keys floats of scratch (the probabilities on return); out: head_dim floats; n_keys >= 1.
-// SIMD variants compute the scores ACROSS KEYS (one lane per key, each lane the sequential sum above;
-// K blocks transposed in registers) and the V sum ACROSS d: the same bits as scalar.
-using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t head_dim,
-                             size_t n_keys, size_t kv_stride, float* scores, float* out);
+// --- Attention of a group of query heads over one KV head's cache -----------------------------
+// n_heads query heads that share one KV head (GQA: num_heads / num_kv_heads of them; 1 for MHA),
+// q (n_heads, head_dim) row-major. Keys and values of position t at k + t * kv_stride and
+// v + t * kv_stride (head_dim floats each; kv_stride >= head_dim, e.g. kv_dim with the KV head's
+// offset folded into k and v). For each head h, with qh = q + h * head_dim:
+//   s[t] = (sum over i of qh[d_i] * k_t[d_i]) / sqrt(head_dim)   for t < n_keys, where the sum
+//          runs sequentially from +0 in run.c's order d_i = (i % 2) * (head_dim / 2) + i / 2
+//          (RoPE pairs interleaved over our rotate_half layout) and sqrt is sqrtf(head_dim);
+//   s = softmax(s)   (the Softmax order above);
+//   out[h * head_dim + d] = sum over t of s[t] * v_t[d], t increasing, from +0 (out = out + p * v).
+// s is scores + h * scores_stride (scores_stride >= n_keys; the probabilities on return);
+// out: (n_heads, head_dim); n_keys >= 1, n_heads >= 1. Each head's results are those of a call
+// with n_heads = 1: the grouping only lets a variant read (and transpose) each key and value once
+// for several heads. SIMD variants compute the scores ACROSS KEYS (one lane per key, each lane the
+// sequential sum above; K blocks transposed in registers) and the V sum ACROSS d: the same bits as
+// scalar.
+using AttentionFn = void (*)(const float* q, size_t n_heads, const float* k, const float* v,
+                             size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,
+                             size_t scores_stride, float* out);
 
 // --- Memory read probe (benchmarks) --------------------------------------------------------------
 // The wrapping sum of n uint64 words read front to back with the variant's widest loads: how fast

@@ -24,8 +24,9 @@ namespace kernels {
   void f32_silumul_##isa(const float* gate, const float* up, size_t n, float* out);              \
   void f32_softmax_##isa(float* x, size_t n);                                                   \
   void f32_exp_##isa(const float* x, size_t n, float* y);                                       \
-  void f32_attention_##isa(const float* q, const float* k, const float* v, size_t head_dim,      \
-                           size_t n_keys, size_t kv_stride, float* scores, float* out);          \
+  void f32_attention_##isa(const float* q, size_t n_heads, const float* k, const float* v,       \
+                           size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,      \
+                           size_t scores_stride, float* out);                                    \
   uint64_t u64_stream_sum_##isa(const uint64_t* p, size_t n);
 
 EMBER_DECLARE_VARIANT_SET(scalar)

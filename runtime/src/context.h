@@ -46,8 +46,8 @@ struct Context {
   XnnpackLinear xnnpack;  // use_xnnpack: f32 weights' XNNPACK operators (memory outside the block)
 
   // Buffers (shape comments in floats unless said). B = n_batch_max, S = n_seq_max, T = n_ctx.
-  float* k_cache = nullptr;      // (S, layers, T, kv_dim)
-  float* v_cache = nullptr;      // (S, layers, T, kv_dim)
+  float* k_cache = nullptr;      // (S, layers, kv_heads, T, head_dim): a head's keys contiguous
+  float* v_cache = nullptr;      // (S, layers, kv_heads, T, head_dim)
   uint32_t* seq_len = nullptr;   // (S) cached positions per slot
   uint32_t* seq_pending = nullptr;  // (S) scratch for batch validation
   float* x = nullptr;            // (B, dim) residual stream

@@ -41,23 +41,33 @@ void rope(float* x, uint32_t n_heads, uint32_t head_dim, const float* cos, const
   }
 }
 
-// One query head h of batch token `token` (sequence slot `seq`, attending to positions
-// 0..n_keys-1 of the slot's cache): scores into ctx->scores + h * T, output into ctx->att.
-void attention_head(Context* ctx, uint32_t layer, uint32_t token, uint32_t seq, uint32_t n_keys,
-                    size_t h) {
+// The cache row of KV head `kvh` at position `pos` of sequence slot `seq`, layer `layer`: the KV
+// cache is (S, layers, kv_heads, T, head_dim), so that a head's keys (and values) lie one after the
+// other and attention streams them front to back.
+size_t kv_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh, size_t pos) {
+  const ModelConfig& c = ctx->model->config;
+  return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * ctx->plan.n_ctx * c.head_dim +
+         pos * c.head_dim;
+}
+
+// Query heads [h0, h0 + nh) of batch token `token` (sequence slot `seq`, attending to positions
+// 0..n_keys-1 of the slot's cache), all of one KV head: scores into ctx->scores + h * T, output
+// into ctx->att.
+void attention_heads(Context* ctx, uint32_t layer, uint32_t token, uint32_t seq, uint32_t n_keys,
+                     size_t h0, size_t nh) {
   const ModelConfig& c = ctx->model->config;
   const uint32_t hd = c.head_dim, T = ctx->plan.n_ctx;
-  const uint32_t kvh = static_cast<uint32_t>(h) / (c.num_heads / c.num_kv_heads);
-  const float* q = ctx->q + size_t{token} * c.q_dim + h * hd;
-  const size_t slot = (size_t{seq} * c.num_layers + layer) * T * c.kv_dim;
-  const float* kc = ctx->k_cache + slot + size_t{kvh} * hd;
-  const float* vc = ctx->v_cache + slot + size_t{kvh} * hd;
-  float* scores = ctx->scores + h * T;
-  float* out = ctx->att + size_t{token} * c.q_dim + h * hd;
+  const size_t kvh = h0 / (c.num_heads / c.num_kv_heads);
+  const float* q = ctx->q + size_t{token} * c.q_dim + h0 * hd;
+  const size_t off = kv_offset(ctx, seq, layer, kvh, 0);
+  float* scores = ctx->scores + h0 * T;
+  float* out = ctx->att + size_t{token} * c.q_dim + h0 * hd;
   // llama2.c's order, so that the f32 path reproduces run.c (issue 2 asks 1e-5): the kernel sums
   // q.k sequentially over run.c's head layout (RoPE pairs interleaved), divides by sqrt(head_dim),
-  // softmaxes, then sums p_t * v_t in increasing t (kernels.h, AttentionFn).
-  kernels::active().attention(q, kc, vc, hd, n_keys, c.kv_dim, scores, out);
+  // softmaxes, then sums p_t * v_t in increasing t (kernels.h, AttentionFn). The heads of a group
+  // share the kernel's reads of K and V.
+  kernels::active().attention(q, nh, ctx->k_cache + off, ctx->v_cache + off, hd, n_keys, hd, scores,
+                              T, out);
 }
 
 // Everything the per-layer pool jobs below read: the batch, the layer, the kernels.
@@ -77,15 +87,15 @@ struct LayerJob {
 void attention_tokens(void* arg, size_t h) {
   const LayerJob& job = *static_cast<const LayerJob*>(arg);
   for (size_t i = 0; i < job.n; ++i) {
-    attention_head(job.ctx, job.layer, static_cast<uint32_t>(i),
-                   static_cast<uint32_t>(job.b->seq_id[i]),
-                   static_cast<uint32_t>(job.b->pos[i]) + 1, h);
+    attention_heads(job.ctx, job.layer, static_cast<uint32_t>(i),
+                    static_cast<uint32_t>(job.b->seq_id[i]),
+                    static_cast<uint32_t>(job.b->pos[i]) + 1, h, 1);
   }
 }
 
 // Work item = KV head g and its group of query heads, over every token of the batch: the rows of
 // q / k / v that belong to the group (on the input prepared by LinearExecutor::prepare), their
-// biases, RoPE, K/V appended to the cache, then attention_head for each query head of the group.
+// biases, RoPE, K/V appended to the cache, then attention of the group's query heads together.
 // The same operations on the same values as linear_multi + rope_append_tokens + attention_tokens,
 // one dispatch instead of three (the group's K/V are written and read by this item only).
 void kv_group_tokens(void* arg, size_t g) {
@@ -95,7 +105,7 @@ void kv_group_tokens(void* arg, size_t g) {
   const LayerWeights& w = *job.w;
   const LinearExecutor& lin = ctx->linear;
   const size_t hd = c.head_dim, r = c.num_heads / c.num_kv_heads;
-  const size_t qd = c.q_dim, kvd = c.kv_dim, half = hd / 2, T = ctx->plan.n_ctx;
+  const size_t qd = c.q_dim, kvd = c.kv_dim, half = hd / 2;
   const size_t q0 = g * r * hd, k0 = g * hd;  // first q / k / v row of the group
   lin.rows(w.wq, ctx->q, q0, q0 + r * hd);
   lin.rows(w.wk, ctx->k, k0, k0 + hd);
@@ -111,18 +121,13 @@ void kv_group_tokens(void* arg, size_t g) {
     const float* sn = ctx->rope_sin + i * half;
     rope(q, static_cast<uint32_t>(r), c.head_dim, cs, sn);
     rope(k, 1, c.head_dim, cs, sn);
-    const size_t off =
-        ((size_t(job.b->seq_id[i]) * c.num_layers + job.layer) * T + size_t(job.b->pos[i])) * kvd +
-        k0;
+    const size_t off = kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, g, size_t(job.b->pos[i]));
     std::memcpy(ctx->k_cache + off, k, hd * sizeof(float));
     std::memcpy(ctx->v_cache + off, v, hd * sizeof(float));
   }
-  for (size_t h = g * r; h < (g + 1) * r; ++h) {
-    for (size_t i = 0; i < job.n; ++i) {
-      attention_head(ctx, job.layer, static_cast<uint32_t>(i),
-                     static_cast<uint32_t>(job.b->seq_id[i]),
-                     static_cast<uint32_t>(job.b->pos[i]) + 1, h);
-    }
+  for (size_t i = 0; i < job.n; ++i) {
+    attention_heads(ctx, job.layer, static_cast<uint32_t>(i), static_cast<uint32_t>(job.b->seq_id[i]),
+                    static_cast<uint32_t>(job.b->pos[i]) + 1, g * r, r);
   }
 }
 
@@ -174,7 +179,7 @@ void rope_append_tokens(void* arg, size_t i0, size_t count) {
   Context* ctx = job.ctx;
   const ModelConfig& c = ctx->model->config;
   const LayerWeights& w = *job.w;
-  const size_t qd = c.q_dim, kvd = c.kv_dim, half = c.head_dim / 2, T = ctx->plan.n_ctx;
+  const size_t qd = c.q_dim, kvd = c.kv_dim, half = c.head_dim / 2, hd = c.head_dim;
   for (size_t i = i0; i < i0 + count; ++i) {
     float* q = ctx->q + i * qd;
     float* k = ctx->k + i * kvd;
@@ -186,10 +191,11 @@ void rope_append_tokens(void* arg, size_t i0, size_t count) {
     const float* sn = ctx->rope_sin + i * half;
     rope(q, c.num_heads, c.head_dim, cs, sn);
     rope(k, c.num_kv_heads, c.head_dim, cs, sn);
-    const size_t off =
-        ((size_t(job.b->seq_id[i]) * c.num_layers + job.layer) * T + size_t(job.b->pos[i])) * kvd;
-    std::memcpy(ctx->k_cache + off, k, kvd * sizeof(float));
-    std::memcpy(ctx->v_cache + off, v, kvd * sizeof(float));
+    for (size_t h = 0; h < c.num_kv_heads; ++h) {
+      const size_t off = kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, h, size_t(job.b->pos[i]));
+      std::memcpy(ctx->k_cache + off, k + h * hd, hd * sizeof(float));
+      std::memcpy(ctx->v_cache + off, v + h * hd, hd * sizeof(float));
+    }
   }
 }
 

@@ -126,19 +126,23 @@ void BM_silu(benchmark::State& st, const KernelTable* t, size_t n) {
   st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void BM_attention(benchmark::State& st, const KernelTable* t, size_t n_keys) {
+// `heads` query heads sharing one KV head (8: TinyLlama's GQA group; 1: MHA) over n_keys keys.
+void BM_attention(benchmark::State& st, const KernelTable* t, size_t heads, size_t n_keys) {
   const size_t hd = 64, stride = 768;
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> q(hd), k(n_keys * stride), v(n_keys * stride), p(n_keys), out(hd);
+  std::vector<float> q(heads * hd), k(n_keys * stride), v(n_keys * stride), p(heads * n_keys),
+      out(heads * hd);
   for (auto& x : q) x = u(rng);
   for (auto& x : k) x = u(rng);
   for (auto& x : v) x = u(rng);
   for (auto _ : st) {
-    t->attention(q.data(), k.data(), v.data(), hd, n_keys, stride, p.data(), out.data());
+    t->attention(q.data(), heads, k.data(), v.data(), hd, n_keys, stride, p.data(), n_keys,
+                 out.data());
     benchmark::ClobberMemory();
   }
-  st.counters["MAC/s"] = benchmark::Counter(2.0 * hd * n_keys * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["MAC/s"] =
+      benchmark::Counter(2.0 * hd * n_keys * heads * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void register_all() {
@@ -156,9 +160,11 @@ void register_all() {
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("silu/" + v + "/n131072").c_str(), BM_silu, t, size_t{131072})
         ->Unit(benchmark::kMicrosecond);
-    for (size_t n : {size_t{64}, size_t{128}, size_t{256}, size_t{512}})
-      benchmark::RegisterBenchmark(("attention/" + v + "/hd64/n" + std::to_string(n)).c_str(),
-                                   BM_attention, t, n)->Unit(benchmark::kMicrosecond);
+    for (size_t heads : {size_t{1}, size_t{8}})
+      for (size_t n : {size_t{64}, size_t{128}, size_t{512}, size_t{2048}})
+        benchmark::RegisterBenchmark(("attention/" + v + "/hd64/h" + std::to_string(heads) + "/n" +
+                                      std::to_string(n)).c_str(),
+                                     BM_attention, t, heads, n)->Unit(benchmark::kMicrosecond);
     for (const Shape& s : shapes)
       for (size_t m : {size_t{1}, size_t{4}, size_t{64}, size_t{512}}) {
         if (v == "scalar" && m > 4) continue;

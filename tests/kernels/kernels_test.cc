@@ -475,40 +475,51 @@ TEST_P(KernelVariantTest, ExpUlp) {
   }
 }
 
-// Attention of one head: bits (probabilities and output) vs the scalar kernel, and vs the double
-// reference. Head dims with a whole 4-dim block per half (8, 16, 48, 64, 128) take the SIMD score
-// path, 12 and 6 the per-key fallback; key counts around the 4 / 8-key blocks; kv strides of GQA
-// (the head's keys inside a row of kv_heads * head_dim floats, at kv head 1 when there are two).
+// Attention of a group of heads sharing one KV head: bits (probabilities and output) vs the scalar
+// kernel, and each head vs the double reference. Head dims with a whole 4-dim block per half (8,
+// 16, 48, 64, 128) take the SIMD score path, 12 and 6 the per-key fallback; key counts around the
+// 4 / 8-key blocks; 1 head (MHA), 3 and 8 (GQA; chunks of 4 heads plus a partial one, and whole
+// chunks); a scores stride past n_keys; kv strides of GQA (the head's keys inside a row of
+// kv_heads * head_dim floats, at kv head 1 when there are two).
 TEST_P(KernelVariantTest, Attention) {
   std::mt19937 rng(14);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (size_t hd : {8, 16, 48, 64, 128, 12, 6})
     for (size_t n_keys : {1, 3, 7, 17, 33, 255, 600})
-      for (size_t kv_heads : {1, 2, 3}) {
-        SCOPED_TRACE(testing::Message() << table_->name << " head_dim=" << hd << " n_keys="
-                                        << n_keys << " kv_heads=" << kv_heads);
-        const size_t stride = kv_heads * hd, off = kv_heads > 1 ? hd : 0;
-        std::vector<float> q(hd), kc(n_keys * stride), vc(n_keys * stride);
-        for (auto& x : q) x = 3.0f * u(rng);  // scores of a few units: a peaked softmax
-        for (auto& x : kc) x = u(rng);
-        for (auto& x : vc) x = u(rng);
-        std::vector<float> p(n_keys), out(hd), ps(n_keys), outs(hd);
-        table_->attention(q.data(), kc.data() + off, vc.data() + off, hd, n_keys, stride,
-                          p.data(), out.data());
-        scalar_table().attention(q.data(), kc.data() + off, vc.data() + off, hd, n_keys, stride,
-                                 ps.data(), outs.data());
-        for (size_t t = 0; t < n_keys; ++t) ASSERT_EQ(bits(p[t]), bits(ps[t])) << "p, t=" << t;
-        for (size_t d = 0; d < hd; ++d) ASSERT_EQ(bits(out[d]), bits(outs[d])) << "out, d=" << d;
-        std::vector<double> pr(n_keys), outr(hd), mag(hd);
-        ember_ref::attention(q.data(), kc.data() + off, vc.data() + off, hd, n_keys, stride,
-                             pr.data(), outr.data(), mag.data());
-        // Scores: hd float roundings of |q.k| <= 3 hd (then / sqrt(hd)): p_t relative error a
-        // few 1e-6 at hd 128; the V sum adds n_keys roundings of the running sum.
-        for (size_t t = 0; t < n_keys; ++t)
-          ASSERT_NEAR(p[t], pr[t], 2e-5 * pr[t] + 1e-12) << "t=" << t;
-        for (size_t d = 0; d < hd; ++d)
-          ASSERT_NEAR(out[d], outr[d], (2e-5 + 1.2e-7 * n_keys) * mag[d] + 1e-9) << "d=" << d;
-      }
+      for (size_t kv_heads : {1, 2, 3})
+        for (size_t heads : {1, 3, 8}) {
+          if (heads == 3 && kv_heads != 2) continue;  // (fewer combinations; 3 heads once per shape)
+          SCOPED_TRACE(testing::Message() << table_->name << " head_dim=" << hd << " n_keys="
+                                          << n_keys << " kv_heads=" << kv_heads << " heads=" << heads);
+          const size_t stride = kv_heads * hd, off = kv_heads > 1 ? hd : 0, ss = n_keys + 5;
+          std::vector<float> q(heads * hd), kc(n_keys * stride), vc(n_keys * stride);
+          for (auto& x : q) x = 3.0f * u(rng);  // scores of a few units: a peaked softmax
+          for (auto& x : kc) x = u(rng);
+          for (auto& x : vc) x = u(rng);
+          std::vector<float> p(heads * ss, -7.0f), out(heads * hd), ps(heads * ss, -7.0f),
+              outs(heads * hd);
+          table_->attention(q.data(), heads, kc.data() + off, vc.data() + off, hd, n_keys, stride,
+                            p.data(), ss, out.data());
+          scalar_table().attention(q.data(), heads, kc.data() + off, vc.data() + off, hd, n_keys,
+                                   stride, ps.data(), ss, outs.data());
+          for (size_t i = 0; i < heads * ss; ++i) ASSERT_EQ(bits(p[i]), bits(ps[i])) << "p, i=" << i;
+          for (size_t i = 0; i < heads * hd; ++i)
+            ASSERT_EQ(bits(out[i]), bits(outs[i])) << "out, i=" << i;
+          for (size_t h = 0; h < heads; ++h) {
+            // The padding between heads' scores is not written.
+            for (size_t t = n_keys; t < ss; ++t) ASSERT_EQ(p[h * ss + t], -7.0f) << "h=" << h;
+            std::vector<double> pr(n_keys), outr(hd), mag(hd);
+            ember_ref::attention(q.data() + h * hd, kc.data() + off, vc.data() + off, hd, n_keys,
+                                 stride, pr.data(), outr.data(), mag.data());
+            // Scores: hd float roundings of |q.k| <= 3 hd (then / sqrt(hd)): p_t relative error a
+            // few 1e-6 at hd 128; the V sum adds n_keys roundings of the running sum.
+            for (size_t t = 0; t < n_keys; ++t)
+              ASSERT_NEAR(p[h * ss + t], pr[t], 2e-5 * pr[t] + 1e-12) << "h=" << h << " t=" << t;
+            for (size_t d = 0; d < hd; ++d)
+              ASSERT_NEAR(out[h * hd + d], outr[d], (2e-5 + 1.2e-7 * n_keys) * mag[d] + 1e-9)
+                  << "h=" << h << " d=" << d;
+          }
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, KernelVariantTest,

@@ -1,11 +1,14 @@
-// Attention of one query head over the KV cache (AttentionFn), AVX2, bit-identical to the scalar
-// kernel (kernels.h order, no FMA). Scores: 8 keys per register, one lane per key, each lane the
-// sequential interleaved sum; the K block (8 keys x 4 dims) is transposed in registers, dims j..j+3
-// of the first half and half + j.. of the second interleaved as run.c steps through them. Softmax:
-// f32_softmax_avx2. V sum: ACROSS d (8 dims per register, up to 64 dims kept in registers while t
-// runs), each lane out = out + p * v in increasing t from +0.
+// Attention of a group of query heads over one KV head (AttentionFn), AVX2, bit-identical to the
+// scalar kernel (kernels.h order, no FMA). Scores: 8 keys per register, one lane per key, each lane
+// the sequential interleaved sum; each K block (8 keys x 4 dims) is transposed in registers ONCE for
+// up to kScoreHeads heads (GQA: the 8 query heads of a TinyLlama KV head read and transpose K twice
+// instead of 8 times), dims j..j+3 of the first half and half + j.. of the second interleaved as
+// run.c steps through them. Softmax: f32_softmax_avx2 per head. V sum: ACROSS d, kVHeads heads x 16
+// dims in registers while t runs (each v_t block loaded once for those heads), each lane
+// out = out + p * v in increasing t from +0.
 #include <cmath>
 
+#include "kernels/attention-group.h"
 #include "kernels/avx2/avx2-common.h"
 #include "kernels/variants.h"
 
@@ -33,58 +36,82 @@ inline void keys8x4(const float* const r[8], size_t d0, __m256 c[4]) {
   c[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-// out[d0 .. d0 + 8 * NB) = sum over t of p_t * v_t[d], t increasing, from +0.
-template <int NB>
-inline void v_sum(const float* v, size_t kv_stride, const float* p, size_t n_keys, size_t d0,
-                  float* out) {
-  __m256 acc[NB];
-  for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
-  for (size_t t = 0; t < n_keys; ++t) {
-    const float* vt = v + t * kv_stride + d0;
-    const __m256 pt = _mm256_set1_ps(p[t]);
-    for (int b = 0; b < NB; ++b)
-      acc[b] = _mm256_add_ps(acc[b], _mm256_mul_ps(pt, _mm256_loadu_ps(vt + 8 * b)));
-  }
-  for (int b = 0; b < NB; ++b) _mm256_storeu_ps(out + d0 + 8 * b, acc[b]);
-}
+// The vector parts of attention_group (kernels/attention-group.h).
+struct Avx2Attention {
+  static constexpr size_t kKeys = 8;
+  // Heads per K transpose: H accumulators + 8 transposed vectors stay in the 16 ymm registers.
+  static constexpr int kScoreHeads = 4;
+  // Heads x 8-dim blocks of one V pass: H x kVBlocks accumulators and kVBlocks value vectors.
+  static constexpr int kVHeads = 4;
+  static constexpr int kVBlocks = 2;
 
-}  // namespace
-
-void f32_attention_avx2(const float* q, const float* k, const float* v, size_t head_dim,
-                        size_t n_keys, size_t kv_stride, float* scores, float* out) {
-  const float sqrt_hd = std::sqrt(static_cast<float>(head_dim));
-  const size_t half = head_dim / 2;
-  size_t t = 0;
-  if (head_dim % 8 == 0) {  // half a multiple of 4: whole 4-dim blocks in each half
-    const __m256 vsqrt = _mm256_set1_ps(sqrt_hd);
-    for (; t + 8 <= n_keys; t += 8) {
+  template <int H>
+  static void scores(const float* q, const float* k, size_t head_dim, size_t kv_stride,
+                     size_t blocks, float* s, size_t ss) {
+    const size_t half = head_dim / 2;
+    const __m256 vsqrt = _mm256_set1_ps(std::sqrt(static_cast<float>(head_dim)));
+    for (size_t b = 0; b < blocks; ++b) {
+      const size_t t = kKeys * b;
       const float* r[8];
       for (int l = 0; l < 8; ++l) r[l] = k + (t + l) * kv_stride;
-      __m256 acc = _mm256_setzero_ps();
+      __m256 acc[H];
+      for (int h = 0; h < H; ++h) acc[h] = _mm256_setzero_ps();
       for (size_t j = 0; j < half; j += 4) {
         __m256 lo[4], hi[4];
         keys8x4(r, j, lo);
         keys8x4(r, half + j, hi);
         for (int u = 0; u < 4; ++u) {
-          acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(q[j + u]), lo[u]));
-          acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(q[half + j + u]), hi[u]));
+          for (int h = 0; h < H; ++h) {
+            const float* qh = q + h * head_dim;
+            acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(_mm256_set1_ps(qh[j + u]), lo[u]));
+            acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(_mm256_set1_ps(qh[half + j + u]), hi[u]));
+          }
         }
       }
-      _mm256_storeu_ps(scores + t, _mm256_div_ps(acc, vsqrt));
+      for (int h = 0; h < H; ++h) _mm256_storeu_ps(s + h * ss + t, _mm256_div_ps(acc[h], vsqrt));
     }
   }
-  for (; t < n_keys; ++t) scores[t] = attention_score_one(q, k + t * kv_stride, head_dim, sqrt_hd);
 
-  f32_softmax_avx2(scores, n_keys);
-
-  size_t d = 0;
-  for (; d + 64 <= head_dim; d += 64) v_sum<8>(v, kv_stride, scores, n_keys, d, out);
-  for (; d + 8 <= head_dim; d += 8) v_sum<1>(v, kv_stride, scores, n_keys, d, out);
-  for (; d < head_dim; ++d) {
-    float acc = 0.0f;
-    for (size_t u = 0; u < n_keys; ++u) acc = acc + scores[u] * v[u * kv_stride + d];
-    out[d] = acc;
+  // out_h[d0 .. d0 + 8 * NB) = sum over t of p_h[t] * v_t[d], t increasing, from +0.
+  template <int H, int NB>
+  static void v_block(const float* v, size_t kv_stride, const float* p, size_t ps, size_t n_keys,
+                      size_t d0, size_t head_dim, float* out) {
+    __m256 acc[H][NB];
+    for (int h = 0; h < H; ++h)
+      for (int b = 0; b < NB; ++b) acc[h][b] = _mm256_setzero_ps();
+    for (size_t t = 0; t < n_keys; ++t) {
+      const float* vt = v + t * kv_stride + d0;
+      __m256 vv[NB];
+      for (int b = 0; b < NB; ++b) vv[b] = _mm256_loadu_ps(vt + 8 * b);
+      for (int h = 0; h < H; ++h) {
+        const __m256 pt = _mm256_set1_ps(p[h * ps + t]);
+        for (int b = 0; b < NB; ++b) acc[h][b] = _mm256_add_ps(acc[h][b], _mm256_mul_ps(pt, vv[b]));
+      }
+    }
+    for (int h = 0; h < H; ++h)
+      for (int b = 0; b < NB; ++b) _mm256_storeu_ps(out + h * head_dim + d0 + 8 * b, acc[h][b]);
   }
+
+  template <int H>
+  static size_t v_sum(const float* v, size_t kv_stride, const float* p, size_t ps, size_t n_keys,
+                      size_t head_dim, float* out) {
+    size_t d = 0;
+    for (; d + 8 * kVBlocks <= head_dim; d += 8 * kVBlocks)
+      v_block<H, kVBlocks>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
+    for (; d + 8 <= head_dim; d += 8) v_block<H, 1>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
+    return d;
+  }
+
+  static void softmax(float* x, size_t n) { f32_softmax_avx2(x, n); }
+};
+
+}  // namespace
+
+void f32_attention_avx2(const float* q, size_t n_heads, const float* k, const float* v,
+                        size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,
+                        size_t scores_stride, float* out) {
+  attention_group<Avx2Attention>(q, n_heads, k, v, head_dim, n_keys, kv_stride, scores,
+                                 scores_stride, out);
 }
 
 }  // namespace kernels

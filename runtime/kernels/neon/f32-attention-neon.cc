@@ -1,11 +1,13 @@
-// Attention of one query head over the KV cache (AttentionFn), ARMv8.0 NEON, bit-identical to the
-// scalar kernel (kernels.h order, no FMA: -ffp-contract=off). Scores: 4 keys per register, one lane
-// per key, each lane the sequential interleaved sum; the K block (4 keys x 4 dims) is transposed in
-// registers, dims j..j+3 of the first half and half + j.. of the second interleaved as run.c steps
-// through them. Softmax: f32_softmax_neon. V sum: ACROSS d (4 dims per register, up to 32 dims in
-// registers while t runs), each lane out = out + p * v in increasing t from +0.
+// Attention of a group of query heads over one KV head (AttentionFn), ARMv8.0 NEON, bit-identical
+// to the scalar kernel (kernels.h order, no FMA: -ffp-contract=off). Scores: 4 keys per register,
+// one lane per key, each lane the sequential interleaved sum; each K block (4 keys x 4 dims) is
+// transposed in registers ONCE for up to kScoreHeads heads (GQA), dims j..j+3 of the first half and
+// half + j.. of the second interleaved as run.c steps through them. Softmax: f32_softmax_neon per
+// head. V sum: ACROSS d, kVHeads heads x 16 dims in registers while t runs (each v_t block loaded
+// once for those heads), each lane out = out + p * v in increasing t from +0.
 #include <cmath>
 
+#include "kernels/attention-group.h"
 #include "kernels/neon/neon-common.h"
 #include "kernels/variants.h"
 
@@ -27,57 +29,81 @@ inline void keys4x4(const float* const r[4], size_t d0, float32x4_t c[4]) {
   c[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
 }
 
-// out[d0 .. d0 + 4 * NB) = sum over t of p_t * v_t[d], t increasing, from +0.
-template <int NB>
-inline void v_sum(const float* v, size_t kv_stride, const float* p, size_t n_keys, size_t d0,
-                  float* out) {
-  float32x4_t acc[NB];
-  for (int b = 0; b < NB; ++b) acc[b] = vdupq_n_f32(0.0f);
-  for (size_t t = 0; t < n_keys; ++t) {
-    const float* vt = v + t * kv_stride + d0;
-    const float32x4_t pt = vdupq_n_f32(p[t]);
-    for (int b = 0; b < NB; ++b) acc[b] = vaddq_f32(acc[b], vmulq_f32(pt, vld1q_f32(vt + 4 * b)));
-  }
-  for (int b = 0; b < NB; ++b) vst1q_f32(out + d0 + 4 * b, acc[b]);
-}
+// The vector parts of attention_group (kernels/attention-group.h).
+struct NeonAttention {
+  static constexpr size_t kKeys = 4;
+  // Heads per K transpose, and heads x 4-dim blocks of one V pass (NEON has 32 q registers).
+  static constexpr int kScoreHeads = 8;
+  static constexpr int kVHeads = 4;
+  static constexpr int kVBlocks = 4;
 
-}  // namespace
-
-void f32_attention_neon(const float* q, const float* k, const float* v, size_t head_dim,
-                        size_t n_keys, size_t kv_stride, float* scores, float* out) {
-  const float sqrt_hd = std::sqrt(static_cast<float>(head_dim));
-  const size_t half = head_dim / 2;
-  size_t t = 0;
-  if (head_dim % 8 == 0) {  // half a multiple of 4: whole 4-dim blocks in each half
-    const float32x4_t vsqrt = vdupq_n_f32(sqrt_hd);
-    for (; t + 4 <= n_keys; t += 4) {
+  template <int H>
+  static void scores(const float* q, const float* k, size_t head_dim, size_t kv_stride,
+                     size_t blocks, float* s, size_t ss) {
+    const size_t half = head_dim / 2;
+    const float32x4_t vsqrt = vdupq_n_f32(std::sqrt(static_cast<float>(head_dim)));
+    for (size_t b = 0; b < blocks; ++b) {
+      const size_t t = kKeys * b;
       const float* r[4];
       for (int l = 0; l < 4; ++l) r[l] = k + (t + l) * kv_stride;
-      float32x4_t acc = vdupq_n_f32(0.0f);
+      float32x4_t acc[H];
+      for (int h = 0; h < H; ++h) acc[h] = vdupq_n_f32(0.0f);
       for (size_t j = 0; j < half; j += 4) {
         float32x4_t lo[4], hi[4];
         keys4x4(r, j, lo);
         keys4x4(r, half + j, hi);
         for (int u = 0; u < 4; ++u) {
-          acc = vaddq_f32(acc, vmulq_f32(vdupq_n_f32(q[j + u]), lo[u]));
-          acc = vaddq_f32(acc, vmulq_f32(vdupq_n_f32(q[half + j + u]), hi[u]));
+          for (int h = 0; h < H; ++h) {
+            const float* qh = q + h * head_dim;
+            acc[h] = vaddq_f32(acc[h], vmulq_f32(vdupq_n_f32(qh[j + u]), lo[u]));
+            acc[h] = vaddq_f32(acc[h], vmulq_f32(vdupq_n_f32(qh[half + j + u]), hi[u]));
+          }
         }
       }
-      vst1q_f32(scores + t, vdivq_f32(acc, vsqrt));
+      for (int h = 0; h < H; ++h) vst1q_f32(s + h * ss + t, vdivq_f32(acc[h], vsqrt));
     }
   }
-  for (; t < n_keys; ++t) scores[t] = attention_score_one(q, k + t * kv_stride, head_dim, sqrt_hd);
 
-  f32_softmax_neon(scores, n_keys);
-
-  size_t d = 0;
-  for (; d + 32 <= head_dim; d += 32) v_sum<8>(v, kv_stride, scores, n_keys, d, out);
-  for (; d + 4 <= head_dim; d += 4) v_sum<1>(v, kv_stride, scores, n_keys, d, out);
-  for (; d < head_dim; ++d) {
-    float acc = 0.0f;
-    for (size_t u = 0; u < n_keys; ++u) acc = acc + scores[u] * v[u * kv_stride + d];
-    out[d] = acc;
+  // out_h[d0 .. d0 + 4 * NB) = sum over t of p_h[t] * v_t[d], t increasing, from +0.
+  template <int H, int NB>
+  static void v_block(const float* v, size_t kv_stride, const float* p, size_t ps, size_t n_keys,
+                      size_t d0, size_t head_dim, float* out) {
+    float32x4_t acc[H][NB];
+    for (int h = 0; h < H; ++h)
+      for (int b = 0; b < NB; ++b) acc[h][b] = vdupq_n_f32(0.0f);
+    for (size_t t = 0; t < n_keys; ++t) {
+      const float* vt = v + t * kv_stride + d0;
+      float32x4_t vv[NB];
+      for (int b = 0; b < NB; ++b) vv[b] = vld1q_f32(vt + 4 * b);
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t pt = vdupq_n_f32(p[h * ps + t]);
+        for (int b = 0; b < NB; ++b) acc[h][b] = vaddq_f32(acc[h][b], vmulq_f32(pt, vv[b]));
+      }
+    }
+    for (int h = 0; h < H; ++h)
+      for (int b = 0; b < NB; ++b) vst1q_f32(out + h * head_dim + d0 + 4 * b, acc[h][b]);
   }
+
+  template <int H>
+  static size_t v_sum(const float* v, size_t kv_stride, const float* p, size_t ps, size_t n_keys,
+                      size_t head_dim, float* out) {
+    size_t d = 0;
+    for (; d + 4 * kVBlocks <= head_dim; d += 4 * kVBlocks)
+      v_block<H, kVBlocks>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
+    for (; d + 4 <= head_dim; d += 4) v_block<H, 1>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
+    return d;
+  }
+
+  static void softmax(float* x, size_t n) { f32_softmax_neon(x, n); }
+};
+
+}  // namespace
+
+void f32_attention_neon(const float* q, size_t n_heads, const float* k, const float* v,
+                        size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,
+                        size_t scores_stride, float* out) {
+  attention_group<NeonAttention>(q, n_heads, k, v, head_dim, n_keys, kv_stride, scores,
+                                 scores_stride, out);
 }
 
 }  // namespace kernels
