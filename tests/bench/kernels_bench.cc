@@ -127,19 +127,23 @@ void BM_silu(benchmark::State& st, const KernelTable* t, size_t n) {
 }
 
 // `heads` query heads sharing one KV head (8: TinyLlama's GQA group; 1: MHA) over n_keys keys.
-void BM_attention(benchmark::State& st, const KernelTable* t, size_t heads, size_t n_keys) {
-  const size_t hd = 64, stride = 768;
+// sets > 1: that many caches (the head's keys contiguous, as the runtime lays them out) taken in
+// turn, so that they come from DRAM as in decode; 1: the same one every time (from cache).
+void BM_attention(benchmark::State& st, const KernelTable* t, size_t heads, size_t n_keys,
+                  size_t sets) {
+  const size_t hd = 64, stride = sets > 1 ? hd : 768, set_floats = 2 * n_keys * stride;
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> q(heads * hd), k(n_keys * stride), v(n_keys * stride), p(heads * n_keys),
-      out(heads * hd);
+  std::vector<float> q(heads * hd), kv(sets * set_floats), p(heads * n_keys), out(heads * hd);
   for (auto& x : q) x = u(rng);
-  for (auto& x : k) x = u(rng);
-  for (auto& x : v) x = u(rng);
+  for (auto& x : kv) x = u(rng);
+  size_t s = 0;
   for (auto _ : st) {
-    t->attention(q.data(), heads, k.data(), v.data(), hd, n_keys, stride, p.data(), n_keys,
+    const float* k = kv.data() + s * set_floats;
+    t->attention(q.data(), heads, k, k + n_keys * stride, hd, n_keys, stride, p.data(), n_keys,
                  out.data());
     benchmark::ClobberMemory();
+    s = s + 1 == sets ? 0 : s + 1;
   }
   st.counters["MAC/s"] =
       benchmark::Counter(2.0 * hd * n_keys * heads * st.iterations(), benchmark::Counter::kIsRate);
@@ -164,7 +168,12 @@ void register_all() {
       for (size_t n : {size_t{64}, size_t{128}, size_t{512}, size_t{2048}})
         benchmark::RegisterBenchmark(("attention/" + v + "/hd64/h" + std::to_string(heads) + "/n" +
                                       std::to_string(n)).c_str(),
-                                     BM_attention, t, heads, n)->Unit(benchmark::kMicrosecond);
+                                     BM_attention, t, heads, n, size_t{1})
+            ->Unit(benchmark::kMicrosecond);
+    // 256 caches of 1024 keys x 64 dims (K and V, 512 KiB each): 128 MiB, from DRAM.
+    benchmark::RegisterBenchmark(("attention/" + v + "/hd64/h8/n1024/dram").c_str(), BM_attention,
+                                 t, size_t{8}, size_t{1024}, size_t{256})
+        ->Unit(benchmark::kMicrosecond);
     for (const Shape& s : shapes)
       for (size_t m : {size_t{1}, size_t{4}, size_t{64}, size_t{512}}) {
         if (v == "scalar" && m > 4) continue;
