@@ -3,9 +3,9 @@
 // the sequential interleaved sum; each K block (8 keys x 4 dims) is transposed in registers ONCE for
 // up to kScoreHeads heads (GQA: the 8 query heads of a TinyLlama KV head read and transpose K twice
 // instead of 8 times), dims j..j+3 of the first half and half + j.. of the second interleaved as
-// run.c steps through them. Softmax: f32_softmax_avx2 per head. V sum: ACROSS d, kVHeads heads x 16
-// dims in registers while t runs (each v_t block loaded once for those heads), each lane
-// out = out + p * v in increasing t from +0.
+// run.c steps through them. Softmax: f32_softmax_avx2 per head. V sum: ACROSS d, 8 accumulators of up
+// to kVHeads heads in registers while t runs (each v_t block loaded once for those heads), each
+// lane out = out + p * v in increasing t from +0.
 #include <cmath>
 
 #include "kernels/attention-group.h"
@@ -41,9 +41,9 @@ struct Avx2Attention {
   static constexpr size_t kKeys = 8;
   // Heads per K transpose: H accumulators + 8 transposed vectors stay in the 16 ymm registers.
   static constexpr int kScoreHeads = 4;
-  // Heads x 8-dim blocks of one V pass: H x kVBlocks accumulators and kVBlocks value vectors.
+  // Heads of one V pass; each pass keeps 8 accumulators: H heads x 8 / H 8-dim blocks (one head:
+  // a whole 64-dim row per pass, as an MHA model wants; four: 16 dims of each).
   static constexpr int kVHeads = 4;
-  static constexpr int kVBlocks = 2;
   // Software prefetch distances: K blocks ahead in the scores, value rows ahead in the V sums.
   static constexpr size_t kPrefetchBlocks = 4;
   static constexpr size_t kPrefetchKeys = 16;
@@ -109,9 +109,10 @@ struct Avx2Attention {
   template <int H>
   static size_t v_sum(const float* v, size_t kv_stride, const float* p, size_t ps, size_t n_keys,
                       size_t head_dim, float* out) {
+    constexpr int kBlocks = 8 / H;
     size_t d = 0;
-    for (; d + 8 * kVBlocks <= head_dim; d += 8 * kVBlocks)
-      v_block<H, kVBlocks>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
+    for (; d + 8 * kBlocks <= head_dim; d += 8 * kBlocks)
+      v_block<H, kBlocks>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
     for (; d + 8 <= head_dim; d += 8) v_block<H, 1>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
     return d;
   }

@@ -3,8 +3,8 @@
 // one lane per key, each lane the sequential interleaved sum; each K block (4 keys x 4 dims) is
 // transposed in registers ONCE for up to kScoreHeads heads (GQA), dims j..j+3 of the first half and
 // half + j.. of the second interleaved as run.c steps through them. Softmax: f32_softmax_neon per
-// head. V sum: ACROSS d, kVHeads heads x 16 dims in registers while t runs (each v_t block loaded
-// once for those heads), each lane out = out + p * v in increasing t from +0.
+// head. V sum: ACROSS d, 16 accumulators of up to kVHeads heads in registers while t runs (each v_t
+// block loaded once for those heads), each lane out = out + p * v in increasing t from +0.
 #include <cmath>
 
 #include "kernels/attention-group.h"
@@ -32,10 +32,10 @@ inline void keys4x4(const float* const r[4], size_t d0, float32x4_t c[4]) {
 // The vector parts of attention_group (kernels/attention-group.h).
 struct NeonAttention {
   static constexpr size_t kKeys = 4;
-  // Heads per K transpose, and heads x 4-dim blocks of one V pass (NEON has 32 q registers).
+  // Heads per K transpose, and heads of one V pass (NEON has 32 q registers); each V pass keeps
+  // 16 accumulators: H heads x 16 / H 4-dim blocks (one head: a whole 64-dim row per pass).
   static constexpr int kScoreHeads = 8;
   static constexpr int kVHeads = 4;
-  static constexpr int kVBlocks = 4;
 
   template <int H>
   static void scores(const float* q, const float* k, size_t head_dim, size_t kv_stride,
@@ -87,9 +87,10 @@ struct NeonAttention {
   template <int H>
   static size_t v_sum(const float* v, size_t kv_stride, const float* p, size_t ps, size_t n_keys,
                       size_t head_dim, float* out) {
+    constexpr int kBlocks = 16 / H;
     size_t d = 0;
-    for (; d + 4 * kVBlocks <= head_dim; d += 4 * kVBlocks)
-      v_block<H, kVBlocks>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
+    for (; d + 4 * kBlocks <= head_dim; d += 4 * kBlocks)
+      v_block<H, kBlocks>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
     for (; d + 4 <= head_dim; d += 4) v_block<H, 1>(v, kv_stride, p, ps, n_keys, d, head_dim, out);
     return d;
   }
