@@ -6,6 +6,7 @@
 // thread count, and decode speed is also given as a fraction of the bandwidth ceiling
 // (bandwidth / weight bytes read per token).
 #include <CLI/CLI.hpp>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -48,18 +49,69 @@ std::vector<uint32_t> parse_list(const std::string& s, const char* what) {
   return out;
 }
 
+// The probe's buffer: anonymous memory in 2 MiB pages where the OS gives them (Linux,
+// MADV_HUGEPAGE), as ember_model_load_file maps a model. With transparent huge pages in "madvise"
+// mode a std::vector gets 4 KiB pages, which read slower: on this host (AMD EPYC, 2 threads, 1 GiB,
+// the plain loop, 8 rounds alternated in one process) 54.2 GB/s median / 57.9 best in 4 KiB pages,
+// 62.3 / 63.9 in 2 MiB pages. The ceiling would be understated.
+class ProbeBuffer {
+ public:
+  ProbeBuffer() = default;
+  ProbeBuffer(const ProbeBuffer&) = delete;
+  ProbeBuffer& operator=(const ProbeBuffer&) = delete;
+  ~ProbeBuffer() { release(); }
+  size_t size() const { return n_; }
+  uint64_t* data() { return p_; }
+  uint64_t& operator[](size_t i) { return p_[i]; }
+  bool allocate(size_t n) {
+    release();
+    if (n == 0) return true;
+    const size_t huge = size_t{2} << 20;
+    len_ = (n * sizeof(uint64_t) + huge - 1) / huge * huge + huge;  // room to align the start
+    void* m = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      len_ = 0;
+      return false;
+    }
+    map_ = m;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(m);
+    const uintptr_t start = (base + huge - 1) / huge * huge;
+    p_ = reinterpret_cast<uint64_t*>(start);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p_, len_ - (start - base), MADV_HUGEPAGE);  // a hint: 4 KiB pages still work
+#endif
+    n_ = n;
+    return true;
+  }
+
+ private:
+  void release() {
+    if (map_ != nullptr) munmap(map_, len_);
+    map_ = nullptr;
+    p_ = nullptr;
+    n_ = len_ = 0;
+  }
+  void* map_ = nullptr;
+  uint64_t* p_ = nullptr;
+  size_t n_ = 0, len_ = 0;
+};
+
 // Read bandwidth with `threads` threads: each sums its share of a buffer much larger than the
-// caches, with a plain loop and with ember_read_probe (the widest loads this CPU runs: a plain
-// loop read 51-60 GB/s where AVX-512 loads read 63-67 on this 2-core host, 2 threads); the best of
-// 5 passes of each (bytes / second). Each round (a plain pass, then a wide one) appends the
-// better of its two rates to `rounds`.
+// caches, with a plain loop and with ember_read_probe (the widest loads this CPU runs; which of the
+// two reads faster has changed from one host to the next: AVX-512 loads 63-67 GB/s against 51-60
+// for the plain loop on one, 58 against 62 (medians) on another); the best of 5 passes of each
+// (bytes / second). Each round (a plain pass, then a wide one) appends the better of its two rates
+// to `rounds`.
 double measure_read_bandwidth(uint32_t threads, size_t bytes, std::vector<double>* rounds) {
   const size_t n = bytes / sizeof(uint64_t);
-  static std::vector<uint64_t> buf;
+  static ProbeBuffer buf;
   if (buf.size() != n) {
+    if (!buf.allocate(n)) {
+      std::fprintf(stderr, "ember-bench: no memory for a %zu MiB bandwidth probe\n", bytes >> 20);
+      std::exit(1);
+    }
     // Distinct nonzero contents on every page, so that no page can be shared or deduplicated by the
     // OS or a hypervisor (reads of one shared zero page would measure the cache, not DRAM).
-    buf.resize(n);
     for (size_t i = 0; i < n; ++i) buf[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
   }
   std::vector<uint64_t> sinks(threads * 8);
