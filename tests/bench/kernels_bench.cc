@@ -2,16 +2,22 @@
 // stories110m layer shapes, float matmuls, softmax / SiLU*mul / attention (with libm-expf loops,
 // the code before exp_f32, for comparison), for every runnable variant.
 //   ./kernels_bench --benchmark_filter=u8s8
-// Counters: MAC/s (int8 multiply-accumulates) and weight bytes/s.
+// Counters: MAC/s (int8 multiply-accumulates) and weight bytes/s; .../dram: the same kernel (or the
+// read probe, stream/...) on weights that come from DRAM, bytes/s.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace {
 
@@ -53,6 +59,89 @@ void BM_u8s8(benchmark::State& st, const KernelTable* t, size_t m, size_t n, siz
   }
   st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
   st.counters["wB/s"] = benchmark::Counter(double(n) * (k + 8 * pr.groups) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+// Decode's case: the weights come from DRAM. 1 GiB of matrices of one shape (u8 weights and their
+// scales / mins, each matrix as a model file lays it out) in 2 MiB pages where the OS gives them
+// (a model file is mapped so), taken in turn; "stream" reads the same bytes with the variant's read
+// probe (ember-bench's wide pass), one thread each: what the kernel reads against what a plain
+// read of the same memory gives.
+struct DramSet {
+  size_t n, k, groups, count, bytes;
+  uint8_t* base = nullptr;
+  std::vector<float> x, d, y;
+  std::vector<int8_t> a;
+  std::vector<int32_t> s;
+  DramSet(size_t n_, size_t k_, size_t group) : n(n_), k(k_) {
+    groups = (k + group - 1) / group;
+    const size_t mat = n * k + n * groups * sizeof(ZeroOneParams);  // (a multiple of 64 here)
+    count = (size_t{1} << 30) / mat;
+    bytes = count * mat;
+    const size_t huge = size_t{2} << 20, len = (bytes + huge - 1) / huge * huge;
+#if defined(__linux__)
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) std::abort();
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, len, MADV_HUGEPAGE);
+#endif
+    base = static_cast<uint8_t*>(m);
+#else
+    base = static_cast<uint8_t*>(std::aligned_alloc(huge, len));
+    if (base == nullptr) std::abort();
+#endif
+    std::mt19937 rng(5);
+    for (size_t i = 0; i < bytes; i += 4) {
+      const uint32_t v = static_cast<uint32_t>(rng());
+      std::memcpy(base + i, &v, 4);
+    }
+    for (size_t c = 0; c < count; ++c) {  // finite, small scales / mins
+      ZeroOneParams* p = params(c);
+      for (size_t i = 0; i < n * groups; ++i)
+        p[i] = {0.001f * float(i % 7 + 1), -0.01f * float(i % 5)};
+    }
+    x.assign(k, 0.5f);
+    a.resize(k);
+    d.resize(groups);
+    s.resize(groups);
+    y.resize(n);
+  }
+  const uint8_t* q(size_t c) const { return base + c * (bytes / count); }
+  ZeroOneParams* params(size_t c) const {
+    return reinterpret_cast<ZeroOneParams*>(base + c * (bytes / count) + n * k);
+  }
+};
+
+DramSet& dram_set() {  // built once, shared by the dram benchmarks (tinyllama's gate / up shape)
+  static DramSet set(5632, 2048, 64);
+  return set;
+}
+
+void BM_u8s8_dram(benchmark::State& st, const KernelTable* t) {
+  DramSet& ds = dram_set();
+  t->quantize_acts_s8(ds.x.data(), 1, ds.k, 64, ds.a.data(), ds.d.data(), ds.s.data());
+  size_t c = 0;
+  for (auto _ : st) {
+    t->matmul_u8s8(ds.q(c), ds.params(c), ds.k, 64, ds.a.data(), ds.d.data(), ds.s.data(), 1,
+                   ds.y.data(), ds.n, 0, ds.n);
+    benchmark::ClobberMemory();
+    c = c + 1 == ds.count ? 0 : c + 1;
+  }
+  st.counters["B/s"] = benchmark::Counter(double(ds.bytes / ds.count) * st.iterations(),
+                                          benchmark::Counter::kIsRate);
+}
+
+void BM_stream_dram(benchmark::State& st, const KernelTable* t) {
+  DramSet& ds = dram_set();
+  const size_t mat = ds.bytes / ds.count;
+  size_t c = 0;
+  uint64_t sink = 0;
+  for (auto _ : st) {
+    sink += t->stream_sum(reinterpret_cast<const uint64_t*>(ds.q(c)), mat / sizeof(uint64_t));
+    benchmark::DoNotOptimize(sink);
+    c = c + 1 == ds.count ? 0 : c + 1;
+  }
+  st.counters["B/s"] =
+      benchmark::Counter(double(mat) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_quant(benchmark::State& st, const KernelTable* t, size_t m, size_t k, size_t g) {
@@ -181,6 +270,10 @@ void register_all() {
                                      BM_u8s8, t, m, s.n, s.k, size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
             ->Unit(benchmark::kMillisecond);
       }
+    benchmark::RegisterBenchmark(("u8s8/" + v + "/tl-up/m1/g64/dram").c_str(), BM_u8s8_dram, t)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("stream/" + v + "/tl-up/dram").c_str(), BM_stream_dram, t)
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t, size_t{512},
                                  size_t{2048}, size_t{64})->Unit(benchmark::kMicrosecond);
     for (size_t m : {size_t{1}, size_t{64}})
