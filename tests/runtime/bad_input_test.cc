@@ -241,8 +241,8 @@ TEST_F(BadInputTest, FilesThatCannotBeOpened) {
 }
 
 TEST_F(BadInputTest, MisalignedBuffer) {
-  std::vector<uint8_t> padded(file_.size() + 1);
-  std::memcpy(padded.data() + 1, file_.data(), file_.size());
+  std::vector<uint8_t> padded(1, 0);  // one byte, then the model
+  padded.insert(padded.end(), file_.begin(), file_.end());
   AlignedBuffer buf(padded.data(), padded.size());
   ember_model* m = nullptr;
   EXPECT_EQ(ember_model_load_buffer(static_cast<uint8_t*>(buf.p) + 1, file_.size(), &m),
