@@ -46,6 +46,7 @@ inline std::vector<uint8_t> make_safetensors(const std::map<std::string, RawTens
   while (hs.size() % 8) hs += ' ';
   return [&] {
     std::vector<uint8_t> out(8);
+    out.reserve(8 + hs.size() + off);  // (also keeps GCC 12's -Warray-bounds from a false alarm)
     const uint64_t n = hs.size();
     for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
     out.insert(out.end(), hs.begin(), hs.end());
