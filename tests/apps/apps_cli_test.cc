@@ -48,6 +48,18 @@ void expect_clean_failure(const Cmd& r, const std::string& what) {
   EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << what << ": " << r.err;
 }
 
+// Runs `cmd`, which must fail cleanly (expect_clean_failure) with `needle` in its stderr (any
+// message at all when `needle` is empty).
+void expect_fails_with(const std::string& cmd, const std::string& what, const std::string& needle) {
+  const Cmd r = run(cmd);
+  expect_clean_failure(r, what);
+  if (needle.empty()) {
+    EXPECT_FALSE(r.err.empty()) << what << ": no message";
+  } else {
+    EXPECT_NE(r.err.find(needle), std::string::npos) << what << ": " << r.err;
+  }
+}
+
 // stories260K converted with `args` (e.g. "--quant f32") into a temp file; "" if ../shared is absent.
 std::string convert_stories(const std::string& name, const std::string& args) {
   const std::string hf = ember_test::shared_path("models/stories260K/hf");
@@ -101,33 +113,25 @@ TEST(EmberRun, RejectsBadInputWithAMessage) {
   const std::string bin = EMBER_RUN_BIN;
 
   const std::string missing = ember_test::temp_path("no-such-model.ember");
-  Cmd r = run(bin + " -m " + quote(missing) + " -p hi -n 4");
-  expect_clean_failure(r, "missing model");
-  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(missing) + " -p hi -n 4", "missing model",
+                    "loading the model");
 
   // Not a model: random bytes, and a real model cut in half.
   const std::string junk = ember_test::temp_path("junk.ember");
   std::vector<unsigned char> bytes(4096);
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 151 + 7);
   ember_test::write_file(junk, bytes.data(), bytes.size());
-  r = run(bin + " -m " + quote(junk) + " -p hi -n 4");
-  expect_clean_failure(r, "junk file");
-  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(junk) + " -p hi -n 4", "junk file", "loading the model");
 
   const std::vector<unsigned char> whole = ember_test::read_file(model);
   const std::string half = ember_test::temp_path("half.ember");
   ember_test::write_file(half, whole.data(), whole.size() / 2);
-  r = run(bin + " -m " + quote(half) + " -p hi -n 4");
-  expect_clean_failure(r, "truncated model");
-  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(half) + " -p hi -n 4", "truncated model",
+                    "loading the model");
 
   // A context longer than the model's, and a malformed number.
-  r = run(bin + " -m " + quote(model) + " -p hi -n 4 -c 100000");
-  expect_clean_failure(r, "context too long");
-  EXPECT_FALSE(r.err.empty());
-  r = run(bin + " -m " + quote(model) + " -p hi -n many");
-  expect_clean_failure(r, "-n many");
-  EXPECT_NE(r.err.find("-n"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(model) + " -p hi -n 4 -c 100000", "context too long", "");
+  expect_fails_with(bin + " -m " + quote(model) + " -p hi -n many", "-n many", "-n");
 }
 
 // --- ember-tokenize -------------------------------------------------------------------------------
@@ -148,15 +152,12 @@ TEST(EmberTokenize, IdsMatchRunCPromptIds) {
 TEST(EmberTokenize, RejectsBadInputWithAMessage) {
   REQUIRE_STORIES(model, "s260k_u8.ember", "");
   const std::string bin = EMBER_TOKENIZE_BIN;
-  Cmd r = run(bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p hi");
-  expect_clean_failure(r, "missing model");
-  EXPECT_NE(r.err.find("loading the model"), std::string::npos) << r.err;
-  r = run(bin + " -m " + quote(model) + " -p hi --ids --json");
-  expect_clean_failure(r, "--ids with --json");
-  EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
-  r = run(bin + " -m " + quote(model) + " --decode '1 99999'");
-  expect_clean_failure(r, "an id past the vocabulary");
-  EXPECT_FALSE(r.err.empty());
+  expect_fails_with(bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p hi",
+                    "missing model", "loading the model");
+  expect_fails_with(bin + " -m " + quote(model) + " -p hi --ids --json", "--ids with --json",
+                    "excludes");
+  expect_fails_with(bin + " -m " + quote(model) + " --decode '1 99999'",
+                    "an id past the vocabulary", "");
 }
 
 // --- ember-bench ----------------------------------------------------------------------------------
@@ -245,29 +246,25 @@ TEST(EmberBench, DepthRunsTestsAfterAFilledCache) {
     EXPECT_EQ(a[i]["depth"], i < 2 ? 0 : 300);
     EXPECT_GT(a[i]["tps_median"].get<double>(), 0.0);
   }
-  r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -d 510 --bandwidth-mib 0");
-  expect_clean_failure(r, "-d past the context");
-  EXPECT_NE(r.err.find("tests need 518 positions, the model has 512"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(model) + " -p 8 -n 4 -d 510 --bandwidth-mib 0",
+                    "-d past the context", "tests need 518 positions, the model has 512");
 }
 
 TEST(EmberBench, RejectsBadArgumentsWithAMessage) {
   REQUIRE_STORIES(model, "s260k_u8.ember", "");
   const std::string bin = EMBER_BENCH_BIN;
-  Cmd r = run(bin + " -m " + quote(model) + " -p 8,abc -n 4 --bandwidth-mib 0");
-  expect_clean_failure(r, "-p 8,abc");
-  EXPECT_NE(r.err.find("bad -p value 'abc'"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(model) + " -p 8,abc -n 4 --bandwidth-mib 0", "-p 8,abc",
+                    "bad -p value 'abc'");
 
-  r = run(bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p 8 -n 4 --bandwidth-mib 0");
-  expect_clean_failure(r, "missing model");
-  EXPECT_NE(r.err.find("absent.ember"), std::string::npos) << r.err;
+  expect_fails_with(
+      bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p 8 -n 4 --bandwidth-mib 0",
+      "missing model", "absent.ember");
 
-  r = run(bin + " -m " + quote(model) + " -p 0 -n 100000 --bandwidth-mib 0");
-  expect_clean_failure(r, "-n beyond the context");
-  EXPECT_NE(r.err.find("tests need 100000 positions"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(model) + " -p 0 -n 100000 --bandwidth-mib 0",
+                    "-n beyond the context", "tests need 100000 positions");
 
-  r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -r 0 --bandwidth-mib 0");
-  expect_clean_failure(r, "-r 0");
-  EXPECT_NE(r.err.find("-r"), std::string::npos) << r.err;
+  expect_fails_with(bin + " -m " + quote(model) + " -p 8 -n 4 -r 0 --bandwidth-mib 0", "-r 0",
+                    "-r");
 }
 
 }  // namespace
