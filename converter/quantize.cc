@@ -61,19 +61,24 @@ uint16_t f32_to_f16(float f) {
 }
 
 StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, uint32_t group) {
-  if (rows == 0 || cols == 0) throw ConvertError("zero-one quantization of an empty matrix");
+  if (group > cols) group = static_cast<uint32_t>(cols);  // one partial group per row
+  ZeroOneShape shape;
+  if (!zero_one_shape(rows, cols, group, &shape)) {
+    throw ConvertError("zero-one quantization of a " + std::to_string(rows) + " x " +
+                       std::to_string(cols) + " matrix: empty or too large");
+  }
   StoredTensor s;
   s.dtype = fb::DType::U8_ZERO_ONE;
   s.shape = {rows, cols};
   s.group_size = group;
   const size_t glen = zero_one_group_len(cols, group);
   const size_t gpr = zero_one_groups_per_row(cols, group);
-  s.data.resize(rows * cols);
-  s.params.resize(rows * gpr);
+  std::vector<uint8_t> q(rows * cols);         // (rows, cols) row-major, then stored in blocks
+  std::vector<ZeroOneParams> params(rows * gpr);  // (rows, groups)
   double num = 0, den = 0;
   for (uint64_t r = 0; r < rows; ++r) {
     const float* wr = w + r * cols;
-    uint8_t* qr = s.data.data() + r * cols;
+    uint8_t* qr = q.data() + r * cols;
     for (size_t g = 0; g < gpr; ++g) {
       const size_t k0 = g * glen;
       const size_t n = cols - k0 < glen ? cols - k0 : glen;  // the last group may be partial
@@ -82,7 +87,7 @@ StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, uin
         throw ConvertError("zero-one quantization: row " + std::to_string(r) + " group " + std::to_string(g) +
                            " has a range too large for float32");
       }
-      s.params[r * gpr + g] = p;
+      params[r * gpr + g] = p;
       for (size_t i = 0; i < n; ++i) {
         const double x = wr[k0 + i];
         const double d = x - static_cast<double>(zero_one_dequantize(qr[k0 + i], p));
@@ -92,6 +97,9 @@ StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, uin
     }
   }
   s.rel_rms_error = den == 0 ? (num == 0 ? 0.0 : INFINITY) : std::sqrt(num / den);
+  s.data.resize(shape.data_bytes());
+  s.params.resize(shape.params_floats());
+  zero_one_pack(shape, q.data(), params.data(), s.data.data(), s.params.data());
   return s;
 }
 

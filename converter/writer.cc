@@ -189,7 +189,10 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir, co
     }
     adapters = fbb.CreateVector(v);
   }
-  auto root = fb::CreateModel(fbb, kFormatVersion, kRuntimeVersion, required_features, 0, config, tok, tensors,
+  // Only u8 tensors changed layout in format 2: a float-only file stays readable by runtime 1.
+  const uint32_t min_runtime =
+      (required_features & kFeatureZeroOneU8) != 0 ? kFormatVersionU8Blocks : 1;
+  auto root = fb::CreateModel(fbb, kFormatVersion, min_runtime, required_features, 0, config, tok, tensors,
                               weights_offset, weights_size, prov, adapters);
   fbb.FinishSizePrefixed(root, kFileIdentifier);
 }
@@ -232,7 +235,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     offset = align_up(offset + p.t.data.size(), kWeightAlignment);
     if (!p.t.params.empty()) {
       p.params_offset = offset;
-      p.params_size = p.t.params.size() * sizeof(ZeroOneParams);
+      p.params_size = p.t.params.size() * sizeof(float);
       offset = align_up(offset + p.params_size, kWeightAlignment);
     }
     TensorReport tr;

@@ -10,8 +10,11 @@
 namespace ember {
 
 // Version of the format this code writes; readers accept files with min_runtime_version <= it.
-constexpr uint32_t kFormatVersion = 1;
-constexpr uint32_t kRuntimeVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kRuntimeVersion = 2;
+// Format 2 stores u8 zero-one matrices in row blocks (core/zero_one.h); format 1 stored them row
+// major. A file with u8 tensors needs runtime 2; a float-only file still reads with runtime 1.
+constexpr uint32_t kFormatVersionU8Blocks = 2;
 
 // Required-feature bits: a reader refuses a file that sets a required bit it does not know.
 enum FeatureBits : uint64_t {

@@ -7,7 +7,7 @@
 // q = round((x - min) / scale) in 0..255, x ~= min + q * scale. A constant group has scale 0 and
 // dequantizes exactly to min.
 //
-// In the file: data = (rows, cols) uint8 row-major; params = (rows, groups_per_row) ZeroOneParams.
+// In the file: the row-block layout below (zero_one_pack), the same on every CPU.
 #ifndef EMBER_CORE_ZERO_ONE_H_
 #define EMBER_CORE_ZERO_ONE_H_
 
@@ -53,6 +53,102 @@ inline ZeroOneParams zero_one_quantize_group(const float* x, size_t n, uint8_t* 
 }
 
 inline float zero_one_dequantize(uint8_t q, ZeroOneParams p) { return p.min + q * p.scale; }
+
+// --- The stored layout: row blocks, one for every CPU, used in place -------------------------
+// A quantized matrix is stored in blocks of kZeroOneBlockRows (16) rows, padded with zero rows
+// (q = 0, scale = 0, min = 0). Inside a block, each group's weights come as units: 4 consecutive
+// bytes of each of the 16 rows side by side (64 bytes, one cache line: a vector register holds
+// one unit of 16 rows, so a kernel multiplies 16 outputs with one instruction and a broadcast
+// activation word, and reads each weight once whatever the number of tokens). A group of `len`
+// bytes has ceil(len / 4) units; the bytes past len in its last unit are 0.
+//   data:   (blocks, groups, units of the group, 16 rows, 4 bytes) u8
+//   params: (blocks, groups, {16 scales, 16 mins}) f32: 128 bytes per block and group
+// Element (r, c): block r / 16, lane r % 16, group g = c / group, unit (c % group) / 4, byte c % 4.
+constexpr size_t kZeroOneBlockRows = 16;
+constexpr size_t kZeroOneUnitBytes = 4;                                     // of one row
+constexpr size_t kZeroOneUnitStride = kZeroOneBlockRows * kZeroOneUnitBytes;  // 64: of all rows
+constexpr size_t kZeroOneParamFloats = 2 * kZeroOneBlockRows;  // per block and group
+
+struct ZeroOneShape {
+  uint64_t rows = 0, cols = 0;
+  uint64_t group = 0;       // bytes per group (the row length for group_size 0)
+  uint64_t groups = 0;      // per row; the last may be partial
+  uint64_t blocks = 0;      // ceil(rows / 16)
+  uint64_t units_full = 0;  // units of a full group
+  uint64_t units_row = 0;   // units of all the groups of a row
+  uint64_t block_bytes() const { return units_row * kZeroOneUnitStride; }
+  uint64_t data_bytes() const { return blocks * block_bytes(); }
+  uint64_t params_floats() const { return blocks * groups * kZeroOneParamFloats; }
+  uint64_t params_bytes() const { return params_floats() * sizeof(float); }
+  // Bytes of group g's weights in a block, from the block's start (every group before is full).
+  uint64_t group_offset(uint64_t g) const { return g * units_full * kZeroOneUnitStride; }
+  // Units of group g (the last one may have fewer).
+  uint64_t units(uint64_t g) const {
+    const uint64_t len = cols - g * group < group ? cols - g * group : group;
+    return (len + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes;
+  }
+};
+
+// The layout of a (rows, cols) matrix with `group_size` (0 = a whole row). False when a size does
+// not fit in 64 bits (rows, cols from an untrusted file) or rows / cols is 0.
+inline bool zero_one_shape(uint64_t rows, uint64_t cols, uint64_t group_size, ZeroOneShape* s) {
+  if (rows == 0 || cols == 0 || group_size > cols) return false;
+  constexpr uint64_t kMax = uint64_t{1} << 40;  // far above any real matrix, far below overflow
+  if (rows > kMax || cols > kMax) return false;
+  s->rows = rows;
+  s->cols = cols;
+  s->group = group_size == 0 ? cols : group_size;
+  s->groups = (cols + s->group - 1) / s->group;
+  s->blocks = (rows + kZeroOneBlockRows - 1) / kZeroOneBlockRows;
+  s->units_full = (s->group + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes;
+  s->units_row = s->units_full * (s->groups - 1) + s->units(s->groups - 1);
+  // blocks * units_row * 64 and blocks * groups * 128 stay below 2^40 * 2^39 * 2^7: check.
+  return s->blocks <= kMax / (s->units_row * kZeroOneUnitStride) &&
+         s->blocks * s->groups <= kMax;
+}
+
+// Byte (r, c) of the stored data.
+inline uint64_t zero_one_byte_offset(const ZeroOneShape& s, uint64_t r, uint64_t c) {
+  const uint64_t g = c / s.group, t = c % s.group;
+  return (r / kZeroOneBlockRows) * s.block_bytes() + s.group_offset(g) +
+         (t / kZeroOneUnitBytes) * kZeroOneUnitStride + (r % kZeroOneBlockRows) * kZeroOneUnitBytes +
+         t % kZeroOneUnitBytes;
+}
+
+// (scale, min) of row r, group g in the stored params.
+inline ZeroOneParams zero_one_params_at(const ZeroOneShape& s, const float* params, uint64_t r,
+                                        uint64_t g) {
+  const float* p = params + ((r / kZeroOneBlockRows) * s.groups + g) * kZeroOneParamFloats;
+  return ZeroOneParams{p[r % kZeroOneBlockRows], p[kZeroOneBlockRows + r % kZeroOneBlockRows]};
+}
+
+// Stores a row-major matrix q (rows, cols) with row-major params (rows, groups) in the layout
+// above: data (data_bytes()) and params (params_floats()), padding included.
+inline void zero_one_pack(const ZeroOneShape& s, const uint8_t* q, const ZeroOneParams* p,
+                          uint8_t* data, float* params) {
+  for (uint64_t i = 0; i < s.data_bytes(); ++i) data[i] = 0;
+  for (uint64_t i = 0; i < s.params_floats(); ++i) params[i] = 0.0f;
+  for (uint64_t r = 0; r < s.rows; ++r) {
+    for (uint64_t c = 0; c < s.cols; ++c) data[zero_one_byte_offset(s, r, c)] = q[r * s.cols + c];
+    for (uint64_t g = 0; g < s.groups; ++g) {
+      float* pb = params + ((r / kZeroOneBlockRows) * s.groups + g) * kZeroOneParamFloats;
+      pb[r % kZeroOneBlockRows] = p[r * s.groups + g].scale;
+      pb[kZeroOneBlockRows + r % kZeroOneBlockRows] = p[r * s.groups + g].min;
+    }
+  }
+}
+
+// Row r of a stored matrix as floats (cols values): min + q * scale per group.
+inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data,
+                                    const float* params, uint64_t r, float* out) {
+  for (uint64_t g = 0; g < s.groups; ++g) {
+    const ZeroOneParams p = zero_one_params_at(s, params, r, g);
+    const uint64_t c1 = s.cols - g * s.group < s.group ? s.cols : (g + 1) * s.group;
+    for (uint64_t c = g * s.group; c < c1; ++c) {
+      out[c] = zero_one_dequantize(data[zero_one_byte_offset(s, r, c)], p);
+    }
+  }
+}
 
 }  // namespace ember
 

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "core/zero_one.h"
 
 namespace ember {
 namespace kernels {
@@ -104,6 +105,23 @@ inline float quantize_group_s8(const float* x, size_t n, int8_t* a, int32_t* sum
   *sum = s;
   return d;
 }
+
+// The stored row blocks of a u8 matrix with k columns and groups of `group` bytes
+// (core/zero_one.h), in the sizes a kernel walks them by (the model verifier checked the sizes).
+struct U8Blocks {
+  size_t k, group, groups, units_full, group_bytes, block_bytes;
+  U8Blocks(size_t k_, size_t group_)
+      : k(k_),
+        group(group_),
+        groups((k_ + group_ - 1) / group_),
+        units_full((group_ + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes),
+        group_bytes(units_full * kZeroOneUnitStride),
+        block_bytes(group_bytes * (groups - 1) +
+                    (len(groups - 1) + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes *
+                        kZeroOneUnitStride) {}
+  // Bytes of group g (the last may be partial).
+  size_t len(size_t g) const { return k - g * group < group ? k - g * group : group; }
+};
 
 // The float epilogue of one (token, row, group) of the u8 x s8 matmul.
 inline float u8s8_group_term(float scale, float min, float d, int32_t isum, int32_t asum) {

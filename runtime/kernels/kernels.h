@@ -56,11 +56,15 @@ namespace kernels {
 using QuantizeActsS8Fn = void (*)(const float* x, size_t m, size_t k, size_t group, int8_t* a,
                                   float* d, int32_t* sum);
 
-// --- Zero-one u8 weight x s8 activation matmul (GEMV when m == 1) --------------------------------
+// --- Zero-one u8 weight x s8 activation matmul ---------------------------------------------------
+// w, p: an (n, k) matrix stored in row blocks (core/zero_one.h: 16 rows, units of 4 bytes per row,
+// params (blocks, groups, {16 scales, 16 mins})), groups of `group` bytes along k (the last may be
+// partial). For rows j in [n0, n1) — any range: a variant computes the 16-row blocks that overlap
+// it and writes only those rows —
 // y[i][j] = sum over groups g of  s[j][g] * d[i][g] * (float)isum(q[j][g] . a[i][g])
 //                               + min[j][g] * d[i][g] * (float)sum[i][g]
-// accumulated in float in increasing g, for rows j in [n0, n1). q: (n, k) u8, p: (n, groups).
-using MatmulU8S8Fn = void (*)(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+// accumulated in float in increasing g. Each weight is read once per call whatever m is.
+using MatmulU8S8Fn = void (*)(const uint8_t* w, const float* p, size_t k, size_t group,
                               const int8_t* a, const float* d, const int32_t* sum, size_t m,
                               float* y, size_t ldy, size_t n0, size_t n1);
 
@@ -79,7 +83,8 @@ using RmsNormFn = void (*)(const float* x, const float* w, size_t n, float eps, 
 using SiluMulFn = void (*)(const float* gate, const float* up, size_t n, float* out);
 // In place: x[i] = exp(x[i] - max) / sum, n values.
 using SoftmaxFn = void (*)(float* x, size_t n);
-// y[i] = exp(x[i]), n values: the exp of the Float order (exp_f32), for tests and callers.
+// y[i] = exp(x[i]), n values: the exp of the Float order (exp_f32). Not in the table: softmax and
+// SiLU use it inside each variant; tests call the variants' f32_exp_* (variants.h) directly.
 using ExpFn = void (*)(const float* x, size_t n, float* y);
 
 // --- Attention of a group of query heads over one KV head's cache -----------------------------
@@ -102,11 +107,6 @@ using AttentionFn = void (*)(const float* q, size_t n_heads, const float* k, con
                              size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,
                              size_t scores_stride, float* out);
 
-// --- Memory read probe (benchmarks) --------------------------------------------------------------
-// The wrapping sum of n uint64 words read front to back with the variant's widest loads: how fast
-// a streaming kernel of this variant can read (ember-bench's bandwidth probe).
-using StreamSumFn = uint64_t (*)(const uint64_t* p, size_t n);
-
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "neon", "neon-dot", "i8mm", ...
   QuantizeActsS8Fn quantize_acts_s8;
@@ -117,9 +117,7 @@ struct KernelTable {
   RmsNormFn rmsnorm;
   SiluMulFn silu_mul;
   SoftmaxFn softmax;
-  ExpFn exp;
   AttentionFn attention;
-  StreamSumFn stream_sum;
 };
 
 // The table in use: chosen once (first call) from cpuinfo, or forced by force_variant() /

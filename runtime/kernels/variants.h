@@ -11,7 +11,7 @@ namespace kernels {
 #define EMBER_DECLARE_VARIANT_SET(isa)                                                           \
   void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, int8_t* a,        \
                              float* d, int32_t* sum);                                            \
-  void u8s8_matmul_##isa(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,       \
+  void u8s8_matmul_##isa(const uint8_t* w, const float* p, size_t k, size_t group,                 \
                          const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y, \
                          size_t ldy, size_t n0, size_t n1);                                      \
   void f32_matmul_##isa(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy, \
@@ -26,25 +26,23 @@ namespace kernels {
   void f32_exp_##isa(const float* x, size_t n, float* y);                                       \
   void f32_attention_##isa(const float* q, size_t n_heads, const float* k, const float* v,       \
                            size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,      \
-                           size_t scores_stride, float* out);                                    \
-  uint64_t u64_stream_sum_##isa(const uint64_t* p, size_t n);
+                           size_t scores_stride, float* out);
 
 EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)
 EMBER_DECLARE_VARIANT_SET(avx2)
 // avx512vnni differs from avx2 only in the integer dot; its table reuses avx2's other kernels.
-void u8s8_matmul_avx512vnni(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+void u8s8_matmul_avx512vnni(const uint8_t* w, const float* p, size_t k, size_t group,
                             const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
                             size_t ldy, size_t n0, size_t n1);
-uint64_t u64_stream_sum_avx512vnni(const uint64_t* p, size_t n);
 #endif
 #if defined(__aarch64__)
 EMBER_DECLARE_VARIANT_SET(neon)
 // neon-dot and i8mm differ from neon only in the integer dot; their tables reuse neon's float ops.
-void u8s8_matmul_neondot(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+void u8s8_matmul_neondot(const uint8_t* w, const float* p, size_t k, size_t group,
                          const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
                          size_t ldy, size_t n0, size_t n1);
-void u8s8_matmul_i8mm(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
+void u8s8_matmul_i8mm(const uint8_t* w, const float* p, size_t k, size_t group,
                       const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
                       size_t ldy, size_t n0, size_t n1);
 #endif

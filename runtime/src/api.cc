@@ -379,11 +379,4 @@ ember_status ember_force_kernel_variant(const char* name) {
   return EMBER_OK;
 }
 
-uint64_t ember_read_probe(const uint64_t* words, size_t n) {
-  if (words == nullptr) return 0;
-  const ember::kernels::KernelTable& best =
-      ember::kernels::variant(ember::kernels::variant_count() - 1);
-  return best.stream_sum(words, n);
-}
-
 }  // extern "C"

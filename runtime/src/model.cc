@@ -76,8 +76,22 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
   // As a matrix: a 1-D tensor is one row.
   const uint64_t mrows = rank == 2 ? rows : 1;
   const uint64_t mcols = rank == 2 ? cols : rows;
+  ZeroOneShape zs;
   unsigned long long numel = 0, bytes = 0, end = 0;
-  if (!checked_mul(mrows, mcols, &numel) || !checked_mul(numel, esize, &bytes)) {
+  if (dt == fb::DType::U8_ZERO_ONE) {
+    if (m.root->format_version() < kFormatVersionU8Blocks) {
+      return set_error(Status::kUnsupported,
+                       "tensor '%s': u8 zero-one weights in the row-major layout of format %u; "
+                       "this runtime reads the row-block layout of format %u: convert the model "
+                       "again with this version's ember-convert",
+                       name, m.root->format_version(), kFormatVersionU8Blocks);
+    }
+    if (t->group_size() > mcols || !zero_one_shape(mrows, mcols, t->group_size(), &zs)) {
+      return set_error(Status::kBadFormat, "tensor '%s': group_size %u for rows of %llu", name,
+                       t->group_size(), (unsigned long long)mcols);
+    }
+    bytes = zs.data_bytes();
+  } else if (!checked_mul(mrows, mcols, &numel) || !checked_mul(numel, esize, &bytes)) {
     return set_error(Status::kBadFormat, "tensor '%s': size overflows", name);
   }
   if (t->data_size() != bytes) {
@@ -102,21 +116,13 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
   w.rows = static_cast<uint32_t>(mrows);
   w.cols = static_cast<uint32_t>(mcols);
   if (dt == fb::DType::U8_ZERO_ONE) {
-    const uint32_t group = t->group_size();
-    if (group > mcols) {
-      return set_error(Status::kBadFormat, "tensor '%s': group_size %u exceeds the row length %llu",
-                       name, group, (unsigned long long)mcols);
-    }
-    const size_t groups = zero_one_groups_per_row(mcols, group);
-    unsigned long long pbytes = 0, pend = 0;
-    if (!checked_mul(mrows, groups, &pbytes) || !checked_mul(pbytes, sizeof(ZeroOneParams), &pbytes)) {
-      return set_error(Status::kBadFormat, "tensor '%s': params size overflows", name);
-    }
-    if (t->params_size() != pbytes) {
+    unsigned long long pend = 0;
+    if (t->params_size() != zs.params_bytes()) {
       return set_error(Status::kBadFormat,
-                       "tensor '%s': params_size %llu, %llu rows x %zu groups x 8 implies %llu", name,
-                       (unsigned long long)t->params_size(), (unsigned long long)mrows, groups,
-                       pbytes);
+                       "tensor '%s': params_size %llu, %llu row blocks x %llu groups x 128 implies "
+                       "%llu",
+                       name, (unsigned long long)t->params_size(), (unsigned long long)zs.blocks,
+                       (unsigned long long)zs.groups, (unsigned long long)zs.params_bytes());
     }
     if (t->params_offset() % kWeightAlignment != 0) {
       return set_error(Status::kBadFormat, "tensor '%s': params_offset %llu is not %zu-byte aligned",
@@ -129,20 +135,23 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                        name, (unsigned long long)t->params_offset(),
                        (unsigned long long)t->params_size(), (unsigned long long)m.weights_size);
     }
-    const auto* p = reinterpret_cast<const ZeroOneParams*>(m.weights + t->params_offset());
-    const size_t np = static_cast<size_t>(mrows) * groups;
-    for (size_t i = 0; i < np; ++i) {
-      ZeroOneParams q;
-      std::memcpy(&q, p + i, sizeof q);
-      if (!std::isfinite(q.scale) || !std::isfinite(q.min) || q.scale < 0.0f) {
+    const float* p = reinterpret_cast<const float*>(m.weights + t->params_offset());
+    for (uint64_t i = 0; i < zs.params_floats(); ++i) {
+      float v;
+      std::memcpy(&v, p + i, sizeof v);
+      const bool is_scale = i % kZeroOneParamFloats < kZeroOneBlockRows;
+      if (!std::isfinite(v) || (is_scale && v < 0.0f)) {
+        const uint64_t block = i / kZeroOneParamFloats / zs.groups;
+        const uint64_t row = block * kZeroOneBlockRows + i % kZeroOneBlockRows;
         return set_error(Status::kBadFormat,
-                         "tensor '%s': group %zu (row %zu) has scale %g, min %g (must be finite, "
-                         "scale >= 0)",
-                         name, i % groups, i / groups, (double)q.scale, (double)q.min);
+                         "tensor '%s': group %llu of row %llu has %s %g (must be finite%s)", name,
+                         (unsigned long long)(i / kZeroOneParamFloats % zs.groups),
+                         (unsigned long long)row, is_scale ? "scale" : "min", (double)v,
+                         is_scale ? ", >= 0" : "");
       }
     }
     w.params = p;
-    w.group = group;
+    w.group = t->group_size();
   }
   *out = w;
   return Status::kOk;
@@ -279,8 +288,11 @@ Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, W
 uint64_t matrix_bytes(const WeightRef& w) {
   const uint64_t n = uint64_t{w.rows} * w.cols;
   switch (w.type) {
-    case WeightType::kU8ZeroOne:
-      return n + uint64_t{w.rows} * zero_one_groups_per_row(w.cols, w.group) * sizeof(ZeroOneParams);
+    case WeightType::kU8ZeroOne: {
+      ZeroOneShape s;  // (checked at load)
+      zero_one_shape(w.rows, w.cols, w.group, &s);
+      return s.data_bytes() + s.params_bytes();  // padding rows included: they are read too
+    }
     case WeightType::kF16:
     case WeightType::kBF16:
       return 2 * n;
@@ -351,8 +363,14 @@ Status load_weights(Model* m) {
   }
   // Bytes a one-token pass reads from the weights: every matrix it multiplies (values and
   // zero-one parameters) and one embedding row (a tied table is the output head: counted there).
+  // A u8 row lies 4 bytes to each 64-byte line of its 16-row block: reading it reads the block.
   uint64_t read = matrix_bytes(m->output);
-  if (!c.tie_embeddings) read += matrix_bytes(m->embed) / c.vocab_size;
+  if (!c.tie_embeddings) {
+    const uint64_t rows = m->embed.type == WeightType::kU8ZeroOne
+                              ? (uint64_t{c.vocab_size} + kZeroOneBlockRows - 1) / kZeroOneBlockRows
+                              : c.vocab_size;
+    read += matrix_bytes(m->embed) / rows;
+  }
   for (uint32_t l = 0; l < L; ++l) {
     const LayerWeights& lw = m->layers[l];
     for (const WeightRef* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down}) {
@@ -383,15 +401,9 @@ void dequantize_row(const WeightRef& w, size_t row, float* out) {
       break;
     }
     case WeightType::kU8ZeroOne: {
-      const uint8_t* q = static_cast<const uint8_t*>(w.data) + row * n;
-      const size_t g = zero_one_group_len(n, w.group);
-      const size_t groups = zero_one_groups_per_row(n, w.group);
-      const ZeroOneParams* p = w.params + row * groups;
-      for (size_t i = 0; i < n; ++i) {
-        ZeroOneParams gp;
-        std::memcpy(&gp, p + i / g, sizeof gp);
-        out[i] = zero_one_dequantize(q[i], gp);
-      }
+      ZeroOneShape s;  // (checked at load)
+      zero_one_shape(w.rows, n, w.group, &s);
+      zero_one_dequantize_row(s, static_cast<const uint8_t*>(w.data), w.params, row, out);
       break;
     }
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "read_probe.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -24,10 +25,11 @@ namespace {
 using ember::ZeroOneParams;
 using ember::kernels::KernelTable;
 
+// An (n, k) u8 matrix in the stored row-block layout, m tokens of activations.
 struct U8Problem {
   size_t m, n, k, group, groups;
-  std::vector<uint8_t> q;
-  std::vector<ZeroOneParams> p;
+  std::vector<uint8_t> q;  // row blocks
+  std::vector<float> p;    // their params
   std::vector<float> x, d, y;
   std::vector<int8_t> a;
   std::vector<int32_t> s;
@@ -36,10 +38,15 @@ struct U8Problem {
     std::mt19937 rng(1);
     std::uniform_int_distribution<int> u8(0, 255);
     std::uniform_real_distribution<float> uf(-1, 1);
-    q.resize(n * k);
-    for (auto& v : q) v = static_cast<uint8_t>(u8(rng));
-    p.resize(n * groups);
-    for (auto& v : p) v = {uf(rng) * 0.01f, uf(rng)};
+    std::vector<uint8_t> rows(n * k);
+    for (auto& v : rows) v = static_cast<uint8_t>(u8(rng));
+    std::vector<ZeroOneParams> rp(n * groups);
+    for (auto& v : rp) v = {uf(rng) * 0.01f, uf(rng)};
+    ember::ZeroOneShape shape;
+    if (!ember::zero_one_shape(n, k, group, &shape)) std::abort();
+    q.resize(shape.data_bytes());
+    p.resize(shape.params_floats());
+    ember::zero_one_pack(shape, rows.data(), rp.data(), q.data(), p.data());
     x.resize(m * k);
     for (auto& v : x) v = uf(rng);
     a.resize(m * k);
@@ -58,23 +65,25 @@ void BM_u8s8(benchmark::State& st, const KernelTable* t, size_t m, size_t n, siz
     benchmark::ClobberMemory();
   }
   st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
-  st.counters["wB/s"] = benchmark::Counter(double(n) * (k + 8 * pr.groups) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["wB/s"] = benchmark::Counter(double(pr.q.size() + 4 * pr.p.size()) * st.iterations(),
+                                           benchmark::Counter::kIsRate);
 }
 
-// Decode's case: the weights come from DRAM. 1 GiB of matrices of one shape (u8 weights and their
-// scales / mins, each matrix as a model file lays it out) in 2 MiB pages where the OS gives them
-// (a model file is mapped so), taken in turn; "stream" reads the same bytes with the variant's read
-// probe (ember-bench's wide pass), one thread each: what the kernel reads against what a plain
-// read of the same memory gives.
+// Decode's case: the weights come from DRAM. 1 GiB of matrices of one shape (row blocks and their
+// params, as a model file lays them out) in 2 MiB pages where the OS gives them (a model file is
+// mapped so), taken in turn; "stream" reads the same bytes with ember-bench's wide read probe, one
+// thread: what the kernel reads against what a plain read of the same memory gives.
 struct DramSet {
   size_t n, k, groups, count, bytes;
+  ember::ZeroOneShape shape;
   uint8_t* base = nullptr;
   std::vector<float> x, d, y;
   std::vector<int8_t> a;
   std::vector<int32_t> s;
   DramSet(size_t n_, size_t k_, size_t group) : n(n_), k(k_) {
     groups = (k + group - 1) / group;
-    const size_t mat = n * k + n * groups * sizeof(ZeroOneParams);  // (a multiple of 64 here)
+    if (!ember::zero_one_shape(n, k, group, &shape)) std::abort();
+    const size_t mat = shape.data_bytes() + shape.params_bytes();  // (a multiple of 64)
     count = (size_t{1} << 30) / mat;
     bytes = count * mat;
     const size_t huge = size_t{2} << 20, len = (bytes + huge - 1) / huge * huge;
@@ -95,9 +104,9 @@ struct DramSet {
       std::memcpy(base + i, &v, 4);
     }
     for (size_t c = 0; c < count; ++c) {  // finite, small scales / mins
-      ZeroOneParams* p = params(c);
-      for (size_t i = 0; i < n * groups; ++i)
-        p[i] = {0.001f * float(i % 7 + 1), -0.01f * float(i % 5)};
+      float* p = params(c);
+      for (size_t i = 0; i < shape.params_floats(); ++i)
+        p[i] = i % 32 < 16 ? 0.001f * float(i % 7 + 1) : -0.01f * float(i % 5);
     }
     x.assign(k, 0.5f);
     a.resize(k);
@@ -106,8 +115,8 @@ struct DramSet {
     y.resize(n);
   }
   const uint8_t* q(size_t c) const { return base + c * (bytes / count); }
-  ZeroOneParams* params(size_t c) const {
-    return reinterpret_cast<ZeroOneParams*>(base + c * (bytes / count) + n * k);
+  float* params(size_t c) const {
+    return reinterpret_cast<float*>(base + c * (bytes / count) + shape.data_bytes());
   }
 };
 
@@ -130,13 +139,13 @@ void BM_u8s8_dram(benchmark::State& st, const KernelTable* t) {
                                           benchmark::Counter::kIsRate);
 }
 
-void BM_stream_dram(benchmark::State& st, const KernelTable* t) {
+void BM_stream_dram(benchmark::State& st) {
   DramSet& ds = dram_set();
   const size_t mat = ds.bytes / ds.count;
   size_t c = 0;
   uint64_t sink = 0;
   for (auto _ : st) {
-    sink += t->stream_sum(reinterpret_cast<const uint64_t*>(ds.q(c)), mat / sizeof(uint64_t));
+    sink += ember_app::wide_sum(reinterpret_cast<const uint64_t*>(ds.q(c)), mat / sizeof(uint64_t));
     benchmark::DoNotOptimize(sink);
     c = c + 1 == ds.count ? 0 : c + 1;
   }
@@ -246,6 +255,7 @@ void register_all() {
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("silu/libm-expf/n131072", BM_silu, nullptr, size_t{131072})
       ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("stream/tl-up/dram", BM_stream_dram)->Unit(benchmark::kMillisecond);
   for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
     const KernelTable* t = &ember::kernels::variant(vi);
     const std::string v = t->name;
@@ -264,15 +274,13 @@ void register_all() {
                                  t, size_t{8}, size_t{1024}, size_t{256})
         ->Unit(benchmark::kMicrosecond);
     for (const Shape& s : shapes)
-      for (size_t m : {size_t{1}, size_t{4}, size_t{64}, size_t{512}}) {
+      for (size_t m : {size_t{1}, size_t{2}, size_t{4}, size_t{8}, size_t{16}, size_t{64}, size_t{512}}) {
         if (v == "scalar" && m > 4) continue;
         benchmark::RegisterBenchmark(("u8s8/" + v + "/" + s.name + "/m" + std::to_string(m) + "/g64").c_str(),
                                      BM_u8s8, t, m, s.n, s.k, size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
             ->Unit(benchmark::kMillisecond);
       }
     benchmark::RegisterBenchmark(("u8s8/" + v + "/tl-up/m1/g64/dram").c_str(), BM_u8s8_dram, t)
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("stream/" + v + "/tl-up/dram").c_str(), BM_stream_dram, t)
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t, size_t{512},
                                  size_t{2048}, size_t{64})->Unit(benchmark::kMicrosecond);

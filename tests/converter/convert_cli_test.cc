@@ -61,7 +61,9 @@ struct EmberFile {
     }
     model = fb::GetSizePrefixedModel(bytes.data());
     EXPECT_EQ(model->format_version(), kFormatVersion);
-    EXPECT_EQ(model->min_runtime_version(), kRuntimeVersion);
+    // Format 2 changed only the u8 layout: a file without u8 tensors stays readable by runtime 1.
+    const bool u8 = (model->required_features() & kFeatureZeroOneU8) != 0;
+    EXPECT_EQ(model->min_runtime_version(), u8 ? kFormatVersionU8Blocks : 1u);
     EXPECT_EQ(model->required_features() & ~kKnownRequiredFeatures, 0u);
     EXPECT_EQ(model->weights_offset() % kWeightAlignment, 0u);
     EXPECT_GE(model->weights_offset(), kSizePrefixBytes + fb_size);
@@ -113,22 +115,25 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
       }
     } else {
       ASSERT_EQ(t->dtype(), fb::DType::U8_ZERO_ONE);
-      ASSERT_EQ(t->group_size(), group);
       const uint64_t rows = w.shape[0], cols = w.shape[1];
-      const uint64_t glen = group == 0 ? cols : group, gpr = (cols + glen - 1) / glen;
-      ASSERT_EQ(t->data_size(), rows * cols);
-      ASSERT_EQ(t->params_size(), rows * gpr * 8);
+      ASSERT_EQ(t->group_size(), group > cols ? cols : group);
+      const uint64_t glen = group == 0 || group > cols ? cols : group;
+      ZeroOneShape shape;
+      ASSERT_TRUE(zero_one_shape(rows, cols, t->group_size(), &shape));
+      ASSERT_EQ(t->data_size(), shape.data_bytes());
+      ASSERT_EQ(t->params_size(), shape.params_bytes());
       EXPECT_EQ(t->params_offset() % kWeightAlignment, 0u);
       EXPECT_GE(t->params_offset(), t->data_offset() + t->data_size());
       ASSERT_LE(t->params_offset() + t->params_size(), f.model->weights_size());
       prev_end = t->params_offset() + t->params_size();
+      std::vector<float> params(shape.params_floats());
+      std::memcpy(params.data(), f.params(t), shape.params_bytes());
       long double num = 0, den = 0;
       for (uint64_t r = 0; r < rows; ++r)
         for (uint64_t c = 0; c < cols; ++c) {
-          ZeroOneParams p;
-          std::memcpy(&p, f.params(t) + (r * gpr + c / glen) * 8, 8);
+          const ZeroOneParams p = zero_one_params_at(shape, params.data(), r, c / glen);
           const float x = w.data[r * cols + c];
-          const float d = p.min + f.data(t)[r * cols + c] * p.scale;
+          const float d = p.min + f.data(t)[zero_one_byte_offset(shape, r, c)] * p.scale;
           ASSERT_LE(std::fabs(x - d), p.scale * 0.501f + 1e-6f * std::fabs(x)) << r << "," << c;
           num += (static_cast<long double>(x) - d) * (static_cast<long double>(x) - d);
           den += static_cast<long double>(x) * x;

@@ -17,14 +17,27 @@ namespace ember {
 namespace convert {
 namespace {
 
+// A stored u8 tensor read back element by element through the layout's addressing.
+struct StoredView {
+  const StoredTensor& s;
+  ZeroOneShape shape;
+  StoredView(const StoredTensor& t, uint64_t rows, uint64_t cols) : s(t) {
+    EXPECT_TRUE(zero_one_shape(rows, cols, t.group_size, &shape));
+  }
+  uint8_t q(uint64_t r, uint64_t c) const { return s.data[zero_one_byte_offset(shape, r, c)]; }
+  ZeroOneParams p(uint64_t r, uint64_t g) const {
+    return zero_one_params_at(shape, s.params.data(), r, g);
+  }
+};
+
 // The test's own dequantization: x ~= min + q * scale, straight from DESIGN.md.
 std::vector<float> dequant(const StoredTensor& s, uint64_t rows, uint64_t cols, size_t glen) {
-  const size_t gpr = (cols + glen - 1) / glen;
+  const StoredView v(s, rows, cols);
   std::vector<float> out(rows * cols);
   for (uint64_t r = 0; r < rows; ++r)
     for (uint64_t c = 0; c < cols; ++c) {
-      const ZeroOneParams p = s.params[r * gpr + c / glen];
-      out[r * cols + c] = p.min + static_cast<float>(s.data[r * cols + c]) * p.scale;
+      const ZeroOneParams p = v.p(r, c / glen);
+      out[r * cols + c] = p.min + static_cast<float>(v.q(r, c)) * p.scale;
     }
   return out;
 }
@@ -34,29 +47,32 @@ std::vector<float> dequant(const StoredTensor& s, uint64_t rows, uint64_t cols, 
 void check_zero_one(const std::vector<float>& w, uint64_t rows, uint64_t cols, uint32_t group) {
   SCOPED_TRACE("rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " group=" + std::to_string(group));
   const StoredTensor s = quantize_zero_one(w.data(), rows, cols, group);
-  const size_t glen = group == 0 ? cols : group;
+  const size_t glen = group == 0 || group > cols ? cols : group;
   const size_t gpr = (cols + glen - 1) / glen;
+  const size_t blocks = (rows + 15) / 16;
   ASSERT_EQ(s.dtype, fb::DType::U8_ZERO_ONE);
-  ASSERT_EQ(s.group_size, group);
-  ASSERT_EQ(s.data.size(), rows * cols);
-  ASSERT_EQ(s.params.size(), rows * gpr);
+  ASSERT_EQ(s.group_size, group > cols ? cols : group);  // a group past the row is the whole row
+  ASSERT_EQ(s.data.size(), blocks * 16 * (gpr - 1) * ((glen + 3) / 4 * 4) +
+                               blocks * 16 * ((cols - (gpr - 1) * glen + 3) / 4 * 4));
+  ASSERT_EQ(s.params.size(), blocks * gpr * 32);
+  const StoredView v(s, rows, cols);
   for (uint64_t r = 0; r < rows; ++r) {
     for (size_t g = 0; g < gpr; ++g) {
       const size_t k0 = g * glen, k1 = std::min<size_t>(cols, k0 + glen);
       const auto mm = std::minmax_element(w.begin() + r * cols + k0, w.begin() + r * cols + k1);
-      const ZeroOneParams p = s.params[r * gpr + g];
+      const ZeroOneParams p = v.p(r, g);
       EXPECT_EQ(p.min, *mm.first);
       EXPECT_FLOAT_EQ(p.scale, (*mm.second - *mm.first) / 255.0f);
       for (size_t k = k0; k < k1; ++k) {
         const float x = w[r * cols + k];
-        const float deq = p.min + s.data[r * cols + k] * p.scale;
+        const float deq = p.min + v.q(r, k) * p.scale;
         EXPECT_LE(std::fabs(x - deq), p.scale * 0.5f * 1.001f + 1e-7f * std::fabs(x)) << "r=" << r << " k=" << k;
       }
       // The extremes are represented (q = 0 at the min, q = 255 at the max unless constant).
       const size_t imin = static_cast<size_t>(mm.first - w.begin()), imax = static_cast<size_t>(mm.second - w.begin());
-      EXPECT_EQ(s.data[imin], 0);
+      EXPECT_EQ(v.q(imin / cols, imin % cols), 0);
       if (p.scale > 0) {
-        EXPECT_EQ(s.data[imax], 255);
+        EXPECT_EQ(v.q(imax / cols, imax % cols), 255);
       }
     }
   }
@@ -70,7 +86,8 @@ void check_zero_one(const std::vector<float>& w, uint64_t rows, uint64_t cols, u
   EXPECT_NEAR(s.rel_rms_error, expect, 1e-9 + 1e-6 * expect);
   // Uniform rounding error is at most scale/2 per weight: rel error <= (max scale / 2) * sqrt(n) / ||w||.
   float max_scale = 0;
-  for (const auto& p : s.params) max_scale = std::max(max_scale, p.scale);
+  for (uint64_t r = 0; r < rows; ++r)
+    for (size_t g = 0; g < gpr; ++g) max_scale = std::max(max_scale, v.p(r, g).scale);
   if (den > 0) {
     EXPECT_LE(s.rel_rms_error, max_scale / 2 * std::sqrt(double(w.size())) / std::sqrt(double(den)) * 1.001);
   }
@@ -97,8 +114,8 @@ TEST(ZeroOneQuantize, ConstantGroupsDequantizeExactly) {
   const StoredTensor s = quantize_zero_one(w.data(), rows, cols, 8);
   const std::vector<float> d = dequant(s, rows, cols, 8);
   for (uint64_t i = 0; i < 3 * cols + 8; ++i) EXPECT_EQ(d[i], w[i]) << i;  // exact, no NaN from 0/0
-  EXPECT_EQ(s.params[0].scale, 0.0f);
-  EXPECT_EQ(s.params[2].scale, 0.0f);
+  EXPECT_EQ(StoredView(s, rows, cols).p(0, 0).scale, 0.0f);
+  EXPECT_EQ(StoredView(s, rows, cols).p(1, 0).scale, 0.0f);
   check_zero_one(w, rows, cols, 8);
 }
 
@@ -106,7 +123,7 @@ TEST(ZeroOneQuantize, PartialLastGroup) {
   // stories260K's down_proj: K = 172 = 64 + 64 + 44.
   check_zero_one(random_matrix(5 * 172, 1), 5, 172, 64);
   const StoredTensor s = quantize_zero_one(random_matrix(5 * 172, 1).data(), 5, 172, 64);
-  EXPECT_EQ(s.params.size(), 5u * 3u);
+  EXPECT_EQ(s.params.size(), 1u * 3u * 32u);  // one row block, 3 groups, 16 scales + 16 mins
   // Odd shapes: K smaller than the group, K = group + 1, group 1.
   check_zero_one(random_matrix(3 * 7, 2), 3, 7, 64);
   check_zero_one(random_matrix(3 * 65, 3), 3, 65, 64);
@@ -117,7 +134,40 @@ TEST(ZeroOneQuantize, PartialLastGroup) {
 TEST(ZeroOneQuantize, GroupZeroIsOneGroupPerRow) {
   const auto w = random_matrix(6 * 50, 7);
   check_zero_one(w, 6, 50, 0);
-  EXPECT_EQ(quantize_zero_one(w.data(), 6, 50, 0).params.size(), 6u);
+  EXPECT_EQ(quantize_zero_one(w.data(), 6, 50, 0).params.size(), 32u);
+}
+
+// The stored layout as core/zero_one.h states it, checked at hand-computed positions: 16-row
+// blocks, units of 4 bytes of each row side by side, zero padding, params per block and group.
+TEST(ZeroOneQuantize, StoredLayout) {
+  const uint64_t rows = 18, cols = 70;  // 2 blocks (the second holds 2 rows); groups 32, 32, 6
+  std::vector<float> w(rows * cols);
+  for (uint64_t r = 0; r < rows; ++r)
+    for (uint64_t c = 0; c < cols; ++c) w[r * cols + c] = c == 0 ? 0.0f : (c == 1 ? 255.0f : 7.0f);
+  const StoredTensor s = quantize_zero_one(w.data(), rows, cols, 32);
+  // Per block: group 0 and 1 have 8 units of 64 bytes, group 2 has 2 (6 bytes, 2 of them padding).
+  const size_t block = (8 + 8 + 2) * 64;
+  ASSERT_EQ(s.data.size(), 2 * block);
+  ASSERT_EQ(s.params.size(), 2u * 3u * 32u);
+  // Row 17, column 1 (group 0, unit 0, byte 1): block 1, lane 1. Its group spans 0..255: q = 255.
+  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 1], 255);
+  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 0], 0);    // column 0: the group's min
+  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 2], 7);    // column 2: 7 of 255 steps
+  // Row 3, column 69 (group 2 at unit 16, byte 5 of the group: unit 17, byte 1): q of a constant
+  // group is 0. Column 70's byte (padding) is 0 too.
+  EXPECT_EQ(s.data[(16 + 1) * 64 + 3 * 4 + 1], 0);
+  // Params: block 0, group 0: 16 scales then 16 mins; block 1, group 2: row 16 (lane 0) has scale
+  // 0 (constant 7s) and min 7; the padding lanes 2..15 are 0.
+  EXPECT_FLOAT_EQ(s.params[0], 1.0f);
+  EXPECT_EQ(s.params[16], 0.0f);
+  EXPECT_EQ(s.params[(1 * 3 + 2) * 32 + 0], 0.0f);
+  EXPECT_EQ(s.params[(1 * 3 + 2) * 32 + 16], 7.0f);
+  for (size_t lane = 2; lane < 16; ++lane) {
+    EXPECT_EQ(s.params[(1 * 3 + 2) * 32 + lane], 0.0f);
+    EXPECT_EQ(s.params[(1 * 3 + 2) * 32 + 16 + lane], 0.0f);
+    for (size_t u = 0; u < 18; ++u)
+      for (size_t b = 0; b < 4; ++b) EXPECT_EQ(s.data[block + u * 64 + lane * 4 + b], 0);
+  }
 }
 
 TEST(ZeroOneQuantize, RoundTripErrorOnRealWeights) {

@@ -22,8 +22,8 @@ using ember::WeightType;
 struct Weights {
   std::vector<float> f32;
   std::vector<uint16_t> h16;
-  std::vector<uint8_t> q;
-  std::vector<ember::ZeroOneParams> p;
+  std::vector<uint8_t> q;  // row blocks
+  std::vector<float> p;    // their params
   WeightRef ref;
 };
 
@@ -58,13 +58,18 @@ Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t gro
     case WeightType::kU8ZeroOne: {
       const size_t g = ember::zero_one_group_len(cols, group);
       const size_t groups = ember::zero_one_groups_per_row(cols, group);
-      w.q.resize(v.size());
-      w.p.resize(size_t{rows} * groups);
+      std::vector<uint8_t> q(v.size());
+      std::vector<ember::ZeroOneParams> p(size_t{rows} * groups);
       for (size_t r = 0; r < rows; ++r)
         for (size_t gi = 0; gi < groups; ++gi) {
           const size_t k0 = gi * g, len = std::min(g, size_t{cols} - k0);
-          w.p[r * groups + gi] = ember::zero_one_quantize_group(&v[r * cols + k0], len, &w.q[r * cols + k0]);
+          p[r * groups + gi] = ember::zero_one_quantize_group(&v[r * cols + k0], len, &q[r * cols + k0]);
         }
+      ember::ZeroOneShape shape;
+      EXPECT_TRUE(ember::zero_one_shape(rows, cols, std::min(group, cols), &shape));
+      w.q.resize(shape.data_bytes());
+      w.p.resize(shape.params_floats());
+      ember::zero_one_pack(shape, q.data(), p.data(), w.q.data(), w.p.data());
       w.ref.data = w.q.data();
       w.ref.params = w.p.data();
       break;

@@ -218,7 +218,7 @@ TEST_F(BadInputTest, BadQuantizationParams) {
   ASSERT_NE(t, nullptr) << "no u8 tensor in the --quant u8 file";
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), -1.0f}) {
     ModelSpec s = base;
-    std::memcpy(&s.weights[t->params_offset + 8 * 3], &bad, 4);  // scale of group 3
+    std::memcpy(&s.weights[t->params_offset + 4 * 3], &bad, 4);  // scale of row 3, group 0
     expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "scale"});
   }
   ModelSpec s = base;
@@ -227,6 +227,34 @@ TEST_F(BadInputTest, BadQuantizationParams) {
   s = base;
   s.find(t->name)->group_size = 1000;
   expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "group_size"});
+  s = base;  // a non-finite min
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(&s.weights[t->params_offset + 4 * 20], &nan, 4);  // min of row 4, group 0
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "min"});
+}
+
+// Format 1 stored u8 matrices row major: this runtime refuses such a file by name and says what to
+// do, rather than reading its bytes in the wrong layout.
+TEST_F(BadInputTest, U8FileOfFormat1IsRefusedByName) {
+  const std::string hf = shared_path("models/stories260K/hf");
+  const std::string p8 = convert_model(hf, "u8");
+  ASSERT_FALSE(p8.empty());
+  const auto bytes = read_file(p8);
+  ModelSpec s = read_spec(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  s.format_version = 1;
+  s.min_runtime_version = 1;
+  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"format 1", "convert the model again"});
+  // A float-only file of format 1 (nothing in it changed) still loads.
+  const std::string p32 = convert_model(hf, "f32");
+  ASSERT_FALSE(p32.empty());
+  const auto b32 = read_file(p32);
+  ModelSpec f = read_spec(std::vector<uint8_t>(b32.begin(), b32.end()));
+  EXPECT_EQ(f.min_runtime_version, 1u);
+  f.format_version = 1;
+  ember_model* m = nullptr;
+  const std::vector<uint8_t> out = write_spec(f);
+  ASSERT_EQ(ember_model_load_buffer(out.data(), out.size(), &m), EMBER_OK) << ember_last_error();
+  ember_model_free(m);
 }
 
 TEST_F(BadInputTest, FilesThatCannotBeOpened) {

@@ -1,155 +1,39 @@
 // ember-bench: llama-bench-like throughput figures for .ember models, using only ember.h.
-//   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [--json] [--kernels NAME] [--xnnpack]
-// Tests: ppN = prefill of N tokens in one ember_decode batch (logits of the last position only),
-// tgN = N single-token decodes from an empty cache. Each test runs once to warm up, then -r times;
-// tokens/s median, min and max are reported. The machine's memory read bandwidth is measured per
-// thread count, and decode speed is also given as a fraction of the bandwidth ceiling
-// (bandwidth / weight bytes read per token).
+//   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [-d 0,1024] [--parallel 1,2,8]
+//               [--json] [--kernels NAME] [--xnnpack]
+// Tests: ppN = prefill of N tokens in one ember_decode batch (logits of the last position only);
+// tgN = N decode steps; with --parallel B, B sequences decode together (one token each per step,
+// every one with its logits), each slot holding its own tokens, and tokens/s counts all B. Each
+// test runs once to warm up, then -r times: median, min and max. The machine's memory read
+// bandwidth is probed per thread count, and decode speed is also given as a fraction of the
+// bandwidth ceiling (B x bandwidth / weight bytes one step reads).
 #include <CLI/CLI.hpp>
-#include <sys/mman.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "app_util.h"
 #include "ember/ember.h"
+#include "read_probe.h"
 
 namespace {
 
-double now() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
+using ember_app::median_of;
+using ember_app::now_seconds;
 
-std::vector<uint32_t> parse_list(const std::string& s, const char* what) {
-  std::vector<uint32_t> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    const std::string item = s.substr(i, j - i);
-    if (!item.empty()) {
-      char* end = nullptr;
-      const unsigned long v = std::strtoul(item.c_str(), &end, 10);
-      if (end == nullptr || *end != '\0' || v > 1000000) {
-        std::fprintf(stderr, "ember-bench: bad %s value '%s'\n", what, item.c_str());
-        std::exit(2);
-      }
-      out.push_back(static_cast<uint32_t>(v));
-    }
-    i = j + 1;
-  }
-  return out;
-}
+int fail(const char* what, ember_status s) { return ember_app::fail("ember-bench", what, s); }
 
-// The probe's buffer: anonymous memory in 2 MiB pages where the OS gives them (Linux,
-// MADV_HUGEPAGE), as ember_model_load_file maps a model. With transparent huge pages in "madvise"
-// mode a std::vector gets 4 KiB pages, which read slower: on this host (AMD EPYC, 2 threads, 1 GiB,
-// the plain loop, 8 rounds alternated in one process) 54.2 GB/s median / 57.9 best in 4 KiB pages,
-// 62.3 / 63.9 in 2 MiB pages. The ceiling would be understated.
-class ProbeBuffer {
- public:
-  ProbeBuffer() = default;
-  ProbeBuffer(const ProbeBuffer&) = delete;
-  ProbeBuffer& operator=(const ProbeBuffer&) = delete;
-  ~ProbeBuffer() { release(); }
-  size_t size() const { return n_; }
-  uint64_t* data() { return p_; }
-  uint64_t& operator[](size_t i) { return p_[i]; }
-  bool allocate(size_t n) {
-    release();
-    if (n == 0) return true;
-    const size_t huge = size_t{2} << 20;
-    len_ = (n * sizeof(uint64_t) + huge - 1) / huge * huge + huge;  // room to align the start
-    void* m = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-      len_ = 0;
-      return false;
-    }
-    map_ = m;
-    const uintptr_t base = reinterpret_cast<uintptr_t>(m);
-    const uintptr_t start = (base + huge - 1) / huge * huge;
-    p_ = reinterpret_cast<uint64_t*>(start);
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p_, len_ - (start - base), MADV_HUGEPAGE);  // a hint: 4 KiB pages still work
-#endif
-    n_ = n;
-    return true;
-  }
-
- private:
-  void release() {
-    if (map_ != nullptr) munmap(map_, len_);
-    map_ = nullptr;
-    p_ = nullptr;
-    n_ = len_ = 0;
-  }
-  void* map_ = nullptr;
-  uint64_t* p_ = nullptr;
-  size_t n_ = 0, len_ = 0;
+struct Options {
+  std::vector<std::string> models;
+  std::vector<uint32_t> pp, tg, threads, depths, parallel;
+  uint32_t reps = 5, bw_mib = 1024;
+  bool json = false, xnnpack = false;
+  std::string kernels;
 };
-
-// Read bandwidth with `threads` threads: each sums its share of a buffer much larger than the
-// caches, with a plain loop and with ember_read_probe (the widest loads this CPU runs; which of the
-// two reads faster has changed from one host to the next: AVX-512 loads 63-67 GB/s against 51-60
-// for the plain loop on one, 58 against 62 (medians) on another); the best of 5 passes of each
-// (bytes / second). Each round (a plain pass, then a wide one) appends the better of its two rates
-// to `rounds`.
-double measure_read_bandwidth(uint32_t threads, size_t bytes, std::vector<double>* rounds) {
-  const size_t n = bytes / sizeof(uint64_t);
-  static ProbeBuffer buf;
-  if (buf.size() != n) {
-    if (!buf.allocate(n)) {
-      std::fprintf(stderr, "ember-bench: no memory for a %zu MiB bandwidth probe\n", bytes >> 20);
-      std::exit(1);
-    }
-    // Distinct nonzero contents on every page, so that no page can be shared or deduplicated by the
-    // OS or a hypervisor (reads of one shared zero page would measure the cache, not DRAM).
-    for (size_t i = 0; i < n; ++i) buf[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
-  }
-  std::vector<uint64_t> sinks(threads * 8);
-  double best = 0.0, plain_rate = 0.0;
-  for (int pass = 0; pass < 10; ++pass) {
-    const bool wide = pass % 2 == 1;
-    std::vector<std::thread> pool;
-    const double t0 = now();
-    for (uint32_t t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t, wide] {
-        const size_t b = n * t / threads, e = n * (t + 1) / threads;
-        if (wide) {
-          sinks[t * 8] = ember_read_probe(buf.data() + b, e - b);
-          return;
-        }
-        uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        size_t i = b;
-        for (; i + 4 <= e; i += 4) {
-          a0 += buf[i];
-          a1 += buf[i + 1];
-          a2 += buf[i + 2];
-          a3 += buf[i + 3];
-        }
-        for (; i < e; ++i) a0 += buf[i];
-        sinks[t * 8] = a0 + a1 + a2 + a3;
-      });
-    }
-    for (auto& th : pool) th.join();
-    const double rate = static_cast<double>(n * sizeof(uint64_t)) / (now() - t0);
-    if (wide) rounds->push_back(std::max(rate, plain_rate));
-    plain_rate = rate;
-    best = std::max(best, rate);
-  }
-  volatile uint64_t keep = 0;
-  for (uint64_t v : sinks) keep = keep + v;
-  (void)keep;
-  return best;
-}
 
 struct Result {
   std::string model, test;
@@ -157,252 +41,351 @@ struct Result {
   double median, min, max, roofline;  // roofline < 0: not a decode test, 0: no bandwidth probe
   double bandwidth;                   // bytes / s: the best probe pass up to this test
   double bandwidth_median;            // bytes / s: the median probe round up to this test
-  uint64_t token_read_bytes;          // weight bytes one decoded token reads
+  uint64_t token_read_bytes;          // weight bytes one decode step reads
 };
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-int fail(const char* what, ember_status s) {
-  std::fprintf(stderr, "ember-bench: %s: %s: %s\n", what, ember_status_string(s), ember_last_error());
-  return 1;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
+// The bandwidth ceiling per thread count: the best pass of every probe so far, and all rounds.
+struct Ceiling {
+  ember_app::ProbeBuffer buf;
+  std::vector<double> best;
+  std::vector<std::vector<double>> rounds;
+  void probe(size_t i, uint32_t threads) {
+    best[i] = std::max(best[i], ember_app::measure_read_bandwidth(buf, threads, &rounds[i]));
   }
-  return o;
-}
+  double median(size_t i) const { return rounds[i].empty() ? 0.0 : median_of(rounds[i]); }
+};
 
-}  // namespace
-
-int main(int argc, char** argv) {
+bool parse_options(int argc, char** argv, Options* o, int* exit_code) {
   CLI::App app{"ember-bench: prefill / decode throughput of .ember models"};
-  std::vector<std::string> models;
-  std::string p_list = "64,512", n_list = "128", t_list = "1,2", d_list = "0", kernels;
-  uint32_t reps = 5;
-  bool json = false;
-  bool xnnpack = false;
-  uint32_t bw_mib = 1024;
-  app.add_option("-m,--model", models, "model file (repeatable)")->required();
+  std::string p_list = "64,512", n_list = "128", t_list = "1,2", d_list = "0", b_list = "1";
+  app.add_option("-m,--model", o->models, "model file (repeatable)")->required();
   app.add_option("-p,--n-prompt", p_list, "prefill test sizes, comma separated (0 or empty: none)");
   app.add_option("-n,--n-gen", n_list, "decode test lengths, comma separated (0 or empty: none)");
   app.add_option("-t,--threads", t_list, "thread counts, comma separated");
   app.add_option("-d,--n-depth", d_list,
                  "context depths, comma separated: each test runs after this many positions are "
-                 "in the KV cache (prefilled, not timed)");
-  app.add_option("-r,--repetitions", reps, "measured runs per test (after one warm-up)")->check(CLI::Range(1, 1000));
-  app.add_flag("--json", json, "print a JSON array instead of a table");
-  app.add_option("--kernels", kernels, "force a kernel variant (e.g. scalar)");
-  app.add_flag("--xnnpack", xnnpack,
+                 "in the KV cache of every sequence (prefilled, not timed)");
+  app.add_option("--parallel", b_list,
+                 "sequences decoding together, comma separated: each decode test runs with each");
+  app.add_option("-r,--repetitions", o->reps, "measured runs per test (after one warm-up)")
+      ->check(CLI::Range(1, 1000));
+  app.add_flag("--json", o->json, "print a JSON array instead of a table");
+  app.add_option("--kernels", o->kernels, "force a kernel variant (e.g. scalar)");
+  app.add_flag("--xnnpack", o->xnnpack,
                "use_xnnpack: f32 weight matrices through XNNPACK's f32 fully-connected operator "
                "(needs a build with -DEMBER_USE_XNNPACK=ON)");
-  app.add_option("--bandwidth-mib", bw_mib, "buffer size for the bandwidth measurement (0: skip)");
-  CLI11_PARSE(app, argc, argv);
-
-  std::vector<uint32_t> pp = parse_list(p_list, "-p"), tg = parse_list(n_list, "-n");
-  std::vector<uint32_t> th = parse_list(t_list, "-t");
-  std::vector<uint32_t> depths = parse_list(d_list, "-d");
-  if (depths.empty()) depths.push_back(0);
-  pp.erase(std::remove(pp.begin(), pp.end(), 0u), pp.end());
-  tg.erase(std::remove(tg.begin(), tg.end(), 0u), tg.end());
-  if (th.empty()) th.push_back(1);
-  if (!kernels.empty()) {
-    const ember_status s = ember_force_kernel_variant(kernels.c_str());
-    if (s != EMBER_OK) return fail("--kernels", s);
+  app.add_option("--bandwidth-mib", o->bw_mib, "buffer size for the bandwidth probe (0: skip)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    *exit_code = app.exit(e);
+    return false;
   }
-
-  std::vector<double> bandwidth(th.size(), 0.0);
-  std::vector<std::vector<double>> rounds(th.size());  // every probe round, per thread count
-  if (bw_mib > 0) {
-    for (size_t i = 0; i < th.size(); ++i) {
-      bandwidth[i] = measure_read_bandwidth(th[i], static_cast<size_t>(bw_mib) << 20, &rounds[i]);
-      if (!json) std::fprintf(stderr, "memory read bandwidth, %u thread(s): %.2f GB/s\n", th[i], bandwidth[i] / 1e9);
+  const struct {
+    const std::string* text;
+    std::vector<uint32_t>* list;
+    const char* flag;
+    uint32_t max;
+  } lists[] = {{&p_list, &o->pp, "-p", 1000000}, {&n_list, &o->tg, "-n", 1000000},
+               {&t_list, &o->threads, "-t", 256}, {&d_list, &o->depths, "-d", 1000000},
+               {&b_list, &o->parallel, "--parallel", 4096}};
+  for (const auto& l : lists) {
+    std::string error;
+    if (!ember_app::parse_list(*l.text, l.max, l.list, &error)) {
+      std::fprintf(stderr, "ember-bench: bad %s value '%s'\n", l.flag, error.c_str());
+      *exit_code = 2;
+      return false;
     }
   }
+  o->pp.erase(std::remove(o->pp.begin(), o->pp.end(), 0u), o->pp.end());
+  o->tg.erase(std::remove(o->tg.begin(), o->tg.end(), 0u), o->tg.end());
+  o->parallel.erase(std::remove(o->parallel.begin(), o->parallel.end(), 0u), o->parallel.end());
+  if (o->depths.empty()) o->depths.push_back(0);
+  if (o->threads.empty()) o->threads.push_back(1);
+  if (o->parallel.empty()) o->parallel.push_back(1);
+  return true;
+}
 
-  std::vector<Result> results;
-  for (const std::string& path : models) {
-    ember_model* model = nullptr;
-    ember_status s = ember_model_load_file(path.c_str(), &model);
-    if (s != EMBER_OK) return fail(path.c_str(), s);
-    // Freed on every return, error paths included.
-    const std::unique_ptr<ember_model, void (*)(ember_model*)> model_owner(model, ember_model_free);
-    ember_model_info info;
-    s = ember_model_get_info(model, &info);
-    if (s != EMBER_OK) return fail("model info", s);
+std::string test_name(const char* kind, uint32_t n, uint32_t d) {
+  std::string t = kind + std::to_string(n);
+  if (d > 0) t += "@d" + std::to_string(d);
+  return t;
+}
+
+// One model with one thread count: a context with a slot per parallel sequence, the tokens of each
+// slot, and the tests.
+class ModelBench {
+ public:
+  ModelBench(const Options& o, ember_model* model, const ember_model_info& info, std::string name)
+      : o_(o), model_(model), info_(info), name_(std::move(name)) {}
+  ~ModelBench() { ember_context_free(ctx_); }
+
+  // Positions the tests need per slot (depth + the longest test).
+  static uint32_t positions(const Options& o) {
     uint32_t max_p = 1, max_n = 0, max_d = 0;
-    for (uint32_t v : pp) max_p = std::max(max_p, v);
-    for (uint32_t v : tg) max_n = std::max(max_n, v);
-    for (uint32_t v : depths) max_d = std::max(max_d, v);
-    const uint64_t need = uint64_t{max_d} + std::max(max_p, max_n);
-    if (need > info.max_context) {
-      std::fprintf(stderr, "ember-bench: %s: tests need %llu positions, the model has %u\n", path.c_str(),
-                   static_cast<unsigned long long>(need), info.max_context);
-      return 1;
-    }
-    const uint32_t need_ctx = static_cast<uint32_t>(need);
-    std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+    for (uint32_t v : o.pp) max_p = std::max(max_p, v);
+    for (uint32_t v : o.tg) max_n = std::max(max_n, v);
+    for (uint32_t v : o.depths) max_d = std::max(max_d, v);
+    return max_d + std::max(max_p, max_n);
+  }
 
-    std::vector<int32_t> tok(need_ctx), pos(need_ctx), seq(need_ctx, 0);
+  ember_status create(uint32_t threads) {
+    threads_ = threads;
+    n_ctx_ = positions(o_);
+    uint32_t max_p = 1, max_b = 1, max_d = 1;
+    for (uint32_t v : o_.pp) max_p = std::max(max_p, v);
+    for (uint32_t v : o_.parallel) max_b = std::max(max_b, v);
+    for (uint32_t v : o_.depths) max_d = std::max(max_d, v);
+    depth_batch_ = std::min<uint32_t>(max_d, 512);  // depth prefills in batches of up to 512
+    ember_context_params cp = ember_context_default_params();
+    cp.n_ctx = n_ctx_;
+    cp.n_seq_max = max_b;
+    cp.n_batch_max = std::max({max_p, depth_batch_, max_b});
+    cp.n_threads = threads;
+    cp.use_xnnpack = o_.xnnpack ? 1 : 0;
+    // Each slot's own token stream (xorshift, distinct per slot), positions 0..n_ctx-1.
+    tok_.assign(size_t{max_b} * n_ctx_, 0);
     uint64_t rng = 0x2545F4914F6CDD1Dull;
-    for (uint32_t i = 0; i < need_ctx; ++i) {
+    for (int32_t& t : tok_) {
       rng ^= rng << 13;
       rng ^= rng >> 7;
       rng ^= rng << 17;
-      tok[i] = static_cast<int32_t>(rng % info.vocab_size);
-      pos[i] = static_cast<int32_t>(i);
+      t = static_cast<int32_t>(rng % info_.vocab_size);
     }
+    pos_.resize(n_ctx_);
+    for (uint32_t i = 0; i < n_ctx_; ++i) pos_[i] = static_cast<int32_t>(i);
+    seq_.assign(std::max(n_ctx_, max_b), 0);
+    return ember_context_create(model_, &cp, nullptr, 0, &ctx_);
+  }
 
-    for (size_t ti = 0; ti < th.size(); ++ti) {
-      ember_context_params cp = ember_context_default_params();
-      cp.n_ctx = need_ctx;
-      cp.n_seq_max = 1;
-      // Depth prefills run in batches of up to 512 tokens (or the largest prefill test).
-      const uint32_t depth_batch = std::min<uint32_t>(std::max<uint32_t>(max_d, 1), 512);
-      cp.n_batch_max = std::max(max_p, depth_batch);
-      cp.n_threads = th[ti];
-      cp.use_xnnpack = xnnpack ? 1 : 0;
-      ember_context* ctx = nullptr;
-      s = ember_context_create(model, &cp, nullptr, 0, &ctx);
-      if (s != EMBER_OK) return fail("context", s);
-      const std::unique_ptr<ember_context, void (*)(ember_context*)> ctx_owner(ctx, ember_context_free);
+  // Clears the cache and fills positions [0, d) of slots [0, slots) (untimed).
+  ember_status fill_depth(uint32_t d, uint32_t slots) {
+    ember_kv_clear(ctx_, -1);
+    for (uint32_t s = 0; s < slots; ++s) {
+      std::vector<int32_t> seq(depth_batch_, static_cast<int32_t>(s));
+      for (uint32_t i = 0; i < d; i += depth_batch_) {
+        const uint32_t cnt = std::min(depth_batch_, d - i);
+        ember_batch b{cnt, slot_tokens(s) + i, &pos_[i], seq.data(), nullptr};
+        const ember_status st = ember_decode(ctx_, &b);
+        if (st != EMBER_OK) return st;
+      }
+    }
+    return EMBER_OK;
+  }
 
-      // Clears the cache and fills positions [0, d) (untimed): the context a test at depth d sees.
-      const auto fill_depth = [&](uint32_t d) {
-        ember_kv_clear(ctx, -1);
-        for (uint32_t i = 0; i < d; i += depth_batch) {
-          const uint32_t cnt = std::min(depth_batch, d - i);
-          ember_batch b{cnt, &tok[i], &pos[i], seq.data(), nullptr};
-          const ember_status st = ember_decode(ctx, &b);
-          if (st != EMBER_OK) return st;
+  // Tokens / s of -r runs of a prefill of p tokens after depth d.
+  ember_status prefill(uint32_t p, uint32_t d, std::vector<double>* tps) {
+    for (uint32_t r = 0; r <= o_.reps; ++r) {
+      ember_status s = fill_depth(d, 1);
+      if (s != EMBER_OK) return s;
+      ember_batch b{p, slot_tokens(0) + d, &pos_[d], seq_.data(), nullptr};  // last logits only
+      const double t0 = now_seconds();
+      s = ember_decode(ctx_, &b);
+      const double dt = now_seconds() - t0;
+      if (s != EMBER_OK) return s;
+      if (r > 0) tps->push_back(p / dt);  // run 0 warms up
+    }
+    return EMBER_OK;
+  }
+
+  // Aggregate tokens / s of -r runs of n decode steps of B sequences after depth d.
+  ember_status decode(uint32_t n, uint32_t d, uint32_t B, std::vector<double>* tps) {
+    std::vector<int32_t> tok(B), pos(B), seq(B);
+    std::vector<uint8_t> logits(B, 1);
+    for (uint32_t s = 0; s < B; ++s) seq[s] = static_cast<int32_t>(s);
+    for (uint32_t r = 0; r <= o_.reps; ++r) {
+      ember_status st = fill_depth(d, B);
+      if (st != EMBER_OK) return st;
+      const double t0 = now_seconds();
+      for (uint32_t i = d; i < d + n; ++i) {
+        for (uint32_t s = 0; s < B; ++s) {
+          tok[s] = slot_tokens(s)[i];
+          pos[s] = static_cast<int32_t>(i);
         }
-        return EMBER_OK;
-      };
-      const auto test_name = [](const char* kind, uint32_t n, uint32_t d) {
-        std::string t = kind + std::to_string(n);
-        if (d > 0) t += "@d" + std::to_string(d);
-        return t;
-      };
+        // One sequence keeps the plain decode call (logits of the last token); B ask for all B.
+        ember_batch b{B, tok.data(), pos.data(), seq.data(), B > 1 ? logits.data() : nullptr};
+        st = ember_decode(ctx_, &b);
+        if (st != EMBER_OK) return st;
+      }
+      const double dt = now_seconds() - t0;
+      if (r > 0) tps->push_back(double(n) * B / dt);  // run 0 warms up
+    }
+    return EMBER_OK;
+  }
 
-      for (uint32_t d : depths) {
-        for (uint32_t p : pp) {
+ private:
+  const int32_t* slot_tokens(uint32_t s) const { return tok_.data() + size_t{s} * n_ctx_; }
+
+  const Options& o_;
+  ember_model* model_;
+  const ember_model_info& info_;
+  std::string name_;
+  ember_context* ctx_ = nullptr;
+  uint32_t threads_ = 1, n_ctx_ = 0, depth_batch_ = 1;
+  std::vector<int32_t> tok_, pos_, seq_;
+};
+
+Result make_result(const std::string& model, const std::string& test, uint32_t threads,
+                   uint32_t batch, uint32_t tokens, uint32_t depth, const std::vector<double>& tps,
+                   double roofline, const Ceiling& c, size_t ti, uint64_t read_bytes) {
+  return {model, test, threads, batch, tokens, depth, median_of(tps),
+          *std::min_element(tps.begin(), tps.end()), *std::max_element(tps.begin(), tps.end()),
+          roofline, c.best[ti], c.median(ti), read_bytes};
+}
+
+// Runs every test of one model; appends to `results`. Returns an exit code (0 = fine).
+int run_model(const Options& o, const std::string& path, Ceiling* ceiling,
+              std::vector<Result>* results) {
+  ember_model* model = nullptr;
+  ember_status s = ember_model_load_file(path.c_str(), &model);
+  if (s != EMBER_OK) return fail(path.c_str(), s);
+  const std::unique_ptr<ember_model, void (*)(ember_model*)> owner(model, ember_model_free);
+  ember_model_info info;
+  s = ember_model_get_info(model, &info);
+  if (s != EMBER_OK) return fail("model info", s);
+  if (ModelBench::positions(o) > info.max_context) {
+    std::fprintf(stderr, "ember-bench: %s: tests need %u positions, the model has %u\n",
+                 path.c_str(), ModelBench::positions(o), info.max_context);
+    return 1;
+  }
+  const size_t slash = path.find_last_of('/');
+  const std::string name = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+    const uint32_t th = o.threads[ti];
+    ModelBench bench(o, model, info, name);
+    s = bench.create(th);
+    if (s != EMBER_OK) return fail("context", s);
+    for (uint32_t d : o.depths) {
+      for (uint32_t p : o.pp) {
+        std::vector<double> tps;
+        s = bench.prefill(p, d, &tps);
+        if (s != EMBER_OK) return fail("prefill", s);
+        const std::string test = test_name("pp", p, d);
+        std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test.c_str(), th,
+                     median_of(tps));
+        results->push_back(
+            make_result(name, test, th, p, p, d, tps, -1.0, *ceiling, ti, info.token_read_bytes));
+      }
+      for (uint32_t n : o.tg) {
+        for (uint32_t B : o.parallel) {
           std::vector<double> tps;
-          for (uint32_t r = 0; r <= reps; ++r) {
-            s = fill_depth(d);
-            if (s != EMBER_OK) return fail("decode (depth)", s);
-            ember_batch b{p, &tok[d], &pos[d], seq.data(), nullptr};  // logits: last token only
-            const double t0 = now();
-            s = ember_decode(ctx, &b);
-            const double dt = now() - t0;
-            if (s != EMBER_OK) return fail("decode (prefill)", s);
-            if (r > 0) tps.push_back(p / dt);  // run 0 warms up
-          }
-          std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test_name("pp", p, d).c_str(), th[ti],
-                       median_of(tps));
-          results.push_back({name, test_name("pp", p, d), th[ti], p, p, d, median_of(tps),
-                             *std::min_element(tps.begin(), tps.end()),
-                             *std::max_element(tps.begin(), tps.end()), -1.0, bandwidth[ti],
-                             rounds[ti].empty() ? 0.0 : median_of(rounds[ti]), info.token_read_bytes});
-        }
-        for (uint32_t n : tg) {
-          std::vector<double> tps;
-          for (uint32_t r = 0; r <= reps; ++r) {
-            s = fill_depth(d);
-            if (s != EMBER_OK) return fail("decode (depth)", s);
-            const double t0 = now();
-            for (uint32_t i = d; i < d + n; ++i) {
-              ember_batch b{1, &tok[i], &pos[i], &seq[0], nullptr};
-              s = ember_decode(ctx, &b);
-              if (s != EMBER_OK) return fail("decode", s);
-            }
-            const double dt = now() - t0;
-            if (r > 0) tps.push_back(n / dt);  // run 0 warms up
-          }
-          // The ceiling is the best read bandwidth seen with this thread count: the first probe's
-          // passes and 10 more after this test's runs (not between them: a probe evicts the caches a
-          // small model decodes from). A shared host's bandwidth swings (the 5 passes of one probe
-          // read 27 to 56 GB/s here), so one short probe can catch a slow moment; the best of all
-          // passes is the conservative ceiling (the runs are medians of whatever the host gave them).
-          if (bw_mib > 0) {
-            bandwidth[ti] = std::max(bandwidth[ti], measure_read_bandwidth(th[ti], static_cast<size_t>(bw_mib) << 20, &rounds[ti]));
-          }
-          const double bw_median = rounds[ti].empty() ? 0.0 : median_of(rounds[ti]);
+          s = bench.decode(n, d, B, &tps);
+          if (s != EMBER_OK) return fail("decode", s);
+          // The ceiling is the best pass of every probe with this thread count, the first and one
+          // after each decode test (not between runs: a probe evicts the caches a small model
+          // decodes from). A shared host's bandwidth swings; the best pass is the conservative one.
+          if (o.bw_mib > 0) ceiling->probe(ti, th);
           const double med = median_of(tps);
-          const double ceiling = bandwidth[ti] > 0 && info.token_read_bytes > 0
-                                     ? bandwidth[ti] / static_cast<double>(info.token_read_bytes)
-                                     : 0.0;
-          if (ceiling > 0) {
-            // The median probe round says how much the host's bandwidth swung: decode, a median of
-            // whole runs, is compared with the best pass (the roofline) and, for scale, the median
-            // round (the better pass of each plain / wide pair).
-            std::fprintf(stderr, "%s %s t%u: %.2f t/s; best read bandwidth so far %.2f GB/s / %.1f MB read per token: ceiling %.2f t/s, roofline %.1f%% (median of %zu probe rounds %.2f GB/s: %.1f%% of that)\n",
-                         name.c_str(), test_name("tg", n, d).c_str(), th[ti], med, bandwidth[ti] / 1e9,
-                         static_cast<double>(info.token_read_bytes) / 1e6, ceiling, 100.0 * med / ceiling,
-                         rounds[ti].size(), bw_median / 1e9,
-                         100.0 * med * static_cast<double>(info.token_read_bytes) / bw_median);
+          const double bytes = static_cast<double>(info.token_read_bytes);
+          const double limit = ceiling->best[ti] > 0 && bytes > 0 ? B * ceiling->best[ti] / bytes : 0;
+          const std::string test = test_name("tg", n, d);
+          if (limit > 0) {
+            std::fprintf(stderr,
+                         "%s %s t%u b%u: %.2f t/s; best read bandwidth %.2f GB/s, %.1f MB read per "
+                         "step: ceiling %.2f t/s, roofline %.1f%% (median probe round %.2f GB/s: "
+                         "%.1f%% of that)\n",
+                         name.c_str(), test.c_str(), th, B, med, ceiling->best[ti] / 1e9, bytes / 1e6,
+                         limit, 100.0 * med / limit, ceiling->median(ti) / 1e9,
+                         100.0 * med * bytes / (B * ceiling->median(ti)));
           } else {
-            std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test_name("tg", n, d).c_str(), th[ti], med);
+            std::fprintf(stderr, "%s %s t%u b%u: %.2f t/s\n", name.c_str(), test.c_str(), th, B,
+                         med);
           }
-          results.push_back({name, test_name("tg", n, d), th[ti], 1, n, d, med,
-                             *std::min_element(tps.begin(), tps.end()),
-                             *std::max_element(tps.begin(), tps.end()), ceiling > 0 ? med / ceiling : 0.0,
-                             bandwidth[ti], bw_median, info.token_read_bytes});
+          results->push_back(make_result(name, test, th, B, n, d, tps,
+                                         limit > 0 ? med / limit : 0.0, *ceiling, ti,
+                                         info.token_read_bytes));
         }
       }
     }
   }
+  return 0;
+}
 
-  if (json) {
-    std::printf("[\n");
-    for (size_t i = 0; i < results.size(); ++i) {
-      const Result& r = results[i];
-      std::printf("  {\"model\": \"%s\", \"kernels\": \"%s\", \"xnnpack\": %s, \"test\": \"%s\", "
-                  "\"threads\": %u, \"batch\": %u, \"depth\": %u, "
-                  "\"tokens\": %u, \"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, "
-                  "\"token_read_bytes\": %llu",
-                  json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
-                  r.test.c_str(), r.threads, r.batch, r.depth,
-                  r.tokens, r.median, r.min, r.max, static_cast<unsigned long long>(r.token_read_bytes));
-      // Without a probe (--bandwidth-mib 0) the bandwidth and the roofline are unknown: null.
-      if (r.bandwidth > 0) {
-        std::printf(", \"bandwidth_gbs\": %.3f, \"bandwidth_median_gbs\": %.3f", r.bandwidth / 1e9,
-                    r.bandwidth_median / 1e9);
-      } else {
-        std::printf(", \"bandwidth_gbs\": null, \"bandwidth_median_gbs\": null");
-      }
-      if (r.roofline > 0) {
-        std::printf(", \"roofline\": %.4f", r.roofline);
-      } else if (r.roofline == 0) {
-        std::printf(", \"roofline\": null");
-      }
-      std::printf("}%s\n", i + 1 < results.size() ? "," : "");
+void print_json(const std::vector<Result>& results, bool xnnpack) {
+  std::printf("[\n");
+  for (size_t i = 0; i < results.size(); ++i) {
+    const Result& r = results[i];
+    std::printf(
+        "  {\"model\": \"%s\", \"kernels\": \"%s\", \"xnnpack\": %s, \"test\": \"%s\", "
+        "\"threads\": %u, \"batch\": %u, \"depth\": %u, \"tokens\": %u, \"tps_median\": %.3f, "
+        "\"tps_min\": %.3f, \"tps_max\": %.3f, \"token_read_bytes\": %llu",
+        ember_app::json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
+        r.test.c_str(), r.threads, r.batch, r.depth, r.tokens, r.median, r.min, r.max,
+        static_cast<unsigned long long>(r.token_read_bytes));
+    // Without a probe (--bandwidth-mib 0) the bandwidth and the roofline are unknown: null.
+    if (r.bandwidth > 0) {
+      std::printf(", \"bandwidth_gbs\": %.3f, \"bandwidth_median_gbs\": %.3f", r.bandwidth / 1e9,
+                  r.bandwidth_median / 1e9);
+    } else {
+      std::printf(", \"bandwidth_gbs\": null, \"bandwidth_median_gbs\": null");
     }
-    std::printf("]\n");
+    if (r.roofline > 0) {
+      std::printf(", \"roofline\": %.4f", r.roofline);
+    } else if (r.roofline == 0) {
+      std::printf(", \"roofline\": null");
+    }
+    std::printf("}%s\n", i + 1 < results.size() ? "," : "");
+  }
+  std::printf("]\n");
+}
+
+void print_table(const std::vector<Result>& results, bool xnnpack) {
+  std::printf("kernels: %s%s\n", ember_kernel_variant(),
+              xnnpack ? " (f32 weights: XNNPACK f32 fully-connected, --xnnpack)" : "");
+  int tw = 6;  // the test column: as wide as the longest name (tg128@d4096)
+  for (const Result& r : results) tw = std::max(tw, static_cast<int>(r.test.size()));
+  std::printf("| %-24s | %-*s | %7s | %5s | %12s | %21s | %8s |\n", "model", tw, "test", "threads",
+              "batch", "t/s median", "t/s min - max", "roofline");
+  std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(26, '-').c_str(),
+              std::string(tw + 2, '-').c_str(), std::string(9, '-').c_str(),
+              std::string(7, '-').c_str(), std::string(14, '-').c_str(),
+              std::string(23, '-').c_str(), std::string(10, '-').c_str());
+  for (const Result& r : results) {
+    char roof[32] = "";
+    if (r.roofline > 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
+    if (r.roofline == 0) std::snprintf(roof, sizeof roof, "n/a");
+    const bool decode = r.roofline >= 0;
+    std::printf("| %-24s | %-*s | %7u | %5s | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(),
+                tw, r.test.c_str(), r.threads, decode ? std::to_string(r.batch).c_str() : "",
+                r.median, r.min, r.max, roof);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  int code = 0;
+  if (!parse_options(argc, argv, &o, &code)) return code;
+  if (!o.kernels.empty()) {
+    const ember_status s = ember_force_kernel_variant(o.kernels.c_str());
+    if (s != EMBER_OK) return fail("--kernels", s);
+  }
+  Ceiling ceiling;
+  ceiling.best.assign(o.threads.size(), 0.0);
+  ceiling.rounds.resize(o.threads.size());
+  if (o.bw_mib > 0) {
+    if (!ceiling.buf.allocate((size_t{o.bw_mib} << 20) / sizeof(uint64_t))) {
+      std::fprintf(stderr, "ember-bench: no memory for a %u MiB bandwidth probe\n", o.bw_mib);
+      return 1;
+    }
+    for (size_t i = 0; i < o.threads.size(); ++i) {
+      ceiling.probe(i, o.threads[i]);
+      if (!o.json) {
+        std::fprintf(stderr, "memory read bandwidth, %u thread(s): %.2f GB/s\n", o.threads[i],
+                     ceiling.best[i] / 1e9);
+      }
+    }
+  }
+  std::vector<Result> results;
+  for (const std::string& path : o.models) {
+    code = run_model(o, path, &ceiling, &results);
+    if (code != 0) return code;
+  }
+  if (o.json) {
+    print_json(results, o.xnnpack);
   } else {
-    std::printf("kernels: %s%s\n", ember_kernel_variant(),
-                xnnpack ? " (f32 weights: XNNPACK f32 fully-connected, --xnnpack)" : "");
-    int tw = 6;  // the test column: as wide as the longest name (tg128@d4096)
-    for (const Result& r : results) tw = std::max(tw, static_cast<int>(r.test.size()));
-    std::printf("| %-24s | %-*s | %7s | %12s | %21s | %8s |\n", "model", tw, "test", "threads", "t/s median",
-                "t/s min - max", "roofline");
-    std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(tw + 2, '-').c_str(),
-                std::string(9, '-').c_str(), std::string(14, '-').c_str(), std::string(23, '-').c_str(),
-                std::string(10, '-').c_str());
-    for (const Result& r : results) {
-      char roof[32] = "";
-      if (r.roofline > 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
-      if (r.roofline == 0) std::snprintf(roof, sizeof roof, "n/a");
-      std::printf("| %-24s | %-*s | %7u | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(), tw, r.test.c_str(),
-                  r.threads, r.median, r.min, r.max, roof);
-    }
+    print_table(results, o.xnnpack);
   }
   return 0;
 }

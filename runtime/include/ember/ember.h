@@ -249,10 +249,6 @@ const char* ember_kernel_variant_name(uint32_t i);
 const char* ember_kernel_variant(void);
 ember_status ember_force_kernel_variant(const char* name);
 
-/* Memory read probe for benchmarks: the wrapping sum of the n 64-bit words at `words`, read front
- * to back with the widest loads of the best variant this CPU runs (whichever variant is forced).
- * ember-bench measures the read bandwidth that bounds decode with it. 0 for words == NULL. */
-uint64_t ember_read_probe(const uint64_t* words, size_t n);
 
 #ifdef __cplusplus
 }
