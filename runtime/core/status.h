@@ -19,6 +19,7 @@ enum class Status : int {
   kContextFull = EMBER_ERR_CONTEXT_FULL,
   kBufferTooSmall = EMBER_ERR_BUFFER_TOO_SMALL,
   kInternal = EMBER_ERR_INTERNAL,
+  kBusy = EMBER_ERR_BUSY,
 };
 
 inline ember_status to_c(Status s) { return static_cast<ember_status>(s); }

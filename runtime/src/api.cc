@@ -32,6 +32,7 @@ const char* ember_status_string(ember_status status) {
     case EMBER_ERR_CONTEXT_FULL: return "EMBER_ERR_CONTEXT_FULL";
     case EMBER_ERR_BUFFER_TOO_SMALL: return "EMBER_ERR_BUFFER_TOO_SMALL";
     case EMBER_ERR_INTERNAL: return "EMBER_ERR_INTERNAL";
+    case EMBER_ERR_BUSY: return "EMBER_ERR_BUSY";
   }
   return "EMBER_ERR_UNKNOWN";
 }
@@ -234,6 +235,7 @@ ember_context_params ember_context_default_params(void) {
   p.n_threads = 1;
   p.n_prompt_bytes_max = 0;
   p.use_xnnpack = 0;
+  p.n_queue_max = 0;
   return p;
 }
 
@@ -301,9 +303,26 @@ void ember_context_free(ember_context* ctx) {
   if (owned) ember_platform_free(block);
 }
 
+namespace {
+
+// Slots that a request holds belong to ember_step: the low-level calls leave them alone.
+Status check_slot_free(const ember_context* ctx, uint32_t slot, const char* fn) {
+  const int32_t owner = ctx->slot_owner[slot];
+  if (owner < 0) return Status::kOk;
+  return set_error(Status::kInvalidArgument,
+                   "%s: sequence slot %u is held by request %llu (cancel or release it first)", fn,
+                   slot, static_cast<unsigned long long>(ctx->requests[owner].id));
+}
+
+}  // namespace
+
 ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
   if (!ctx) return to_c(set_error(Status::kInvalidArgument, "ember_kv_clear: ctx is NULL"));
   if (seq_id == -1) {
+    for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) {
+      const Status st = check_slot_free(ctx, s, "ember_kv_clear");
+      if (st != Status::kOk) return to_c(st);
+    }
     for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) ctx->seq_len[s] = 0;
     return EMBER_OK;
   }
@@ -311,6 +330,8 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
     return to_c(set_error(Status::kInvalidArgument, "ember_kv_clear: seq_id %d is out of range [0, %u)",
                           seq_id, ctx->plan.n_seq_max));
   }
+  const Status st = check_slot_free(ctx, static_cast<uint32_t>(seq_id), "ember_kv_clear");
+  if (st != Status::kOk) return to_c(st);
   ctx->seq_len[seq_id] = 0;
   return EMBER_OK;
 }
@@ -318,6 +339,12 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
 ember_status ember_decode(ember_context* ctx, const ember_batch* batch) {
   if (!ctx || !batch) {
     return to_c(set_error(Status::kInvalidArgument, "ember_decode: %s is NULL", !ctx ? "ctx" : "batch"));
+  }
+  for (uint32_t i = 0; batch->seq_id != nullptr && i < batch->n_tokens; ++i) {
+    const int32_t s = batch->seq_id[i];
+    if (s < 0 || static_cast<uint32_t>(s) >= ctx->plan.n_seq_max) continue;  // (decode says so)
+    const Status st = check_slot_free(ctx, static_cast<uint32_t>(s), "ember_decode");
+    if (st != Status::kOk) return to_c(st);
   }
   return to_c(ember::decode(ctx, *batch));
 }

@@ -88,8 +88,13 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   if (params.n_threads > 256) {
     return set_error(Status::kInvalidArgument, "n_threads %u (must be <= 256)", params.n_threads);
   }
+  if (params.n_queue_max > 65536) {
+    return set_error(Status::kInvalidArgument, "n_queue_max %u (must be <= 65536)",
+                     params.n_queue_max);
+  }
   p.n_seq_max = params.n_seq_max;
   p.n_batch_max = params.n_batch_max;
+  p.n_requests = params.n_seq_max + params.n_queue_max;
   p.n_threads = params.n_threads;
   if (params.use_xnnpack > 1) {
     return set_error(Status::kInvalidArgument, "use_xnnpack %u (must be 0 or 1)",
@@ -136,15 +141,24 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   pl.add(p.linear_bytes, 1, &p.off_linear);
   pl.add(V, sizeof(float), &p.off_sample_val);
   pl.add(V, sizeof(int32_t), &p.off_sample_idx);
+  pl.add(B, sizeof(int32_t), &p.off_batch_tok);
   pl.add(B, sizeof(int32_t), &p.off_batch_pos);
   pl.add(B, sizeof(int32_t), &p.off_batch_seq);
+  pl.add(B, 1, &p.off_batch_logits);
+  pl.add(S, sizeof(int32_t), &p.off_slot_owner);
   if (m.tokenizer.loaded()) {
     p.tok_work_bytes = m.tokenizer.work_bytes(p.n_prompt_bytes_max);
     pl.add(p.tok_work_bytes, 1, &p.off_tok_work);
-    pl.add(T, sizeof(int32_t), &p.off_prompt_ids);
     p.text_bytes = 2 * m.max_piece_bytes + 64;
     pl.add(p.text_bytes, 1, &p.off_text);
   }
+  // Request records: each holds its prompt and generated ids (at most n_ctx, plus the last token,
+  // which needs no position) and its held-back text.
+  const unsigned long long R = p.n_requests;
+  p.hold_bytes = request_hold_bytes(p.text_bytes);
+  pl.add(R, sizeof(Request), &p.off_requests);
+  pl.add(R * (T + 1), sizeof(int32_t), &p.off_req_ids);
+  pl.add(R * p.hold_bytes, 1, &p.off_req_hold);
   if (!pl.ok()) {
     return set_error(Status::kInvalidArgument,
                      "context size overflows (n_ctx %u, n_seq_max %u, n_batch_max %u)", p.n_ctx,
@@ -183,14 +197,23 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   ctx->scores = f(plan.off_scores);
   ctx->sample_val = f(plan.off_sample_val);
   ctx->sample_idx = reinterpret_cast<int32_t*>(block + plan.off_sample_idx);
+  ctx->batch_tok = reinterpret_cast<int32_t*>(block + plan.off_batch_tok);
   ctx->batch_pos = reinterpret_cast<int32_t*>(block + plan.off_batch_pos);
   ctx->batch_seq = reinterpret_cast<int32_t*>(block + plan.off_batch_seq);
+  ctx->batch_logits = block + plan.off_batch_logits;
+  ctx->slot_owner = reinterpret_cast<int32_t*>(block + plan.off_slot_owner);
   if (m.tokenizer.loaded()) {
     ctx->tok_work = block + plan.off_tok_work;
-    ctx->prompt_ids = reinterpret_cast<int32_t*>(block + plan.off_prompt_ids);
     ctx->text = reinterpret_cast<char*>(block + plan.off_text);
   }
-  for (uint32_t s = 0; s < plan.n_seq_max; ++s) ctx->seq_len[s] = 0;
+  ctx->requests = reinterpret_cast<Request*>(block + plan.off_requests);
+  ctx->req_ids = reinterpret_cast<int32_t*>(block + plan.off_req_ids);
+  ctx->req_hold = reinterpret_cast<char*>(block + plan.off_req_hold);
+  init_requests(ctx);
+  for (uint32_t s = 0; s < plan.n_seq_max; ++s) {
+    ctx->seq_len[s] = 0;
+    ctx->slot_owner[s] = -1;
+  }
   for (uint32_t i = 0; i < plan.n_batch_max; ++i) ctx->logit_row[i] = -1;
   compute_inv_freq(m.config, ctx->inv_freq);
   size_t k_max = m.config.hidden_size;

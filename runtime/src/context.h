@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "batcher.h"
 #include "core/status.h"
 #include "ember/ember.h"
 #include "linear.h"
@@ -18,6 +19,7 @@ namespace ember {
 // Byte offsets of every buffer inside the context block (all 64-aligned), and the total.
 struct ContextPlan {
   uint32_t n_ctx = 0, n_seq_max = 0, n_batch_max = 0, n_threads = 0;
+  uint32_t n_requests = 0;  // request records: n_seq_max + n_queue_max
   size_t n_prompt_bytes_max = 0;
   bool use_xnnpack = false;  // ember_context_params.use_xnnpack (checked: this build has XNNPACK)
   size_t off_k_cache = 0, off_v_cache = 0, off_seq_len = 0, off_seq_pending = 0;
@@ -26,9 +28,10 @@ struct ContextPlan {
   size_t off_inv_freq = 0, off_rope_cos = 0, off_rope_sin = 0, off_scores = 0;
   size_t off_linear = 0, linear_bytes = 0;
   size_t off_sample_val = 0, off_sample_idx = 0;
-  size_t off_tok_work = 0, tok_work_bytes = 0, off_prompt_ids = 0;
+  size_t off_tok_work = 0, tok_work_bytes = 0;
   size_t off_text = 0, text_bytes = 0;
-  size_t off_batch_pos = 0, off_batch_seq = 0;
+  size_t off_batch_tok = 0, off_batch_pos = 0, off_batch_seq = 0, off_batch_logits = 0;
+  size_t off_requests = 0, off_req_ids = 0, off_req_hold = 0, hold_bytes = 0, off_slot_owner = 0;
   size_t kv_bytes = 0;  // both caches
   size_t total = 0;
 };
@@ -68,10 +71,16 @@ struct Context {
   float* sample_val = nullptr;   // (vocab) sampler scratch
   int32_t* sample_idx = nullptr; // (vocab)
   void* tok_work = nullptr;      // tokenizer.work_bytes(n_prompt_bytes_max)
-  int32_t* prompt_ids = nullptr; // (T)
   char* text = nullptr;          // detokenizer output for one token (text_bytes)
-  int32_t* batch_pos = nullptr;  // (B) positions of a batch built by ember_generate
-  int32_t* batch_seq = nullptr;  // (B) its slots
+  int32_t* batch_tok = nullptr;  // (B) a batch built by ember_step: tokens,
+  int32_t* batch_pos = nullptr;  // (B) positions,
+  int32_t* batch_seq = nullptr;  // (B) slots,
+  uint8_t* batch_logits = nullptr;  // (B) which tokens want logits
+  Request* requests = nullptr;   // (R) request records, R = plan.n_requests
+  int32_t* req_ids = nullptr;    // (R, T + 1) each record's prompt and generated ids
+  char* req_hold = nullptr;      // (R, hold_bytes) each record's held-back text
+  int32_t* slot_owner = nullptr; // (S) the record that holds a slot, -1 = free
+  uint64_t next_request_id = 1, next_order = 0, n_steps = 0;
   uint32_t n_last_batch = 0;     // tokens of the last ember_decode
 };
 

@@ -39,8 +39,7 @@ int32_t argmax(const float* logits, size_t n) {
   return best;
 }
 
-Status sample(const float* logits, size_t n, const ember_sampler_params& p, uint64_t* rng_state,
-              float* val, int32_t* idx, int32_t* out_id) {
+Status check_sampler(const ember_sampler_params& p) {
   if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) {
     return set_error(Status::kInvalidArgument, "sampler temperature %g (must be finite and >= 0)",
                      (double)p.temperature);
@@ -52,6 +51,12 @@ Status sample(const float* logits, size_t n, const ember_sampler_params& p, uint
     return set_error(Status::kInvalidArgument, "sampler top_p %g (must be in (0, 1])",
                      (double)p.top_p);
   }
+  return Status::kOk;
+}
+
+Status sample(const float* logits, size_t n, const ember_sampler_params& p, uint64_t* rng_state,
+              float* val, int32_t* idx, int32_t* out_id) {
+  EMBER_RETURN_IF_ERROR(check_sampler(p));
   if (p.temperature == 0.0f || p.top_k == 1) {
     *out_id = argmax(logits, n);
     return Status::kOk;

@@ -19,6 +19,9 @@ float rng_uniform(uint64_t* state);
 // unless all are NaN (then 0).
 int32_t argmax(const float* logits, size_t n);
 
+// Checks temperature (finite, >= 0), top_k (>= 0), top_p (in (0, 1]); the error names the field.
+Status check_sampler(const ember_sampler_params& params);
+
 // Samples from `logits` (n values). val (n floats) and idx (n ids) are scratch.
 Status sample(const float* logits, size_t n, const ember_sampler_params& params, uint64_t* rng_state,
               float* val, int32_t* idx, int32_t* out_id);

@@ -10,6 +10,8 @@
  *                    ember_context_create(): ember_decode / ember_sample / ember_generate never touch
  *                    the heap.
  * A model may be shared by several contexts; a context is used by one thread at a time.
+ * Text in, text out: ember_generate for one prompt; ember_request_submit + ember_step for many
+ * prompts at once (continuous batching, below).
  *
  * Errors: every function returns an ember_status; on failure ember_last_error() gives a message that
  * names what is wrong (thread-local where the platform has threads). No function aborts on bad input.
@@ -37,7 +39,9 @@ typedef enum ember_status {
   EMBER_ERR_OUT_OF_MEMORY = 5,    /* an allocation failed or a caller's arena is too small */
   EMBER_ERR_CONTEXT_FULL = 6,     /* the tokens do not fit in the context (n_ctx) */
   EMBER_ERR_BUFFER_TOO_SMALL = 7, /* an output buffer is too small; the needed size is reported */
-  EMBER_ERR_INTERNAL = 8
+  EMBER_ERR_INTERNAL = 8,
+  EMBER_ERR_BUSY = 9              /* every request place is taken (slots and queue): retry after a
+                                   * request is released */
 } ember_status;
 
 /* Short name of a status ("EMBER_ERR_BAD_FORMAT"). Never NULL. */
@@ -148,6 +152,8 @@ typedef struct ember_context_params {
                         * ember_context_required_bytes; decode still allocates nothing. A build
                         * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
                         * refuses 1 with EMBER_ERR_UNSUPPORTED. */
+  uint32_t n_queue_max; /* requests (ember_request_submit) that may wait for a free sequence slot
+                         * beyond the n_seq_max running ones (0 = none) */
 } ember_context_params;
 
 ember_context_params ember_context_default_params(void);
@@ -231,13 +237,121 @@ typedef struct ember_generate_stats {
   double generate_seconds;
 } ember_generate_stats;
 
-/* Text in, text out, on sequence slot 0 (cleared first). The prompt is tokenized into the context's
- * token buffer (n_ctx ids); a prompt that does not fit is EMBER_ERR_CONTEXT_FULL. `out_ids` (may be
- * NULL) receives prompt ids then generated ids, up to `ids_cap`; *n_ids the count written. */
+/* Text in, text out: one request (below) run to its end. The prompt is tokenized in the context's
+ * own memory; a prompt longer than n_ctx tokens is EMBER_ERR_CONTEXT_FULL. `out_ids` (may be NULL)
+ * receives prompt ids then generated ids, up to `ids_cap`; *n_ids the count written. Requests
+ * submitted to the same context earlier advance with it. */
 ember_status ember_generate(ember_context* ctx, const char* prompt, size_t prompt_len,
                             const ember_generate_params* params, ember_text_callback on_text,
                             void* user, int32_t* out_ids, size_t ids_cap, size_t* n_ids,
                             ember_generate_stats* stats);
+
+/* ------------------------------------------------------- continuous batching ---- */
+/* Many prompts through one context. Each request gets a sequence slot when one is free (the others
+ * wait, in submit order, in a queue of n_queue_max places); each ember_step runs ONE forward pass
+ * over every admitted request: one decode token for each that is generating, then prompt chunks of
+ * those still prefilling, at most n_batch_max tokens in all (a long prompt is cut into chunks so
+ * that it never stalls the others). A request that finishes (or is cancelled) frees its slot at
+ * once and the oldest waiting request takes it at the next step. Everything lives in the context:
+ * no call below allocates.
+ *
+ * Same tokens whatever the company: a request's tokens do not depend on the other requests, on
+ * the order of admission, on the chunk sizes or on the thread count. Every value of the forward
+ * pass is computed per token row in a fixed order (kernels.h: integer dots exact, float sums in a
+ * fixed order, attention per token over its own slot), and each request samples with its own
+ * generator, seeded from its own sampler.seed. */
+
+#define EMBER_MAX_STOP_STRINGS 4 /* stop strings per request */
+#define EMBER_MAX_STOP_BYTES 64  /* bytes of one stop string */
+#define EMBER_MAX_STOP_IDS 8     /* stop token ids per request (besides the model's EOS ids) */
+
+typedef enum ember_finish_reason {
+  EMBER_FINISH_NONE = 0,      /* still queued or running */
+  EMBER_FINISH_LENGTH = 1,    /* max_new_tokens generated, or the slot's n_ctx positions are full */
+  EMBER_FINISH_EOS = 2,       /* the model sampled an end-of-sequence id (or BOS with stop_at_bos) */
+  EMBER_FINISH_STOP = 3,      /* a stop id or stop string (neither is part of the output) */
+  EMBER_FINISH_CANCELLED = 4, /* ember_request_cancel / release, or the callback returned nonzero */
+  EMBER_FINISH_ERROR = 5      /* the forward pass failed (ember_last_error at that ember_step) */
+} ember_finish_reason;
+
+/* One event of a request, given to its callback during ember_step (and ember_request_submit with
+ * echo_prompt, ember_request_cancel): one per accepted token with the text that token released,
+ * then a last one with token -1 and finish != EMBER_FINISH_NONE. Text is UTF-8, never split inside
+ * a character; text that may begin a stop string is held back until it cannot. `text` is valid
+ * during the call only. */
+typedef struct ember_request_event {
+  uint64_t request;
+  int32_t token;   /* the token, or -1 on the final event */
+  const char* text;
+  size_t text_len;
+  ember_finish_reason finish;
+} ember_request_event;
+
+/* Return nonzero to cancel the request. A callback may call ember_request_cancel (any request of
+ * this context) and nothing else on this context. */
+typedef int (*ember_request_callback)(const ember_request_event* event, void* user);
+
+typedef struct ember_request_params {
+  const char* prompt;          /* prompt text (prompt_len bytes), tokenized at submit with */
+  size_t prompt_len;           /* tokenize_flags into the context's own memory; or NULL and: */
+  const int32_t* prompt_ids;   /* prompt ids (n_prompt_ids, each in [0, vocab)), copied at submit */
+  size_t n_prompt_ids;
+  uint32_t tokenize_flags;     /* EMBER_TOKENIZE_* for `prompt` (default ADD_SPECIAL) */
+  uint32_t max_new_tokens;     /* default 128 */
+  ember_sampler_params sampler; /* its own seed: the request's tokens depend on nothing else */
+  const int32_t* stop_ids;     /* n_stop_ids <= EMBER_MAX_STOP_IDS ids that end the request */
+  uint32_t n_stop_ids;
+  const char* const* stop_strings; /* n_stop_strings <= EMBER_MAX_STOP_STRINGS NUL-terminated, */
+  uint32_t n_stop_strings;         /* 1..EMBER_MAX_STOP_BYTES bytes each; copied at submit */
+  int stop_at_bos;             /* also finish (EOS) when BOS is sampled (llama2.c models end a story
+                                * with BOS) */
+  int echo_prompt;             /* give the prompt's text to the callback first, at submit */
+  ember_request_callback on_event; /* may be NULL: poll with ember_request_info / _text */
+  void* user;
+} ember_request_params;
+
+ember_request_params ember_request_default_params(void);
+
+/* Queues a request; *out_id receives its handle (never 0). Refused before it takes a place:
+ * EMBER_ERR_CONTEXT_FULL when the prompt is longer than n_ctx tokens (it could never run),
+ * EMBER_ERR_BUSY when the n_seq_max + n_queue_max request places are all taken (finished requests
+ * hold theirs until ember_request_release), EMBER_ERR_INVALID_ARGUMENT for bad params. */
+ember_status ember_request_submit(ember_context* ctx, const ember_request_params* params,
+                                  uint64_t* out_id);
+
+/* One forward pass over the admitted requests (admitting waiting ones into free slots first),
+ * then sampling, stop checks and callbacks. *n_pending (may be NULL) receives the requests still
+ * queued or running: call again while it is > 0. A request whose pass fails finishes with
+ * EMBER_FINISH_ERROR and the status is returned. */
+ember_status ember_step(ember_context* ctx, uint32_t* n_pending);
+
+/* Finishes a queued or running request (EMBER_FINISH_CANCELLED; its slot is free at once). A
+ * finished request is left as it is. */
+ember_status ember_request_cancel(ember_context* ctx, uint64_t request);
+
+/* Forgets a request (cancelling it first if it has not finished) and frees its place. */
+ember_status ember_request_release(ember_context* ctx, uint64_t request);
+
+typedef struct ember_request_info {
+  ember_finish_reason finish;  /* EMBER_FINISH_NONE while queued or running */
+  int queued;                  /* 1 while waiting for a slot */
+  uint32_t n_prompt_tokens;
+  uint32_t n_generated;        /* generated tokens (a stop or EOS id is not counted) */
+  const int32_t* generated;    /* the generated ids, owned by the context, valid until release */
+  size_t text_bytes;           /* generated text released so far (ember_request_text) */
+  double first_token_seconds;  /* from submit to the first generated token (0 before it) */
+  double total_seconds;        /* from submit to the finish (or to now) */
+} ember_request_info;
+
+ember_status ember_request_info_get(const ember_context* ctx, uint64_t request,
+                                    ember_request_info* out);
+
+/* Generated text released so far, from byte `offset` on: up to `cap` bytes into `out`, *n_out the
+ * bytes written (a piece that does not fit whole is left for the next call). Polling: call with
+ * the sum of what earlier calls returned. Stop strings and the text after them are never part of
+ * it. */
+ember_status ember_request_text(ember_context* ctx, uint64_t request, size_t offset, char* out,
+                                size_t cap, size_t* n_out);
 
 /* --------------------------------------------------------------- testing ---- */
 
