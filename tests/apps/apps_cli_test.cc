@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,91 @@ TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
       EXPECT_NE(r.err.find("KV cache"), std::string::npos) << r.err;
     }
   }
+}
+
+// greedy.json's five prompts (the empty one included) as a batch file, with 1, 2, 3 and 5 slots, in
+// the file's order and reversed: every line's ids are run.c's, in input order on stdout.
+TEST(EmberRun, BatchFileGivesRunCIdsForEveryPrompt) {
+  REQUIRE_STORIES(model, "s260k_f32_batch.ember", "--quant f32");
+  const json ref = json::parse(std::ifstream(
+      ember_test::shared_path("models/stories260K/expected/greedy.json")))["results"];
+  for (bool reverse : {false, true}) {
+    std::vector<size_t> order;
+    for (size_t i = 0; i < ref.size(); ++i) order.push_back(reverse ? ref.size() - 1 - i : i);
+    const std::string file = ember_test::temp_path(reverse ? "prompts_rev.txt" : "prompts.txt");
+    std::string text;
+    for (size_t i : order) text += ref[i]["prompt"].get<std::string>() + "\n";
+    ember_test::write_file(file, text.data(), text.size());
+    for (int parallel : {1, 2, 3, 5}) {
+      SCOPED_TRACE(testing::Message() << "--parallel " << parallel << (reverse ? " reversed" : ""));
+      const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " +
+                        quote(file) + " --parallel " + std::to_string(parallel) +
+                        " -n 200 --temp 0");
+      ASSERT_EQ(r.code, 0) << r.err;
+      std::istringstream lines(r.out);
+      std::string line;
+      size_t k = 0;
+      for (; std::getline(lines, line); ++k) {
+        ASSERT_LT(k, order.size());
+        const json o = json::parse(line);
+        const json& want = ref[order[k]];
+        EXPECT_EQ(o["index"], k);
+        EXPECT_EQ(o["ids"], want["generated_ids"]) << "prompt '" << want["prompt"] << "'";
+        EXPECT_EQ(o["generated_tokens"], want["generated_ids"].size());
+        EXPECT_EQ(o["finish_reason"], want["generated_ids"].size() < 200 ? "eos" : "length");
+        EXPECT_EQ(o["prompt_tokens"], want["prompt_ids"].size());
+        const std::string full = want["full_text"].get<std::string>();
+        const std::string prompt = want["prompt"].get<std::string>();
+        if (!prompt.empty()) {
+          EXPECT_EQ(prompt + o["text"].get<std::string>(), full);
+        }
+        EXPECT_GT(o["first_token_ms"].get<double>(), 0.0);
+        EXPECT_GE(o["total_ms"].get<double>(), o["first_token_ms"].get<double>());
+      }
+      EXPECT_EQ(k, order.size());
+      EXPECT_NE(r.err.find("5 requests (0 failed)"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("p95"), std::string::npos) << r.err;
+    }
+  }
+}
+
+// JSON lines set their own options; a bad line gets an error object and the others still run.
+TEST(EmberRun, BatchFileLinesAndErrors) {
+  REQUIRE_STORIES(model, "s260k_u8_batch.ember", "");
+  const std::string file = ember_test::temp_path("mixed.txt");
+  const std::string text =
+      "Once upon a time\n"
+      "{\"prompt\": \"The little dog\", \"max_tokens\": 5}\n"
+      "{\"prompt\": 42}\n"
+      "{not json\n"
+      "{\"prompt\": \"Once upon a time\", \"stop\": [\"little\", \"zzz\"]}\n"
+      "{\"prompt\": \"x\", \"top_p\": 0}\n"
+      "{\"prompt\": \"Tom\", \"temperature\": 1.0, \"seed\": 7, \"max_tokens\": 12}\n";
+  ember_test::write_file(file, text.data(), text.size());
+  const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " +
+                    quote(file) + " -n 30 --temp 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<json> out;
+  for (std::string line; std::getline(lines, line);) out.push_back(json::parse(line));
+  ASSERT_EQ(out.size(), 7u) << r.out;
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i]["index"], i);
+  EXPECT_EQ(out[0]["generated_tokens"], 30);
+  EXPECT_EQ(out[1]["generated_tokens"], 5);
+  EXPECT_EQ(out[1]["finish_reason"], "length");
+  EXPECT_NE(out[2]["error"].get<std::string>().find("prompt"), std::string::npos);
+  EXPECT_TRUE(out[3].contains("error"));
+  const std::string t0 = out[0]["text"], t4 = out[4]["text"];
+  ASSERT_NE(t0.find("little"), std::string::npos) << t0;
+  EXPECT_EQ(t4, t0.substr(0, t0.find("little")));
+  EXPECT_EQ(out[4]["finish_reason"], "stop");
+  EXPECT_NE(out[5]["error"].get<std::string>().find("top_p"), std::string::npos);
+  EXPECT_EQ(out[6]["generated_tokens"], 12);
+  EXPECT_NE(r.err.find("7 requests (3 failed)"), std::string::npos) << r.err;
+  // A file that cannot be read is an error exit with a message.
+  expect_fails_with(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " +
+                        quote(ember_test::temp_path("absent.txt")),
+                    "absent batch file", "cannot read --batch-file");
 }
 
 TEST(EmberRun, RejectsBadInputWithAMessage) {
