@@ -120,7 +120,7 @@ bool is_stop_id(const Request& r, int32_t id) {
 void accept_token(Context* ctx, Request& r, int32_t id) {
   const Model& m = model_of(ctx);
   const int32_t bos = m.tokenizer.bos_id();
-  if (m.tokenizer.is_eos(id) || (r.stop_at_bos && bos >= 0 && id == bos)) {
+  if ((!r.ignore_eos && m.tokenizer.is_eos(id)) || (r.stop_at_bos && bos >= 0 && id == bos)) {
     finish(ctx, r, EMBER_FINISH_EOS);
     return;
   }
@@ -353,6 +353,7 @@ Status submit_request(Context* ctx, const ember_request_params& p, uint64_t* out
   r->sampler = p.sampler;
   r->rng = rng_seed(p.sampler.seed);
   r->stop_at_bos = p.stop_at_bos != 0;
+  r->ignore_eos = p.ignore_eos != 0;
   r->n_stop_ids = p.n_stop_ids;
   for (uint32_t i = 0; i < p.n_stop_ids; ++i) r->stop_ids[i] = p.stop_ids[i];
   r->n_stop = p.n_stop_strings;

@@ -31,7 +31,7 @@ struct Request {
   uint64_t last_step = 0;    // the step that last gave it a decode token (the least recent first)
   ember_sampler_params sampler{};
   uint64_t rng = 0;
-  bool stop_at_bos = false;
+  bool stop_at_bos = false, ignore_eos = false;
   uint32_t n_stop_ids = 0, n_stop = 0;
   int32_t stop_ids[EMBER_MAX_STOP_IDS] = {};
   uint8_t stop_len[EMBER_MAX_STOP_STRINGS] = {};

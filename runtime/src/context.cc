@@ -219,14 +219,17 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   size_t k_max = m.config.hidden_size;
   if (m.config.q_dim > k_max) k_max = m.config.q_dim;
   if (m.config.intermediate_size > k_max) k_max = m.config.intermediate_size;
-  const Status s = ctx->linear.init(plan.n_threads, block + plan.off_linear, plan.linear_bytes,
-                                    plan.n_batch_max, k_max, m.max_groups);
+  Status s = ctx->pool.init(plan.n_threads);
+  if (s == Status::kOk) {
+    s = ctx->linear.init(&ctx->pool, block + plan.off_linear, plan.linear_bytes, plan.n_batch_max,
+                         k_max, m.max_groups);
+  }
   if (s != Status::kOk) {
     ctx->~ember_context();
     return s;
   }
   if (plan.use_xnnpack) {
-    const Status xs = ctx->xnnpack.init(m, ctx->linear.pool());
+    const Status xs = ctx->xnnpack.init(m, ctx->pool.native());
     if (xs != Status::kOk) {
       ctx->~ember_context();
       return xs;

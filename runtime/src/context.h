@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "ember/ember.h"
 #include "linear.h"
+#include "thread_pool.h"
 #include "model.h"
 #include "xnnpack_linear.h"
 
@@ -45,6 +46,7 @@ struct Context {
   ContextPlan plan;
   uint8_t* base = nullptr;  // the block (the Context itself lives at its start)
   bool owns_block = false;
+  ThreadPool pool;        // the context's worker threads (memory outside the block: pthreadpool's)
   LinearExecutor linear;
   XnnpackLinear xnnpack;  // use_xnnpack: f32 weights' XNNPACK operators (memory outside the block)
 

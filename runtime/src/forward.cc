@@ -211,18 +211,18 @@ void silu_tokens(void* arg, size_t i0, size_t count) {
   job.kt->silu_mul(g, u, count * ffn, g);
 }
 
-// Batches of at least this many tokens (and LinearExecutor::kMinParallelElements values of the
+// Batches of at least this many tokens (and ThreadPool::kMinParallelElements values of the
 // residual stream) split their element-wise work across the pool; smaller ones (decode) run it on
 // the calling thread.
 constexpr size_t kMinParallelTokens = 4;
 
-void for_tokens(LinearExecutor& lin, const LayerJob& job,
+void for_tokens(const ThreadPool& pool, const LayerJob& job,
                 void (*fn)(void* arg, size_t i0, size_t count)) {
   LayerJob* arg = const_cast<LayerJob*>(&job);
   const size_t dim = job.ctx->model->config.hidden_size;
-  if (job.n >= kMinParallelTokens && job.n * dim >= LinearExecutor::kMinParallelElements &&
-      lin.threads() > 1) {
-    lin.parallel_ranges(job.n, 0, fn, arg);
+  if (job.n >= kMinParallelTokens && job.n * dim >= ThreadPool::kMinParallelElements &&
+      pool.threads() > 1) {
+    pool.parallel_ranges(job.n, 0, fn, arg);
   } else {
     fn(arg, 0, job.n);
   }
@@ -271,10 +271,10 @@ Status validate(Context* ctx, const ember_batch& b) {
 }  // namespace
 
 // fn(job, i) for i in [0, n): over the pool when the dispatch pays (`work` multiply-adds).
-void for_items(LinearExecutor& lin, size_t n, size_t work, void (*fn)(void* arg, size_t i),
+void for_items(const ThreadPool& pool, size_t n, size_t work, void (*fn)(void* arg, size_t i),
                LayerJob* job) {
-  if (lin.threads() > 1 && work >= LinearExecutor::kMinParallelWork) {
-    lin.parallel_for(n, fn, job);
+  if (pool.threads() > 1 && work >= ThreadPool::kMinParallelWork) {
+    pool.parallel_for(n, fn, job);
   } else {
     for (size_t i = 0; i < n; ++i) fn(job, i);
   }
@@ -287,6 +287,7 @@ Status decode(Context* ctx, const ember_batch& b) {
   const kernels::KernelTable& kt = kernels::active();
   const size_t n = b.n_tokens, dim = c.hidden_size;
   LinearExecutor& lin = ctx->linear;
+  const ThreadPool& pool = ctx->pool;
   LayerJob job{ctx, &b, &kt, nullptr, 0, n, nullptr, nullptr};
   // Multiply-adds of attention (q.k and p.v over every key of every token) and of q/k/v.
   size_t keys = 0;
@@ -295,7 +296,7 @@ Status decode(Context* ctx, const ember_batch& b) {
   const size_t qkv_work = n * (size_t{c.q_dim} + 2 * size_t{c.kv_dim}) * dim;
 
   // Embedding rows and the RoPE angles of each token.
-  for_tokens(lin, job, embed_tokens);
+  for_tokens(pool, job, embed_tokens);
 
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = m.layers[l];
@@ -304,39 +305,39 @@ Status decode(Context* ctx, const ember_batch& b) {
     // Attention block: xb = rmsnorm(x) (after the previous layer's MLP residual, fused here).
     job.norm = w.attn_norm;
     if (l == 0) {
-      for_tokens(lin, job, residual_norm_tokens<false>);
+      for_tokens(pool, job, residual_norm_tokens<false>);
     } else {
       job.bias = m.layers[l - 1].b_down;
-      for_tokens(lin, job, residual_norm_tokens<true>);
+      for_tokens(pool, job, residual_norm_tokens<true>);
     }
     const WeightRef* qkv[3] = {&w.wq, &w.wk, &w.wv};
-    if (kv_groups_balance(c.num_kv_heads, lin.threads()) && lin.prepare(qkv, 3, ctx->xb, n)) {
+    if (kv_groups_balance(c.num_kv_heads, pool.threads()) && lin.prepare(qkv, 3, ctx->xb, n)) {
       // q/k/v rows, RoPE, KV append and attention of each KV head's group in one dispatch.
-      for_items(lin, c.num_kv_heads, qkv_work + attn_work, kv_group_tokens, &job);
+      for_items(pool, c.num_kv_heads, qkv_work + attn_work, kv_group_tokens, &job);
     } else {
       float* const out[3] = {ctx->q, ctx->k, ctx->v};
       lin.linear_multi(qkv, out, 3, ctx->xb, n);
-      for_tokens(lin, job, rope_append_tokens);
-      for_items(lin, c.num_heads, attn_work, attention_tokens, &job);
+      for_tokens(pool, job, rope_append_tokens);
+      for_items(pool, c.num_heads, attn_work, attention_tokens, &job);
     }
     lin.linear(w.wo, ctx->att, n, ctx->xb2);
 
     // MLP block: x += xb2 + bo; xb = rmsnorm(x).
     job.norm = w.ffn_norm;
     job.bias = w.bo;
-    for_tokens(lin, job, residual_norm_tokens<true>);
+    for_tokens(pool, job, residual_norm_tokens<true>);
     {
       const WeightRef* gu[2] = {&w.w_gate, &w.w_up};
       float* const out[2] = {ctx->hb, ctx->hb2};
       lin.linear_multi(gu, out, 2, ctx->xb, n);
     }
-    for_tokens(lin, job, silu_tokens);
+    for_tokens(pool, job, silu_tokens);
     lin.linear(w.w_down, ctx->hb, n, ctx->xb2);
   }
   // The last layer's MLP residual (x += xb2 + b_down).
   job.norm = nullptr;
   job.bias = m.layers[c.num_layers - 1].b_down;
-  for_tokens(lin, job, residual_norm_tokens<true>);
+  for_tokens(pool, job, residual_norm_tokens<true>);
   for (size_t i = 0; i < n; ++i) ctx->seq_len[b.seq_id[i]] = static_cast<uint32_t>(b.pos[i]) + 1;
 
   // Final norm and output head, only for the tokens that want logits (gathered into xb).

@@ -1,7 +1,7 @@
 // LinearExecutor: weight dtype -> kernel from the active table, activation quantization for u8
-// weights, output rows split across a pthreadpool. Every output element is computed by exactly one
-// kernel call whose result does not depend on which rows it was given, so any thread count gives
-// the same bits.
+// weights, output rows split across the thread pool. Every output element is computed by exactly
+// one kernel call whose result does not depend on which rows it was given, so any thread count
+// gives the same bits.
 #include "linear.h"
 
 #include <cassert>
@@ -9,10 +9,6 @@
 
 #include "kernels/kernels.h"
 #include "xnnpack_linear.h"
-
-#if EMBER_USE_PTHREADPOOL
-#include <pthreadpool.h>
-#endif
 
 namespace ember {
 
@@ -38,11 +34,9 @@ inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 // end to end): kItemsPerThread items per thread. pthreadpool hands thread p the items
 // [p * per, (p + 1) * per) at first; a thread that finishes its own takes the others' from their
 // END. So within a thread's share of the rows the items shrink: item i ends at 1 - (1 - i/per)^2
-// of the share (rounded up to 16 rows, whole SIMD row blocks). The first items are large, and
-// the last ones, which are the ones stolen and the one a thread waits for at the end of a
-// dispatch, are small. Measured on 2 cores (tinyllama u8 g64 decode, 2 threads, perf): the calling
-// thread's wait loop in pthreadpool took 3.4% of all samples with equal tiles of 1/16 of a share,
-// 3.0% with these; tokens/s the same within this host's noise (4 alternated rounds).
+// of the share (rounded up to 16 rows, whole row blocks). The first items are large, and the last
+// ones, which are the ones stolen and the one a thread waits for at the end of a dispatch, are
+// small (docs/performance.md: the waits this saves).
 constexpr size_t kItemsPerThread = 16;
 
 struct RowSplit {
@@ -114,18 +108,6 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   }
 }
 
-#if EMBER_USE_PTHREADPOOL
-// Flags of every dispatch. 0: after a dispatch the workers spin (up to a million iterations)
-// waiting for the next one, then sleep. PTHREADPOOL_FLAG_YIELD_WORKERS makes them sleep at once
-// (-DEMBER_POOL_FLAGS=PTHREADPOOL_FLAG_YIELD_WORKERS). Measured on 2 shared cores, stories110m,
-// 2 threads, u8 g64, avx512vnni: idle machine, decode 0-10% slower with yield (a wake-up per
-// dispatch, ~50 per token); with a second 2-thread process running, decode 41-49 vs 33-41 tok/s
-// (yield better); with the slower GEMV kernel before 0d3a05a it was 26 vs 14. Spinning (the
-// pthreadpool default) is kept for a device that runs the model alone.
-#ifndef EMBER_POOL_FLAGS
-#define EMBER_POOL_FLAGS 0
-#endif
-constexpr uint32_t kPoolFlags = EMBER_POOL_FLAGS;
 
 // Item t: the rows [boundary(t), boundary(t + 1)) of the row space, per weight they cover.
 void run_multi_item(const MultiJob& mj, size_t t) {
@@ -153,7 +135,6 @@ void quant_tile(void* arg, size_t i0, size_t count) {
   q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k, q.d + i0 * q.groups,
                             q.sum + i0 * q.groups);
 }
-#endif
 
 // True when the weights can run on one prepared input: all u8 of one (cols, group), or all float
 // of one cols.
@@ -176,14 +157,14 @@ size_t LinearExecutor::scratch_bytes(size_t m_max, size_t k_max, size_t max_grou
   return ScratchLayout(m_max, k_max, max_groups).total;
 }
 
-Status LinearExecutor::init(uint32_t n_threads, void* scratch, size_t scratch_size, size_t m_max,
-                            size_t k_max, size_t max_groups) {
-  shutdown();
+Status LinearExecutor::init(const ThreadPool* pool, void* scratch, size_t scratch_size,
+                            size_t m_max, size_t k_max, size_t max_groups) {
   const size_t need = scratch_bytes(m_max, k_max, max_groups);
-  if (scratch == nullptr || scratch_size < need) {
+  if (pool == nullptr || scratch == nullptr || scratch_size < need) {
     return set_error(Status::kBufferTooSmall, "linear scratch: %zu bytes given, %zu needed",
                      scratch_size, need);
   }
+  pool_ = pool;
   // Align the base inside the given buffer (scratch_bytes reserves kAlign bytes for this).
   const uintptr_t base = reinterpret_cast<uintptr_t>(scratch);
   scratch_ = reinterpret_cast<void*>(round_up(base, kAlign));
@@ -191,28 +172,7 @@ Status LinearExecutor::init(uint32_t n_threads, void* scratch, size_t scratch_si
   m_max_ = m_max;
   k_max_ = k_max;
   max_groups_ = max_groups;
-  n_threads_ = n_threads == 0 ? 1 : n_threads;
-#if EMBER_USE_PTHREADPOOL
-  if (n_threads_ > 1) {
-    pthreadpool_t pool = pthreadpool_create(n_threads_);
-    if (pool == nullptr) {
-      return set_error(Status::kOutOfMemory, "could not create a pool of %u threads", n_threads_);
-    }
-    pool_ = pool;
-  }
-#else
-  n_threads_ = 1;  // built without a thread pool
-#endif
   return Status::kOk;
-}
-
-void LinearExecutor::shutdown() {
-#if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr) pthreadpool_destroy(static_cast<pthreadpool_t>(pool_));
-#endif
-  pool_ = nullptr;
-  scratch_ = nullptr;
-  scratch_size_ = 0;
 }
 
 void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m,
@@ -228,14 +188,11 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
   int8_t* a = reinterpret_cast<int8_t*>(base + lay.a_off);        // (m, k)
   float* d = reinterpret_cast<float*>(base + lay.d_off);          // (m, groups)
   int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, groups)
-#if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr && m >= 2 * n_threads_ && m * k >= kMinParallelElements) {
+  const size_t threads = pool_->threads();
+  if (threads > 1 && m >= 2 * threads && m * k >= ThreadPool::kMinParallelElements) {
     QuantJob qj{&table, x, k, group, groups, a, d, sum};
-    pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), quant_tile, &qj, m,
-                                       (m + 2 * n_threads_ - 1) / (2 * n_threads_), kPoolFlags);
-  } else
-#endif
-  {
+    pool_->parallel_ranges(m, 0, quant_tile, &qj);
+  } else {
     table.quantize_acts_s8(x, m, k, group, a, d, sum);
   }
   job->a = a;
@@ -259,17 +216,11 @@ void LinearExecutor::run_multi(MultiJob* mj) {
   mj->row_start[0] = 0;
   for (size_t j = 0; j < mj->count; ++j) mj->row_start[j + 1] = mj->row_start[j] + mj->jobs[j].w->rows;
   const size_t total_rows = mj->row_start[mj->count];
-#if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr && m * total_rows * k >= kMinParallelWork) {
-    mj->split = RowSplit{total_rows, n_threads_};
-    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), multi_item, mj,
-                               mj->split.items(), kPoolFlags);
+  if (pool_->threads() > 1 && m * total_rows * k >= ThreadPool::kMinParallelWork) {
+    mj->split = RowSplit{total_rows, pool_->threads()};
+    pool_->parallel_for(mj->split.items(), multi_item, mj);
     return;
   }
-#endif
-  (void)m;
-  (void)k;
-  (void)total_rows;
   for (size_t j = 0; j < mj->count; ++j) run_rows(mj->jobs[j], 0, mj->jobs[j].w->rows);
 }
 
@@ -329,30 +280,6 @@ void LinearExecutor::rows(const WeightRef& w, float* y, size_t r0, size_t r1) co
   const MatmulJob job{&kernels::active(), &w, prep_x_, prep_m_, y, prep_a_, prep_d_, prep_sum_,
                       prep_group_};
   run_rows(job, r0, r1);
-}
-
-void LinearExecutor::parallel_ranges(size_t n, size_t tile,
-                                     void (*fn)(void* arg, size_t start, size_t count), void* arg) {
-  if (n == 0) return;
-#if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr) {
-    if (tile == 0) tile = (n + 2 * n_threads_ - 1) / (2 * n_threads_);
-    pthreadpool_parallelize_1d_tile_1d(static_cast<pthreadpool_t>(pool_), fn, arg, n, tile, kPoolFlags);
-    return;
-  }
-#endif
-  if (tile == 0) tile = n;
-  for (size_t i = 0; i < n; i += tile) fn(arg, i, n - i < tile ? n - i : tile);
-}
-
-void LinearExecutor::parallel_for(size_t n, void (*fn)(void* arg, size_t i), void* arg) {
-#if EMBER_USE_PTHREADPOOL
-  if (pool_ != nullptr) {
-    pthreadpool_parallelize_1d(static_cast<pthreadpool_t>(pool_), fn, arg, n, kPoolFlags);
-    return;
-  }
-#endif
-  for (size_t i = 0; i < n; ++i) fn(arg, i);
 }
 
 }  // namespace ember

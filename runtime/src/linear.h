@@ -1,7 +1,7 @@
-// Linear layers and row-parallel loops of one context: picks the kernel for the weight's dtype from
-// the active KernelTable, quantizes activations for u8 weights, and splits output rows across the
-// context's thread pool (pthreadpool). All scratch memory
-// is handed in at init() from the context's arena; linear() never allocates.
+// Linear layers of one context: picks the kernel for the weight's dtype from the active
+// KernelTable, quantizes activations for u8 weights, and splits output rows across the context's
+// thread pool. All scratch memory is handed in at init() from the context's arena; linear() never
+// allocates.
 #ifndef EMBER_SRC_LINEAR_H_
 #define EMBER_SRC_LINEAR_H_
 
@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "core/zero_one.h"
+#include "thread_pool.h"
 
 namespace ember {
 
@@ -35,22 +36,12 @@ class LinearExecutor {
   static size_t scratch_bytes(size_t m_max, size_t k_max, size_t max_groups);
 
   LinearExecutor() = default;
-  ~LinearExecutor() { shutdown(); }
   LinearExecutor(const LinearExecutor&) = delete;
   LinearExecutor& operator=(const LinearExecutor&) = delete;
 
-  // n_threads <= 1: everything on the calling thread. Creates the thread pool (its memory is the
-  // pool library's, outside the arena).
-  Status init(uint32_t n_threads, void* scratch, size_t scratch_size, size_t m_max, size_t k_max,
-              size_t max_groups);
-  void shutdown();
-
-  // Multiply-adds below which a pool dispatch costs more than it saves (waking a worker is some
-  // microseconds, more in a VM): such matmuls run on the calling thread. Callers of
-  // parallel_for / parallel_ranges use it to decide the same.
-  static constexpr size_t kMinParallelWork = size_t{1} << 18;
-  // The same for element-wise work (values touched: activation quantization, norms, SiLU, ...).
-  static constexpr size_t kMinParallelElements = size_t{1} << 15;
+  // Rows are split across `pool` (which must outlive this executor).
+  Status init(const ThreadPool* pool, void* scratch, size_t scratch_size, size_t m_max,
+              size_t k_max, size_t max_groups);
 
   // y (m, w.rows), row-major with leading dimension w.rows  =  x (m, w.cols) . W^T.
   // m <= m_max, w.cols <= k_max. Results are bit-identical for any thread count.
@@ -73,17 +64,7 @@ class LinearExecutor {
   bool prepare(const WeightRef* const* w, size_t count, const float* x, size_t m);
   void rows(const WeightRef& w, float* y, size_t r0, size_t r1) const;
 
-  // Calls fn(arg, i) for i in [0, n), spread over the pool (no allocation, no locks).
-  void parallel_for(size_t n, void (*fn)(void* arg, size_t i), void* arg);
-
-  // Calls fn(arg, start, count) on consecutive ranges of [0, n) of at most `tile` indices, spread
-  // over the pool; tile 0 = n split evenly in 2 * threads() ranges (one range without a pool).
-  void parallel_ranges(size_t n, size_t tile, void (*fn)(void* arg, size_t start, size_t count),
-                       void* arg);
-
-  uint32_t threads() const { return n_threads_; }
-  // The pthreadpool_t (nullptr with one thread or without pthreadpool), for XnnpackLinear.
-  void* pool() const { return pool_; }
+  uint32_t threads() const { return pool_->threads(); }
   // use_xnnpack: f32 weights that have an operator in `x` run through it in linear() and
   // linear_multi() (not bit-identical to Ember's kernels); nullptr (default) = never.
   void set_xnnpack(const XnnpackLinear* x) { xnn_ = x; }
@@ -94,8 +75,7 @@ class LinearExecutor {
   // Runs the job's weights over all their rows: one pool dispatch, or on the calling thread.
   void run_multi(MultiJob* mj);
 
-  uint32_t n_threads_ = 1;
-  void* pool_ = nullptr;  // pthreadpool_t when EMBER_USE_PTHREADPOOL
+  const ThreadPool* pool_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_size_ = 0, m_max_ = 0, k_max_ = 0, max_groups_ = 0;
   const XnnpackLinear* xnn_ = nullptr;

@@ -1,6 +1,6 @@
 // LinearExecutor: every weight type through the active kernels, bit-identical for 1, 2 and 3
 // threads and for every kernel variant; linear_multi and prepare + rows equal to linear(); scratch
-// checks; parallel_for / parallel_ranges cover every index once.
+// checks; the thread pool's parallel_for / parallel_ranges cover every index once.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -82,8 +82,10 @@ std::vector<float> run_linear(const WeightRef& w, const std::vector<float>& x, s
   const size_t groups = ember::zero_one_groups_per_row(w.cols, w.group == 0 ? 0 : w.group);
   const size_t bytes = LinearExecutor::scratch_bytes(m, w.cols, groups);
   std::vector<uint8_t> scratch(bytes);
+  ember::ThreadPool pool;
+  EXPECT_EQ(pool.init(threads), ember::Status::kOk);
   LinearExecutor lin;
-  EXPECT_EQ(lin.init(threads, scratch.data(), scratch.size(), m, w.cols, groups), ember::Status::kOk);
+  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), m, w.cols, groups), ember::Status::kOk);
   std::vector<float> y(m * w.rows, -1.0f);
   lin.linear(w, x.data(), m, y.data());
   return y;
@@ -167,8 +169,10 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
       ASSERT_TRUE(ember::kernels::force_variant(ember::kernels::variant(vi).name));
       for (uint32_t threads : {1u, 2u, 3u}) {
         std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(c.m, c.cols, max_groups));
+        ember::ThreadPool pool;
+        ASSERT_EQ(pool.init(threads), ember::Status::kOk);
         LinearExecutor lin;
-        ASSERT_EQ(lin.init(threads, scratch.data(), scratch.size(), c.m, c.cols, max_groups), ember::Status::kOk);
+        ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), c.m, c.cols, max_groups), ember::Status::kOk);
         std::vector<std::vector<float>> ys;
         std::vector<float*> outs;
         for (const Weights& w : ws) ys.emplace_back(c.m * w.ref.rows, -1.0f);
@@ -204,8 +208,10 @@ TEST(LinearExecutor, PreparedRowsMatchLinear) {
   for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
     ASSERT_TRUE(ember::kernels::force_variant(ember::kernels::variant(vi).name));
     std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(m, cols, groups));
+    ember::ThreadPool pool;
+    ASSERT_EQ(pool.init(2), ember::Status::kOk);
     LinearExecutor lin;
-    ASSERT_EQ(lin.init(2, scratch.data(), scratch.size(), m, cols, groups), ember::Status::kOk);
+    ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), m, cols, groups), ember::Status::kOk);
     const WeightRef* mixed[2] = {&a.ref, &other_group.ref};
     const WeightRef* floats[1] = {&f.ref};
     EXPECT_FALSE(lin.prepare(mixed, 2, x.data(), m));
@@ -227,33 +233,33 @@ TEST(LinearExecutor, PreparedRowsMatchLinear) {
 
 TEST(LinearExecutor, RejectsSmallScratch) {
   std::vector<uint8_t> scratch(16);
+  ember::ThreadPool pool;
+  ASSERT_EQ(pool.init(1), ember::Status::kOk);
   LinearExecutor lin;
-  EXPECT_EQ(lin.init(1, scratch.data(), scratch.size(), 4, 256, 8), ember::Status::kBufferTooSmall);
-  EXPECT_EQ(lin.init(1, nullptr, 0, 4, 256, 8), ember::Status::kBufferTooSmall);
+  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), 4, 256, 8), ember::Status::kBufferTooSmall);
+  EXPECT_EQ(lin.init(&pool, nullptr, 0, 4, 256, 8), ember::Status::kBufferTooSmall);
 }
 
-TEST(LinearExecutor, ParallelForVisitsEachIndexOnce) {
-  std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(1, 1, 1));
+TEST(ThreadPool, ParallelForVisitsEachIndexOnce) {
   for (uint32_t threads : {1u, 2u}) {
-    LinearExecutor lin;
-    ASSERT_EQ(lin.init(threads, scratch.data(), scratch.size(), 1, 1, 1), ember::Status::kOk);
+    ember::ThreadPool pool;
+    ASSERT_EQ(pool.init(threads), ember::Status::kOk);
     std::vector<std::atomic<int>> hits(1000);
-    lin.parallel_for(hits.size(), [](void* arg, size_t i) {
+    pool.parallel_for(hits.size(), [](void* arg, size_t i) {
       (*static_cast<std::vector<std::atomic<int>>*>(arg))[i]++;
     }, &hits);
     for (auto& h : hits) ASSERT_EQ(h.load(), 1);
   }
 }
 
-TEST(LinearExecutor, ParallelRangesCoverEachIndexOnce) {
-  std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(1, 1, 1));
+TEST(ThreadPool, ParallelRangesCoverEachIndexOnce) {
   for (uint32_t threads : {1u, 2u, 3u}) {
-    LinearExecutor lin;
-    ASSERT_EQ(lin.init(threads, scratch.data(), scratch.size(), 1, 1, 1), ember::Status::kOk);
+    ember::ThreadPool pool;
+    ASSERT_EQ(pool.init(threads), ember::Status::kOk);
     for (size_t n : {size_t{1}, size_t{5}, size_t{513}}) {
       for (size_t tile : {size_t{0}, size_t{1}, size_t{7}}) {
         struct Arg { std::vector<std::atomic<int>> hits; size_t tile; std::atomic<int> bad{0}; } arg{std::vector<std::atomic<int>>(n), tile};
-        lin.parallel_ranges(n, tile, [](void* p, size_t start, size_t count) {
+        pool.parallel_ranges(n, tile, [](void* p, size_t start, size_t count) {
           Arg& a = *static_cast<Arg*>(p);
           if (count == 0 || (a.tile != 0 && count > a.tile)) a.bad++;
           for (size_t i = start; i < start + count; ++i) a.hits[i]++;

@@ -1,9 +1,10 @@
 // ember-bench: llama-bench-like throughput figures for .ember models, using only ember.h.
 //   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [-d 0,1024] [--parallel 1,2,8]
-//               [--json] [--kernels NAME] [--xnnpack]
+//               [--mixed] [--json] [--kernels NAME] [--xnnpack]
 // Tests: ppN = prefill of N tokens in one ember_decode batch (logits of the last position only);
 // tgN = N decode steps; with --parallel B, B sequences decode together (one token each per step,
-// every one with its logits), each slot holding its own tokens, and tokens/s counts all B. Each
+// every one with its logits), each slot holding its own tokens, and tokens/s counts all B; --mixed:
+// 1 long and 7 short requests through the continuous batcher (mixed_test). Each
 // test runs once to warm up, then -r times: median, min and max. The machine's memory read
 // bandwidth is probed per thread count, and decode speed is also given as a fraction of the
 // bandwidth ceiling (B x bandwidth / weight bytes one step reads).
@@ -31,7 +32,7 @@ struct Options {
   std::vector<std::string> models;
   std::vector<uint32_t> pp, tg, threads, depths, parallel;
   uint32_t reps = 5, bw_mib = 1024;
-  bool json = false, xnnpack = false;
+  bool json = false, xnnpack = false, mixed = false;
   std::string kernels;
 };
 
@@ -42,6 +43,7 @@ struct Result {
   double bandwidth;                   // bytes / s: the best probe pass up to this test
   double bandwidth_median;            // bytes / s: the median probe round up to this test
   uint64_t token_read_bytes;          // weight bytes one decode step reads
+  double short_alone_ms = 0, short_together_ms = 0, long_ms = 0;  // the mixed test
 };
 
 // The bandwidth ceiling per thread count: the best pass of every probe so far, and all rounds.
@@ -75,6 +77,10 @@ bool parse_options(int argc, char** argv, Options* o, int* exit_code) {
                "use_xnnpack: f32 weight matrices through XNNPACK's f32 fully-connected operator "
                "(needs a build with -DEMBER_USE_XNNPACK=ON)");
   app.add_option("--bandwidth-mib", o->bw_mib, "buffer size for the bandwidth probe (0: skip)");
+  app.add_flag("--mixed", o->mixed,
+               "also run the mixed test: 1 long (512 new tokens) and 7 short (32 new tokens) "
+               "requests together through the continuous batcher; the short ones' mean time to "
+               "finish against their time alone");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -225,6 +231,84 @@ class ModelBench {
   std::vector<int32_t> tok_, pos_, seq_;
 };
 
+// The mixed test: kShort short requests alone, one after the other, then together with one long
+// request (submitted first), through ember_request_submit / ember_step with kMixedSlots slots.
+constexpr uint32_t kMixedSlots = 8, kShortNew = 32, kLongNew = 512, kMixedPrompt = 16;
+
+// Submits the requests and steps until all finish; their times to finish (ms) in submit order.
+ember_status run_requests(ember_context* ctx, const std::vector<std::vector<int32_t>>& prompts,
+                          const std::vector<uint32_t>& n_new, std::vector<double>* ms) {
+  std::vector<uint64_t> ids(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ember_request_params p = ember_request_default_params();
+    p.prompt_ids = prompts[i].data();
+    p.n_prompt_ids = prompts[i].size();
+    p.max_new_tokens = n_new[i];
+    p.ignore_eos = 1;  // every request runs its full length
+    const ember_status s = ember_request_submit(ctx, &p, &ids[i]);
+    if (s != EMBER_OK) return s;
+  }
+  uint32_t pending = 1;
+  while (pending > 0) {
+    const ember_status s = ember_step(ctx, &pending);
+    if (s != EMBER_OK) return s;
+  }
+  ms->clear();
+  for (uint64_t id : ids) {
+    ember_request_info info;
+    ember_request_info_get(ctx, id, &info);
+    ms->push_back(info.total_seconds * 1e3);
+    ember_request_release(ctx, id);
+  }
+  return EMBER_OK;
+}
+
+ember_status mixed_test(ember_model* model, const ember_model_info& info, uint32_t threads,
+                        bool xnnpack, Result* r) {
+  // The long request: 512 new tokens, or as many as the model's context holds.
+  const uint32_t long_new = std::min(kLongNew, info.max_context - kMixedPrompt);
+  ember_context_params cp = ember_context_default_params();
+  cp.n_ctx = kMixedPrompt + long_new;
+  cp.n_seq_max = kMixedSlots;
+  cp.n_batch_max = 64;
+  cp.n_threads = threads;
+  cp.use_xnnpack = xnnpack ? 1 : 0;
+  ember_context* ctx = nullptr;
+  ember_status s = ember_context_create(model, &cp, nullptr, 0, &ctx);
+  if (s != EMBER_OK) return s;
+  const std::unique_ptr<ember_context, void (*)(ember_context*)> owner(ctx, ember_context_free);
+  std::vector<std::vector<int32_t>> prompts(kMixedSlots, std::vector<int32_t>(kMixedPrompt));
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  for (auto& p : prompts) {
+    for (int32_t& t : p) {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      t = static_cast<int32_t>(rng % info.vocab_size);
+    }
+  }
+  std::vector<double> ms, alone;
+  for (uint32_t i = 1; i < kMixedSlots; ++i) {  // warm-up, then each short request alone
+    s = run_requests(ctx, {prompts[i]}, {kShortNew}, &ms);
+    if (s != EMBER_OK) return s;
+    if (i > 1 || kMixedSlots == 2) alone.push_back(ms[0]);
+  }
+  s = run_requests(ctx, {prompts[1]}, {kShortNew}, &ms);  // (the first one again, warm)
+  if (s != EMBER_OK) return s;
+  alone.push_back(ms[0]);
+  std::vector<uint32_t> n_new(kMixedSlots, kShortNew);
+  n_new[0] = long_new;
+  s = run_requests(ctx, prompts, n_new, &ms);
+  if (s != EMBER_OK) return s;
+  double a = 0, t = 0;
+  for (double v : alone) a += v;
+  for (size_t i = 1; i < ms.size(); ++i) t += ms[i];
+  r->short_alone_ms = a / alone.size();
+  r->short_together_ms = t / (ms.size() - 1);
+  r->long_ms = ms[0];
+  return EMBER_OK;
+}
+
 Result make_result(const std::string& model, const std::string& test, uint32_t threads,
                    uint32_t batch, uint32_t tokens, uint32_t depth, const std::vector<double>& tps,
                    double roofline, const Ceiling& c, size_t ti, uint64_t read_bytes) {
@@ -297,6 +381,23 @@ int run_model(const Options& o, const std::string& path, Ceiling* ceiling,
         }
       }
     }
+    if (o.mixed && info.max_context < kMixedPrompt + kShortNew) {
+      std::fprintf(stderr, "ember-bench: %s: a context of %u positions is too short for --mixed\n",
+                   path.c_str(), info.max_context);
+      return 1;
+    }
+    if (o.mixed) {
+      Result r{name, "mixed", th, kMixedSlots, kShortNew, 0, 0, 0, 0, -1.0, ceiling->best[ti],
+               ceiling->median(ti), info.token_read_bytes};
+      s = mixed_test(model, info, th, o.xnnpack, &r);
+      if (s != EMBER_OK) return fail("mixed test", s);
+      std::fprintf(stderr,
+                   "%s mixed t%u: %u short requests (%u new tokens) finish in %.1f ms alone, %.1f ms "
+                   "beside one of %u new tokens (%.2fx; the long one %.1f ms)\n",
+                   name.c_str(), th, kMixedSlots - 1, kShortNew, r.short_alone_ms,
+                   r.short_together_ms, kLongNew, r.short_together_ms / r.short_alone_ms, r.long_ms);
+      results->push_back(r);
+    }
   }
   return 0;
 }
@@ -324,6 +425,10 @@ void print_json(const std::vector<Result>& results, bool xnnpack) {
     } else if (r.roofline == 0) {
       std::printf(", \"roofline\": null");
     }
+    if (r.test == "mixed") {
+      std::printf(", \"short_alone_ms\": %.3f, \"short_together_ms\": %.3f, \"long_ms\": %.3f",
+                  r.short_alone_ms, r.short_together_ms, r.long_ms);
+    }
     std::printf("}%s\n", i + 1 < results.size() ? "," : "");
   }
   std::printf("]\n");
@@ -341,6 +446,13 @@ void print_table(const std::vector<Result>& results, bool xnnpack) {
               std::string(7, '-').c_str(), std::string(14, '-').c_str(),
               std::string(23, '-').c_str(), std::string(10, '-').c_str());
   for (const Result& r : results) {
+    if (r.test == "mixed") {
+      std::printf("| %-24s | %-*s | %7u | %5u | short requests: %.1f ms alone, %.1f ms beside a long "
+                  "one (%.2fx) |\n",
+                  r.model.c_str(), tw, r.test.c_str(), r.threads, r.batch, r.short_alone_ms,
+                  r.short_together_ms, r.short_together_ms / r.short_alone_ms);
+      continue;
+    }
     char roof[32] = "";
     if (r.roofline > 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
     if (r.roofline == 0) std::snprintf(roof, sizeof roof, "n/a");

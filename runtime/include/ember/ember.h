@@ -305,6 +305,7 @@ typedef struct ember_request_params {
   uint32_t n_stop_strings;         /* 1..EMBER_MAX_STOP_BYTES bytes each; copied at submit */
   int stop_at_bos;             /* also finish (EOS) when BOS is sampled (llama2.c models end a story
                                 * with BOS) */
+  int ignore_eos;              /* keep generating past the model's EOS ids (benchmarks) */
   int echo_prompt;             /* give the prompt's text to the callback first, at submit */
   ember_request_callback on_event; /* may be NULL: poll with ember_request_info / _text */
   void* user;
