@@ -9,47 +9,6 @@
 
 #include <arm_neon.h>
 
-#include "core/zero_one.h"
 #include "kernels/common.h"
-
-namespace ember {
-namespace kernels {
-namespace neon {
-namespace {  // internal linkage: see common.h
-
-// The u8 x s8 matmul skeleton shared by the three ARM variants: `Dot` returns the exact integer
-// dot of one group for 4 rows at once; the float epilogue is the scalar one (kernels.h order).
-template <class Dot>
-void u8s8_matmul(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group, const int8_t* a,
-                 const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0,
-                 size_t n1) {
-  const size_t groups = (k + group - 1) / group;
-  for (size_t i = 0; i < m; ++i) {
-    const int8_t* ai = a + i * k;
-    const float* di = d + i * groups;
-    const int32_t* si = sum + i * groups;
-    for (size_t j0 = n0; j0 < n1; j0 += 4) {
-      const uint8_t* qr[4];
-      for (int j = 0; j < 4; ++j) qr[j] = q + (j0 + j < n1 ? j0 + j : n1 - 1) * k;
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (size_t g = 0; g < groups; ++g) {
-        const size_t k0 = g * group;
-        const size_t len = k - k0 < group ? k - k0 : group;
-        int32_t isum[4];
-        Dot::dot4(qr, ai, k0, len, si[g], isum);
-        for (int j = 0; j < 4; ++j) {
-          const ZeroOneParams pj = p[(j0 + j < n1 ? j0 + j : n1 - 1) * groups + g];
-          acc[j] = acc[j] + u8s8_group_term(pj.scale, pj.min, di[g], isum[j], si[g]);
-        }
-      }
-      for (int j = 0; j < 4 && j0 + j < n1; ++j) y[i * ldy + j0 + j] = acc[j];
-    }
-  }
-}
-
-}  // namespace
-}  // namespace neon
-}  // namespace kernels
-}  // namespace ember
 
 #endif  // EMBER_KERNELS_NEON_NEON_COMMON_H_

@@ -1,5 +1,9 @@
-// Zero-one u8 x s8 matmul, ARMv8.0 NEON (no dot product): widen to 16 bits, smlal into int32.
-#include "kernels/neon/neon-common.h"
+// Zero-one u8 x s8 matmul, ARMv8.0 NEON (no dot product). Weights flipped to s8 (q ^ 0x80 =
+// q - 128) so that smull multiplies bytes directly: each product is at most 128 * 127 = 16256, so
+// addp of two stays in int16 and sadalp adds a row's 4 into its int32 lane; the dropped
+// 128 * sum(a) is added back per group. Tiles of up to 3 tokens (u8s8-blocks-neon.h): with 4, the
+// int16 products in flight push GCC to spill accumulators inside the unit loop.
+#include "kernels/neon/u8s8-blocks-neon.h"
 #include "kernels/variants.h"
 
 namespace ember {
@@ -7,32 +11,28 @@ namespace kernels {
 namespace {
 
 struct DotWiden {
-  static void dot4(const uint8_t* const* qr, const int8_t* a, size_t k0, size_t len, int32_t /*asum*/,
-                   int32_t* out) {
-    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-    size_t t = 0;
-    for (; t + 8 <= len; t += 8) {
-      const int16x8_t av = vmovl_s8(vld1_s8(a + k0 + t));
-      for (int j = 0; j < 4; ++j) {
-        const int16x8_t qv = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(qr[j] + k0 + t)));
-        acc[j] = vmlal_s16(acc[j], vget_low_s16(av), vget_low_s16(qv));
-        acc[j] = vmlal_high_s16(acc[j], av, qv);
-      }
-    }
-    for (int j = 0; j < 4; ++j) {
-      int32_t s = vaddvq_s32(acc[j]);
-      for (size_t u = t; u < len; ++u) s += static_cast<int32_t>(qr[j][k0 + u]) * a[k0 + u];
-      out[j] = s;
-    }
+  using W = int8x16_t;
+  static constexpr bool kFlip = true;
+  static W load(const uint8_t* p) {
+    return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vdupq_n_u8(0x80)));
+  }
+  // Lanes of w: rows r..r+3, 4 bytes each; a: one word in every lane (|a| <= 127).
+  static int32x4_t dot(int32x4_t acc, W w, int8x16_t a) {
+    const int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(a));  // rows r, r + 1
+    const int16x8_t hi = vmull_high_s8(w, a);                       // rows r + 2, r + 3
+    return vpadalq_s16(acc, vpaddq_s16(lo, hi));
   }
 };
 
+constexpr BlockTileFn kTiles[4] = {nullptr, neon::u8s8_tile<DotWiden, 1>,
+                                   neon::u8s8_tile<DotWiden, 2>, neon::u8s8_tile<DotWiden, 3>};
+
 }  // namespace
 
-void u8s8_matmul_neon(const uint8_t* q, const ZeroOneParams* p, size_t k, size_t group,
-                      const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
-                      size_t ldy, size_t n0, size_t n1) {
-  neon::u8s8_matmul<DotWiden>(q, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+void u8s8_matmul_neon(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
+                      const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0,
+                      size_t n1) {
+  run_u8_blocks<3>(kTiles, w, p, k, group, a, d, sum, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels
