@@ -255,7 +255,7 @@ TEST_P(KernelVariantTest, U8S8LargeShapes) {
   U8S8MatmulTester().m(1).n(4096).k(4096).group(16).Test(*table_);
 }
 
-// Every batch size from 1 to 18 (register tiles of 4 or 8 tokens, their remainders, and panels
+// Every batch size from 1 to 18 (register tiles of 3, 4 or 8 tokens, their remainders, and panels
 // of several tiles), rows that start and end inside a 16-row block.
 TEST_P(KernelVariantTest, U8S8BatchSizes) {
   for (size_t m = 1; m <= 18; ++m) {
