@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <utility>
 
 #include "kernels/common.h"
 #include "kernels/u8s8-blocks.h"
@@ -29,10 +30,14 @@ namespace {
 constexpr size_t R = kZeroOneBlockRows;
 constexpr size_t kPrefetchAhead = 4096;  // bytes ahead of the weight line being read
 
-inline __m512i bcast_unit(const int8_t* a) {
-  int32_t v;
-  std::memcpy(&v, a, 4);
-  return _mm512_set1_epi32(v);
+typedef int32_t __attribute__((may_alias, aligned(1))) Word;
+
+// acc += w . the activation word at a broadcast to every lane, with the broadcast embedded in the
+// instruction. Written out because GCC 12 copies the accumulators of the intrinsic around every
+// vpdpbusd of an unrolled tile (and spills the weights).
+inline __m512i dpbusd_word(__m512i acc, __m512i w, const int8_t* a) {
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const Word*>(a)));
+  return acc;
 }
 
 // The first n (< 4) activation bytes at a, the rest zero, broadcast.
@@ -42,12 +47,43 @@ inline __m512i bcast_partial(const int8_t* a, size_t n) {
   return _mm512_set1_epi32(static_cast<int32_t>(v));
 }
 
-// Groups [g0, g1) of one block for MR tokens: facc[i] (16 rows) += each group's terms.
-template <int MR>
+// Token i's sums += one unit of weights (16 rows x 4 bytes at `line`) times its activation word
+// at ar[i] + off. The token loops are written as folds over I... so that every array index is a
+// constant and the compiler keeps the accumulators in registers.
+template <size_t... I>
+inline void unit(const uint8_t* line, const int8_t* const* ar, size_t off, __m512i* acc,
+                 std::index_sequence<I...>) {
+  _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchAhead), _MM_HINT_T0);
+  const __m512i wv = _mm512_loadu_si512(line);
+  ((acc[I] = dpbusd_word(acc[I], wv, ar[I] + off)), ...);
+}
+
+// The last unit of a group whose length is not a multiple of 4: only its n activation bytes.
+template <size_t... I>
+inline void partial_unit(const uint8_t* line, const int8_t* const* ar, size_t off, size_t n,
+                         __m512i* acc, std::index_sequence<I...>) {
+  const __m512i wv = _mm512_loadu_si512(line);
+  ((acc[I] = _mm512_dpbusd_epi32(acc[I], wv, bcast_partial(ar[I] + off, n))), ...);
+}
+
+// facc += (s * d) * isum + (m * d) * asum for one token's 16 rows (kernels.h order).
+inline __m512 group_term(__m512 facc, __m512 vs, __m512 vm, float d, int32_t asum, __m512i isum) {
+  const __m512 vd = _mm512_set1_ps(d);
+  const __m512 va = _mm512_set1_ps(static_cast<float>(asum));
+  const __m512 sd = _mm512_mul_ps(vs, vd);
+  const __m512 md = _mm512_mul_ps(vm, vd);
+  return _mm512_add_ps(facc, _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)),
+                                           _mm512_mul_ps(md, va)));
+}
+
+// Groups [g0, g1) of one block for the tokens I...: facc[i] (16 rows) += each group's terms.
+// One token keeps 4 independent sums (2 for 2-3 tokens) so that its vpdpbusd chain does not wait
+// on the instruction's latency.
+template <size_t... I>
 inline void tile_groups(const uint8_t* wb, const float* pb, const U8Blocks& L, size_t g0,
                         size_t g1, const int8_t* const* ar, const float* const* dr,
-                        const int32_t* const* sr, __m512 facc[MR]) {
-  // Independent sums per token: a chain of vpdpbusd on one register would wait on its latency.
+                        const int32_t* const* sr, __m512* facc, std::index_sequence<I...> tok) {
+  constexpr size_t MR = sizeof...(I);
   constexpr int NA = MR == 1 ? 4 : (MR <= 3 ? 2 : 1);
   const size_t param_ahead = kPrefetchAhead * kZeroOneParamFloats / L.group_bytes;
   for (size_t g = g0; g < g1; ++g) {
@@ -56,65 +92,48 @@ inline void tile_groups(const uint8_t* wb, const float* pb, const U8Blocks& L, s
     _mm_prefetch(reinterpret_cast<const char*>(pg + param_ahead), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(pg + param_ahead + 16), _MM_HINT_T0);
     const size_t k0 = g * L.group, len = L.len(g), full = len / 4, rest = len % 4;
-    __m512i acc[NA][MR];
-    for (int j = 0; j < NA; ++j)
-      for (int i = 0; i < MR; ++i) acc[j][i] = _mm512_setzero_si512();
+    __m512i a0[MR], a1[MR], a2[MR], a3[MR];  // sums of the units u with u % NA == 0, 1, 2, 3
+    ((a0[I] = a1[I] = a2[I] = a3[I] = _mm512_setzero_si512()), ...);
     size_t u = 0;
     for (; u + NA <= full; u += NA) {
-      for (int j = 0; j < NA; ++j) {
-        const uint8_t* line = wg + (u + j) * kZeroOneUnitStride;
-        _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchAhead), _MM_HINT_T0);
-        const __m512i wv = _mm512_loadu_si512(line);
-        for (int i = 0; i < MR; ++i)
-          acc[j][i] = _mm512_dpbusd_epi32(acc[j][i], wv, bcast_unit(ar[i] + k0 + 4 * (u + j)));
+      const uint8_t* line = wg + u * kZeroOneUnitStride;
+      unit(line, ar, k0 + 4 * u, a0, tok);
+      if (NA > 1) unit(line + kZeroOneUnitStride, ar, k0 + 4 * u + 4, a1, tok);
+      if (NA > 2) {
+        unit(line + 2 * kZeroOneUnitStride, ar, k0 + 4 * u + 8, a2, tok);
+        unit(line + 3 * kZeroOneUnitStride, ar, k0 + 4 * u + 12, a3, tok);
       }
     }
-    for (; u < full; ++u) {
-      const uint8_t* line = wg + u * kZeroOneUnitStride;
-      _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchAhead), _MM_HINT_T0);
-      const __m512i wv = _mm512_loadu_si512(line);
-      for (int i = 0; i < MR; ++i)
-        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], wv, bcast_unit(ar[i] + k0 + 4 * u));
-    }
-    if (rest != 0) {
-      const __m512i wv = _mm512_loadu_si512(wg + full * kZeroOneUnitStride);
-      for (int i = 0; i < MR; ++i)
-        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], wv, bcast_partial(ar[i] + k0 + 4 * full, rest));
-    }
+    for (; u < full; ++u) unit(wg + u * kZeroOneUnitStride, ar, k0 + 4 * u, a0, tok);
+    if (rest != 0) partial_unit(wg + full * kZeroOneUnitStride, ar, k0 + 4 * full, rest, a0, tok);
     const __m512 vs = _mm512_loadu_ps(pg);
     const __m512 vm = _mm512_loadu_ps(pg + R);
-    for (int i = 0; i < MR; ++i) {
-      __m512i isum = acc[0][i];
-      for (int j = 1; j < NA; ++j) isum = _mm512_add_epi32(isum, acc[j][i]);
-      const __m512 vd = _mm512_set1_ps(dr[i][g]);
-      const __m512 va = _mm512_set1_ps(static_cast<float>(sr[i][g]));
-      const __m512 sd = _mm512_mul_ps(vs, vd);
-      const __m512 md = _mm512_mul_ps(vm, vd);
-      const __m512 term =
-          _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)), _mm512_mul_ps(md, va));
-      facc[i] = _mm512_add_ps(facc[i], term);
-    }
+    ((facc[I] = group_term(facc[I], vs, vm, dr[I][g], sr[I][g],
+                           _mm512_add_epi32(_mm512_add_epi32(a0[I], a1[I]),
+                                            _mm512_add_epi32(a2[I], a3[I])))),
+     ...);
   }
 }
 
-// One tile (u8s8-blocks.h): the rows outside [r0, r1) are masked off on load and store.
-template <int MR>
-void tile(const BlockTile& t) {
+// One tile (u8s8-blocks.h) of the tokens t.i0 + I...: the rows outside [r0, r1) are masked off on
+// load and store.
+template <size_t... I>
+void tile_of(const BlockTile& t, std::index_sequence<I...> tok) {
+  constexpr size_t MR = sizeof...(I);
   const U8Blocks& L = *t.L;
   const __mmask16 mask = static_cast<__mmask16>(((1u << t.r1) - 1) & ~((1u << t.r0) - 1));
-  const int8_t* ar[MR];
-  const float* dr[MR];
-  const int32_t* sr[MR];
-  __m512 facc[MR];
-  for (int i = 0; i < MR; ++i) {
-    ar[i] = t.a + (t.i0 + i) * L.k;
-    dr[i] = t.d + (t.i0 + i) * L.groups;
-    sr[i] = t.sum + (t.i0 + i) * L.groups;
-    facc[i] = t.g0 == 0 ? _mm512_setzero_ps()
-                        : _mm512_maskz_loadu_ps(mask, t.yb + (t.i0 + i) * t.ldy);
-  }
-  tile_groups<MR>(t.wb, t.pb, L, t.g0, t.g1, ar, dr, sr, facc);
-  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(t.yb + (t.i0 + i) * t.ldy, mask, facc[i]);
+  const int8_t* ar[MR] = {t.a + (t.i0 + I) * L.k...};
+  const float* dr[MR] = {t.d + (t.i0 + I) * L.groups...};
+  const int32_t* sr[MR] = {t.sum + (t.i0 + I) * L.groups...};
+  __m512 facc[MR] = {(t.g0 == 0 ? _mm512_setzero_ps()
+                                : _mm512_maskz_loadu_ps(mask, t.yb + (t.i0 + I) * t.ldy))...};
+  tile_groups(t.wb, t.pb, L, t.g0, t.g1, ar, dr, sr, facc, tok);
+  (_mm512_mask_storeu_ps(t.yb + (t.i0 + I) * t.ldy, mask, facc[I]), ...);
+}
+
+template <size_t MR>
+void tile(const BlockTile& t) {
+  tile_of(t, std::make_index_sequence<MR>());
 }
 
 constexpr BlockTileFn kTiles[9] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>,
