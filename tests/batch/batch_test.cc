@@ -67,6 +67,7 @@ int record_event(const ember_request_event* ev, void* user) {
   return 0;
 }
 
+// (The params point into `prompt`: it must outlive the submit.)
 ember_request_params greedy_params(const std::string& prompt, Outcome* o, uint32_t max_new = 200) {
   ember_request_params p = ember_request_default_params();
   p.prompt = prompt.c_str();
@@ -294,22 +295,23 @@ TEST_F(BatchGolden, RefusedBeforeAdmission) {
   EXPECT_EQ(ember_request_submit(ctx.get(), &p, &id), EMBER_ERR_CONTEXT_FULL);
   // Two places (a slot and a queue place): the third request is BUSY, at once.
   uint64_t a = 0, b = 0, c = 0;
-  ember_request_params s = greedy_params("The cat", &o, 4);
+  const std::string cat = "The cat", x = "x";
+  ember_request_params s = greedy_params(cat, &o, 4);
   ASSERT_EQ(ember_request_submit(ctx.get(), &s, &a), EMBER_OK);
   ASSERT_EQ(ember_request_submit(ctx.get(), &s, &b), EMBER_OK);
   EXPECT_EQ(ember_request_submit(ctx.get(), &s, &c), EMBER_ERR_BUSY);
   EXPECT_NE(std::string(ember_last_error()).find("request place"), std::string::npos);
   // Bad params name the field.
-  ember_request_params bad = greedy_params("x", &o);
+  ember_request_params bad = greedy_params(x, &o);
   bad.sampler.top_p = 0.0f;
   EXPECT_EQ(ember_request_submit(ctx.get(), &bad, &c), EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ember_last_error()).find("top_p"), std::string::npos);
-  bad = greedy_params("x", &o);
+  bad = greedy_params(x, &o);
   const char* stops[] = {""};
   bad.stop_strings = stops;
   bad.n_stop_strings = 1;
   EXPECT_EQ(ember_request_submit(ctx.get(), &bad, &c), EMBER_ERR_INVALID_ARGUMENT);
-  bad = greedy_params("x", &o);
+  bad = greedy_params(x, &o);
   std::vector<int32_t> bad_ids = {1, 600};
   bad.prompt = nullptr;
   bad.prompt_ids = bad_ids.data();
