@@ -77,9 +77,6 @@ struct DramSet {
   size_t n, k, groups, count, bytes;
   ember::ZeroOneShape shape;
   uint8_t* base = nullptr;
-  std::vector<float> x, d, y;
-  std::vector<int8_t> a;
-  std::vector<int32_t> s;
   DramSet(size_t n_, size_t k_, size_t group) : n(n_), k(k_) {
     groups = (k + group - 1) / group;
     if (!ember::zero_one_shape(n, k, group, &shape)) std::abort();
@@ -108,11 +105,6 @@ struct DramSet {
       for (size_t i = 0; i < shape.params_floats(); ++i)
         p[i] = i % 32 < 16 ? 0.001f * float(i % 7 + 1) : -0.01f * float(i % 5);
     }
-    x.assign(k, 0.5f);
-    a.resize(k);
-    d.resize(groups);
-    s.resize(groups);
-    y.resize(n);
   }
   const uint8_t* q(size_t c) const { return base + c * (bytes / count); }
   float* params(size_t c) const {
@@ -125,13 +117,16 @@ DramSet& dram_set() {  // built once, shared by the dram benchmarks (tinyllama's
   return set;
 }
 
-void BM_u8s8_dram(benchmark::State& st, const KernelTable* t) {
+void BM_u8s8_dram(benchmark::State& st, const KernelTable* t, size_t m) {
   DramSet& ds = dram_set();
-  t->quantize_acts_s8(ds.x.data(), 1, ds.k, 64, ds.a.data(), ds.d.data(), ds.s.data());
+  std::vector<float> x(m * ds.k, 0.5f), d(m * ds.groups), y(m * ds.n);
+  std::vector<int8_t> a(m * ds.k);
+  std::vector<int32_t> s(m * ds.groups);
+  t->quantize_acts_s8(x.data(), m, ds.k, 64, a.data(), d.data(), s.data());
   size_t c = 0;
   for (auto _ : st) {
-    t->matmul_u8s8(ds.q(c), ds.params(c), ds.k, 64, ds.a.data(), ds.d.data(), ds.s.data(), 1,
-                   ds.y.data(), ds.n, 0, ds.n);
+    t->matmul_u8s8(ds.q(c), ds.params(c), ds.k, 64, a.data(), d.data(), s.data(), m, y.data(),
+                   ds.n, 0, ds.n);
     benchmark::ClobberMemory();
     c = c + 1 == ds.count ? 0 : c + 1;
   }
@@ -280,8 +275,10 @@ void register_all() {
                                      BM_u8s8, t, m, s.n, s.k, size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
             ->Unit(benchmark::kMillisecond);
       }
-    benchmark::RegisterBenchmark(("u8s8/" + v + "/tl-up/m1/g64/dram").c_str(), BM_u8s8_dram, t)
-        ->Unit(benchmark::kMillisecond);
+    for (size_t m : {size_t{1}, size_t{2}, size_t{8}})
+      benchmark::RegisterBenchmark(
+          ("u8s8/" + v + "/tl-up/m" + std::to_string(m) + "/g64/dram").c_str(), BM_u8s8_dram, t, m)
+          ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t, size_t{512},
                                  size_t{2048}, size_t{64})->Unit(benchmark::kMicrosecond);
     for (size_t m : {size_t{1}, size_t{64}})

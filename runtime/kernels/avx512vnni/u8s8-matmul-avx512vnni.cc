@@ -50,10 +50,16 @@ inline __m512i bcast_partial(const int8_t* a, size_t n) {
 // Token i's sums += one unit of weights (16 rows x 4 bytes at `line`) times its activation word
 // at ar[i] + off. The token loops are written as folds over I... so that every array index is a
 // constant and the compiler keeps the accumulators in registers.
+// Tiles of 4 or more tokens prefetch into L2 (T1): their weight loads stall less than with T0,
+// which one token keeps (docs/performance.md).
 template <size_t... I>
 inline void unit(const uint8_t* line, const int8_t* const* ar, size_t off, __m512i* acc,
                  std::index_sequence<I...>) {
-  _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchAhead), _MM_HINT_T0);
+  if (sizeof...(I) >= 4) {
+    _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchAhead), _MM_HINT_T1);
+  } else {
+    _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchAhead), _MM_HINT_T0);
+  }
   const __m512i wv = _mm512_loadu_si512(line);
   ((acc[I] = dpbusd_word(acc[I], wv, ar[I] + off)), ...);
 }
