@@ -48,6 +48,9 @@ inline void v_sum_rest(const float* v, size_t kv_stride, const float* p, size_t 
   }
 }
 
+// Head sizes up to which the key tail goes through the vector code (its rows on the stack).
+constexpr size_t kTailMaxDim = 256;
+
 template <class Isa>
 void attention_group(const float* q, size_t n_heads, const float* k, const float* v,
                      size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,
@@ -65,12 +68,34 @@ void attention_group(const float* q, size_t n_heads, const float* k, const float
                                                 scores_stride);
     });
   }
-  for (size_t h = 0; h < n_heads; ++h) {
-    float* s = scores + h * scores_stride;
-    for (size_t t = Isa::kKeys * blocks; t < n_keys; ++t)
-      s[t] = attention_score_one(q + h * head_dim, k + t * kv_stride, head_dim, sqrt_hd);
-    Isa::softmax(s, n_keys);
+  // The last keys (fewer than a block) as one more block through the same vector code: their rows
+  // copied to the stack, the last one repeated to fill it (those lanes are dropped). Each lane's
+  // score is the same sequential sum whichever way: the same bits as attention_score_one.
+  const size_t tail = n_keys - Isa::kKeys * blocks;
+  if (blocks > 0 && tail > 0 && head_dim <= kTailMaxDim) {
+    const size_t t0 = Isa::kKeys * blocks;
+    float kt[Isa::kKeys * kTailMaxDim];
+    float st[Isa::kScoreHeads * Isa::kKeys];
+    for (size_t l = 0; l < Isa::kKeys; ++l) {
+      const float* row = k + (t0 + (l < tail ? l : tail - 1)) * kv_stride;
+      for (size_t d = 0; d < head_dim; ++d) kt[l * head_dim + d] = row[d];
+    }
+    for (size_t h0 = 0; h0 < n_heads; h0 += kScoreHeads) {
+      const size_t nh = n_heads - h0 < kScoreHeads ? n_heads - h0 : kScoreHeads;
+      with_heads<Isa::kScoreHeads>(nh, [&](auto c) {
+        Isa::template scores<decltype(c)::value>(q + h0 * head_dim, kt, head_dim, head_dim, 1, st,
+                                                 Isa::kKeys);
+      });
+      for (size_t h = 0; h < nh; ++h)
+        for (size_t l = 0; l < tail; ++l) scores[(h0 + h) * scores_stride + t0 + l] = st[h * Isa::kKeys + l];
+    }
+  } else {
+    for (size_t h = 0; h < n_heads; ++h)
+      for (size_t t = Isa::kKeys * blocks; t < n_keys; ++t)
+        scores[h * scores_stride + t] =
+            attention_score_one(q + h * head_dim, k + t * kv_stride, head_dim, sqrt_hd);
   }
+  for (size_t h = 0; h < n_heads; ++h) Isa::softmax(scores + h * scores_stride, n_keys);
   for (size_t h0 = 0; h0 < n_heads; h0 += kVHeads) {
     const float* ph = scores + h0 * scores_stride;
     float* oh = out + h0 * head_dim;
