@@ -21,20 +21,11 @@ namespace ember {
 namespace convert {
 namespace {
 
-using ember_test::convert_bin;
+using ember_test::CommandResult;
+using ember_test::converted_model;
 using ember_test::exists;
+using ember_test::run_convert;
 using json = nlohmann::json;
-
-struct CmdResult {
-  int code;
-  std::string out;
-};
-
-CmdResult convert(const std::string& args) {
-  CmdResult r;
-  r.code = ember_test::run_command(convert_bin() + " " + args, &r.out);
-  return r;
-}
 
 // A .ember file read back and checked against the format's layout rules.
 struct EmberFile {
@@ -142,11 +133,11 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
 
 TEST(ConvertCli, Stories260KF32IsExact) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string out = ember_test::temp_path("s260k-f32.ember");
-  const CmdResult r = convert(hf + " -o " + out + " --quant f32");
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("model.layers.4.mlp.down_proj.weight"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("file size"), std::string::npos) << r.out;
+  std::string log;
+  const std::string out = converted_model(hf, "--quant f32", &log);
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE(log.find("model.layers.4.mlp.down_proj.weight"), std::string::npos) << log;
+  EXPECT_NE(log.find("file size"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), 0u);
@@ -176,10 +167,10 @@ TEST(ConvertCli, Stories260KF32IsExact) {
 
 TEST(ConvertCli, Stories260KU8DefaultGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string out = ember_test::temp_path("s260k-u8.ember");
-  const CmdResult r = convert(hf + " -o " + out);  // default: u8, group 16
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("u8/g16"), std::string::npos) << r.out;
+  std::string log;
+  const std::string out = converted_model(hf, "", &log);  // default: u8, group 16
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE(log.find("u8/g16"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureZeroOneU8));
@@ -193,9 +184,8 @@ TEST(ConvertCli, Stories260KU8DefaultGroup) {
 TEST(ConvertCli, GroupZeroAndOddGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   for (uint32_t g : {0u, 48u}) {
-    const std::string out = ember_test::temp_path("s260k-g" + std::to_string(g) + ".ember");
-    const CmdResult r = convert(hf + " -o " + out + " --quant u8 --group " + std::to_string(g));
-    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string out = converted_model(hf, "--quant u8 --group " + std::to_string(g));
+    ASSERT_FALSE(out.empty());
     EmberFile f(out);
     check_against_source(f, hf, QuantMode::U8, g);
   }
@@ -204,9 +194,8 @@ TEST(ConvertCli, GroupZeroAndOddGroup) {
 TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(hf16, "models/stories260K/hf-f16");
-  const std::string out = ember_test::temp_path("s260k-f16.ember");
-  const CmdResult r = convert(hf + " -o " + out + " --quant f16");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string out = converted_model(hf, "--quant f16");
+  ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureF16));
@@ -227,9 +216,8 @@ TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
 TEST(ConvertCli, Bf16AndF16SourcesWidenExactly) {
   EMBER_REQUIRE_SHARED(root, "models/stories260K");
   for (const char* sub : {"hf-bf16", "hf-f16"}) {
-    const std::string out = ember_test::temp_path(std::string(sub) + ".ember");
-    const CmdResult r = convert(root + "/" + sub + " -o " + out + " --quant f32");
-    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string out = converted_model(root + "/" + sub, "--quant f32");
+    ASSERT_FALSE(out.empty());
     EmberFile f(out);
     ASSERT_NE(f.model, nullptr);
     EXPECT_EQ(f.model->provenance()->source_dtype()->str(), std::string(sub) == "hf-bf16" ? "BF16" : "F16");
@@ -239,9 +227,8 @@ TEST(ConvertCli, Bf16AndF16SourcesWidenExactly) {
 
 TEST(ConvertCli, AiDreams260KOtherShapes) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string out = ember_test::temp_path("aidreams.ember");
-  const CmdResult r = convert(hf + " -o " + out);
-  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string out = converted_model(hf, "");
+  ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->config()->head_dim(), 16u);
@@ -251,9 +238,8 @@ TEST(ConvertCli, AiDreams260KOtherShapes) {
 
 TEST(ConvertCli, TokenizerOnly) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string out = ember_test::temp_path("tok.ember");
-  const CmdResult r = convert(hf + " -o " + out + " --tokenizer-only");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string out = converted_model(hf, "--tokenizer-only");
+  ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->config(), nullptr);
@@ -267,14 +253,14 @@ TEST(ConvertCli, RefusesOverwriteWithoutForce) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string out = ember_test::temp_path("exists.ember");
   ember_test::write_text(out, "keep me");
-  CmdResult r = convert(hf + " -o " + out + " --quant f32");
+  CommandResult r = run_convert(hf + " -o " + out + " --quant f32");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("ember-convert: error:"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("already exists (use --force to overwrite)"), std::string::npos) << r.out;
+  EXPECT_NE(r.output.find("ember-convert: error:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("already exists (use --force to overwrite)"), std::string::npos) << r.output;
   const auto kept = ember_test::read_file(out);
   EXPECT_EQ(std::string(kept.begin(), kept.end()), "keep me");
-  r = convert(hf + " -o " + out + " --quant f32 --force");
-  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_convert(hf + " -o " + out + " --quant f32 --force");
+  ASSERT_EQ(r.code, 0) << r.output;
   EmberFile f(out);
   EXPECT_NE(f.model, nullptr);
 }
@@ -303,10 +289,10 @@ std::string make_model_dir(const std::string& name, const std::function<void(jso
 void expect_convert_error(const std::string& dir, const std::string& needle) {
   const std::string outdir = ember_test::make_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
   const std::string out = outdir + "/m.ember";
-  const CmdResult r = convert(dir + " -o " + out);
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("ember-convert: error: "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(needle), std::string::npos) << "'" << needle << "' not in: " << r.out;
+  const CommandResult r = run_convert(dir + " -o " + out);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("ember-convert: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << "'" << needle << "' not in: " << r.output;
   EXPECT_FALSE(exists(out));
   EXPECT_TRUE(ember_test::list_prefix(outdir, "m.ember").empty());
 }
@@ -381,7 +367,9 @@ TEST(ConvertCli, NoPartialFileWhenWritingFails) {
   // RLIMIT_FSIZE of 100 KiB (the f32 file is ~1 MiB): write() fails with EFBIG mid-file (SIGXFSZ ignored).
   std::string log;
   const int code = ember_test::run_command(
-      "sh -c \"trap '' XFSZ; ulimit -f 200; exec " + convert_bin() + " " + hf + " -o " + out + " --quant f32\"", &log);
+      "sh -c \"trap '' XFSZ; ulimit -f 200; exec " + ember_test::convert_bin() + " " + hf + " -o " + out +
+          " --quant f32\"",
+      &log);
   EXPECT_EQ(code, 1) << log;
   EXPECT_NE(log.find("write failed"), std::string::npos) << log;
   EXPECT_FALSE(exists(out));
@@ -390,8 +378,8 @@ TEST(ConvertCli, NoPartialFileWhenWritingFails) {
   // Renaming onto a directory fails after the whole file was written: nothing left either.
   const std::string dirout = outdir + "/d.ember";
   ASSERT_EQ(::mkdir(dirout.c_str(), 0755), 0);
-  const CmdResult r = convert(hf + " -o " + dirout + " --quant f32 --force");
-  EXPECT_EQ(r.code, 1) << r.out;
+  const CommandResult r = run_convert(hf + " -o " + dirout + " --quant f32 --force");
+  EXPECT_EQ(r.code, 1) << r.output;
   const auto left = ember_test::list_prefix(outdir, "d.ember");
   EXPECT_EQ(left.size(), 1u);  // only the directory itself
 }
@@ -428,12 +416,12 @@ TEST(ConvertLib, TiedLmHeadEqualToEmbeddingIsDropped) {
 TEST(ConvertCli, BadArguments) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string out = ember_test::temp_path("bad.ember");
-  EXPECT_NE(convert(hf + " -o " + out + " --quant q4").code, 0);
-  EXPECT_NE(convert(hf + " -o " + out + " --group -1").code, 0);
-  EXPECT_NE(convert(hf).code, 0);  // no -o
-  const CmdResult r = convert("-o " + out);
+  EXPECT_NE(run_convert(hf + " -o " + out + " --quant q4").code, 0);
+  EXPECT_NE(run_convert(hf + " -o " + out + " --group -1").code, 0);
+  EXPECT_NE(run_convert(hf).code, 0);  // no -o
+  const CommandResult r = run_convert("-o " + out);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("missing HF_DIR"), std::string::npos) << r.out;
+  EXPECT_NE(r.output.find("missing HF_DIR"), std::string::npos) << r.output;
   EXPECT_FALSE(exists(out));
 }
 

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/convert.h"
 #include "support/test_support.h"
 
 namespace ember_test {
@@ -103,8 +104,6 @@ inline std::vector<std::string> list_prefix(const std::string& dir, const std::s
   }
   return r;
 }
-
-inline std::string convert_bin() { return build_dir() + "/converter/ember-convert"; }
 
 }  // namespace ember_test
 

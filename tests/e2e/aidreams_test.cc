@@ -21,7 +21,7 @@ constexpr const char* kPrompt = "Once upon a time";
 
 TEST(Aidreams260K, GreedyIsDeterministicAndFinite) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = convert_model(hf, "f32");
+  const std::string path = converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
@@ -52,7 +52,7 @@ TEST(Aidreams260K, GreedyIsDeterministicAndFinite) {
 
 TEST(Aidreams260K, LogitsMatchNumpyReference) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = convert_model(hf, "f32");
+  const std::string path = converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
@@ -102,8 +102,8 @@ TEST(Aidreams260K, LogitsMatchNumpyReference) {
 
 TEST(Aidreams260K, U8AgreesWithF32) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string p32 = convert_model(hf, "f32");
-  const std::string p8 = convert_model(hf, "u8");
+  const std::string p32 = converted_model(hf, "--quant f32");
+  const std::string p8 = converted_model(hf, "--quant u8");
   ASSERT_FALSE(p32.empty());
   ASSERT_FALSE(p8.empty());
   ModelPtr m32 = load_model(p32), m8 = load_model(p8);

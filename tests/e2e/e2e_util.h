@@ -1,6 +1,5 @@
-// Helpers for the end-to-end and runtime tests: convert a ../shared checkpoint with ember-convert
-// (the real tool, run as a process), RAII handles, greedy generation and teacher-forced logits
-// through the public C API only.
+// Helpers for the end-to-end and runtime tests: RAII handles, greedy generation and teacher-forced
+// logits through the public C API only (models come from support/convert.h's converted_model).
 #ifndef EMBER_TESTS_E2E_E2E_UTIL_H_
 #define EMBER_TESTS_E2E_E2E_UTIL_H_
 
@@ -10,37 +9,16 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "ember/ember.h"
+#include "support/convert.h"
 #include "support/test_support.h"
 
 namespace ember_test {
-
-// Converts `hf_dir` with `--quant quant [extra]` into a temp file once per process; "" on failure
-// (the converter's output is added to the test log).
-inline std::string convert_model(const std::string& hf_dir, const std::string& quant,
-                                 const std::string& extra = "") {
-  static std::map<std::string, std::string> cache;
-  const std::string key = hf_dir + "|" + quant + "|" + extra;
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  const std::string out = temp_path("model" + std::to_string(cache.size()) + "-" + quant + ".ember");
-  const std::string cmd = "'" + build_dir() + "/converter/ember-convert' '" + hf_dir + "' -o '" +
-                          out + "' --quant " + quant + " --force " + extra;
-  std::string log;
-  const int rc = run_command(cmd, &log);
-  if (rc != 0) {
-    ADD_FAILURE() << "ember-convert failed (exit " << rc << "): " << cmd << "\n" << log;
-    return "";
-  }
-  cache[key] = out;
-  return out;
-}
 
 struct ModelDeleter {
   void operator()(ember_model* m) const { ember_model_free(m); }

@@ -54,7 +54,7 @@ TEST_P(GoldenTest, GreedyIdsMatchRunC) {
   const GoldenCase& gc = GetParam();
   EMBER_REQUIRE_SHARED(hf, std::string("models/stories260K/") + gc.hf_dir);
   EMBER_REQUIRE_SHARED(ref_path, std::string("models/stories260K/expected/") + gc.greedy_json);
-  const std::string path = convert_model(hf, gc.quant);
+  const std::string path = converted_model(hf, std::string("--quant ") + gc.quant);
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
@@ -79,7 +79,7 @@ TEST_P(GoldenTest, LogitsMatchRunC) {
   const GoldenCase& gc = GetParam();
   EMBER_REQUIRE_SHARED(hf, std::string("models/stories260K/") + gc.hf_dir);
   EMBER_REQUIRE_SHARED(ref_path, std::string("models/stories260K/expected/") + gc.logits_json);
-  const std::string path = convert_model(hf, gc.quant);
+  const std::string path = converted_model(hf, std::string("--quant ") + gc.quant);
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
@@ -110,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(GoldenSlots, InterleavedSequencesMatchSeparateRuns) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
-  const std::string path = convert_model(hf, "f32");
+  const std::string path = converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);

@@ -21,7 +21,7 @@ size_t first_difference(const std::vector<int32_t>& a, const std::vector<int32_t
 TEST(U8Stories260K, GreedyFollowsF32ForFirst50Tokens) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/greedy.json");
-  const std::string path = convert_model(hf, "u8");
+  const std::string path = converted_model(hf, "--quant u8");
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
@@ -42,7 +42,7 @@ TEST(U8Stories260K, GreedyFollowsF32ForFirst50Tokens) {
 TEST(U8Stories260K, TeacherForcedTop1AndKl) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
-  const std::string path = convert_model(hf, "u8");
+  const std::string path = converted_model(hf, "--quant u8");
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);

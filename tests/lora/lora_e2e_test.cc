@@ -7,12 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "ember/ember.h"
+#include "support/convert.h"
 #include "support/test_support.h"
 
 namespace {
@@ -38,24 +38,11 @@ std::vector<Prompt> load_expected(const std::string& path) {
   return out;
 }
 
-// Converts hf + attn-r8 once per quant mode; returns the .ember path ("" and a message on failure).
+// stories260K with attn-r8 merged, converted with `--quant quant`; the converter's output in *log.
 std::string convert(const std::string& quant, std::string* log) {
-  static std::map<std::string, std::pair<std::string, std::string>> done;
-  auto it = done.find(quant);
-  if (it != done.end()) {
-    *log = it->second.second;
-    return it->second.first;
-  }
   const std::string hf = ember_test::shared_path(std::string(kStories) + "/hf");
   const std::string lora = ember_test::shared_path(std::string(kStories) + "/lora/attn-r8");
-  const std::string out = ember_test::temp_path("stories260K-attn-r8-" + quant + ".ember");
-  const std::string cmd = ember_test::build_dir() + "/converter/ember-convert '" + hf + "' -o '" +
-                          out + "' --force --quant " + quant + " --lora '" + lora + "'";
-  int rc = ember_test::run_command(cmd, log);
-  std::string result = rc == 0 ? out : "";
-  if (rc != 0) *log = cmd + "\n" + *log;
-  done[quant] = {result, *log};
-  return result;
+  return ember_test::converted_model(hf, "--quant " + quant + " --lora '" + lora + "'", log);
 }
 
 struct Loaded {
@@ -270,19 +257,13 @@ TEST(LoraEndToEnd, DescribeShowsAdapterRecord) {
 TEST(LoraEndToEnd, ConverterRefusesBadAdapter) {
   REQUIRE_E2E(expected_path);
   const std::string out = ember_test::temp_path("bad-lora.ember");
-  std::string log;
-  int rc = ember_test::run_command(ember_test::build_dir() + "/converter/ember-convert '" +
-                                       hf_dir_ + "' -o '" + out + "' --force --quant f32 --lora '" +
-                                       lora_dir_ + ":abc'",
-                                   &log);
-  EXPECT_EQ(rc, 1) << log;
-  EXPECT_NE(log.find("scale 'abc'"), std::string::npos) << log;
-  rc =
-      ember_test::run_command(ember_test::build_dir() + "/converter/ember-convert '" + hf_dir_ +
-                                  "' -o '" + out + "' --force --quant f32 --lora '" + hf_dir_ + "'",
-                              &log);
-  EXPECT_EQ(rc, 1) << log;
-  EXPECT_NE(log.find("adapter_config.json"), std::string::npos) << log;
+  const std::string base = "'" + hf_dir_ + "' -o '" + out + "' --force --quant f32 --lora '";
+  ember_test::CommandResult r = ember_test::run_convert(base + lora_dir_ + ":abc'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("scale 'abc'"), std::string::npos) << r.output;
+  r = ember_test::run_convert(base + hf_dir_ + "'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("adapter_config.json"), std::string::npos) << r.output;
   std::ifstream f(out);
   EXPECT_FALSE(f.good()) << "a failed conversion left " << out;
 }

@@ -15,9 +15,8 @@ namespace {
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string hf = shared_path("models/stories260K/hf");
-    if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
-    path_ = convert_model(hf, "f32");
+    EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+    path_ = converted_model(hf, "--quant f32");
     ASSERT_FALSE(path_.empty());
     const auto bytes = read_file(path_);
     file_.assign(bytes.begin(), bytes.end());
@@ -207,7 +206,7 @@ TEST_F(BadInputTest, NewerVersionsAndUnknownFeaturesAreRefused) {
 
 TEST_F(BadInputTest, BadQuantizationParams) {
   const std::string hf = shared_path("models/stories260K/hf");
-  const std::string p8 = convert_model(hf, "u8");
+  const std::string p8 = converted_model(hf, "--quant u8");
   ASSERT_FALSE(p8.empty());
   const auto bytes = read_file(p8);
   const std::vector<uint8_t> file(bytes.begin(), bytes.end());
@@ -252,7 +251,7 @@ TEST_F(BadInputTest, MisalignedBuffer) {
 
 TEST_F(BadInputTest, TokenizerOnlyFileTokenizesButHasNoContext) {
   const std::string hf = shared_path("models/stories260K/hf");
-  const std::string p = convert_model(hf, "f32", "--tokenizer-only");
+  const std::string p = converted_model(hf, "--quant f32 --tokenizer-only");
   ASSERT_FALSE(p.empty());
   ModelPtr m = load_model(p);
   ASSERT_TRUE(m);

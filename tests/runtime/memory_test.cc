@@ -22,16 +22,9 @@ namespace {
 
 using Counting = HeapCounting;
 
-std::string model_path(const char* quant) {
-  const std::string hf = shared_path("models/stories260K/hf");
-  if (hf.empty()) return "";
-  return convert_model(hf, quant);
-}
-
-#define REQUIRE_MODEL(var, quant)                                                              \
-  if (shared_path("models/stories260K/hf").empty())                                           \
-    GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();   \
-  const std::string var = model_path(quant);                                                   \
+#define REQUIRE_MODEL(var, quant)                                                 \
+  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf");                         \
+  const std::string var = converted_model(hf_dir_, std::string("--quant ") + quant); \
   ASSERT_FALSE(var.empty())
 
 TEST(Memory, HeapCounterSeesAllocations) {
@@ -127,12 +120,11 @@ std::string untied_checkpoint(const std::string& hf) {
 // per group) + one embedding row when the output head is not the embedding; computed here from the
 // shapes, for f32 and u8 (group 32, and one group per row), tied and untied.
 TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
-  const std::string hf = shared_path("models/stories260K/hf");
-  if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string untied = untied_checkpoint(hf);
   for (const std::string& dir : {hf, untied}) {
     for (const char* quant : {"f32", "u8 --group 32", "u8 --group 0"}) {
-      const std::string path = convert_model(dir, quant);
+      const std::string path = converted_model(dir, std::string("--quant ") + quant);
       ASSERT_FALSE(path.empty());
       ModelPtr model = load_model(path);
       ASSERT_TRUE(model);

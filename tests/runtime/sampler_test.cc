@@ -12,9 +12,8 @@ namespace {
 class SamplerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string hf = shared_path("models/stories260K/hf");
-    if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
-    const std::string p = convert_model(hf, "f32");
+    EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+    const std::string p = converted_model(hf, "--quant f32");
     ASSERT_FALSE(p.empty());
     model_ = load_model(p);
     ASSERT_TRUE(model_);

@@ -18,6 +18,7 @@
 
 #include "ember/ember.h"
 #include "converter/converter_test_util.h"
+#include "support/convert.h"
 #include "support/test_support.h"
 
 namespace {
@@ -95,16 +96,6 @@ void expect_same_bits(const std::string& path, uint32_t P = 29, uint32_t max_thr
   }
 }
 
-std::string convert(const std::string& args, const std::string& name) {
-  const std::string out = ember_test::temp_path(name);
-  std::string log;
-  const std::string cmd =
-      ember_test::build_dir() + "/converter/ember-convert " + args + " -o " + out + " --force";
-  const int rc = ember_test::run_command(cmd, &log);
-  EXPECT_EQ(rc, 0) << cmd << "\n" << log;
-  return rc == 0 ? out : "";
-}
-
 // A copy of the stories260K checkpoint with attention_bias and mlp_bias set and a random bias
 // (N(0, 0.1)) for every projection; returns its directory.
 std::string biased_checkpoint(const std::string& hf) {
@@ -149,7 +140,7 @@ std::string biased_checkpoint(const std::string& hf) {
 TEST(ForwardThreads, Stories260K) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   for (const char* quant : {"u8 --group 32", "u8 --group 0", "f32"}) {
-    const std::string path = convert(hf + " --quant " + quant, "s260k.ember");
+    const std::string path = ember_test::converted_model(hf, std::string("--quant ") + quant);
     ASSERT_FALSE(path.empty());
     expect_same_bits(path);
   }
@@ -157,7 +148,7 @@ TEST(ForwardThreads, Stories260K) {
 
 TEST(ForwardThreads, Aidreams260K) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = convert(hf + " --quant u8", "aid.ember");
+  const std::string path = ember_test::converted_model(hf, "--quant u8");
   ASSERT_FALSE(path.empty());
   expect_same_bits(path);
 }
@@ -167,8 +158,8 @@ TEST(ForwardThreads, Aidreams260K) {
 TEST(ForwardThreads, SyntheticStories15M) {
   EMBER_REQUIRE_SHARED(tok, "tokenizers/llama2/tokenizer.json");
   const std::string dir = tok.substr(0, tok.size() - std::strlen("/tokenizer.json"));
-  const std::string path =
-      convert("--synthetic stories15m --seed 7 --group 32 --synthetic-tokenizer " + dir, "s15m.ember");
+  const std::string path = ember_test::converted_model(
+      "", "--synthetic stories15m --seed 7 --group 32 --synthetic-tokenizer " + dir);
   ASSERT_FALSE(path.empty());
   expect_same_bits(path, 120, 4);
 }
@@ -177,13 +168,13 @@ TEST(ForwardThreads, EveryBiasTerm) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string dir = biased_checkpoint(hf);
   for (const char* quant : {"u8 --group 32", "f32"}) {
-    const std::string path = convert(dir + " --quant " + quant, "biased.ember");
+    const std::string path = ember_test::converted_model(dir, std::string("--quant ") + quant);
     ASSERT_FALSE(path.empty());
     expect_same_bits(path);
   }
   // The biases are used: the same prompt gives other logits than the model without them.
-  const std::string plain = convert(hf + " --quant f32", "plain.ember");
-  const std::string biased = convert(dir + " --quant f32", "biased.ember");
+  const std::string plain = ember_test::converted_model(hf, "--quant f32");
+  const std::string biased = ember_test::converted_model(dir, "--quant f32");
   const std::vector<float> a = run(plain, 1, 29, 29), b = run(biased, 1, 29, 29);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_NE(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));

@@ -1,4 +1,5 @@
-// Helpers shared by the test suites: where ../shared is, temp files, running the converter.
+// Helpers shared by the test suites: where ../shared is, temp files, commands, and skipping
+// (converting models: support/convert.h).
 #ifndef EMBER_TESTS_SUPPORT_TEST_SUPPORT_H_
 #define EMBER_TESTS_SUPPORT_TEST_SUPPORT_H_
 
@@ -11,7 +12,7 @@ namespace ember_test {
 
 // EMBER_SHARED_DIR from the environment, else the CMake setting (default ../shared).
 std::string shared_dir();
-// shared_dir() + "/" + rel if it exists, else "" (callers GTEST_SKIP with a message).
+// shared_dir() + "/" + rel if it exists, else "" (callers skip: EMBER_REQUIRE_SHARED).
 std::string shared_path(const std::string& rel);
 // The build tree (where ember-convert and friends are).
 std::string build_dir();

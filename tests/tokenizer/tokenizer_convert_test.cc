@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/convert.h"
 #include "support/test_support.h"
 #include "tokenizer_fixture.h"
 #include "tokenizer_json.h"
@@ -143,13 +144,9 @@ TEST_F(TokenizerConvert, RuntimeRefusesCorruptTable) {
 TEST(TokenizerCli, ConvertThenTokenize) {
   EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
   const std::string bin = ember_test::build_dir();
-  const std::string out_file = ember_test::temp_path("cli.ember");
+  const std::string out_file = ember_test::converted_model(dir, "--tokenizer-only");
+  ASSERT_FALSE(out_file.empty());
   std::string out;
-  ASSERT_EQ(ember_test::run_command(bin + "/converter/ember-convert --tokenizer-only '" + dir +
-                                        "' -o '" + out_file + "' --force",
-                                    &out),
-            0)
-      << out;
   ASSERT_EQ(ember_test::run_command(bin + "/platforms/posix/apps/ember-tokenize -m '" + out_file +
                                         "' -p 'Once upon a time' --ids",
                                     &out),

@@ -64,14 +64,9 @@ double expect_within_golden(const std::vector<std::vector<float>>& got, const nl
   return max_abs;
 }
 
-std::string f32_model() {
-  const std::string hf = shared_path("models/stories260K/hf");
-  return hf.empty() ? "" : convert_model(hf, "f32");
-}
-
-#define REQUIRE_F32_MODEL(var)                            \
-  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf"); \
-  const std::string var = f32_model();                    \
+#define REQUIRE_F32_MODEL(var)                                    \
+  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf");         \
+  const std::string var = converted_model(hf_dir_, "--quant f32"); \
   ASSERT_FALSE(var.empty())
 
 TEST(Xnnpack, F32LogitsWithinGoldenToleranceOfRunC) {
@@ -160,7 +155,7 @@ TEST(Xnnpack, OtherDtypesKeepEmberKernels) {
   for (const Case& c :
        {Case{"models/stories260K/hf", "u8"}, Case{"models/stories260K/hf-f16", "f16"}}) {
     EMBER_REQUIRE_SHARED(hf, c.hf);
-    const std::string path = convert_model(hf, c.quant);
+    const std::string path = converted_model(hf, std::string("--quant ") + c.quant);
     ASSERT_FALSE(path.empty());
     ModelPtr model = load_model(path);
     ASSERT_TRUE(model);

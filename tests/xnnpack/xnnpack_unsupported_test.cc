@@ -9,7 +9,7 @@ namespace {
 
 TEST(XnnpackUnsupported, OptInIsRefusedWithAClearError) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string path = convert_model(hf, "f32");
+  const std::string path = converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
