@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 
 namespace {
@@ -62,15 +63,7 @@ void expect_fails_with(const std::string& cmd, const std::string& what, const st
 }
 
 // stories260K converted with `args` (e.g. "--quant f32"; "" for the defaults) as `var`.
-#define REQUIRE_STORIES(var, args)                                    \
-  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf");             \
-  const std::string var = ember_test::converted_model(hf_dir_, args); \
-  ASSERT_FALSE(var.empty())
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
+#define REQUIRE_STORIES(var, args) EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", args)
 
 // --- ember-run ------------------------------------------------------------------------------------
 
@@ -79,7 +72,7 @@ json read_json(const std::string& path) {
 TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
   EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
   REQUIRE_STORIES(model, "--quant f32");
-  const json expected = read_json(expected_path);
+  const json expected = ember_test::read_json(expected_path);
   ASSERT_GE(expected["results"].size(), 5u);
   for (const json& res : expected["results"]) {
     const std::string prompt = res["prompt"].get<std::string>();
@@ -128,7 +121,7 @@ TEST(EmberRun, RejectsBadInputWithAMessage) {
 TEST(EmberTokenize, IdsMatchRunCPromptIds) {
   EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
   REQUIRE_STORIES(model, "");
-  const json expected = read_json(expected_path);
+  const json expected = ember_test::read_json(expected_path);
   for (const json& res : expected["results"]) {
     const std::string prompt = res["prompt"].get<std::string>();
     const Cmd r = run(std::string(EMBER_TOKENIZE_BIN) + " -m " + quote(model) + " -p " + quote(prompt) +

@@ -23,6 +23,7 @@ namespace {
 
 using ember_test::CommandResult;
 using ember_test::converted_model;
+using ember_test::derived_checkpoint;
 using ember_test::exists;
 using ember_test::run_convert;
 using json = nlohmann::json;
@@ -265,29 +266,9 @@ TEST(ConvertCli, RefusesOverwriteWithoutForce) {
   EXPECT_NE(f.model, nullptr);
 }
 
-// Copies stories260K/hf into a temp dir (config edited by `cfg`, tensors by `tens`); tokenizer
-// files are symlinked, never copied into the repository.
-std::string make_model_dir(const std::string& name, const std::function<void(json&)>& cfg,
-                           const std::function<void(std::map<std::string, ember_test::RawTensor>&)>& tens) {
-  const std::string src = ember_test::shared_path("models/stories260K/hf");
-  const std::string dir = ember_test::make_dir(name);
-  json c = ember_test::read_json_file(src + "/config.json");
-  cfg(c);
-  ember_test::write_text(dir + "/config.json", c.dump(2));
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
-    ember_test::run_command("ln -sf '" + src + "/" + f + "' '" + dir + "/" + f + "'", nullptr);
-  }
-  std::map<std::string, ember_test::RawTensor> t;
-  SafetensorsFile sf(src + "/model.safetensors");
-  for (const auto& e : sf.entries()) t[e.name] = {"F32", e.shape, ember_test::f32_bytes(sf.read(e.name).data)};
-  tens(t);
-  ember_test::write_bytes(dir + "/model.safetensors", ember_test::make_safetensors(t));
-  return dir;
-}
-
 // Runs the converter on `dir`, expects exit 1 with `needle` in the message and no output left.
 void expect_convert_error(const std::string& dir, const std::string& needle) {
-  const std::string outdir = ember_test::make_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
+  const std::string outdir = ember_test::make_temp_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
   const std::string out = outdir + "/m.ember";
   const CommandResult r = run_convert(dir + " -o " + out);
   EXPECT_EQ(r.code, 1) << r.output;
@@ -298,45 +279,52 @@ void expect_convert_error(const std::string& dir, const std::string& needle) {
 }
 
 TEST(ConvertCli, MissingConfigJson) {
-  const std::string dir = ember_test::make_dir("empty-model");
+  const std::string dir = ember_test::make_temp_dir("empty-model");
   expect_convert_error(dir, "no config.json");
 }
 
 TEST(ConvertCli, UnsupportedArchitecture) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("arch", [](json& c) { c["architectures"] = {"Qwen2MoeForCausalLM"}; },
-                                         [](auto&) {});
+  const std::string dir = derived_checkpoint(
+      hf, "arch", [](json& c) { c["architectures"] = {"Qwen2MoeForCausalLM"}; }, [](auto&) {});
   expect_convert_error(dir, "unsupported architecture 'Qwen2MoeForCausalLM'");
 }
 
 TEST(ConvertCli, MissingTensor) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("missing", [](json&) {},
-                                         [](auto& t) { t.erase("model.layers.3.self_attn.v_proj.weight"); });
+  const std::string dir = derived_checkpoint(
+      hf, "missing", [](json&) {},
+      [](auto& t) { t.erase("model.layers.3.self_attn.v_proj.weight"); });
   expect_convert_error(dir, "missing tensor 'model.layers.3.self_attn.v_proj.weight'");
 }
 
 TEST(ConvertCli, UnexpectedTensor) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("extra", [](json&) {}, [](auto& t) {
-    t["model.layers.0.self_attn.q_proj.bias"] = {"F32", {64}, std::vector<uint8_t>(256, 0)};
-  });
+  const std::string dir = derived_checkpoint(
+      hf, "extra", [](json&) {},
+      [](auto& t) {
+        t["model.layers.0.self_attn.q_proj.bias"] = {"F32", {64}, std::vector<uint8_t>(256, 0)};
+      });
   expect_convert_error(dir, "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'");
 }
 
 TEST(ConvertCli, ShapeConfigMismatch) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("shape", [](json& c) { c["intermediate_size"] = 170; }, [](auto&) {});
+  const std::string dir = derived_checkpoint(
+      hf, "shape", [](json& c) { c["intermediate_size"] = 170; }, [](auto&) {});
   expect_convert_error(dir, "has shape [172, 64] but config.json implies [170, 64]");
-  const std::string dir2 = make_model_dir("layers", [](json& c) { c["num_hidden_layers"] = 6; }, [](auto&) {});
+  const std::string dir2 = derived_checkpoint(
+      hf, "layers", [](json& c) { c["num_hidden_layers"] = 6; }, [](auto&) {});
   expect_convert_error(dir2, "missing tensor 'model.layers.5.");
-  const std::string dir3 = make_model_dir("untied", [](json& c) { c["tie_word_embeddings"] = false; }, [](auto&) {});
+  const std::string dir3 = derived_checkpoint(
+      hf, "untied", [](json& c) { c["tie_word_embeddings"] = false; }, [](auto&) {});
   expect_convert_error(dir3, "missing tensor 'lm_head.weight'");
 }
 
 TEST(ConvertCli, LyingSafetensorsHeader) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("lying", [](json&) {}, [](auto&) {});
+  const std::string dir = derived_checkpoint(
+      hf, "lying", [](json&) {}, [](auto&) {});
   // Rewrite one shape in place so the header claims more bytes than the range holds.
   auto bytes = ember_test::read_file(dir + "/model.safetensors");
   std::string s(bytes.begin(), bytes.end());
@@ -352,17 +340,19 @@ TEST(ConvertCli, LyingSafetensorsHeader) {
 
 TEST(ConvertCli, NonFiniteWeight) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("nan", [](json&) {}, [](auto& t) {
-    auto& b = t["model.layers.1.mlp.up_proj.weight"].bytes;
-    const float nan = NAN;
-    std::memcpy(b.data() + 40, &nan, 4);
-  });
+  const std::string dir = derived_checkpoint(
+      hf, "nan", [](json&) {},
+      [](auto& t) {
+        auto& b = t["model.layers.1.mlp.up_proj.weight"].bytes;
+        const float nan = NAN;
+        std::memcpy(b.data() + 40, &nan, 4);
+      });
   expect_convert_error(dir, "'model.layers.1.mlp.up_proj.weight' holds a NaN");
 }
 
 TEST(ConvertCli, NoPartialFileWhenWritingFails) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string outdir = ember_test::make_dir("fsize");
+  const std::string outdir = ember_test::make_temp_dir("fsize");
   const std::string out = outdir + "/m.ember";
   // RLIMIT_FSIZE of 100 KiB (the f32 file is ~1 MiB): write() fails with EFBIG mid-file (SIGXFSZ ignored).
   std::string log;

@@ -20,9 +20,7 @@ namespace {
 constexpr const char* kPrompt = "Once upon a time";
 
 TEST(Aidreams260K, GreedyIsDeterministicAndFinite) {
-  EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = converted_model(hf, "--quant f32");
-  ASSERT_FALSE(path.empty());
+  EMBER_REQUIRE_CONVERTED(path, "models/aidreams260K/hf", "--quant f32");
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
   ember_model_info info;
@@ -54,10 +52,7 @@ TEST(Aidreams260K, LogitsMatchNumpyReference) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
   const std::string path = converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get());
-  ASSERT_TRUE(ctx);
+  EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path);
   auto ids = tokenize(model.get(), kPrompt);
   const size_t n_prompt = ids.size();
   const auto gen = generate_greedy(ctx.get(), kPrompt, 128 - n_prompt, false);
@@ -74,7 +69,7 @@ TEST(Aidreams260K, LogitsMatchNumpyReference) {
     EMBER_SKIP_OR_FAIL_IN_CI() << "python3-numpy is not installed: " << log;
   }
   ASSERT_EQ(rc, 0) << log;
-  const auto ref = load_json(out)["logits"];
+  const auto ref = read_json(out)["logits"];
   const auto got = teacher_forced_logits(ctx.get(), 512, ids, 64);
   ASSERT_EQ(got.size(), ref.size());
   double max_abs = 0;

@@ -16,6 +16,7 @@
 
 #include "ember/ember.h"
 #include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 
 namespace ember_test {
@@ -47,6 +48,14 @@ inline ContextPtr make_context(const ember_model* m, uint32_t n_ctx = 0, uint32_
   EXPECT_EQ(s, EMBER_OK) << ember_last_error();
   return ContextPtr(c);
 }
+
+// `model` loaded from `path` and `ctx`, a context on it (make_context's defaults); stops the test
+// where either fails.
+#define EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path)                    \
+  ::ember_test::ModelPtr model = ::ember_test::load_model(path);          \
+  ASSERT_TRUE(model);                                                     \
+  ::ember_test::ContextPtr ctx = ::ember_test::make_context(model.get()); \
+  ASSERT_TRUE(ctx)
 
 inline std::vector<int32_t> tokenize(const ember_model* m, const std::string& text) {
   std::vector<int32_t> ids(text.size() + 16);
@@ -100,11 +109,6 @@ inline std::vector<std::vector<float>> teacher_forced_logits(ember_context* ctx,
     }
   }
   return out;
-}
-
-inline nlohmann::json load_json(const std::string& path) {
-  std::ifstream f(path);
-  return nlohmann::json::parse(f);
 }
 
 inline int32_t argmax_of(const std::vector<float>& v) {

@@ -19,15 +19,10 @@ size_t first_difference(const std::vector<int32_t>& a, const std::vector<int32_t
 // with group-64 weights and float activations flips there too) and at group 32 with int8
 // activations at index 28; group 16 keeps >= 141 of 200 ids on every prompt.
 TEST(U8Stories260K, GreedyFollowsF32ForFirst50Tokens) {
-  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/greedy.json");
-  const std::string path = converted_model(hf, "--quant u8");
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get());
-  ASSERT_TRUE(ctx);
-  const nlohmann::json ref = load_json(ref_path);
+  EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant u8");
+  EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path);
+  const nlohmann::json ref = read_json(ref_path);
   for (const auto& r : ref["results"]) {
     const std::string prompt = r["prompt"];
     const auto want = r["generated_ids_ignoring_bos_stop"].get<std::vector<int32_t>>();
@@ -40,15 +35,10 @@ TEST(U8Stories260K, GreedyFollowsF32ForFirst50Tokens) {
 }
 
 TEST(U8Stories260K, TeacherForcedTop1AndKl) {
-  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
-  const std::string path = converted_model(hf, "--quant u8");
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get());
-  ASSERT_TRUE(ctx);
-  const nlohmann::json ref = load_json(ref_path);
+  EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant u8");
+  EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path);
+  const nlohmann::json ref = read_json(ref_path);
   const auto ids = ref["input_ids"].get<std::vector<int32_t>>();
   const auto got = teacher_forced_logits(ctx.get(), 512, ids, 64);
   ASSERT_EQ(got.size(), ids.size());

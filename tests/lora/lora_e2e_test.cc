@@ -13,6 +13,7 @@
 
 #include "ember/ember.h"
 #include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 
 namespace {
@@ -25,8 +26,7 @@ struct Prompt {
 };
 
 std::vector<Prompt> load_expected(const std::string& path) {
-  std::ifstream f(path);
-  nlohmann::json j = nlohmann::json::parse(f);
+  const nlohmann::json j = ember_test::read_json(path);
   std::vector<Prompt> out;
   for (const auto& r : j.at("results")) {
     Prompt p;
@@ -54,22 +54,32 @@ struct Loaded {
   }
 };
 
+// One sequence (slot 0) fed a batch at a time: next(tokens) places `tokens` after everything fed
+// before; the batch points into `tokens` and into this object until the next call.
+class Sequence {
+ public:
+  ember_batch next(const std::vector<int32_t>& tokens) {
+    pos_.clear();
+    for (size_t i = 0; i < tokens.size(); ++i) pos_.push_back(next_pos_++);
+    seq_.assign(tokens.size(), 0);
+    return ember_batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos_.data(),
+                       seq_.data(), nullptr};
+  }
+
+ private:
+  std::vector<int32_t> pos_, seq_;
+  int32_t next_pos_ = 0;
+};
+
 // Feeds the prompt ids, then `n` argmax steps (ties to the lowest id), like run.c -t 0.
 std::vector<int32_t> greedy(ember_context* ctx, const std::vector<int32_t>& prompt, size_t n,
                             uint32_t vocab) {
   std::vector<int32_t> out;
   EXPECT_EQ(ember_kv_clear(ctx, -1), EMBER_OK) << ember_last_error();
-  std::vector<int32_t> tokens = prompt, pos, seq;
-  int32_t next_pos = 0;
+  std::vector<int32_t> tokens = prompt;
+  Sequence sequence;
   for (size_t step = 0; step <= n; ++step) {
-    pos.clear();
-    seq.clear();
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      pos.push_back(next_pos++);
-      seq.push_back(0);
-    }
-    ember_batch batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos.data(), seq.data(),
-                      nullptr};
+    const ember_batch batch = sequence.next(tokens);
     if (ember_decode(ctx, &batch) != EMBER_OK) {
       ADD_FAILURE() << "ember_decode: " << ember_last_error();
       return out;
@@ -180,18 +190,11 @@ TEST(LoraEndToEnd, U8First40TrackF32) {
   for (const Prompt& p : prompts) {
     ASSERT_EQ(ember_kv_clear(f32.ctx, -1), EMBER_OK);
     ASSERT_EQ(ember_kv_clear(u8.ctx, -1), EMBER_OK);
-    std::vector<int32_t> tokens = p.prompt_ids, pos, seq;
-    int32_t next_pos = 0;
+    std::vector<int32_t> tokens = p.prompt_ids;
+    Sequence sequence;
     double max_diff = 0;
     for (size_t step = 0; step < 40; ++step) {
-      pos.clear();
-      seq.clear();
-      for (size_t i = 0; i < tokens.size(); ++i) {
-        pos.push_back(next_pos++);
-        seq.push_back(0);
-      }
-      ember_batch batch{static_cast<uint32_t>(tokens.size()), tokens.data(), pos.data(), seq.data(),
-                        nullptr};
+      const ember_batch batch = sequence.next(tokens);
       ASSERT_EQ(ember_decode(f32.ctx, &batch), EMBER_OK) << ember_last_error();
       ASSERT_EQ(ember_decode(u8.ctx, &batch), EMBER_OK) << ember_last_error();
       const float* lf = ember_get_logits(f32.ctx, batch.n_tokens - 1);

@@ -15,9 +15,8 @@ namespace {
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-    path_ = converted_model(hf, "--quant f32");
-    ASSERT_FALSE(path_.empty());
+    EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant f32");
+    path_ = path;
     const auto bytes = read_file(path_);
     file_.assign(bytes.begin(), bytes.end());
     ASSERT_GT(file_.size(), 1000u);
@@ -414,10 +413,7 @@ TEST_F(BadInputTest, PromptLongerThanTheContext) {
 }
 
 TEST_F(BadInputTest, BadSamplerParams) {
-  ModelPtr model = load_model(path_);
-  ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get());
-  ASSERT_TRUE(ctx);
+  EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path_);
   std::vector<float> logits(512, 0.0f);
   uint64_t rng = ember_rng_seed(1);
   int32_t id = 0;

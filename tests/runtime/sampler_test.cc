@@ -12,9 +12,7 @@ namespace {
 class SamplerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-    const std::string p = converted_model(hf, "--quant f32");
-    ASSERT_FALSE(p.empty());
+    EMBER_REQUIRE_CONVERTED(p, "models/stories260K/hf", "--quant f32");
     model_ = load_model(p);
     ASSERT_TRUE(model_);
     ctx_ = make_context(model_.get(), 64);

@@ -99,42 +99,28 @@ void expect_same_bits(const std::string& path, uint32_t P = 29, uint32_t max_thr
 // A copy of the stories260K checkpoint with attention_bias and mlp_bias set and a random bias
 // (N(0, 0.1)) for every projection; returns its directory.
 std::string biased_checkpoint(const std::string& hf) {
-  const std::string dir = ember_test::temp_path("biased260K");
-  EXPECT_EQ(ember_test::run_command("mkdir -p " + dir + " && cp " + hf + "/tokenizer.json " + dir, nullptr), 0);
-  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(hf + "/config.json"));
-  cfg["attention_bias"] = true;
-  cfg["mlp_bias"] = true;
-  const std::string cfg_text = cfg.dump();
-  ember_test::write_file(dir + "/config.json", cfg_text.data(), cfg_text.size());
-
-  const std::vector<unsigned char> raw = ember_test::read_file(hf + "/model.safetensors");
-  EXPECT_GE(raw.size(), 8u);
-  uint64_t n = 0;
-  std::memcpy(&n, raw.data(), 8);
-  EXPECT_LE(8 + n, raw.size());
-  nlohmann::json hdr = nlohmann::json::parse(raw.begin() + 8, raw.begin() + 8 + static_cast<long>(n));
-  std::vector<unsigned char> data(raw.begin() + 8 + static_cast<long>(n), raw.end());
-  std::mt19937 rng(3);
-  std::normal_distribution<float> dist(0.0f, 0.1f);
-  const int layers = cfg["num_hidden_layers"].get<int>();
-  for (int l = 0; l < layers; ++l) {
-    for (const char* proj : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                             "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
-      const std::string p = "model.layers." + std::to_string(l) + "." + proj;
-      const int64_t rows = hdr.at(p + ".weight").at("shape")[0].get<int64_t>();
-      const size_t off = data.size();
-      for (int64_t i = 0; i < rows; ++i) {
-        const float b = dist(rng);
-        const unsigned char* c = reinterpret_cast<const unsigned char*>(&b);
-        data.insert(data.end(), c, c + 4);
-      }
-      hdr[p + ".bias"] = {{"dtype", "F32"}, {"shape", {rows}}, {"data_offsets", {off, data.size()}}};
-    }
-  }
-  std::string h = hdr.dump();
-  h.append((8 - h.size() % 8) % 8, ' ');
-  ember_test::write_bytes(dir + "/model.safetensors", ember_test::make_raw_safetensors(h, data));
-  return dir;
+  const int layers = ember_test::read_json(hf + "/config.json")["num_hidden_layers"].get<int>();
+  return ember_test::derived_checkpoint(
+      hf, "biased260K",
+      [](nlohmann::json& c) {
+        c["attention_bias"] = true;
+        c["mlp_bias"] = true;
+      },
+      [layers](std::map<std::string, ember_test::RawTensor>& t) {
+        std::mt19937 rng(3);
+        std::normal_distribution<float> dist(0.0f, 0.1f);
+        for (int l = 0; l < layers; ++l) {
+          for (const char* proj : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                   "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                   "mlp.down_proj"}) {
+            const std::string p = "model.layers." + std::to_string(l) + "." + proj;
+            const uint64_t rows = t.at(p + ".weight").shape[0];
+            std::vector<float> bias(rows);
+            for (float& b : bias) b = dist(rng);
+            t[p + ".bias"] = {"F32", {rows}, ember_test::f32_bytes(bias)};
+          }
+        }
+      });
 }
 
 TEST(ForwardThreads, Stories260K) {
@@ -147,9 +133,7 @@ TEST(ForwardThreads, Stories260K) {
 }
 
 TEST(ForwardThreads, Aidreams260K) {
-  EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = ember_test::converted_model(hf, "--quant u8");
-  ASSERT_FALSE(path.empty());
+  EMBER_REQUIRE_CONVERTED(path, "models/aidreams260K/hf", "--quant u8");
   expect_same_bits(path);
 }
 

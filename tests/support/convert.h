@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "support/test_support.h"
+
 namespace ember_test {
 
 // This build's ember-convert, or in a cross build the host's (EMBER_HOST_CONVERT); "" if neither.
@@ -28,5 +30,12 @@ std::string converted_model(const std::string& source, const std::string& option
                             std::string* log = nullptr);
 
 }  // namespace ember_test
+
+// `var`: ../shared/<rel> converted with `options`. Skips (or fails, in CI) like
+// EMBER_REQUIRE_SHARED where it is absent; stops the test where the conversion fails.
+#define EMBER_REQUIRE_CONVERTED(var, rel, options)                                \
+  EMBER_REQUIRE_SHARED(var##_source_, rel);                                       \
+  const std::string var = ::ember_test::converted_model(var##_source_, options); \
+  ASSERT_FALSE(var.empty())
 
 #endif  // EMBER_TESTS_SUPPORT_CONVERT_H_

@@ -48,6 +48,12 @@ TempDir& temp_dir() {
 
 std::string temp_path(const std::string& name) { return temp_dir().path + "/" + name; }
 
+std::string make_temp_dir(const std::string& name) {
+  const std::string path = temp_path(name);
+  ::mkdir(path.c_str(), 0755);
+  return path;
+}
+
 std::vector<unsigned char> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});

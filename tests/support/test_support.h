@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -18,12 +19,25 @@ std::string shared_path(const std::string& rel);
 std::string build_dir();
 // A fresh path under a per-process temp directory (removed at exit).
 std::string temp_path(const std::string& name);
+// temp_path(name), created as a directory.
+std::string make_temp_dir(const std::string& name);
 std::vector<unsigned char> read_file(const std::string& path);
 void write_file(const std::string& path, const void* data, size_t size);
 // Runs a shell command; returns its exit status and captures stdout+stderr into *output.
 int run_command(const std::string& cmd, std::string* output);
 // True where the environment has CI=true (.ci/run exports it).
 bool in_ci();
+
+// The message of the `Error` that `f()` throws, or "" where it throws none.
+template <class Error = std::exception, class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace ember_test
 
