@@ -1,7 +1,8 @@
 // The command-line apps as a user runs them: ember-run's text against llama2.c's (run.c's stdout in
-// ../shared/models/stories260K/expected/greedy.json), ember-bench's table and JSON (every field the
-// issue asks for, the roofline recomputed from the figures it prints), ember-tokenize's ids against
-// run.c's prompt ids, and bad input to each: a clear message and an exit code, never a crash.
+// ../shared/models/stories260K/expected/greedy.json), ember-bench's table and JSON (every field of
+// the README's list, the roofline recomputed from the figures it prints), ember-tokenize's ids
+// against run.c's prompt ids, and bad input to each: a clear message and an exit code, never a
+// crash.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -144,7 +145,7 @@ TEST(EmberTokenize, RejectsBadInputWithAMessage) {
 
 // --- ember-bench ----------------------------------------------------------------------------------
 
-// --json: one object per (threads, test) in order, with the fields issue 5 names, spreads that
+// --json: one object per (threads, test) in order, with every documented field, spreads that
 // bracket the median, and a decode roofline that is what the printed figures give.
 TEST(EmberBench, JsonHasEveryTestAndField) {
   REQUIRE_STORIES(model, "");

@@ -1,4 +1,4 @@
-// LoRA merge (issue 4): the shared attn-r8 adapter against the independent float64 reference merge
+// LoRA merge: the shared attn-r8 adapter against the independent float64 reference merge
 // in ../shared, self-built PEFT adapters against a plain reference merge written below, and every
 // refusal. The adapters are written by a small safetensors writer here (test code).
 #include <gtest/gtest.h>

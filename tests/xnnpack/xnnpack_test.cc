@@ -5,9 +5,10 @@
 // flag on or off). Context creation allocates XNNPACK's packed copy of the f32 matrices; decode and
 // generation allocate nothing.
 //
-// Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time), so every allocation of the statically linked runtime and platform layer is counted, and XNNPACK
-// allocates through ember_platform_alloc (runtime/src/xnnpack_linear.cc). mallinfo2() also checks
-// that the process heap (any library) does not grow while decoding.
+// Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time), so every
+// allocation of the statically linked runtime and platform layer is counted, and XNNPACK allocates
+// through ember_platform_alloc (runtime/src/xnnpack_linear.cc). mallinfo2() also checks that the
+// process heap (any library) does not grow while decoding.
 #include <malloc.h>
 
 #include <algorithm>
