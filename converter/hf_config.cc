@@ -1,13 +1,10 @@
 #include "hf_config.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <limits>
+
+#include "util.h"
 
 namespace ember {
 namespace convert {
@@ -15,15 +12,11 @@ namespace {
 
 using json = nlohmann::json;
 
-[[noreturn]] void fail(const std::string& file, const std::string& what) {
-  throw ConvertError(file + ": " + what);
-}
-
 // A required positive integer field that fits uint32 (and some sane bound).
 uint32_t get_u32(const json& j, const char* key, const std::string& file, bool required = true,
                  uint32_t fallback = 0) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
+  const json* it = find_field(j, key);
+  if (it == nullptr) {
     if (required) fail(file, std::string("missing field '") + key + "'");
     return fallback;
   }
@@ -42,8 +35,8 @@ uint32_t get_u32(const json& j, const char* key, const std::string& file, bool r
 }
 
 float get_float(const json& j, const char* key, const std::string& file, float fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
+  const json* it = find_field(j, key);
+  if (it == nullptr) return fallback;
   if (!it->is_number()) fail(file, std::string("field '") + key + "' is not a number");
   const double v = it->get<double>();
   if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max()) {
@@ -52,38 +45,47 @@ float get_float(const json& j, const char* key, const std::string& file, float f
   return static_cast<float>(v);
 }
 
-bool get_bool(const json& j, const char* key, const std::string& file, bool fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) fail(file, std::string("field '") + key + "' is not a boolean");
-  return it->get<bool>();
-}
-
-// eos_token_id: an int or a list of ints; appended (deduplicated) to `ids`.
-void add_eos_ids(const json& j, const std::string& file, std::vector<int32_t>* ids) {
-  auto it = j.find("eos_token_id");
-  if (it == j.end() || it->is_null()) return;
-  auto add = [&](const json& v) {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
-      fail(file, "eos_token_id holds a value that is not a token id");
-    }
-    const int32_t id = static_cast<int32_t>(v.get<int64_t>());
-    if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(id);
-  };
-  if (it->is_array()) {
-    for (const json& v : *it) add(v);
+// rope_scaling: its type, factor and the llama3 frequency bounds.
+void read_rope_scaling(const json& rs, const std::string& file, ConfigSpec* spec) {
+  ConfigSpec& c = *spec;
+  if (!rs.is_object()) fail(file, "'rope_scaling' is not an object");
+  std::string type;
+  if (rs.contains("rope_type") && rs["rope_type"].is_string()) {
+    type = rs["rope_type"].get<std::string>();
+  } else if (rs.contains("type") && rs["type"].is_string()) {
+    type = rs["type"].get<std::string>();
   } else {
-    add(*it);
+    fail(file, "'rope_scaling' has no 'rope_type'/'type'");
   }
-}
-
-json read_json(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
+  if (type == "default") {
+    c.rope_scaling_type = fb::RopeScalingType::NONE;
+  } else if (type == "linear") {
+    c.rope_scaling_type = fb::RopeScalingType::LINEAR;
+  } else if (type == "dynamic") {
+    c.rope_scaling_type = fb::RopeScalingType::DYNAMIC;
+  } else if (type == "llama3") {
+    c.rope_scaling_type = fb::RopeScalingType::LLAMA3;
+  } else if (type == "yarn") {
+    c.rope_scaling_type = fb::RopeScalingType::YARN;
+  } else {
+    fail(file, "unsupported rope_scaling type '" + type + "'");
+  }
+  const std::string rsf = file + " rope_scaling";
+  if (c.rope_scaling_type != fb::RopeScalingType::NONE) {
+    if (!rs.contains("factor")) fail(file, "rope_scaling '" + type + "' has no 'factor'");
+    c.rope_factor = get_float(rs, "factor", rsf, 1.0f);
+    if (!(c.rope_factor > 0.0f)) fail(file, "rope_scaling factor must be positive");
+  }
+  c.rope_low_freq_factor = get_float(rs, "low_freq_factor", rsf, 1.0f);
+  c.rope_high_freq_factor = get_float(rs, "high_freq_factor", rsf, 4.0f);
+  c.rope_original_max_position = get_u32(rs, "original_max_position_embeddings", rsf, false, 0);
+  if (c.rope_scaling_type == fb::RopeScalingType::LLAMA3) {
+    if (!rs.contains("original_max_position_embeddings")) {
+      fail(file, "rope_scaling 'llama3' has no 'original_max_position_embeddings'");
+    }
+    if (!(c.rope_high_freq_factor > c.rope_low_freq_factor)) {
+      fail(file, "rope_scaling 'llama3' needs high_freq_factor > low_freq_factor");
+    }
   }
 }
 
@@ -146,9 +148,9 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
   if (!(c.rope_theta > 0.0f)) fail(file, "rope_theta must be positive");
   c.norm_eps = get_float(j, "rms_norm_eps", file, 1e-6f);
   if (!(c.norm_eps > 0.0f)) fail(file, "rms_norm_eps must be positive");
-  c.tie_embeddings = get_bool(j, "tie_word_embeddings", file, false);
-  c.attention_bias = get_bool(j, "attention_bias", file, false);
-  c.mlp_bias = get_bool(j, "mlp_bias", file, false);
+  c.tie_embeddings = get_bool(j, "tie_word_embeddings", false, file);
+  c.attention_bias = get_bool(j, "attention_bias", false, file);
+  c.mlp_bias = get_bool(j, "mlp_bias", false, file);
 
   if (auto it = j.find("hidden_act"); it != j.end() && !it->is_null()) {
     if (!it->is_string()) fail(file, "'hidden_act' is not a string");
@@ -163,48 +165,7 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
       fail(file, "unsupported hidden_act '" + act + "'");
     }
   }
-  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
-    const json& rs = *it;
-    if (!rs.is_object()) fail(file, "'rope_scaling' is not an object");
-    std::string type;
-    if (rs.contains("rope_type") && rs["rope_type"].is_string()) {
-      type = rs["rope_type"].get<std::string>();
-    } else if (rs.contains("type") && rs["type"].is_string()) {
-      type = rs["type"].get<std::string>();
-    } else {
-      fail(file, "'rope_scaling' has no 'rope_type'/'type'");
-    }
-    if (type == "default") {
-      c.rope_scaling_type = fb::RopeScalingType::NONE;
-    } else if (type == "linear") {
-      c.rope_scaling_type = fb::RopeScalingType::LINEAR;
-    } else if (type == "dynamic") {
-      c.rope_scaling_type = fb::RopeScalingType::DYNAMIC;
-    } else if (type == "llama3") {
-      c.rope_scaling_type = fb::RopeScalingType::LLAMA3;
-    } else if (type == "yarn") {
-      c.rope_scaling_type = fb::RopeScalingType::YARN;
-    } else {
-      fail(file, "unsupported rope_scaling type '" + type + "'");
-    }
-    const std::string rsf = file + " rope_scaling";
-    if (c.rope_scaling_type != fb::RopeScalingType::NONE) {
-      if (!rs.contains("factor")) fail(file, "rope_scaling '" + type + "' has no 'factor'");
-      c.rope_factor = get_float(rs, "factor", rsf, 1.0f);
-      if (!(c.rope_factor > 0.0f)) fail(file, "rope_scaling factor must be positive");
-    }
-    c.rope_low_freq_factor = get_float(rs, "low_freq_factor", rsf, 1.0f);
-    c.rope_high_freq_factor = get_float(rs, "high_freq_factor", rsf, 4.0f);
-    c.rope_original_max_position = get_u32(rs, "original_max_position_embeddings", rsf, false, 0);
-    if (c.rope_scaling_type == fb::RopeScalingType::LLAMA3) {
-      if (!rs.contains("original_max_position_embeddings")) {
-        fail(file, "rope_scaling 'llama3' has no 'original_max_position_embeddings'");
-      }
-      if (!(c.rope_high_freq_factor > c.rope_low_freq_factor)) {
-        fail(file, "rope_scaling 'llama3' needs high_freq_factor > low_freq_factor");
-      }
-    }
-  }
+  if (const json* rs = find_field(j, "rope_scaling")) read_rope_scaling(*rs, file, &c);
 
   if (auto it = j.find("sliding_window"); it != j.end() && !it->is_null()) {
     c.sliding_window = get_u32(j, "sliding_window", file);
@@ -213,7 +174,7 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
     const int64_t v = it->get<int64_t>();
     if (v >= 0 && v <= std::numeric_limits<int32_t>::max()) c.bos_token_id = static_cast<int32_t>(v);
   }
-  add_eos_ids(j, file, &c.eos_token_ids);
+  add_token_ids(j, "eos_token_id", file, &c.eos_token_ids);
   for (int32_t id : c.eos_token_ids) {
     if (static_cast<uint32_t>(id) >= c.vocab_size) {
       fail(file, "eos_token_id " + std::to_string(id) + " >= vocab_size " + std::to_string(c.vocab_size));
@@ -224,16 +185,15 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
 
 ConfigSpec load_hf_config(const std::string& dir) {
   const std::string path = dir + "/config.json";
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
+  if (!file_exists(path)) {
     throw ConvertError(dir + ": no config.json (is this a Hugging Face model directory?)");
   }
   ConfigSpec c = parse_hf_config(read_json(path), path);
   const std::string gen = dir + "/generation_config.json";
-  if (::stat(gen.c_str(), &st) == 0) {
+  if (file_exists(gen)) {
     const json g = read_json(gen);
     if (!g.is_object()) fail(gen, "not a JSON object");
-    add_eos_ids(g, gen, &c.eos_token_ids);
+    add_token_ids(g, "eos_token_id", gen, &c.eos_token_ids);
     for (int32_t id : c.eos_token_ids) {
       if (static_cast<uint32_t>(id) >= c.vocab_size) {
         fail(gen, "eos_token_id " + std::to_string(id) + " >= vocab_size " + std::to_string(c.vocab_size));

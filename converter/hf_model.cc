@@ -1,35 +1,18 @@
 #include "hf_model.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstring>
 #include <set>
 
 #include "hf_config.h"
 #include "safetensors.h"
 #include "tokenizer_json.h"
+#include "util.h"
 
 namespace ember {
 namespace convert {
 namespace {
-
-std::string shape_str(const std::vector<uint64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Folds the config's eos ids into the tokenizer's stop set and checks the tokenizer fits the model.
 void reconcile_tokenizer(const ConfigSpec& c, TokenizerSpec* t, const std::string& dir) {

@@ -1,4 +1,4 @@
-// PEFT LoRA adapters merged into the float32 weights before quantization (issue 4).
+// PEFT LoRA adapters merged into the float32 weights before quantization.
 #ifndef EMBER_CONVERTER_LORA_H_
 #define EMBER_CONVERTER_LORA_H_
 

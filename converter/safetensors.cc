@@ -10,11 +10,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include "util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the safetensors reader assumes a little-endian host"
@@ -29,10 +30,6 @@ using json = nlohmann::json;
 // The reference implementation refuses headers above 100 MB; so do we (a lying length must not make
 // us allocate gigabytes).
 constexpr uint64_t kMaxHeaderBytes = 100u * 1000u * 1000u;
-
-[[noreturn]] void fail(const std::string& file, const std::string& what) {
-  throw ConvertError(file + ": " + what);
-}
 
 size_t dtype_size(const std::string& dtype) {
   if (dtype == "F32") return 4;
@@ -53,18 +50,6 @@ bool as_u64(const json& j, uint64_t* out) {
     return true;
   }
   return false;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw ConvertError(path + ": cannot open: " + std::strerror(errno));
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return s;
-}
-
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 }  // namespace
@@ -275,12 +260,7 @@ std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir, 
       dtypes.insert(e.dtype);
     }
   } else if (file_exists(index)) {
-    json j;
-    try {
-      j = json::parse(read_text_file(index));
-    } catch (const json::exception& e) {
-      fail(index, std::string("not valid JSON: ") + e.what());
-    }
+    const json j = read_json(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
       fail(index, "missing object 'weight_map'");
     }

@@ -1,4 +1,4 @@
-// Random-weight Llama models of named shapes, for benchmarks (issue 5). The weights are uniform in
+// Random-weight Llama models of named shapes, for benchmarks. The weights are uniform in
 // +-0.02*sqrt(3) (std 0.02, the usual Llama initialisation), norms are 1, from a seeded xoshiro256**
 // stream: the same (shape, seed) gives the same model on every machine. The tokenizer is real.
 #include "synthetic.h"

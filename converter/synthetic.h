@@ -1,4 +1,4 @@
-// Random-weight models of named shapes for benchmarks (issue 5): "stories15m", "stories110m",
+// Random-weight models of named shapes for benchmarks: "stories15m", "stories110m",
 // "tinyllama-1.1b"; the tokenizer is a real one read from `tokenizer_dir` (tokenizer.json).
 #ifndef EMBER_CONVERTER_SYNTHETIC_H_
 #define EMBER_CONVERTER_SYNTHETIC_H_

@@ -9,11 +9,11 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
+
+#include "util.h"
 
 namespace ember {
 namespace convert {
@@ -36,36 +36,10 @@ const char* const kQwen2Regex =
 
 const char* const kMetaspace = "\xE2\x96\x81";  // U+2581
 
-[[noreturn]] void fail(const std::string& file, const std::string& what) {
-  throw ConvertError(file + ": " + what);
-}
-
-json read_json(const std::string& path, bool required, bool* found) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (required) fail(path, "cannot open (a tokenizer.json is required)");
-    *found = false;
-    return json();
-  }
-  *found = true;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(path, "not valid JSON");
-  return j;
-}
-
 std::string type_of(const json& j) {
   if (!j.is_object()) return "";
   auto it = j.find("type");
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-bool get_bool(const json& j, const char* key, bool fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) return fallback;
-  return it->get<bool>();
 }
 
 // A token given as "text" or {"content": "text", ...} (tokenizer_config.json's two spellings).
@@ -274,7 +248,7 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
     if (pt.contains("prepend_scheme") && pt["prepend_scheme"].is_string()) {
       scheme = pt["prepend_scheme"].get<std::string>();
     } else if (pt.contains("add_prefix_space")) {
-      scheme = get_bool(pt, "add_prefix_space", true) ? "always" : "never";
+      scheme = get_bool(pt, "add_prefix_space", true, f) ? "always" : "never";
     }
     if (scheme == "always") {
       s.add_prefix_space = true;
@@ -284,14 +258,14 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
     } else if (scheme != "never") {
       fail(f, "pre_tokenizer Metaspace: prepend_scheme '" + scheme + "' is not supported");
     }
-    s.metaspace_split = get_bool(pt, "split", true);
+    s.metaspace_split = get_bool(pt, "split", true, f);
     return Pre::kMetaspace;
   }
   if (t == "ByteLevel") {
-    if (!get_bool(pt, "use_regex", true)) {
+    if (!get_bool(pt, "use_regex", true, f)) {
       fail(f, "pre_tokenizer ByteLevel with use_regex false and no Split is not supported");
     }
-    s.add_prefix_space = get_bool(pt, "add_prefix_space", false);
+    s.add_prefix_space = get_bool(pt, "add_prefix_space", false, f);
     return Pre::kByteLevelGpt2;
   }
   if (t == "Sequence") {
@@ -299,10 +273,11 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
     if (!list.is_array()) fail(f, "pre_tokenizer.pretokenizers is missing");
     if (list.size() == 1) return parse_pre_tokenizer(list[0], p);
     if (list.size() == 2 && type_of(list[0]) == "Digits" && type_of(list[1]) == "ByteLevel") {
-      if (!get_bool(list[0], "individual_digits", false)) {
+      if (!get_bool(list[0], "individual_digits", false, f)) {
         fail(f, "pre_tokenizer Digits with individual_digits false is not supported");
       }
-      if (!get_bool(list[1], "use_regex", true) || get_bool(list[1], "add_prefix_space", false)) {
+      if (!get_bool(list[1], "use_regex", true, f) ||
+          get_bool(list[1], "add_prefix_space", false, f)) {
         fail(f,
              "pre_tokenizer ByteLevel after Digits must have use_regex true, add_prefix_space "
              "false");
@@ -317,13 +292,13 @@ Pre parse_pre_tokenizer(const json& pt, Parsed* p) {
       if (!pat.is_object() || !pat.contains("Regex") || !pat["Regex"].is_string()) {
         fail(f, "pre_tokenizer Split: pattern must be a Regex, got " + pat.dump());
       }
-      if (sp.value("behavior", json()) != "Isolated" || get_bool(sp, "invert", false)) {
+      if (sp.value("behavior", json()) != "Isolated" || get_bool(sp, "invert", false, f)) {
         fail(f, "pre_tokenizer Split: only behavior Isolated without invert is supported");
       }
-      if (get_bool(bl, "use_regex", true)) {
+      if (get_bool(bl, "use_regex", true, f)) {
         fail(f, "pre_tokenizer ByteLevel after Split must have use_regex false");
       }
-      if (get_bool(bl, "add_prefix_space", false)) {
+      if (get_bool(bl, "add_prefix_space", false, f)) {
         fail(f, "pre_tokenizer ByteLevel after Split with add_prefix_space true is not supported");
       }
       return regex_kind(f, pat["Regex"].get<std::string>());
@@ -376,7 +351,7 @@ void check_decoder(const json& d, Parsed* p, bool byte_level) {
       if (x.contains("prepend_scheme") && x["prepend_scheme"].is_string()) {
         scheme = x["prepend_scheme"].get<std::string>();
       } else if (x.contains("add_prefix_space")) {
-        scheme = get_bool(x, "add_prefix_space", true) ? "always" : "never";
+        scheme = get_bool(x, "add_prefix_space", true, f) ? "always" : "never";
       }
       strip = scheme != "never";
     } else {
@@ -436,19 +411,8 @@ void parse_post_processor(const json& pp, Parsed* p, int32_t* prefix_id, int32_t
   }
 }
 
-}  // namespace
-
-TokenizerSpec load_hf_tokenizer(const std::string& dir) {
-  Parsed p;
-  p.file = dir + "/tokenizer.json";
-  const std::string& f = p.file;
-  bool found = false;
-  const json tj = read_json(f, /*required=*/true, &found);
-  if (!tj.is_object()) fail(f, "top level is not an object");
-  TokenizerSpec& s = p.spec;
-
-  // ---- model
-  const json model = tj.value("model", json());
+// model: a BPE model without the options the runtime does not implement.
+void check_bpe_model(const json& model, const std::string& f) {
   if (!model.is_object()) fail(f, "model is missing");
   const std::string mtype = type_of(model);
   if (mtype != "BPE") {
@@ -463,7 +427,14 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
       fail(f, std::string("model.") + k + " " + model[k].dump() + " is not supported");
     }
   }
-  const json vocab = model.value("vocab", json());
+}
+
+// model.vocab -> pieces, types and ids; the vocabulary is sized to hold every id of model.vocab
+// and of added_tokens.
+void read_vocab(const json& model, const json& added, Parsed* p) {
+  const std::string& f = p->file;
+  TokenizerSpec& s = p->spec;
+  const json& vocab = model.value("vocab", json());
   if (!vocab.is_object()) fail(f, "model.vocab is missing or not an object");
   int64_t n_vocab = 0;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
@@ -475,7 +446,6 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
     }
     n_vocab = std::max(n_vocab, id + 1);
   }
-  const json added = tj.value("added_tokens", json::array());
   if (!added.is_array()) fail(f, "added_tokens is not an array");
   for (const json& a : added) {
     if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
@@ -497,23 +467,27 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
     }
     s.pieces[id] = it.key();
     s.types[id] = static_cast<uint8_t>(fb::TokenType::NORMAL);
-    p.ids.emplace(it.key(), id);
+    p->ids.emplace(it.key(), id);
   }
-  s.byte_fallback = get_bool(model, "byte_fallback", false);
-  s.fuse_unk = get_bool(model, "fuse_unk", false);
-  s.ignore_merges = get_bool(model, "ignore_merges", false);
+  s.byte_fallback = get_bool(model, "byte_fallback", false, f);
+  s.fuse_unk = get_bool(model, "fuse_unk", false, f);
+  s.ignore_merges = get_bool(model, "ignore_merges", false, f);
+}
 
-  // ---- added tokens
+// added_tokens (ids checked by read_vocab): special ones become CONTROL, the others USER_DEFINED.
+void read_added_tokens(const json& added, Parsed* p) {
+  const std::string& f = p->file;
+  TokenizerSpec& s = p->spec;
   for (const json& a : added) {
     const int32_t id = a["id"].get<int32_t>();
     const std::string content = a["content"].get<std::string>();
     if (content.empty()) fail(f, "added_tokens id " + std::to_string(id) + " has empty content");
     for (const char* k : {"lstrip", "rstrip", "single_word"}) {
-      if (get_bool(a, k, false)) {
+      if (get_bool(a, k, false, f)) {
         fail(f, "added_tokens '" + content + "': " + k + " true is not supported");
       }
     }
-    const bool special = get_bool(a, "special", false);
+    const bool special = get_bool(a, "special", false, f);
     if (s.types[id] == static_cast<uint8_t>(fb::TokenType::UNUSED)) {
       s.pieces[id] = content;
     } else if (s.pieces[id] != content) {
@@ -523,14 +497,18 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
     s.types[id] =
         static_cast<uint8_t>(special ? fb::TokenType::CONTROL : fb::TokenType::USER_DEFINED);
     (special ? s.special_ids : s.added_ids).push_back(id);
-    p.ids[content] = id;
-    // `normalized` is checked below, once we know whether there is a normalizer.
+    p->ids[content] = id;
+    // `normalized` is checked once the normalizer is known (check_added_tokens_normalized).
   }
+}
 
-  // ---- merges
+// model.merges ("left right" or ["left", "right"]) as (left, right, merged) ids of model.vocab.
+void read_merges(const json& model, Parsed* p) {
+  const std::string& f = p->file;
+  const json& vocab = model["vocab"];
   const json merges = model.value("merges", json::array());
   if (!merges.is_array()) fail(f, "model.merges is not an array");
-  s.merges.reserve(merges.size());
+  p->spec.merges.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const json& m = merges[i];
     std::string l, r;
@@ -560,50 +538,64 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
     const uint32_t li = vid(l, "left piece");
     const uint32_t ri = vid(r, "right piece");
     const uint32_t res = vid(l + r, "merged piece");
-    s.merges.push_back({li, ri, res});
+    p->spec.merges.push_back({li, ri, res});
   }
+}
 
-  // ---- unk
+void read_unk_token(const json& model, Parsed* p) {
+  TokenizerSpec& s = p->spec;
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const std::string unk = model["unk_token"].get<std::string>();
-    s.unk_id = lookup(p, unk);
-    if (s.unk_id < 0) fail(f, "model.unk_token '" + unk + "' is not in the vocabulary");
+    s.unk_id = lookup(*p, unk);
+    if (s.unk_id < 0) fail(p->file, "model.unk_token '" + unk + "' is not in the vocabulary");
     s.types[s.unk_id] = static_cast<uint8_t>(fb::TokenType::UNKNOWN);
   }
+}
 
-  // ---- normalizer + pre-tokenizer -> kind
+// Byte-level BPE (GPT-2, Llama 3, Qwen2 split rules): its tables, and a token for every byte.
+void set_byte_level(Pre pre, const json& vocab, Parsed* p) {
+  const std::string& f = p->file;
+  TokenizerSpec& s = p->spec;
+  if (s.normalizer_nfc) nfc_tables(&s);
+  s.kind = fb::TokenizerKind::BYTE_LEVEL_BPE;
+  s.pre_tokenizer = pre == Pre::kLlama3  ? fb::PreTokenizer::LLAMA3
+                    : pre == Pre::kQwen2 ? fb::PreTokenizer::QWEN2
+                                         : fb::PreTokenizer::GPT2;
+  if (s.byte_fallback) fail(f, "model.byte_fallback true with a ByteLevel pre_tokenizer");
+  s.unicode_classes = unicode_class_table();
+  // Every byte must have its byte-level token, or some texts could not be encoded.
+  const std::vector<uint32_t> b2u = byte_to_unicode();
+  for (int b = 0; b < 256; ++b) {
+    if (!vocab.contains(utf8_of(b2u[b]))) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02X", b);
+      fail(f, std::string("model.vocab has no byte-level token for byte ") + hex);
+    }
+  }
+}
+
+// normalizer + pre_tokenizer -> the tokenizer kind and split rules; the decoder must undo them.
+void read_kind(const json& tj, const json& vocab, Parsed* p) {
+  const std::string& f = p->file;
+  TokenizerSpec& s = p->spec;
   bool prepend = false, replace = false;
-  parse_normalizer(tj.value("normalizer", json()), &p, &prepend, &replace);
-  const Pre pre = parse_pre_tokenizer(tj.value("pre_tokenizer", json()), &p);
+  parse_normalizer(tj.value("normalizer", json()), p, &prepend, &replace);
+  const Pre pre = parse_pre_tokenizer(tj.value("pre_tokenizer", json()), p);
+  const json decoder = tj.value("decoder", json());
   if (pre == Pre::kByteLevelGpt2 || pre == Pre::kLlama3 || pre == Pre::kQwen2) {
     if (prepend || replace) {
       fail(f, "normalizer Prepend/Replace with a ByteLevel pre_tokenizer is not supported");
     }
-    if (s.normalizer_nfc) nfc_tables(&s);
-    s.kind = fb::TokenizerKind::BYTE_LEVEL_BPE;
-    s.pre_tokenizer = pre == Pre::kLlama3  ? fb::PreTokenizer::LLAMA3
-                      : pre == Pre::kQwen2 ? fb::PreTokenizer::QWEN2
-                                           : fb::PreTokenizer::GPT2;
-    if (s.byte_fallback) fail(f, "model.byte_fallback true with a ByteLevel pre_tokenizer");
-    s.unicode_classes = unicode_class_table();
-    // Every byte must have its byte-level token, or some texts could not be encoded.
-    const std::vector<uint32_t> b2u = byte_to_unicode();
-    for (int b = 0; b < 256; ++b) {
-      if (!vocab.contains(utf8_of(b2u[b]))) {
-        char hex[8];
-        std::snprintf(hex, sizeof(hex), "0x%02X", b);
-        fail(f, std::string("model.vocab has no byte-level token for byte ") + hex);
-      }
-    }
-    check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/true);
+    set_byte_level(pre, vocab, p);
+    check_decoder(decoder, p, /*byte_level=*/true);
   } else if (s.normalizer_nfc) {
     fail(f, "normalizer NFC is supported only with a ByteLevel pre_tokenizer (Qwen2 style)");
   } else if (pre == Pre::kMetaspace) {
-    if (p.has_normalizer)
+    if (p->has_normalizer)
       fail(f, "a normalizer together with a Metaspace pre_tokenizer is not supported");
     s.kind = fb::TokenizerKind::SENTENCEPIECE_BPE;
     s.pre_tokenizer = fb::PreTokenizer::METASPACE;
-    check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/false);
+    check_decoder(decoder, p, /*byte_level=*/false);
   } else {
     if (!replace) {
       fail(f,
@@ -616,44 +608,54 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
     s.pre_tokenizer = fb::PreTokenizer::NONE;
     s.add_prefix_space = prepend;
     s.metaspace_split = false;
-    check_decoder(tj.value("decoder", json()), &p, /*byte_level=*/false);
+    check_decoder(decoder, p, /*byte_level=*/false);
   }
-  if (p.has_normalizer) {
-    for (const json& a : added) {
-      if (get_bool(a, "normalized", false)) {
-        fail(f, "added_tokens '" + a["content"].get<std::string>() +
-                    "': normalized true with a normalizer is not supported");
-      }
-    }
-  }
-  if (s.byte_fallback) {
-    for (size_t id = 0; id < s.pieces.size(); ++id) {
-      const std::string& pc = s.pieces[id];
-      if (s.types[id] == static_cast<uint8_t>(fb::TokenType::NORMAL) && pc.size() == 6 &&
-          pc.compare(0, 3, "<0x") == 0 && pc[5] == '>' &&
-          std::isxdigit(static_cast<unsigned char>(pc[3])) &&
-          std::isxdigit(static_cast<unsigned char>(pc[4]))) {
-        s.types[id] = static_cast<uint8_t>(fb::TokenType::BYTE);
-      }
-    }
-  }
+}
 
-  // ---- BOS/EOS: post_processor template, then tokenizer_config.json overrides
+// An added token that the normalizer would rewrite first is not supported.
+void check_added_tokens_normalized(const json& added, const Parsed& p) {
+  if (!p.has_normalizer) return;
+  for (const json& a : added) {
+    if (get_bool(a, "normalized", false, p.file)) {
+      fail(p.file, "added_tokens '" + a["content"].get<std::string>() +
+                       "': normalized true with a normalizer is not supported");
+    }
+  }
+}
+
+// With byte fallback, the NORMAL pieces "<0xAB>" are the byte tokens.
+void mark_byte_tokens(TokenizerSpec* s) {
+  if (!s->byte_fallback) return;
+  for (size_t id = 0; id < s->pieces.size(); ++id) {
+    const std::string& pc = s->pieces[id];
+    if (s->types[id] == static_cast<uint8_t>(fb::TokenType::NORMAL) && pc.size() == 6 &&
+        pc.compare(0, 3, "<0x") == 0 && pc[5] == '>' &&
+        std::isxdigit(static_cast<unsigned char>(pc[3])) &&
+        std::isxdigit(static_cast<unsigned char>(pc[4]))) {
+      s->types[id] = static_cast<uint8_t>(fb::TokenType::BYTE);
+    }
+  }
+}
+
+// BOS / EOS / PAD / UNK: the post_processor's template, then tokenizer_config.json's overrides.
+void read_special_tokens(const json& tj, const std::string& dir, Parsed* p) {
+  const std::string& f = p->file;
+  TokenizerSpec& s = p->spec;
   int32_t prefix_id = -1, suffix_id = -1;
-  parse_post_processor(tj.value("post_processor", json()), &p, &prefix_id, &suffix_id);
+  parse_post_processor(tj.value("post_processor", json()), p, &prefix_id, &suffix_id);
   s.bos_id = prefix_id;
   s.add_bos = prefix_id >= 0;
   s.add_eos = suffix_id >= 0;
   s.eos_id = suffix_id;
 
   const std::string cfg_file = dir + "/tokenizer_config.json";
-  const json cfg = read_json(cfg_file, /*required=*/false, &found);
-  if (found) {
+  if (file_exists(cfg_file)) {
+    const json cfg = read_json(cfg_file);
     if (!cfg.is_object()) fail(cfg_file, "top level is not an object");
     auto tok = [&](const char* key) -> int32_t {
       std::string text;
       if (!cfg.contains(key) || !token_text(cfg[key], &text)) return -1;
-      const int32_t id = lookup(p, text);
+      const int32_t id = lookup(*p, text);
       if (id < 0) fail(cfg_file, std::string(key) + " '" + text + "' is not in the vocabulary");
       return id;
     };
@@ -675,28 +677,43 @@ TokenizerSpec load_hf_tokenizer(const std::string& dir) {
   if (s.add_bos && s.bos_id < 0) fail(f, "add_bos_token is set but there is no bos_token");
   if (s.add_eos && s.eos_id < 0) fail(f, "add_eos_token is set but there is no eos_token");
   if (s.eos_id >= 0) s.eos_ids.push_back(s.eos_id);
+}
 
+// generation_config.json's eos_token_id (an id or a list) joins the stop set.
+void read_generation_eos(const std::string& dir, TokenizerSpec* s) {
   const std::string gen_file = dir + "/generation_config.json";
-  const json gen = read_json(gen_file, /*required=*/false, &found);
-  if (found && gen.is_object() && gen.contains("eos_token_id")) {
-    const json e = gen["eos_token_id"];
-    std::vector<json> list;
-    if (e.is_array()) {
-      for (const json& x : e) list.push_back(x);
-    } else if (!e.is_null()) {
-      list.push_back(e);
+  if (!file_exists(gen_file)) return;
+  const json gen = read_json(gen_file);
+  if (!gen.is_object()) return;
+  add_token_ids(gen, "eos_token_id", gen_file, &s->eos_ids);
+  for (int32_t id : s->eos_ids) {
+    if (static_cast<size_t>(id) >= s->pieces.size()) {
+      fail(gen_file, "eos_token_id " + std::to_string(id) + " is not a token id");
     }
-    for (const json& x : list) {
-      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= n_vocab) {
-        fail(gen_file, "eos_token_id " + x.dump() + " is not a token id");
-      }
-      const int32_t id = x.get<int32_t>();
-      if (std::find(s.eos_ids.begin(), s.eos_ids.end(), id) == s.eos_ids.end())
-        s.eos_ids.push_back(id);
-    }
-    if (s.eos_id < 0 && !s.eos_ids.empty()) s.eos_id = s.eos_ids[0];
   }
-  return s;
+  if (s->eos_id < 0 && !s->eos_ids.empty()) s->eos_id = s->eos_ids[0];
+}
+
+}  // namespace
+
+TokenizerSpec load_hf_tokenizer(const std::string& dir) {
+  Parsed p;
+  p.file = dir + "/tokenizer.json";
+  const json tj = read_json(p.file);
+  if (!tj.is_object()) fail(p.file, "top level is not an object");
+  const json model = tj.value("model", json());
+  check_bpe_model(model, p.file);
+  const json added = tj.value("added_tokens", json::array());
+  read_vocab(model, added, &p);
+  read_added_tokens(added, &p);
+  read_merges(model, &p);
+  read_unk_token(model, &p);
+  read_kind(tj, model["vocab"], &p);
+  check_added_tokens_normalized(added, p);
+  mark_byte_tokens(&p.spec);
+  read_special_tokens(tj, dir, &p);
+  read_generation_eos(dir, &p.spec);
+  return p.spec;
 }
 
 flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilder& fbb,

@@ -1,7 +1,8 @@
 // The command-line apps as a user runs them: ember-run's text against llama2.c's (run.c's stdout in
-// ../shared/models/stories260K/expected/greedy.json), ember-bench's table and JSON (every field the
-// issue asks for, the roofline recomputed from the figures it prints), ember-tokenize's ids against
-// run.c's prompt ids, and bad input to each: a clear message and an exit code, never a crash.
+// ../shared/models/stories260K/expected/greedy.json), ember-bench's table and JSON (every field of
+// the README's list, the roofline recomputed from the figures it prints), ember-tokenize's ids
+// against run.c's prompt ids, and bad input to each: a clear message and an exit code, never a
+// crash.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 
 namespace {
@@ -61,28 +64,8 @@ void expect_fails_with(const std::string& cmd, const std::string& what, const st
   }
 }
 
-// stories260K converted with `args` (e.g. "--quant f32") into a temp file; "" if ../shared is absent.
-std::string convert_stories(const std::string& name, const std::string& args) {
-  const std::string hf = ember_test::shared_path("models/stories260K/hf");
-  if (hf.empty()) return "";
-  const std::string out = ember_test::temp_path(name);
-  const Cmd r = run(std::string(EMBER_CONVERT_BIN) + " " + quote(hf) + " -o " + quote(out) + " --force " + args);
-  EXPECT_EQ(r.code, 0) << r.out << r.err;
-  return out;
-}
-
-#define REQUIRE_STORIES(var, name, args)                                                      \
-  const std::string var = convert_stories(name, args);                                        \
-  if (var.empty()) {                                                                           \
-    GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under "                     \
-                 << ::ember_test::shared_dir() << " (set EMBER_SHARED_DIR to the shared/ folder)"; \
-  }                                                                                            \
-  if (HasFailure()) return
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
+// stories260K converted with `args` (e.g. "--quant f32"; "" for the defaults) as `var`.
+#define REQUIRE_STORIES(var, args) EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", args)
 
 // --- ember-run ------------------------------------------------------------------------------------
 
@@ -90,8 +73,8 @@ json read_json(const std::string& path) {
 // the generated text, stopping at BOS where run.c stopped, a newline), with 1 and 2 threads.
 TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
   EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
-  REQUIRE_STORIES(model, "s260k_f32.ember", "--quant f32");
-  const json expected = read_json(expected_path);
+  REQUIRE_STORIES(model, "--quant f32");
+  const json expected = ember_test::read_json(expected_path);
   ASSERT_GE(expected["results"].size(), 5u);
   for (const json& res : expected["results"]) {
     const std::string prompt = res["prompt"].get<std::string>();
@@ -195,7 +178,7 @@ TEST(EmberRun, BatchFileLinesAndErrors) {
 }
 
 TEST(EmberRun, RejectsBadInputWithAMessage) {
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  REQUIRE_STORIES(model, "");
   const std::string bin = EMBER_RUN_BIN;
 
   const std::string missing = ember_test::temp_path("no-such-model.ember");
@@ -224,8 +207,8 @@ TEST(EmberRun, RejectsBadInputWithAMessage) {
 
 TEST(EmberTokenize, IdsMatchRunCPromptIds) {
   EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
-  const json expected = read_json(expected_path);
+  REQUIRE_STORIES(model, "");
+  const json expected = ember_test::read_json(expected_path);
   for (const json& res : expected["results"]) {
     const std::string prompt = res["prompt"].get<std::string>();
     const Cmd r = run(std::string(EMBER_TOKENIZE_BIN) + " -m " + quote(model) + " -p " + quote(prompt) +
@@ -236,7 +219,7 @@ TEST(EmberTokenize, IdsMatchRunCPromptIds) {
 }
 
 TEST(EmberTokenize, RejectsBadInputWithAMessage) {
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  REQUIRE_STORIES(model, "");
   const std::string bin = EMBER_TOKENIZE_BIN;
   expect_fails_with(bin + " -m " + quote(ember_test::temp_path("absent.ember")) + " -p hi",
                     "missing model", "loading the model");
@@ -248,10 +231,10 @@ TEST(EmberTokenize, RejectsBadInputWithAMessage) {
 
 // --- ember-bench ----------------------------------------------------------------------------------
 
-// --json: one object per (threads, test) in order, with the fields issue 5 names, spreads that
+// --json: one object per (threads, test) in order, with every documented field, spreads that
 // bracket the median, and a decode roofline that is what the printed figures give.
 TEST(EmberBench, JsonHasEveryTestAndField) {
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  REQUIRE_STORIES(model, "");
   const Cmd r = run(std::string(EMBER_BENCH_BIN) + " -m " + quote(model) +
                     " -p 8,16 -n 4 -t 1,2 -r 2 --json --bandwidth-mib 64");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -266,7 +249,7 @@ TEST(EmberBench, JsonHasEveryTestAndField) {
     EXPECT_EQ(o["test"], test);
     EXPECT_EQ(o["threads"], i < 3 ? 1 : 2);
     EXPECT_EQ(o["batch"], test == "tg4" ? 1 : (test == "pp8" ? 8 : 16));
-    EXPECT_EQ(o["model"], "s260k_u8.ember");
+    EXPECT_EQ(o["model"], model.substr(model.rfind('/') + 1));  // the file name
     EXPECT_TRUE(o["kernels"].is_string());
     const double med = o["tps_median"], lo = o["tps_min"], hi = o["tps_max"];
     EXPECT_GT(lo, 0.0);
@@ -292,7 +275,7 @@ TEST(EmberBench, JsonHasEveryTestAndField) {
 // The table: a header, one row per test, the decode row with its roofline; without a bandwidth
 // probe (--bandwidth-mib 0) the roofline is absent (not 0%) and the JSON says null.
 TEST(EmberBench, TablePrintsEveryTest) {
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  REQUIRE_STORIES(model, "");
   const std::string bin = EMBER_BENCH_BIN;
   Cmd r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -t 1 -r 1 --bandwidth-mib 16");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -320,7 +303,7 @@ TEST(EmberBench, TablePrintsEveryTest) {
 // -d: each test again after that many positions are in the cache, named and tagged with its depth;
 // a depth whose tests do not fit the model's context is refused before anything runs.
 TEST(EmberBench, DepthRunsTestsAfterAFilledCache) {
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  REQUIRE_STORIES(model, "");
   const std::string bin = EMBER_BENCH_BIN;
   Cmd r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -d 0,300 -t 1 -r 1 --bandwidth-mib 0 --json");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -337,7 +320,7 @@ TEST(EmberBench, DepthRunsTestsAfterAFilledCache) {
 }
 
 TEST(EmberBench, RejectsBadArgumentsWithAMessage) {
-  REQUIRE_STORIES(model, "s260k_u8.ember", "");
+  REQUIRE_STORIES(model, "");
   const std::string bin = EMBER_BENCH_BIN;
   expect_fails_with(bin + " -m " + quote(model) + " -p 8,abc -n 4 --bandwidth-mib 0", "-p 8,abc",
                     "bad -p value 'abc'");

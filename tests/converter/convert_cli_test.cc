@@ -21,20 +21,12 @@ namespace ember {
 namespace convert {
 namespace {
 
-using ember_test::convert_bin;
+using ember_test::CommandResult;
+using ember_test::converted_model;
+using ember_test::derived_checkpoint;
 using ember_test::exists;
+using ember_test::run_convert;
 using json = nlohmann::json;
-
-struct CmdResult {
-  int code;
-  std::string out;
-};
-
-CmdResult convert(const std::string& args) {
-  CmdResult r;
-  r.code = ember_test::run_command(convert_bin() + " " + args, &r.out);
-  return r;
-}
 
 // A .ember file read back and checked against the format's layout rules.
 struct EmberFile {
@@ -147,11 +139,11 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
 
 TEST(ConvertCli, Stories260KF32IsExact) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string out = ember_test::temp_path("s260k-f32.ember");
-  const CmdResult r = convert(hf + " -o " + out + " --quant f32");
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("model.layers.4.mlp.down_proj.weight"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("file size"), std::string::npos) << r.out;
+  std::string log;
+  const std::string out = converted_model(hf, "--quant f32", &log);
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE(log.find("model.layers.4.mlp.down_proj.weight"), std::string::npos) << log;
+  EXPECT_NE(log.find("file size"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), 0u);
@@ -181,10 +173,10 @@ TEST(ConvertCli, Stories260KF32IsExact) {
 
 TEST(ConvertCli, Stories260KU8DefaultGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string out = ember_test::temp_path("s260k-u8.ember");
-  const CmdResult r = convert(hf + " -o " + out);  // default: u8, group 16
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("u8/g16"), std::string::npos) << r.out;
+  std::string log;
+  const std::string out = converted_model(hf, "", &log);  // default: u8, group 16
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE(log.find("u8/g16"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureZeroOneU8));
@@ -198,9 +190,8 @@ TEST(ConvertCli, Stories260KU8DefaultGroup) {
 TEST(ConvertCli, GroupZeroAndOddGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   for (uint32_t g : {0u, 48u}) {
-    const std::string out = ember_test::temp_path("s260k-g" + std::to_string(g) + ".ember");
-    const CmdResult r = convert(hf + " -o " + out + " --quant u8 --group " + std::to_string(g));
-    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string out = converted_model(hf, "--quant u8 --group " + std::to_string(g));
+    ASSERT_FALSE(out.empty());
     EmberFile f(out);
     check_against_source(f, hf, QuantMode::U8, g);
   }
@@ -209,9 +200,8 @@ TEST(ConvertCli, GroupZeroAndOddGroup) {
 TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(hf16, "models/stories260K/hf-f16");
-  const std::string out = ember_test::temp_path("s260k-f16.ember");
-  const CmdResult r = convert(hf + " -o " + out + " --quant f16");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string out = converted_model(hf, "--quant f16");
+  ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureF16));
@@ -232,9 +222,8 @@ TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
 TEST(ConvertCli, Bf16AndF16SourcesWidenExactly) {
   EMBER_REQUIRE_SHARED(root, "models/stories260K");
   for (const char* sub : {"hf-bf16", "hf-f16"}) {
-    const std::string out = ember_test::temp_path(std::string(sub) + ".ember");
-    const CmdResult r = convert(root + "/" + sub + " -o " + out + " --quant f32");
-    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string out = converted_model(root + "/" + sub, "--quant f32");
+    ASSERT_FALSE(out.empty());
     EmberFile f(out);
     ASSERT_NE(f.model, nullptr);
     EXPECT_EQ(f.model->provenance()->source_dtype()->str(), std::string(sub) == "hf-bf16" ? "BF16" : "F16");
@@ -244,9 +233,8 @@ TEST(ConvertCli, Bf16AndF16SourcesWidenExactly) {
 
 TEST(ConvertCli, AiDreams260KOtherShapes) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string out = ember_test::temp_path("aidreams.ember");
-  const CmdResult r = convert(hf + " -o " + out);
-  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string out = converted_model(hf, "");
+  ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->config()->head_dim(), 16u);
@@ -256,9 +244,8 @@ TEST(ConvertCli, AiDreams260KOtherShapes) {
 
 TEST(ConvertCli, TokenizerOnly) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string out = ember_test::temp_path("tok.ember");
-  const CmdResult r = convert(hf + " -o " + out + " --tokenizer-only");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string out = converted_model(hf, "--tokenizer-only");
+  ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->config(), nullptr);
@@ -272,90 +259,77 @@ TEST(ConvertCli, RefusesOverwriteWithoutForce) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string out = ember_test::temp_path("exists.ember");
   ember_test::write_text(out, "keep me");
-  CmdResult r = convert(hf + " -o " + out + " --quant f32");
+  CommandResult r = run_convert(hf + " -o " + out + " --quant f32");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("ember-convert: error:"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("already exists (use --force to overwrite)"), std::string::npos) << r.out;
+  EXPECT_NE(r.output.find("ember-convert: error:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("already exists (use --force to overwrite)"), std::string::npos) << r.output;
   const auto kept = ember_test::read_file(out);
   EXPECT_EQ(std::string(kept.begin(), kept.end()), "keep me");
-  r = convert(hf + " -o " + out + " --quant f32 --force");
-  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_convert(hf + " -o " + out + " --quant f32 --force");
+  ASSERT_EQ(r.code, 0) << r.output;
   EmberFile f(out);
   EXPECT_NE(f.model, nullptr);
 }
 
-// Copies stories260K/hf into a temp dir (config edited by `cfg`, tensors by `tens`); tokenizer
-// files are symlinked, never copied into the repository.
-std::string make_model_dir(const std::string& name, const std::function<void(json&)>& cfg,
-                           const std::function<void(std::map<std::string, ember_test::RawTensor>&)>& tens) {
-  const std::string src = ember_test::shared_path("models/stories260K/hf");
-  const std::string dir = ember_test::make_dir(name);
-  json c = ember_test::read_json_file(src + "/config.json");
-  cfg(c);
-  ember_test::write_text(dir + "/config.json", c.dump(2));
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
-    ember_test::run_command("ln -sf '" + src + "/" + f + "' '" + dir + "/" + f + "'", nullptr);
-  }
-  std::map<std::string, ember_test::RawTensor> t;
-  SafetensorsFile sf(src + "/model.safetensors");
-  for (const auto& e : sf.entries()) t[e.name] = {"F32", e.shape, ember_test::f32_bytes(sf.read(e.name).data)};
-  tens(t);
-  ember_test::write_bytes(dir + "/model.safetensors", ember_test::make_safetensors(t));
-  return dir;
-}
-
 // Runs the converter on `dir`, expects exit 1 with `needle` in the message and no output left.
 void expect_convert_error(const std::string& dir, const std::string& needle) {
-  const std::string outdir = ember_test::make_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
+  const std::string outdir = ember_test::make_temp_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
   const std::string out = outdir + "/m.ember";
-  const CmdResult r = convert(dir + " -o " + out);
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("ember-convert: error: "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(needle), std::string::npos) << "'" << needle << "' not in: " << r.out;
+  const CommandResult r = run_convert(dir + " -o " + out);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("ember-convert: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << "'" << needle << "' not in: " << r.output;
   EXPECT_FALSE(exists(out));
   EXPECT_TRUE(ember_test::list_prefix(outdir, "m.ember").empty());
 }
 
 TEST(ConvertCli, MissingConfigJson) {
-  const std::string dir = ember_test::make_dir("empty-model");
+  const std::string dir = ember_test::make_temp_dir("empty-model");
   expect_convert_error(dir, "no config.json");
 }
 
 TEST(ConvertCli, UnsupportedArchitecture) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("arch", [](json& c) { c["architectures"] = {"Qwen2MoeForCausalLM"}; },
-                                         [](auto&) {});
+  const std::string dir = derived_checkpoint(
+      hf, "arch", [](json& c) { c["architectures"] = {"Qwen2MoeForCausalLM"}; }, [](auto&) {});
   expect_convert_error(dir, "unsupported architecture 'Qwen2MoeForCausalLM'");
 }
 
 TEST(ConvertCli, MissingTensor) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("missing", [](json&) {},
-                                         [](auto& t) { t.erase("model.layers.3.self_attn.v_proj.weight"); });
+  const std::string dir = derived_checkpoint(
+      hf, "missing", [](json&) {},
+      [](auto& t) { t.erase("model.layers.3.self_attn.v_proj.weight"); });
   expect_convert_error(dir, "missing tensor 'model.layers.3.self_attn.v_proj.weight'");
 }
 
 TEST(ConvertCli, UnexpectedTensor) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("extra", [](json&) {}, [](auto& t) {
-    t["model.layers.0.self_attn.q_proj.bias"] = {"F32", {64}, std::vector<uint8_t>(256, 0)};
-  });
+  const std::string dir = derived_checkpoint(
+      hf, "extra", [](json&) {},
+      [](auto& t) {
+        t["model.layers.0.self_attn.q_proj.bias"] = {"F32", {64}, std::vector<uint8_t>(256, 0)};
+      });
   expect_convert_error(dir, "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'");
 }
 
 TEST(ConvertCli, ShapeConfigMismatch) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("shape", [](json& c) { c["intermediate_size"] = 170; }, [](auto&) {});
+  const std::string dir = derived_checkpoint(
+      hf, "shape", [](json& c) { c["intermediate_size"] = 170; }, [](auto&) {});
   expect_convert_error(dir, "has shape [172, 64] but config.json implies [170, 64]");
-  const std::string dir2 = make_model_dir("layers", [](json& c) { c["num_hidden_layers"] = 6; }, [](auto&) {});
+  const std::string dir2 = derived_checkpoint(
+      hf, "layers", [](json& c) { c["num_hidden_layers"] = 6; }, [](auto&) {});
   expect_convert_error(dir2, "missing tensor 'model.layers.5.");
-  const std::string dir3 = make_model_dir("untied", [](json& c) { c["tie_word_embeddings"] = false; }, [](auto&) {});
+  const std::string dir3 = derived_checkpoint(
+      hf, "untied", [](json& c) { c["tie_word_embeddings"] = false; }, [](auto&) {});
   expect_convert_error(dir3, "missing tensor 'lm_head.weight'");
 }
 
 TEST(ConvertCli, LyingSafetensorsHeader) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("lying", [](json&) {}, [](auto&) {});
+  const std::string dir = derived_checkpoint(
+      hf, "lying", [](json&) {}, [](auto&) {});
   // Rewrite one shape in place so the header claims more bytes than the range holds.
   auto bytes = ember_test::read_file(dir + "/model.safetensors");
   std::string s(bytes.begin(), bytes.end());
@@ -371,22 +345,26 @@ TEST(ConvertCli, LyingSafetensorsHeader) {
 
 TEST(ConvertCli, NonFiniteWeight) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string dir = make_model_dir("nan", [](json&) {}, [](auto& t) {
-    auto& b = t["model.layers.1.mlp.up_proj.weight"].bytes;
-    const float nan = NAN;
-    std::memcpy(b.data() + 40, &nan, 4);
-  });
+  const std::string dir = derived_checkpoint(
+      hf, "nan", [](json&) {},
+      [](auto& t) {
+        auto& b = t["model.layers.1.mlp.up_proj.weight"].bytes;
+        const float nan = NAN;
+        std::memcpy(b.data() + 40, &nan, 4);
+      });
   expect_convert_error(dir, "'model.layers.1.mlp.up_proj.weight' holds a NaN");
 }
 
 TEST(ConvertCli, NoPartialFileWhenWritingFails) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string outdir = ember_test::make_dir("fsize");
+  const std::string outdir = ember_test::make_temp_dir("fsize");
   const std::string out = outdir + "/m.ember";
   // RLIMIT_FSIZE of 100 KiB (the f32 file is ~1 MiB): write() fails with EFBIG mid-file (SIGXFSZ ignored).
   std::string log;
   const int code = ember_test::run_command(
-      "sh -c \"trap '' XFSZ; ulimit -f 200; exec " + convert_bin() + " " + hf + " -o " + out + " --quant f32\"", &log);
+      "sh -c \"trap '' XFSZ; ulimit -f 200; exec " + ember_test::convert_bin() + " " + hf + " -o " + out +
+          " --quant f32\"",
+      &log);
   EXPECT_EQ(code, 1) << log;
   EXPECT_NE(log.find("write failed"), std::string::npos) << log;
   EXPECT_FALSE(exists(out));
@@ -395,8 +373,8 @@ TEST(ConvertCli, NoPartialFileWhenWritingFails) {
   // Renaming onto a directory fails after the whole file was written: nothing left either.
   const std::string dirout = outdir + "/d.ember";
   ASSERT_EQ(::mkdir(dirout.c_str(), 0755), 0);
-  const CmdResult r = convert(hf + " -o " + dirout + " --quant f32 --force");
-  EXPECT_EQ(r.code, 1) << r.out;
+  const CommandResult r = run_convert(hf + " -o " + dirout + " --quant f32 --force");
+  EXPECT_EQ(r.code, 1) << r.output;
   const auto left = ember_test::list_prefix(outdir, "d.ember");
   EXPECT_EQ(left.size(), 1u);  // only the directory itself
 }
@@ -433,12 +411,12 @@ TEST(ConvertLib, TiedLmHeadEqualToEmbeddingIsDropped) {
 TEST(ConvertCli, BadArguments) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string out = ember_test::temp_path("bad.ember");
-  EXPECT_NE(convert(hf + " -o " + out + " --quant q4").code, 0);
-  EXPECT_NE(convert(hf + " -o " + out + " --group -1").code, 0);
-  EXPECT_NE(convert(hf).code, 0);  // no -o
-  const CmdResult r = convert("-o " + out);
+  EXPECT_NE(run_convert(hf + " -o " + out + " --quant q4").code, 0);
+  EXPECT_NE(run_convert(hf + " -o " + out + " --group -1").code, 0);
+  EXPECT_NE(run_convert(hf).code, 0);  // no -o
+  const CommandResult r = run_convert("-o " + out);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("missing HF_DIR"), std::string::npos) << r.out;
+  EXPECT_NE(r.output.find("missing HF_DIR"), std::string::npos) << r.output;
   EXPECT_FALSE(exists(out));
 }
 

@@ -1,5 +1,5 @@
 // Test-only helpers: craft safetensors files byte by byte (independently of the reader under test)
-// and model directories derived from ../shared/models/stories260K/hf.
+// and model directories derived from a Hugging Face checkpoint in ../shared.
 #ifndef EMBER_TESTS_CONVERTER_CONVERTER_TEST_UTIL_H_
 #define EMBER_TESTS_CONVERTER_CONVERTER_TEST_UTIL_H_
 
@@ -8,13 +8,15 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 
 namespace ember_test {
@@ -72,20 +74,53 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& b) 
 
 inline void write_text(const std::string& path, const std::string& s) { write_file(path, s.data(), s.size()); }
 
-inline nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  return nlohmann::json::parse(f);
-}
-
 inline bool exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
 }
 
-inline std::string make_dir(const std::string& name) {
-  const std::string d = temp_path(name);
-  ::mkdir(d.c_str(), 0755);
-  return d;
+// The tensors of a safetensors file as its header describes them (read here, independently of the
+// reader under test); {} and a test failure for a file too short for its header.
+inline std::map<std::string, RawTensor> read_raw_safetensors(const std::string& path) {
+  const std::vector<unsigned char> raw = read_file(path);
+  uint64_t n = 0;
+  if (raw.size() >= 8) std::memcpy(&n, raw.data(), 8);
+  if (raw.size() < 8 || n > raw.size() - 8) {
+    ADD_FAILURE() << path << ": not a safetensors file";
+    return {};
+  }
+  const auto data = raw.begin() + 8 + static_cast<long>(n);
+  const nlohmann::json header = nlohmann::json::parse(raw.begin() + 8, data);
+  std::map<std::string, RawTensor> out;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    const nlohmann::json& e = it.value();
+    const auto begin = e.at("data_offsets")[0].get<long>(), end = e.at("data_offsets")[1].get<long>();
+    out[it.key()] = {e.at("dtype").get<std::string>(), e.at("shape").get<std::vector<uint64_t>>(),
+                     std::vector<uint8_t>(data + begin, data + end)};
+  }
+  return out;
+}
+
+// A copy of the Hugging Face checkpoint `src` in the temp directory `name`, with config.json edited
+// by `config` and the tensors by `tensors`; the tokenizer files are linked, never copied.
+inline std::string derived_checkpoint(
+    const std::string& src, const std::string& name,
+    const std::function<void(nlohmann::json&)>& config,
+    const std::function<void(std::map<std::string, RawTensor>&)>& tensors) {
+  const std::string dir = make_temp_dir(name);
+  nlohmann::json c = read_json(src + "/config.json");
+  config(c);
+  write_text(dir + "/config.json", c.dump(2));
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
+    if (::access((src + "/" + f).c_str(), F_OK) == 0) {
+      EXPECT_EQ(::symlink((src + "/" + f).c_str(), (dir + "/" + f).c_str()), 0) << dir << "/" << f;
+    }
+  }
+  std::map<std::string, RawTensor> t = read_raw_safetensors(src + "/model.safetensors");
+  tensors(t);
+  write_bytes(dir + "/model.safetensors", make_safetensors(t));
+  return dir;
 }
 
 // Files in `dir` whose name starts with `prefix`.
@@ -103,8 +138,6 @@ inline std::vector<std::string> list_prefix(const std::string& dir, const std::s
   }
   return r;
 }
-
-inline std::string convert_bin() { return build_dir() + "/converter/ember-convert"; }
 
 }  // namespace ember_test
 

@@ -18,12 +18,7 @@ json stories_like() {
 }
 
 std::string error_of(const json& j) {
-  try {
-    parse_hf_config(j, "config.json");
-  } catch (const ConvertError& e) {
-    return e.what();
-  }
-  return "";
+  return ember_test::error_message<ConvertError>([&] { parse_hf_config(j, "config.json"); });
 }
 
 TEST(HfConfig, Stories260K) {
@@ -60,13 +55,9 @@ TEST(HfConfig, AiDreams260KOtherShapes) {
 }
 
 TEST(HfConfig, MissingConfigJson) {
-  const std::string dir = ember_test::make_dir("noconfig");
-  try {
-    load_hf_config(dir);
-    ADD_FAILURE() << "no error";
-  } catch (const ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("no config.json"), std::string::npos) << e.what();
-  }
+  const std::string dir = ember_test::make_temp_dir("noconfig");
+  const std::string e = ember_test::error_message<ConvertError>([&] { load_hf_config(dir); });
+  EXPECT_NE(e.find("no config.json"), std::string::npos) << e;
 }
 
 TEST(HfConfig, UnsupportedArchitecture) {
@@ -113,7 +104,7 @@ TEST(HfConfig, RopeScaling) {
 }
 
 TEST(HfConfig, EosIdsFromConfigAndGenerationConfig) {
-  const std::string dir = ember_test::make_dir("eos");
+  const std::string dir = ember_test::make_temp_dir("eos");
   json j = stories_like();
   j["eos_token_id"] = 2;
   ember_test::write_text(dir + "/config.json", j.dump());
@@ -143,14 +134,10 @@ TEST(HfConfig, BadFieldsAreNamed) {
   j["hidden_act"] = "relu2";
   EXPECT_NE(error_of(j).find("unsupported hidden_act 'relu2'"), std::string::npos);
   EXPECT_NE(error_of(json::array()).find("not a JSON object"), std::string::npos);
-  const std::string dir = ember_test::make_dir("badjson");
+  const std::string dir = ember_test::make_temp_dir("badjson");
   ember_test::write_text(dir + "/config.json", "{\"hidden_size\": ");
-  try {
-    load_hf_config(dir);
-    ADD_FAILURE();
-  } catch (const ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("config.json: not valid JSON"), std::string::npos) << e.what();
-  }
+  const std::string e = ember_test::error_message<ConvertError>([&] { load_hf_config(dir); });
+  EXPECT_NE(e.find("config.json: not valid JSON"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -18,14 +18,10 @@ using ember_test::RawTensor;
 
 // Expects parse to throw, with every `needles` in the message.
 void expect_error(const std::vector<uint8_t>& file, const std::vector<std::string>& needles) {
-  try {
-    parse_safetensors_header(file.data(), file.size(), "crafted.safetensors");
-    ADD_FAILURE() << "no error; expected one mentioning '" << needles[0] << "'";
-  } catch (const ConvertError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("crafted.safetensors"), std::string::npos) << msg;
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
-  }
+  const std::string msg = ember_test::error_message<ConvertError>(
+      [&] { parse_safetensors_header(file.data(), file.size(), "crafted.safetensors"); });
+  EXPECT_NE(msg.find("crafted.safetensors"), std::string::npos) << msg;
+  for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
 }
 
 std::vector<uint8_t> zeros(size_t n) { return std::vector<uint8_t>(n, 0); }
@@ -181,7 +177,7 @@ TEST(Safetensors, FlippedHeaderBytesNeverCrash) {
 }
 
 TEST(Safetensors, ShardedIndex) {
-  const std::string dir = ember_test::make_dir("sharded");
+  const std::string dir = ember_test::make_temp_dir("sharded");
   std::map<std::string, RawTensor> s1, s2;
   s1["x.weight"] = {"F32", {2}, ember_test::f32_bytes({1, 2})};
   s1["y.weight"] = {"F32", {1}, ember_test::f32_bytes({3})};
@@ -202,20 +198,16 @@ TEST(Safetensors, ShardedIndex) {
   // A tensor in a shard that the index does not list there (e.g. the same name in two shards).
   s2["y.weight"] = {"F32", {1}, ember_test::f32_bytes({4})};
   ember_test::write_bytes(dir + "/model-00002-of-00002.safetensors", make_safetensors(s2));
-  try {
-    load_safetensors_dir(dir);
-    ADD_FAILURE() << "no error";
-  } catch (const ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("'y.weight' is not listed"), std::string::npos) << e.what();
+  {
+    const std::string e = ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
+    EXPECT_NE(e.find("'y.weight' is not listed"), std::string::npos) << e;
   }
   // A listed tensor missing from its shard.
   ember_test::write_text(index, R"({"weight_map":{"x.weight":"model-00001-of-00002.safetensors",)"
                                 R"("y.weight":"model-00001-of-00002.safetensors","w.weight":"model-00001-of-00002.safetensors"}})");
-  try {
-    load_safetensors_dir(dir);
-    ADD_FAILURE() << "no error";
-  } catch (const ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("'w.weight'"), std::string::npos) << e.what();
+  {
+    const std::string e = ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
+    EXPECT_NE(e.find("'w.weight'"), std::string::npos) << e;
   }
   // A shard path that leaves the directory.
   ember_test::write_text(index, R"({"weight_map":{"x.weight":"../x.safetensors"}})");
@@ -227,12 +219,10 @@ TEST(Safetensors, ShardedIndex) {
 }
 
 TEST(Safetensors, NoWeightsInDirectory) {
-  const std::string dir = ember_test::make_dir("noweights");
-  try {
-    load_safetensors_dir(dir);
-    ADD_FAILURE() << "no error";
-  } catch (const ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("no model.safetensors"), std::string::npos) << e.what();
+  const std::string dir = ember_test::make_temp_dir("noweights");
+  {
+    const std::string e = ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
+    EXPECT_NE(e.find("no model.safetensors"), std::string::npos) << e;
   }
 }
 

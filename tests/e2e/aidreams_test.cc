@@ -20,9 +20,7 @@ namespace {
 constexpr const char* kPrompt = "Once upon a time";
 
 TEST(Aidreams260K, GreedyIsDeterministicAndFinite) {
-  EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = convert_model(hf, "f32");
-  ASSERT_FALSE(path.empty());
+  EMBER_REQUIRE_CONVERTED(path, "models/aidreams260K/hf", "--quant f32");
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
   ember_model_info info;
@@ -52,12 +50,9 @@ TEST(Aidreams260K, GreedyIsDeterministicAndFinite) {
 
 TEST(Aidreams260K, LogitsMatchNumpyReference) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = convert_model(hf, "f32");
+  const std::string path = converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get());
-  ASSERT_TRUE(ctx);
+  EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path);
   auto ids = tokenize(model.get(), kPrompt);
   const size_t n_prompt = ids.size();
   const auto gen = generate_greedy(ctx.get(), kPrompt, 128 - n_prompt, false);
@@ -71,10 +66,10 @@ TEST(Aidreams260K, LogitsMatchNumpyReference) {
                           "/reference_forward.py' '" + hf + "' " + list + " '" + out + "'";
   const int rc = run_command(cmd, &log);
   if (rc != 0 && log.find("No module named 'numpy'") != std::string::npos) {
-    GTEST_SKIP() << "python3-numpy is not installed: " << log;
+    EMBER_SKIP_OR_FAIL_IN_CI() << "python3-numpy is not installed: " << log;
   }
   ASSERT_EQ(rc, 0) << log;
-  const auto ref = load_json(out)["logits"];
+  const auto ref = read_json(out)["logits"];
   const auto got = teacher_forced_logits(ctx.get(), 512, ids, 64);
   ASSERT_EQ(got.size(), ref.size());
   double max_abs = 0;
@@ -102,8 +97,8 @@ TEST(Aidreams260K, LogitsMatchNumpyReference) {
 
 TEST(Aidreams260K, U8AgreesWithF32) {
   EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string p32 = convert_model(hf, "f32");
-  const std::string p8 = convert_model(hf, "u8");
+  const std::string p32 = converted_model(hf, "--quant f32");
+  const std::string p8 = converted_model(hf, "--quant u8");
   ASSERT_FALSE(p32.empty());
   ASSERT_FALSE(p8.empty());
   ModelPtr m32 = load_model(p32), m8 = load_model(p8);

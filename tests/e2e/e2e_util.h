@@ -1,6 +1,5 @@
-// Helpers for the end-to-end and runtime tests: convert a ../shared checkpoint with ember-convert
-// (the real tool, run as a process), RAII handles, greedy generation and teacher-forced logits
-// through the public C API only.
+// Helpers for the end-to-end and runtime tests: RAII handles, greedy generation and teacher-forced
+// logits through the public C API only (models come from support/convert.h's converted_model).
 #ifndef EMBER_TESTS_E2E_E2E_UTIL_H_
 #define EMBER_TESTS_E2E_E2E_UTIL_H_
 
@@ -10,37 +9,17 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "ember/ember.h"
+#include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 
 namespace ember_test {
-
-// Converts `hf_dir` with `--quant quant [extra]` into a temp file once per process; "" on failure
-// (the converter's output is added to the test log).
-inline std::string convert_model(const std::string& hf_dir, const std::string& quant,
-                                 const std::string& extra = "") {
-  static std::map<std::string, std::string> cache;
-  const std::string key = hf_dir + "|" + quant + "|" + extra;
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  const std::string out = temp_path("model" + std::to_string(cache.size()) + "-" + quant + ".ember");
-  const std::string cmd = "'" + build_dir() + "/converter/ember-convert' '" + hf_dir + "' -o '" +
-                          out + "' --quant " + quant + " --force " + extra;
-  std::string log;
-  const int rc = run_command(cmd, &log);
-  if (rc != 0) {
-    ADD_FAILURE() << "ember-convert failed (exit " << rc << "): " << cmd << "\n" << log;
-    return "";
-  }
-  cache[key] = out;
-  return out;
-}
 
 struct ModelDeleter {
   void operator()(ember_model* m) const { ember_model_free(m); }
@@ -69,6 +48,14 @@ inline ContextPtr make_context(const ember_model* m, uint32_t n_ctx = 0, uint32_
   EXPECT_EQ(s, EMBER_OK) << ember_last_error();
   return ContextPtr(c);
 }
+
+// `model` loaded from `path` and `ctx`, a context on it (make_context's defaults); stops the test
+// where either fails.
+#define EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path)                    \
+  ::ember_test::ModelPtr model = ::ember_test::load_model(path);          \
+  ASSERT_TRUE(model);                                                     \
+  ::ember_test::ContextPtr ctx = ::ember_test::make_context(model.get()); \
+  ASSERT_TRUE(ctx)
 
 inline std::vector<int32_t> tokenize(const ember_model* m, const std::string& text) {
   std::vector<int32_t> ids(text.size() + 16);
@@ -122,11 +109,6 @@ inline std::vector<std::vector<float>> teacher_forced_logits(ember_context* ctx,
     }
   }
   return out;
-}
-
-inline nlohmann::json load_json(const std::string& path) {
-  std::ifstream f(path);
-  return nlohmann::json::parse(f);
 }
 
 inline int32_t argmax_of(const std::vector<float>& v) {

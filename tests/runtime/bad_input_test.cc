@@ -15,10 +15,8 @@ namespace {
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string hf = shared_path("models/stories260K/hf");
-    if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
-    path_ = convert_model(hf, "f32");
-    ASSERT_FALSE(path_.empty());
+    EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant f32");
+    path_ = path;
     const auto bytes = read_file(path_);
     file_.assign(bytes.begin(), bytes.end());
     ASSERT_GT(file_.size(), 1000u);
@@ -207,7 +205,7 @@ TEST_F(BadInputTest, NewerVersionsAndUnknownFeaturesAreRefused) {
 
 TEST_F(BadInputTest, BadQuantizationParams) {
   const std::string hf = shared_path("models/stories260K/hf");
-  const std::string p8 = convert_model(hf, "u8");
+  const std::string p8 = converted_model(hf, "--quant u8");
   ASSERT_FALSE(p8.empty());
   const auto bytes = read_file(p8);
   const std::vector<uint8_t> file(bytes.begin(), bytes.end());
@@ -280,7 +278,7 @@ TEST_F(BadInputTest, MisalignedBuffer) {
 
 TEST_F(BadInputTest, TokenizerOnlyFileTokenizesButHasNoContext) {
   const std::string hf = shared_path("models/stories260K/hf");
-  const std::string p = convert_model(hf, "f32", "--tokenizer-only");
+  const std::string p = converted_model(hf, "--quant f32 --tokenizer-only");
   ASSERT_FALSE(p.empty());
   ModelPtr m = load_model(p);
   ASSERT_TRUE(m);
@@ -443,10 +441,7 @@ TEST_F(BadInputTest, PromptLongerThanTheContext) {
 }
 
 TEST_F(BadInputTest, BadSamplerParams) {
-  ModelPtr model = load_model(path_);
-  ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get());
-  ASSERT_TRUE(ctx);
+  EMBER_LOAD_MODEL_AND_CONTEXT(model, ctx, path_);
   std::vector<float> logits(512, 0.0f);
   uint64_t rng = ember_rng_seed(1);
   int32_t id = 0;

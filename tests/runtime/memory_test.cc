@@ -22,17 +22,8 @@ namespace {
 
 using Counting = HeapCounting;
 
-std::string model_path(const char* quant) {
-  const std::string hf = shared_path("models/stories260K/hf");
-  if (hf.empty()) return "";
-  return convert_model(hf, quant);
-}
-
-#define REQUIRE_MODEL(var, quant)                                                              \
-  if (shared_path("models/stories260K/hf").empty())                                           \
-    GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();   \
-  const std::string var = model_path(quant);                                                   \
-  ASSERT_FALSE(var.empty())
+#define REQUIRE_MODEL(var, quant) \
+  EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", std::string("--quant ") + quant)
 
 TEST(Memory, HeapCounterSeesAllocations) {
   REQUIRE_MODEL(path, "f32");
@@ -106,38 +97,22 @@ TEST(Memory, RequiredBytesGrowExactlyByTheKvCache) {
 // A copy of the stories260K checkpoint with an untied output head (lm_head.weight = a copy of the
 // embedding); returns its directory.
 std::string untied_checkpoint(const std::string& hf) {
-  const std::string dir = temp_path("untied260K");
-  EXPECT_EQ(run_command("mkdir -p " + dir + " && cp " + hf + "/tokenizer.json " + dir, nullptr), 0);
-  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(hf + "/config.json"));
-  cfg["tie_word_embeddings"] = false;
-  const std::string cfg_text = cfg.dump();
-  write_file(dir + "/config.json", cfg_text.data(), cfg_text.size());
-  const std::vector<unsigned char> raw = read_file(hf + "/model.safetensors");
-  uint64_t n = 0;
-  std::memcpy(&n, raw.data(), 8);
-  nlohmann::json hdr = nlohmann::json::parse(raw.begin() + 8, raw.begin() + 8 + static_cast<long>(n));
-  std::vector<unsigned char> data(raw.begin() + 8 + static_cast<long>(n), raw.end());
-  const nlohmann::json e = hdr.at("model.embed_tokens.weight");
-  const size_t b = e.at("data_offsets")[0].get<size_t>(), end = e.at("data_offsets")[1].get<size_t>();
-  const size_t off = data.size();
-  data.insert(data.end(), data.begin() + static_cast<long>(b), data.begin() + static_cast<long>(end));
-  hdr["lm_head.weight"] = {{"dtype", e.at("dtype")}, {"shape", e.at("shape")}, {"data_offsets", {off, data.size()}}};
-  std::string h = hdr.dump();
-  h.append((8 - h.size() % 8) % 8, ' ');
-  write_bytes(dir + "/model.safetensors", make_raw_safetensors(h, data));
-  return dir;
+  return derived_checkpoint(
+      hf, "untied260K", [](nlohmann::json& c) { c["tie_word_embeddings"] = false; },
+      [](std::map<std::string, RawTensor>& t) {
+        t["lm_head.weight"] = t.at("model.embed_tokens.weight");
+      });
 }
 
 // token_read_bytes = every matrix one token multiplies (u8: values + 8 bytes of zero-one parameters
 // per group) + one embedding row when the output head is not the embedding; computed here from the
 // shapes, for f32 and u8 (group 32, and one group per row), tied and untied.
 TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
-  const std::string hf = shared_path("models/stories260K/hf");
-  if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string untied = untied_checkpoint(hf);
   for (const std::string& dir : {hf, untied}) {
     for (const char* quant : {"f32", "u8 --group 32", "u8 --group 0"}) {
-      const std::string path = convert_model(dir, quant);
+      const std::string path = converted_model(dir, std::string("--quant ") + quant);
       ASSERT_FALSE(path.empty());
       ModelPtr model = load_model(path);
       ASSERT_TRUE(model);

@@ -12,10 +12,7 @@ namespace {
 class SamplerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string hf = shared_path("models/stories260K/hf");
-    if (hf.empty()) GTEST_SKIP() << "shared data 'models/stories260K/hf' not found under " << shared_dir();
-    const std::string p = convert_model(hf, "f32");
-    ASSERT_FALSE(p.empty());
+    EMBER_REQUIRE_CONVERTED(p, "models/stories260K/hf", "--quant f32");
     model_ = load_model(p);
     ASSERT_TRUE(model_);
     ctx_ = make_context(model_.get(), 64);

@@ -18,6 +18,7 @@
 
 #include "ember/ember.h"
 #include "converter/converter_test_util.h"
+#include "support/convert.h"
 #include "support/test_support.h"
 
 namespace {
@@ -95,70 +96,44 @@ void expect_same_bits(const std::string& path, uint32_t P = 29, uint32_t max_thr
   }
 }
 
-std::string convert(const std::string& args, const std::string& name) {
-  const std::string out = ember_test::temp_path(name);
-  std::string log;
-  const std::string cmd =
-      ember_test::build_dir() + "/converter/ember-convert " + args + " -o " + out + " --force";
-  const int rc = ember_test::run_command(cmd, &log);
-  EXPECT_EQ(rc, 0) << cmd << "\n" << log;
-  return rc == 0 ? out : "";
-}
-
 // A copy of the stories260K checkpoint with attention_bias and mlp_bias set and a random bias
 // (N(0, 0.1)) for every projection; returns its directory.
 std::string biased_checkpoint(const std::string& hf) {
-  const std::string dir = ember_test::temp_path("biased260K");
-  EXPECT_EQ(ember_test::run_command("mkdir -p " + dir + " && cp " + hf + "/tokenizer.json " + dir, nullptr), 0);
-  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(hf + "/config.json"));
-  cfg["attention_bias"] = true;
-  cfg["mlp_bias"] = true;
-  const std::string cfg_text = cfg.dump();
-  ember_test::write_file(dir + "/config.json", cfg_text.data(), cfg_text.size());
-
-  const std::vector<unsigned char> raw = ember_test::read_file(hf + "/model.safetensors");
-  EXPECT_GE(raw.size(), 8u);
-  uint64_t n = 0;
-  std::memcpy(&n, raw.data(), 8);
-  EXPECT_LE(8 + n, raw.size());
-  nlohmann::json hdr = nlohmann::json::parse(raw.begin() + 8, raw.begin() + 8 + static_cast<long>(n));
-  std::vector<unsigned char> data(raw.begin() + 8 + static_cast<long>(n), raw.end());
-  std::mt19937 rng(3);
-  std::normal_distribution<float> dist(0.0f, 0.1f);
-  const int layers = cfg["num_hidden_layers"].get<int>();
-  for (int l = 0; l < layers; ++l) {
-    for (const char* proj : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                             "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
-      const std::string p = "model.layers." + std::to_string(l) + "." + proj;
-      const int64_t rows = hdr.at(p + ".weight").at("shape")[0].get<int64_t>();
-      const size_t off = data.size();
-      for (int64_t i = 0; i < rows; ++i) {
-        const float b = dist(rng);
-        const unsigned char* c = reinterpret_cast<const unsigned char*>(&b);
-        data.insert(data.end(), c, c + 4);
-      }
-      hdr[p + ".bias"] = {{"dtype", "F32"}, {"shape", {rows}}, {"data_offsets", {off, data.size()}}};
-    }
-  }
-  std::string h = hdr.dump();
-  h.append((8 - h.size() % 8) % 8, ' ');
-  ember_test::write_bytes(dir + "/model.safetensors", ember_test::make_raw_safetensors(h, data));
-  return dir;
+  const int layers = ember_test::read_json(hf + "/config.json")["num_hidden_layers"].get<int>();
+  return ember_test::derived_checkpoint(
+      hf, "biased260K",
+      [](nlohmann::json& c) {
+        c["attention_bias"] = true;
+        c["mlp_bias"] = true;
+      },
+      [layers](std::map<std::string, ember_test::RawTensor>& t) {
+        std::mt19937 rng(3);
+        std::normal_distribution<float> dist(0.0f, 0.1f);
+        for (int l = 0; l < layers; ++l) {
+          for (const char* proj : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                   "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                   "mlp.down_proj"}) {
+            const std::string p = "model.layers." + std::to_string(l) + "." + proj;
+            const uint64_t rows = t.at(p + ".weight").shape[0];
+            std::vector<float> bias(rows);
+            for (float& b : bias) b = dist(rng);
+            t[p + ".bias"] = {"F32", {rows}, ember_test::f32_bytes(bias)};
+          }
+        }
+      });
 }
 
 TEST(ForwardThreads, Stories260K) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   for (const char* quant : {"u8 --group 32", "u8 --group 0", "f32"}) {
-    const std::string path = convert(hf + " --quant " + quant, "s260k.ember");
+    const std::string path = ember_test::converted_model(hf, std::string("--quant ") + quant);
     ASSERT_FALSE(path.empty());
     expect_same_bits(path);
   }
 }
 
 TEST(ForwardThreads, Aidreams260K) {
-  EMBER_REQUIRE_SHARED(hf, "models/aidreams260K/hf");
-  const std::string path = convert(hf + " --quant u8", "aid.ember");
-  ASSERT_FALSE(path.empty());
+  EMBER_REQUIRE_CONVERTED(path, "models/aidreams260K/hf", "--quant u8");
   expect_same_bits(path);
 }
 
@@ -167,8 +142,8 @@ TEST(ForwardThreads, Aidreams260K) {
 TEST(ForwardThreads, SyntheticStories15M) {
   EMBER_REQUIRE_SHARED(tok, "tokenizers/llama2/tokenizer.json");
   const std::string dir = tok.substr(0, tok.size() - std::strlen("/tokenizer.json"));
-  const std::string path =
-      convert("--synthetic stories15m --seed 7 --group 32 --synthetic-tokenizer " + dir, "s15m.ember");
+  const std::string path = ember_test::converted_model(
+      "", "--synthetic stories15m --seed 7 --group 32 --synthetic-tokenizer " + dir);
   ASSERT_FALSE(path.empty());
   expect_same_bits(path, 120, 4);
 }
@@ -177,13 +152,13 @@ TEST(ForwardThreads, EveryBiasTerm) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string dir = biased_checkpoint(hf);
   for (const char* quant : {"u8 --group 32", "f32"}) {
-    const std::string path = convert(dir + " --quant " + quant, "biased.ember");
+    const std::string path = ember_test::converted_model(dir, std::string("--quant ") + quant);
     ASSERT_FALSE(path.empty());
     expect_same_bits(path);
   }
   // The biases are used: the same prompt gives other logits than the model without them.
-  const std::string plain = convert(hf + " --quant f32", "plain.ember");
-  const std::string biased = convert(dir + " --quant f32", "biased.ember");
+  const std::string plain = ember_test::converted_model(hf, "--quant f32");
+  const std::string biased = ember_test::converted_model(dir, "--quant f32");
   const std::vector<float> a = run(plain, 1, 29, 29), b = run(biased, 1, 29, 29);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_NE(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));

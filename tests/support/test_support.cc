@@ -48,6 +48,12 @@ TempDir& temp_dir() {
 
 std::string temp_path(const std::string& name) { return temp_dir().path + "/" + name; }
 
+std::string make_temp_dir(const std::string& name) {
+  const std::string path = temp_path(name);
+  ::mkdir(path.c_str(), 0755);
+  return path;
+}
+
 std::vector<unsigned char> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
@@ -69,6 +75,11 @@ int run_command(const std::string& cmd, std::string* output) {
   int status = pclose(p);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
 }
 
 }  // namespace ember_test

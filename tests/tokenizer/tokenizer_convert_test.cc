@@ -6,6 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/convert.h"
+#include "support/json_file.h"
 #include "support/test_support.h"
 #include "tokenizer_fixture.h"
 #include "tokenizer_json.h"
@@ -15,34 +17,22 @@ namespace {
 
 using json = nlohmann::json;
 
-json load_json(const std::string& path) {
-  const std::vector<unsigned char> b = ember_test::read_file(path);
-  return json::parse(std::string(b.begin(), b.end()));
-}
-
 // Writes `tj` as DIR/tokenizer.json in a fresh directory and returns the converter's error.
 std::string convert_error(const json& tj, const std::string& name) {
-  const std::string dir = ember_test::temp_path(name);
-  std::string out;
-  ember_test::run_command("mkdir -p '" + dir + "'", &out);
-  const std::string text = tj.dump();
-  ember_test::write_file(dir + "/tokenizer.json", text.data(), text.size());
-  try {
-    ember::convert::load_hf_tokenizer(dir);
-  } catch (const ember::convert::ConvertError& e) {
-    return e.what();
-  }
-  return "";
+  const std::string dir = ember_test::write_tokenizer_dir(name, tj.dump());
+  return ember_test::error_message<ember::convert::ConvertError>(
+      [&] { ember::convert::load_hf_tokenizer(dir); });
 }
 
 class TokenizerConvert : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string p = ember_test::shared_path("models/stories260K/hf/tokenizer.json");
-    if (p.empty()) GTEST_SKIP() << "shared models/stories260K/hf/tokenizer.json not found";
-    tj_ = load_json(p);
+    if (p.empty())
+      EMBER_SKIP_OR_FAIL_IN_CI() << "shared models/stories260K/hf/tokenizer.json not found";
+    tj_ = ember_test::read_json(p);
     const std::string g = ember_test::shared_path("tokenizers/gpt2/tokenizer.json");
-    if (!g.empty()) gpt2_ = load_json(g);
+    if (!g.empty()) gpt2_ = ember_test::read_json(g);
   }
   json tj_, gpt2_;
 };
@@ -64,7 +54,7 @@ TEST_F(TokenizerConvert, UnknownPreTokenizer) {
 }
 
 TEST_F(TokenizerConvert, UnknownSplitRegex) {
-  if (gpt2_.is_null()) GTEST_SKIP() << "shared tokenizers/gpt2 not found";
+  if (gpt2_.is_null()) EMBER_SKIP_OR_FAIL_IN_CI() << "shared tokenizers/gpt2 not found";
   json t = gpt2_;
   t["pre_tokenizer"] = {
       {"type", "Sequence"},
@@ -101,22 +91,13 @@ TEST_F(TokenizerConvert, AddedTokenOptions) {
 }
 
 TEST_F(TokenizerConvert, MissingFileAndBadJson) {
-  const std::string dir = ember_test::temp_path("empty");
-  std::string out;
-  ember_test::run_command("mkdir -p '" + dir + "'", &out);
-  try {
-    ember::convert::load_hf_tokenizer(dir);
-    ADD_FAILURE() << "no error for a directory without tokenizer.json";
-  } catch (const ember::convert::ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
-  }
+  const std::string dir = ember_test::make_temp_dir("empty");
+  const auto load = [&] { ember::convert::load_hf_tokenizer(dir); };
+  std::string e = ember_test::error_message<ember::convert::ConvertError>(load);
+  EXPECT_NE(e.find("tokenizer.json"), std::string::npos) << e;
   ember_test::write_file(dir + "/tokenizer.json", "{\"model\": [", 11);
-  try {
-    ember::convert::load_hf_tokenizer(dir);
-    ADD_FAILURE() << "no error for invalid JSON";
-  } catch (const ember::convert::ConvertError& e) {
-    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
-  }
+  e = ember_test::error_message<ember::convert::ConvertError>(load);
+  EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
 }
 
 // A tokenizer table whose merge names an id past the vocabulary is refused at load.
@@ -143,13 +124,9 @@ TEST_F(TokenizerConvert, RuntimeRefusesCorruptTable) {
 TEST(TokenizerCli, ConvertThenTokenize) {
   EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
   const std::string bin = ember_test::build_dir();
-  const std::string out_file = ember_test::temp_path("cli.ember");
+  const std::string out_file = ember_test::converted_model(dir, "--tokenizer-only");
+  ASSERT_FALSE(out_file.empty());
   std::string out;
-  ASSERT_EQ(ember_test::run_command(bin + "/converter/ember-convert --tokenizer-only '" + dir +
-                                        "' -o '" + out_file + "' --force",
-                                    &out),
-            0)
-      << out;
   ASSERT_EQ(ember_test::run_command(bin + "/platforms/posix/apps/ember-tokenize -m '" + out_file +
                                         "' -p 'Once upon a time' --ids",
                                     &out),

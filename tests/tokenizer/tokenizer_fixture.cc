@@ -124,6 +124,12 @@ std::string detokenize_stream(const ember_model* m, const std::vector<int32_t>& 
   return all;
 }
 
+std::string write_tokenizer_dir(const std::string& name, const std::string& tokenizer_json) {
+  const std::string dir = make_temp_dir(name);
+  write_file(dir + "/tokenizer.json", tokenizer_json.data(), tokenizer_json.size());
+  return dir;
+}
+
 std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::string> lines;

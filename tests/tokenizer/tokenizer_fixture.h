@@ -23,6 +23,9 @@ std::string detokenize_stream(const ember_model* m, const std::vector<int32_t>& 
                               bool* chunks_valid);
 bool valid_utf8(const std::string& s);
 
+// A fresh temp directory `name` whose tokenizer.json is `tokenizer_json`; returns its path.
+std::string write_tokenizer_dir(const std::string& name, const std::string& tokenizer_json);
+
 // Reads a .jsonl file: one JSON object text per line.
 std::vector<std::string> read_lines(const std::string& path);
 

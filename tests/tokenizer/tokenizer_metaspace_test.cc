@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "support/json_file.h"
 #include "support/test_support.h"
 #include "tokenizer_fixture.h"
 
@@ -17,8 +18,7 @@ using json = nlohmann::json;
 void check(const char* scheme, bool split) {
   EMBER_REQUIRE_SHARED(src, "tokenizers/llama2");
   EMBER_REQUIRE_SHARED(vec, "tokenizers/llama2/vectors.jsonl");
-  const std::vector<unsigned char> b = ember_test::read_file(src + "/tokenizer.json");
-  json tj = json::parse(std::string(b.begin(), b.end()));
+  json tj = ember_test::read_json(src + "/tokenizer.json");
   tj["normalizer"] = nullptr;
   tj["pre_tokenizer"] = {{"type", "Metaspace"},
                          {"replacement", "\xE2\x96\x81"},
@@ -32,12 +32,8 @@ void check(const char* scheme, bool split) {
                       {"split", split}},
                      {{"type", "ByteFallback"}},
                      {{"type", "Fuse"}}}}};
-  const std::string dir =
-      ember_test::temp_path(std::string("metaspace_") + scheme + (split ? "_split" : ""));
-  std::string out;
-  ember_test::run_command("mkdir -p '" + dir + "'", &out);
-  const std::string text = tj.dump();
-  ember_test::write_file(dir + "/tokenizer.json", text.data(), text.size());
+  const std::string dir = ember_test::write_tokenizer_dir(
+      std::string("metaspace_") + scheme + (split ? "_split" : ""), tj.dump());
   std::string err;
   const ember_model* m = ember_test::tokenizer_model(dir, &err);
   ASSERT_NE(m, nullptr) << err;

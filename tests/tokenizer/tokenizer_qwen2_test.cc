@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "support/json_file.h"
 #include "support/test_support.h"
 #include "tokenizer_fixture.h"
 
@@ -22,15 +23,9 @@ const char* const kQwen2Regex =
 
 std::string write_variant(const std::string& src_dir, const std::string& name,
                           void (*edit)(json* tj)) {
-  const std::vector<unsigned char> b = ember_test::read_file(src_dir + "/tokenizer.json");
-  json tj = json::parse(std::string(b.begin(), b.end()));
+  json tj = ember_test::read_json(src_dir + "/tokenizer.json");
   edit(&tj);
-  const std::string dir = ember_test::temp_path(name);
-  std::string out;
-  ember_test::run_command("mkdir -p '" + dir + "'", &out);
-  const std::string text = tj.dump();
-  ember_test::write_file(dir + "/tokenizer.json", text.data(), text.size());
-  return dir;
+  return ember_test::write_tokenizer_dir(name, tj.dump());
 }
 
 std::string utf8(uint32_t cp) {

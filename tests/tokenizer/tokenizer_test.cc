@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "support/json_file.h"
 #include "support/test_support.h"
 #include "tokenizer_fixture.h"
 
@@ -116,12 +117,7 @@ TEST(TokenizerStories260K, TokenizersJsCases) {
   EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(cases_path, "models/stories260K/expected/tokenizer_cases.json");
   LOAD_MODEL(m, dir);
-  std::string raw;
-  {
-    const std::vector<unsigned char> b = ember_test::read_file(cases_path);
-    raw.assign(b.begin(), b.end());
-  }
-  const json cases = json::parse(raw)["cases"];
+  const json cases = ember_test::read_json(cases_path)["cases"];
   int n = 0, pass = 0, dec_pass = 0, stream_pass = 0;
   for (const json& c : cases) {
     const std::string text = c["text"].get<std::string>();
@@ -161,8 +157,7 @@ TEST(TokenizerStories260K, SpecialLiteralsAreTextByDefault) {
   EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(cases_path, "models/stories260K/expected/tokenizer_cases.json");
   LOAD_MODEL(m, dir);
-  const std::vector<unsigned char> b = ember_test::read_file(cases_path);
-  const json cases = json::parse(std::string(b.begin(), b.end()))["cases"];
+  const json cases = ember_test::read_json(cases_path)["cases"];
   int n = 0;
   for (const json& c : cases) {
     if (c["category"] != "special_literals") continue;
@@ -203,8 +198,7 @@ TEST(TokenizerStories260K, GreedyPromptsAndFullText) {
   EMBER_REQUIRE_SHARED(dir, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(path, "models/stories260K/expected/greedy.json");
   LOAD_MODEL(m, dir);
-  const std::vector<unsigned char> b = ember_test::read_file(path);
-  const json results = json::parse(std::string(b.begin(), b.end()))["results"];
+  const json results = ember_test::read_json(path)["results"];
   ASSERT_EQ(results.size(), 5u);
   for (const json& r : results) {
     const std::string prompt = r["prompt"].get<std::string>();

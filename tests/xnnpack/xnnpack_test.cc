@@ -5,9 +5,10 @@
 // flag on or off). Context creation allocates XNNPACK's packed copy of the f32 matrices; decode and
 // generation allocate nothing.
 //
-// Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time), so every allocation of the statically linked runtime and platform layer is counted, and XNNPACK
-// allocates through ember_platform_alloc (runtime/src/xnnpack_linear.cc). mallinfo2() also checks
-// that the process heap (any library) does not grow while decoding.
+// Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time), so every
+// allocation of the statically linked runtime and platform layer is counted, and XNNPACK allocates
+// through ember_platform_alloc (runtime/src/xnnpack_linear.cc). mallinfo2() also checks that the
+// process heap (any library) does not grow while decoding.
 #include <malloc.h>
 
 #include <algorithm>
@@ -64,22 +65,15 @@ double expect_within_golden(const std::vector<std::vector<float>>& got, const nl
   return max_abs;
 }
 
-std::string f32_model() {
-  const std::string hf = shared_path("models/stories260K/hf");
-  return hf.empty() ? "" : convert_model(hf, "f32");
-}
-
-#define REQUIRE_F32_MODEL(var)                            \
-  EMBER_REQUIRE_SHARED(hf_dir_, "models/stories260K/hf"); \
-  const std::string var = f32_model();                    \
-  ASSERT_FALSE(var.empty())
+#define REQUIRE_F32_MODEL(var) \
+  EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", "--quant f32")
 
 TEST(Xnnpack, F32LogitsWithinGoldenToleranceOfRunC) {
   REQUIRE_F32_MODEL(path);
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
-  const nlohmann::json ref = load_json(ref_path);
+  const nlohmann::json ref = read_json(ref_path);
   const auto ids = ref["input_ids"].get<std::vector<int32_t>>();
   ContextPtr plain = make_ctx(model.get(), false);
   ASSERT_TRUE(plain);
@@ -114,7 +108,7 @@ TEST(Xnnpack, SameBitsForThreadCountsAndBatchSplits) {
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
-  const auto ids = load_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
+  const auto ids = read_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
   ContextPtr one = make_ctx(model.get(), true, 1);
   ASSERT_TRUE(one);
   const auto want = teacher_forced_logits(one.get(), 512, ids, 64);
@@ -134,7 +128,7 @@ TEST(Xnnpack, GreedyIdsMatchRunC) {
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/greedy.json");
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
-  const nlohmann::json ref = load_json(ref_path);
+  const nlohmann::json ref = read_json(ref_path);
   for (uint32_t threads : {1u, 2u}) {
     ContextPtr ctx = make_ctx(model.get(), true, threads);
     ASSERT_TRUE(ctx);
@@ -152,16 +146,14 @@ TEST(Xnnpack, GreedyIdsMatchRunC) {
 // u8 and f16 weights have no XNNPACK operator: the flag changes nothing, bit for bit.
 TEST(Xnnpack, OtherDtypesKeepEmberKernels) {
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
-  const auto ids = load_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
+  const auto ids = read_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
   struct Case {
     const char* hf;
     const char* quant;
   };
   for (const Case& c :
        {Case{"models/stories260K/hf", "u8"}, Case{"models/stories260K/hf-f16", "f16"}}) {
-    EMBER_REQUIRE_SHARED(hf, c.hf);
-    const std::string path = convert_model(hf, c.quant);
-    ASSERT_FALSE(path.empty());
+    EMBER_REQUIRE_CONVERTED(path, c.hf, std::string("--quant ") + c.quant);
     ModelPtr model = load_model(path);
     ASSERT_TRUE(model);
     for (uint32_t threads : {1u, 2u}) {
@@ -189,7 +181,7 @@ TEST(Xnnpack, PacksAtCreateNoHeapInDecode) {
   const unsigned long long matrix_bytes =
       4 * (info.num_layers * (2 * dim * q_dim + 2 * dim * kv_dim + 3 * dim * ffn) +
            dim * info.vocab_size);
-  const auto ids = load_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
+  const auto ids = read_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
 
   for (uint32_t threads : {1u, 2u}) {
     SCOPED_TRACE("threads " + std::to_string(threads));

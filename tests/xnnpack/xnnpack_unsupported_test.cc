@@ -8,9 +8,7 @@ namespace ember_test {
 namespace {
 
 TEST(XnnpackUnsupported, OptInIsRefusedWithAClearError) {
-  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string path = convert_model(hf, "f32");
-  ASSERT_FALSE(path.empty());
+  EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant f32");
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
 
