@@ -95,9 +95,9 @@ TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
 // greedy.json's five prompts (the empty one included) as a batch file, with 1, 2, 3 and 5 slots, in
 // the file's order and reversed: every line's ids are run.c's, in input order on stdout.
 TEST(EmberRun, BatchFileGivesRunCIdsForEveryPrompt) {
-  REQUIRE_STORIES(model, "s260k_f32_batch.ember", "--quant f32");
-  const json ref = json::parse(std::ifstream(
-      ember_test::shared_path("models/stories260K/expected/greedy.json")))["results"];
+  REQUIRE_STORIES(model, "--quant f32");
+  EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
+  const json ref = ember_test::read_json(expected_path)["results"];
   for (bool reverse : {false, true}) {
     std::vector<size_t> order;
     for (size_t i = 0; i < ref.size(); ++i) order.push_back(reverse ? ref.size() - 1 - i : i);
@@ -140,7 +140,7 @@ TEST(EmberRun, BatchFileGivesRunCIdsForEveryPrompt) {
 
 // JSON lines set their own options; a bad line gets an error object and the others still run.
 TEST(EmberRun, BatchFileLinesAndErrors) {
-  REQUIRE_STORIES(model, "s260k_u8_batch.ember", "");
+  REQUIRE_STORIES(model, "");
   const std::string file = ember_test::temp_path("mixed.txt");
   const std::string text =
       "Once upon a time\n"

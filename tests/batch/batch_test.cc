@@ -12,7 +12,9 @@
 
 #include "e2e/e2e_util.h"
 #include "ember/ember.h"
+#include "support/convert.h"
 #include "support/heap_counter.h"
+#include "support/json_file.h"
 
 namespace {
 
@@ -27,7 +29,7 @@ std::vector<Golden> golden() {
   std::vector<Golden> out;
   const std::string path = shared_path("models/stories260K/expected/greedy.json");
   if (path.empty()) return out;
-  const nlohmann::json doc = load_json(path);
+  const nlohmann::json doc = read_json(path);
   for (const auto& r : doc["results"]) {
     out.push_back({r["prompt"].get<std::string>(), r["generated_ids"].get<std::vector<int32_t>>()});
   }
@@ -103,11 +105,10 @@ std::string poll_all(ember_context* ctx, uint64_t id, size_t cap) {
 class BatchGolden : public testing::Test {
  protected:
   void SetUp() override {
+    EMBER_REQUIRE_SHARED(expected, "models/stories260K/expected/greedy.json");
     gold_ = golden();
-    if (gold_.empty()) GTEST_SKIP() << "shared data 'models/stories260K/expected' not found";
-    const std::string hf = shared_path("models/stories260K/hf");
-    const std::string path = convert_model(hf, "f32");
-    ASSERT_FALSE(path.empty());
+    ASSERT_EQ(gold_.size(), 5u);
+    EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant f32");
     model_ = load_model(path);
     ASSERT_TRUE(model_);
   }
@@ -168,9 +169,7 @@ TEST_F(BatchGolden, GenerateIsOneRequest) {
 // Seeded sampling: each request's tokens follow its own seed, alone or in company (the u8 model,
 // 2 threads, more requests than slots).
 TEST(Batch, SeededSamplingDoesNotDependOnCompany) {
-  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
-  const std::string path = convert_model(hf, "u8");
-  ASSERT_FALSE(path.empty());
+  EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant u8");
   ModelPtr model = load_model(path);
   const std::vector<std::string> prompts = {"Once upon a time", "The cat", "A big red ball was",
                                             "Tom said", "", "She ran to the"};

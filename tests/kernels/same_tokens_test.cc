@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/ember.h"
+#include "support/convert.h"
 #include "support/test_support.h"
 
 namespace {
@@ -92,18 +93,10 @@ void expect_same_everywhere(const std::string& path) {
   ASSERT_EQ(ember_force_kernel_variant(active.c_str()), EMBER_OK);
 }
 
-std::string convert(const std::string& args, const std::string& out) {
-  std::string log;
-  const std::string cmd = std::string(EMBER_CONVERT) + " " + args + " -o " + out + " --force";
-  const int rc = ember_test::run_command(cmd, &log);
-  EXPECT_EQ(rc, 0) << cmd << "\n" << log;
-  return rc == 0 ? out : "";
-}
-
 TEST(SameTokens, DefaultModelEveryVariantAndThreadCount) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   for (const char* quant : {"u8 --group 32", "u8 --group 0", "f16", "f32"}) {
-    const std::string path = convert(hf + " --quant " + quant, ember_test::temp_path("s260k.ember"));
+    const std::string path = ember_test::converted_model(hf, std::string("--quant ") + quant);
     ASSERT_FALSE(path.empty());
     expect_same_everywhere(path);
   }
@@ -112,8 +105,8 @@ TEST(SameTokens, DefaultModelEveryVariantAndThreadCount) {
 TEST(SameTokens, SyntheticModelEveryVariantAndThreadCount) {
   EMBER_REQUIRE_SHARED(tok, "tokenizers/llama2/tokenizer.json");
   const std::string dir = tok.substr(0, tok.size() - std::strlen("/tokenizer.json"));
-  const std::string path = convert("--synthetic stories15m --seed 5 --synthetic-tokenizer " + dir,
-                                   ember_test::temp_path("s15m.ember"));
+  const std::string path = ember_test::converted_model(
+      "", "--synthetic stories15m --seed 5 --synthetic-tokenizer " + dir);
   ASSERT_FALSE(path.empty());
   expect_same_everywhere(path);
 }
@@ -122,7 +115,7 @@ TEST(SameTokens, F32StoriesGeneratesRunCIdsWithEveryVariant) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/greedy.json");
   const nlohmann::json ref = nlohmann::json::parse(std::ifstream(ref_path));
-  const std::string path = convert(hf + " --quant f32", ember_test::temp_path("s260k-f32.ember"));
+  const std::string path = ember_test::converted_model(hf, "--quant f32");
   ASSERT_FALSE(path.empty());
   ember_model* model = nullptr;
   ASSERT_EQ(ember_model_load_file(path.c_str(), &model), EMBER_OK) << ember_last_error();

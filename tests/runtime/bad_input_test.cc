@@ -234,17 +234,14 @@ TEST_F(BadInputTest, BadQuantizationParams) {
 // Format 1 stored u8 matrices row major: this runtime refuses such a file by name and says what to
 // do, rather than reading its bytes in the wrong layout.
 TEST_F(BadInputTest, U8FileOfFormat1IsRefusedByName) {
-  const std::string hf = shared_path("models/stories260K/hf");
-  const std::string p8 = convert_model(hf, "u8");
-  ASSERT_FALSE(p8.empty());
+  EMBER_REQUIRE_CONVERTED(p8, "models/stories260K/hf", "--quant u8");
   const auto bytes = read_file(p8);
   ModelSpec s = read_spec(std::vector<uint8_t>(bytes.begin(), bytes.end()));
   s.format_version = 1;
   s.min_runtime_version = 1;
   expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"format 1", "convert the model again"});
   // A float-only file of format 1 (nothing in it changed) still loads.
-  const std::string p32 = convert_model(hf, "f32");
-  ASSERT_FALSE(p32.empty());
+  EMBER_REQUIRE_CONVERTED(p32, "models/stories260K/hf", "--quant f32");
   const auto b32 = read_file(p32);
   ModelSpec f = read_spec(std::vector<uint8_t>(b32.begin(), b32.end()));
   EXPECT_EQ(f.min_runtime_version, 1u);
