@@ -281,7 +281,8 @@ Status check_request_params(const Context* ctx, const ember_request_params& p) {
   }
   for (uint32_t i = 0; i < p.n_stop_strings; ++i) {
     const char* s = p.stop_strings[i];
-    const size_t len = s == nullptr ? 0 : strnlen(s, EMBER_MAX_STOP_BYTES + 1);
+    size_t len = 0;  // bounded scan: strnlen is POSIX, not in newlib's C++ headers
+    while (s != nullptr && len <= EMBER_MAX_STOP_BYTES && s[len] != '\0') ++len;
     if (len == 0 || len > EMBER_MAX_STOP_BYTES) {
       return set_error(Status::kInvalidArgument,
                        "request: stop string %u is %s (1..%d bytes)", i,
