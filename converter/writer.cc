@@ -94,9 +94,8 @@ class TempFile {
   void commit(const std::string& out, bool force) {
     if (::fsync(fd_) != 0) throw ConvertError(path_ + ": fsync failed: " + std::strerror(errno));
     // Drop the written (now clean) pages from the page cache: written pages stay there as 4 KiB
-    // pages (stories110m: 22 of 124 MB in large folios), and a runtime mapping the file then
-    // decodes ~20% slower than when its faults read the file back as 2 MiB folios
-    // (platform_posix.c). A hint: its failure changes nothing else.
+    // pages, and a runtime mapping the file decodes slower than from the 2 MiB folios its own
+    // faults read (platform_posix.c; docs/performance.md). A hint: its failure changes nothing.
     (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
     if (::close(fd_) != 0) {
       fd_ = -1;

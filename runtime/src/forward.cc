@@ -62,7 +62,7 @@ void attention_heads(Context* ctx, uint32_t layer, uint32_t token, uint32_t seq,
   const size_t off = kv_offset(ctx, seq, layer, kvh, 0);
   float* scores = ctx->scores + h0 * T;
   float* out = ctx->att + size_t{token} * c.q_dim + h0 * hd;
-  // llama2.c's order, so that the f32 path reproduces run.c (issue 2 asks 1e-5): the kernel sums
+  // llama2.c's order, so that the f32 path reproduces run.c's logits: the kernel sums
   // q.k sequentially over run.c's head layout (RoPE pairs interleaved), divides by sqrt(head_dim),
   // softmaxes, then sums p_t * v_t in increasing t (kernels.h, AttentionFn). The heads of a group
   // share the kernel's reads of K and V.

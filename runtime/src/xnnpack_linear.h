@@ -9,8 +9,8 @@
 //
 // Memory: XNNPACK allocates through an allocator that calls ember_platform_alloc (so the platform's
 // allocation hooks see it). Allocation happens only in init(); run() (xnn_setup + xnn_run_operator
-// for a batch of m rows) allocates nothing with the XNNPACK of Debian 12 (2022-02-16), which
-// tests/xnnpack checks with counting allocation hooks.
+// for a batch of m rows) allocates nothing with Debian 12's XNNPACK, which tests/xnnpack checks
+// with counting allocation hooks.
 //
 // Built only with EMBER_USE_XNNPACK; without it init() and check_available() return
 // Status::kUnsupported with a message saying so.

@@ -58,8 +58,7 @@ struct Avx2Attention {
       const float* r[8];
       for (int l = 0; l < 8; ++l) r[l] = k + (t + l) * kv_stride;
       // The keys kPrefetchBlocks blocks ahead: a decoding model's cache comes from DRAM, and the
-      // demand loads alone leave its latency exposed (kernels_bench attention/avx2/hd64/h8/
-      // n1024/dram: ~108 -> 74-98 us over 3 alternated rounds; from cache ~51).
+      // demand loads alone leave its latency exposed (docs/performance.md).
       if (b + kPrefetchBlocks < blocks) {
         for (int l = 0; l < 8; ++l) {
           const char* row = reinterpret_cast<const char*>(r[l] + kPrefetchBlocks * kKeys * kv_stride);
