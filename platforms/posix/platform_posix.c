@@ -25,7 +25,8 @@ void ember_platform_log(const char* message) { fprintf(stderr, "ember: %s\n", me
  * of 4 KiB pages. Measured on a 2-core VM (kernel 6.18, ext4), tinyllama u8 g64, 2 threads,
  * decode right after `echo 1 > /proc/sys/vm/drop_caches`, plain mmap and this alternated 3 rounds:
  * 35.0 / 38.3 / 35.7 -> 43.9 / 43.6 / 37.8 tok/s (a plain mapping is as fast only when the file was
- * cached by read()s). Without MADV_HUGEPAGE, or when the address cannot be reserved, a plain mmap. */
+ * cached by read()s). Without MADV_HUGEPAGE, or when the address cannot be reserved, a plain mmap.
+ */
 static void* map_aligned(int fd, size_t len) {
 #if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS) && defined(MAP_FIXED)
   const size_t huge = (size_t)2 << 20;

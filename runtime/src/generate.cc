@@ -7,8 +7,8 @@
 #include "ember/ember.h"
 #include "platform.h"
 
-using ember::Status;
 using ember::set_error;
+using ember::Status;
 using ember::to_c;
 
 namespace {

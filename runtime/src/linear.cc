@@ -71,7 +71,6 @@ struct MultiJob {
 
 namespace {
 
-
 // Scratch layout (each part 64-byte aligned):
 //   a   (m_max, k_max)       int8   quantized activations
 //   d   (m_max, max_groups)  float  activation scales
@@ -108,7 +107,6 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   }
 }
 
-
 // Item t: the rows [boundary(t), boundary(t + 1)) of the row space, per weight they cover.
 void run_multi_item(const MultiJob& mj, size_t t) {
   const size_t r0 = mj.split.boundary(t), r1 = mj.split.boundary(t + 1);
@@ -132,8 +130,8 @@ struct QuantJob {
 
 void quant_tile(void* arg, size_t i0, size_t count) {
   const QuantJob& q = *static_cast<const QuantJob*>(arg);
-  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k, q.d + i0 * q.groups,
-                            q.sum + i0 * q.groups);
+  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k,
+                            q.d + i0 * q.groups, q.sum + i0 * q.groups);
 }
 
 // True when the weights can run on one prepared input: all u8 of one (cols, group), or all float
@@ -175,8 +173,7 @@ Status LinearExecutor::init(const ThreadPool* pool, void* scratch, size_t scratc
   return Status::kOk;
 }
 
-void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m,
-                                    MatmulJob* job) {
+void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m, MatmulJob* job) {
   const kernels::KernelTable& table = *job->table;
   const ScratchLayout lay(m_max_, k_max_, max_groups_);
   const size_t k = w.cols;
@@ -214,7 +211,8 @@ void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float*
 void LinearExecutor::run_multi(MultiJob* mj) {
   const size_t m = mj->jobs[0].m, k = mj->jobs[0].w->cols;
   mj->row_start[0] = 0;
-  for (size_t j = 0; j < mj->count; ++j) mj->row_start[j + 1] = mj->row_start[j] + mj->jobs[j].w->rows;
+  for (size_t j = 0; j < mj->count; ++j)
+    mj->row_start[j + 1] = mj->row_start[j] + mj->jobs[j].w->rows;
   const size_t total_rows = mj->row_start[mj->count];
   if (pool_->threads() > 1 && m * total_rows * k >= ThreadPool::kMinParallelWork) {
     mj->split = RowSplit{total_rows, pool_->threads()};
@@ -277,8 +275,8 @@ bool LinearExecutor::prepare(const WeightRef* const* w, size_t count, const floa
 void LinearExecutor::rows(const WeightRef& w, float* y, size_t r0, size_t r1) const {
   assert(w.type == WeightType::kU8ZeroOne && w.cols == prep_k_ &&
          zero_one_group_len(w.cols, w.group) == prep_group_ && r0 <= r1 && r1 <= w.rows);
-  const MatmulJob job{&kernels::active(), &w, prep_x_, prep_m_, y, prep_a_, prep_d_, prep_sum_,
-                      prep_group_};
+  const MatmulJob job{&kernels::active(), &w,         prep_x_, prep_m_, y, prep_a_, prep_d_,
+                      prep_sum_,          prep_group_};
   run_rows(job, r0, r1);
 }
 

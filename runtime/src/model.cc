@@ -1,6 +1,6 @@
-// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers verifier,
-// then versions, config, and every tensor's name, shape, dtype, offsets and quantization params)
-// before anything reads a weight. Every failure names the field or tensor and the values.
+// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers
+// verifier, then versions, config, and every tensor's name, shape, dtype, offsets and quantization
+// params) before anything reads a weight. Every failure names the field or tensor and the values.
 #include "model.h"
 
 #include <cmath>
@@ -17,13 +17,15 @@
 namespace ember {
 namespace {
 
-
 size_t dtype_bytes(fb::DType t) {
   switch (t) {
-    case fb::DType::F32: return 4;
+    case fb::DType::F32:
+      return 4;
     case fb::DType::F16:
-    case fb::DType::BF16: return 2;
-    case fb::DType::U8_ZERO_ONE: return 1;
+    case fb::DType::BF16:
+      return 2;
+    case fb::DType::U8_ZERO_ONE:
+      return 1;
   }
   return 0;
 }
@@ -45,7 +47,8 @@ const fb::Tensor* find_tensor(const fb::Model* root, const char* name) {
 
 // Checks one tensor against the expected shape (rows, cols) — cols == 0 means a 1-D tensor of
 // `rows` values — and fills a WeightRef pointing into the weight region.
-Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t cols, WeightRef* out) {
+Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t cols,
+                    WeightRef* out) {
   const fb::Tensor* t = find_tensor(m.root, name);
   if (!t) return set_error(Status::kBadFormat, "tensor '%s' is missing", name);
   const auto* shape = t->shape();
@@ -107,8 +110,8 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
     return set_error(Status::kBadFormat,
                      "tensor '%s': data_offset %llu + size %llu is past the weight region (%llu "
                      "bytes)",
-                     name, (unsigned long long)t->data_offset(),
-                     (unsigned long long)t->data_size(), (unsigned long long)m.weights_size);
+                     name, (unsigned long long)t->data_offset(), (unsigned long long)t->data_size(),
+                     (unsigned long long)m.weights_size);
   }
   WeightRef w;
   w.type = static_cast<WeightType>(dt);
@@ -125,8 +128,9 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                        (unsigned long long)zs.groups, (unsigned long long)zs.params_bytes());
     }
     if (t->params_offset() % kWeightAlignment != 0) {
-      return set_error(Status::kBadFormat, "tensor '%s': params_offset %llu is not %zu-byte aligned",
-                       name, (unsigned long long)t->params_offset(), kWeightAlignment);
+      return set_error(Status::kBadFormat,
+                       "tensor '%s': params_offset %llu is not %zu-byte aligned", name,
+                       (unsigned long long)t->params_offset(), kWeightAlignment);
     }
     if (!checked_add(t->params_offset(), t->params_size(), &pend) || pend > m.weights_size) {
       return set_error(Status::kBadFormat,
@@ -238,13 +242,13 @@ Status check_config(const fb::ModelConfig* c, ModelConfig* out, const char** arc
       return set_error(Status::kUnsupported, "config.rope_scaling.type %s is not supported",
                        fb::EnumNameRopeScalingType(t));
     }
-    if (t != fb::RopeScalingType::NONE &&
-        !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
+    if (t != fb::RopeScalingType::NONE && !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
       return set_error(Status::kBadFormat, "config.rope_scaling.factor = %g", (double)rs->factor());
     }
     if (t == fb::RopeScalingType::LLAMA3 &&
         !(rs->original_max_position_embeddings() > 0 && std::isfinite(rs->low_freq_factor()) &&
-          std::isfinite(rs->high_freq_factor()) && rs->high_freq_factor() > rs->low_freq_factor())) {
+          std::isfinite(rs->high_freq_factor()) &&
+          rs->high_freq_factor() > rs->low_freq_factor())) {
       return set_error(Status::kBadFormat,
                        "config.rope_scaling (llama3): original_max_position_embeddings %u, "
                        "low_freq_factor %g, high_freq_factor %g",
@@ -319,7 +323,8 @@ Status load_weights(Model* m) {
   for (uint32_t l = 0; l < L; ++l) new (&m->layers[l]) LayerWeights();
   float* cur = m->vectors;
 
-  EMBER_RETURN_IF_ERROR(matrix_tensor(m, "model.embed_tokens.weight", c.vocab_size, dim, &m->embed));
+  EMBER_RETURN_IF_ERROR(
+      matrix_tensor(m, "model.embed_tokens.weight", c.vocab_size, dim, &m->embed));
   if (c.tie_embeddings) {
     m->output = m->embed;
   } else {
@@ -419,9 +424,8 @@ Status load_model(const uint8_t* data, size_t size, Model* m) {
                      size);
   }
   if (reinterpret_cast<uintptr_t>(data) % kBufferAlignment != 0) {
-    return set_error(Status::kInvalidArgument,
-                     "model buffer at %p is not %zu-byte aligned", static_cast<const void*>(data),
-                     kBufferAlignment);
+    return set_error(Status::kInvalidArgument, "model buffer at %p is not %zu-byte aligned",
+                     static_cast<const void*>(data), kBufferAlignment);
   }
   // 2. The size prefix must describe a FlatBuffer inside the file.
   uint32_t fb_size = 0;
@@ -434,14 +438,15 @@ Status load_model(const uint8_t* data, size_t size, Model* m) {
   }
   // 3. Identifier.
   if (std::memcmp(data + 8, kFileIdentifier, 4) != 0) {
-    return set_error(Status::kBadFormat,
-                     "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
-                     "an ember file",
-                     data[8] >= 32 && data[8] < 127 ? data[8] : '?',
-                     data[9] >= 32 && data[9] < 127 ? data[9] : '?',
-                     data[10] >= 32 && data[10] < 127 ? data[10] : '?',
-                     data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10],
-                     data[11], kFileIdentifier);
+    return set_error(
+        Status::kBadFormat,
+        "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
+        "an ember file",
+        data[8] >= 32 && data[8] < 127 ? data[8] : '?',
+        data[9] >= 32 && data[9] < 127 ? data[9] : '?',
+        data[10] >= 32 && data[10] < 127 ? data[10] : '?',
+        data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10], data[11],
+        kFileIdentifier);
   }
   // 4. FlatBuffers verifier over exactly the prefixed buffer.
   flatbuffers::Verifier verifier(data, kSizePrefixBytes + fb_size, /*max_depth=*/64,
@@ -480,7 +485,8 @@ Status load_model(const uint8_t* data, size_t size, Model* m) {
                        (unsigned long long)wo, kWeightAlignment);
     }
     if (wo < uint64_t{fb_size} + kSizePrefixBytes) {
-      return set_error(Status::kBadFormat, "weights_offset %llu overlaps the FlatBuffer (%llu bytes)",
+      return set_error(Status::kBadFormat,
+                       "weights_offset %llu overlaps the FlatBuffer (%llu bytes)",
                        (unsigned long long)wo, (unsigned long long)fb_size + kSizePrefixBytes);
     }
     if (!checked_add(wo, root->weights_size(), &wend) || wend > size) {
