@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "platform.h"
+#include "ember/platform.h"
 
 __attribute__((weak)) double ember_platform_now_seconds(void) { return 0.0; }
 

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "platform.h"
+#include "ember/platform.h"
 
 double ember_platform_now_seconds(void) {
   struct timespec ts;

@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "ember/platform.h"
 #include "kernels/kernels.h"
 #include "kernels/variants.h"
-#include "platform.h"
 
 #if EMBER_USE_CPUINFO
 #include <cpuinfo.h>

@@ -8,11 +8,11 @@
 #include "context.h"
 #include "core/format.h"
 #include "ember/ember.h"
+#include "ember/platform.h"
 #include "ember_generated.h"
 #include "forward.h"
 #include "kernels/kernels.h"
 #include "model.h"
-#include "platform.h"
 #include "sampler.h"
 
 using ember::set_error;

@@ -7,9 +7,9 @@
 #include <new>
 
 #include "context.h"
+#include "ember/platform.h"
 #include "forward.h"
 #include "model.h"
-#include "platform.h"
 #include "sampler.h"
 
 namespace ember {

@@ -5,7 +5,7 @@
 #include "batcher.h"
 #include "context.h"
 #include "ember/ember.h"
-#include "platform.h"
+#include "ember/platform.h"
 
 using ember::set_error;
 using ember::Status;

@@ -11,8 +11,8 @@
 #include "core/format.h"
 #include "core/half.h"
 #include "core/zero_one.h"
+#include "ember/platform.h"
 #include "ember_generated.h"
-#include "platform.h"
 
 namespace ember {
 namespace {

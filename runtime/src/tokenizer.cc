@@ -14,8 +14,8 @@
 
 #include <cstring>
 
+#include "ember/platform.h"
 #include "ember_generated.h"
-#include "platform.h"
 
 namespace ember {
 namespace {

@@ -13,7 +13,7 @@
 
 #include <cmath>
 
-#include "platform.h"
+#include "ember/platform.h"
 #endif
 
 namespace ember {
