@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/limits.h"
 #include "core/status.h"
 #include "ember/ember.h"
 #include "linear.h"
@@ -16,15 +17,6 @@ namespace ember {
 namespace fb {
 struct Model;
 }
-
-// Limits that keep every size computed from the config far from overflow (checked at load).
-constexpr uint32_t kMaxHiddenSize = 1u << 16;
-constexpr uint32_t kMaxLayers = 1024;
-constexpr uint32_t kMaxHeads = 1024;
-constexpr uint32_t kMaxHeadDim = 1024;
-constexpr uint32_t kMaxIntermediate = 1u << 18;
-constexpr uint32_t kMaxVocab = 1u << 22;
-constexpr uint32_t kMaxContext = 1u << 22;
 
 struct ModelConfig {
   uint32_t hidden_size = 0;  // dim
