@@ -72,7 +72,7 @@ StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, uin
                        std::to_string(cols) + " matrix: empty or too large");
   }
   StoredTensor s;
-  s.dtype = fb::DType::U8_ZERO_ONE;
+  s.dtype = DType::kU8ZeroOne;
   s.shape = {rows, cols};
   s.group_size = group;
   const size_t glen = zero_one_group_len(cols, group);
@@ -120,7 +120,7 @@ StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, uint32_t group) 
   StoredTensor s;
   s.shape = t.shape;
   if (is_quantized_in(mode, t) && mode == QuantMode::F16) {
-    s.dtype = fb::DType::F16;
+    s.dtype = DType::kF16;
     s.data.resize(t.data.size() * 2);
     std::vector<float> back(t.data.size());
     for (size_t i = 0; i < t.data.size(); ++i) {
@@ -131,7 +131,7 @@ StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, uint32_t group) 
     s.rel_rms_error = relative_rms_error(t.data.data(), back.data(), t.data.size());
     return s;
   }
-  s.dtype = fb::DType::F32;
+  s.dtype = DType::kF32;
   s.data.resize(t.data.size() * 4);
   if (!t.data.empty()) std::memcpy(s.data.data(), t.data.data(), s.data.size());
   s.rel_rms_error = 0;

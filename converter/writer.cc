@@ -12,6 +12,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/dtype_fb.h"
 #include "core/format.h"
 #include "hf_model.h"
 #include "tokenizer_json.h"
@@ -149,13 +150,13 @@ struct Placed {
 
 std::string type_name(const StoredTensor& t) {
   switch (t.dtype) {
-    case fb::DType::F32:
+    case DType::kF32:
       return "f32";
-    case fb::DType::F16:
+    case DType::kF16:
       return "f16";
-    case fb::DType::BF16:
+    case DType::kBF16:
       return "bf16";
-    case fb::DType::U8_ZERO_ONE:
+    case DType::kU8ZeroOne:
       return t.group_size == 0 ? "u8/row" : "u8/g" + std::to_string(t.group_size);
   }
   return "?";
@@ -186,9 +187,9 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
   if (ir.has_config) {
     std::vector<flatbuffers::Offset<fb::Tensor>> v;
     for (const Placed& p : placed) {
-      v.push_back(fb::CreateTensorDirect(fbb, p.name.c_str(), &p.t.shape, p.t.dtype, p.t.group_size,
-                                         p.data_offset, p.t.data.size(), p.params_offset,
-                                         p.params_size, static_cast<float>(p.t.rel_rms_error)));
+      v.push_back(fb::CreateTensorDirect(
+          fbb, p.name.c_str(), &p.t.shape, dtype_to_fb(p.t.dtype), p.t.group_size, p.data_offset,
+          p.t.data.size(), p.params_offset, p.params_size, static_cast<float>(p.t.rel_rms_error)));
     }
     tensors = fbb.CreateVector(v);
   }
@@ -247,9 +248,9 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     } catch (const ConvertError& e) {
       throw ConvertError("tensor '" + p.name + "': " + e.what());
     }
-    if (p.t.dtype == fb::DType::U8_ZERO_ONE) required |= kFeatureZeroOneU8;
-    if (p.t.dtype == fb::DType::F16) required |= kFeatureF16;
-    if (p.t.dtype == fb::DType::BF16) required |= kFeatureBF16;
+    if (p.t.dtype == DType::kU8ZeroOne) required |= kFeatureZeroOneU8;
+    if (p.t.dtype == DType::kF16) required |= kFeatureF16;
+    if (p.t.dtype == DType::kBF16) required |= kFeatureBF16;
     p.data_offset = offset;
     offset = align_up(offset + p.t.data.size(), kWeightAlignment);
     if (!p.t.params.empty()) {

@@ -8,17 +8,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "core/zero_one.h"
 #include "thread_pool.h"
 
 namespace ember {
 
-enum class WeightType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kU8ZeroOne = 3 };  // = fb::DType
-
 // A weight matrix used in place from the model file: (rows = outputs, cols = inputs).
 struct WeightRef {
-  WeightType type = WeightType::kF32;
+  DType type = DType::kF32;
   const void* data = nullptr;     // (rows, cols) of `type`; u8: row blocks
   const float* params = nullptr;  // kU8ZeroOne: row blocks' params (core/zero_one.h)
   uint32_t rows = 0, cols = 0;

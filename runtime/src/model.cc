@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/dtype_fb.h"
 #include "core/format.h"
 #include "core/half.h"
 #include "core/zero_one.h"
@@ -16,19 +17,6 @@
 
 namespace ember {
 namespace {
-
-size_t dtype_bytes(fb::DType t) {
-  switch (t) {
-    case fb::DType::F32:
-      return 4;
-    case fb::DType::F16:
-    case fb::DType::BF16:
-      return 2;
-    case fb::DType::U8_ZERO_ONE:
-      return 1;
-  }
-  return 0;
-}
 
 const char* dtype_name(fb::DType t) {
   const char* n = fb::EnumNameDType(t);
@@ -70,18 +58,19 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
     return set_error(Status::kBadFormat, "tensor '%s': shape [%llu], the config implies [%llu]",
                      name, (unsigned long long)r, (unsigned long long)rows);
   }
-  const fb::DType dt = t->dtype();
-  const size_t esize = dtype_bytes(dt);
-  if (esize == 0) {
+  const fb::DType file_dt = t->dtype();
+  DType dt = DType::kF32;
+  if (!dtype_from_fb(file_dt, &dt)) {
     return set_error(Status::kUnsupported, "tensor '%s': unknown dtype %u", name,
-                     static_cast<unsigned>(dt));
+                     static_cast<unsigned>(file_dt));
   }
+  const size_t esize = dtype_element_bytes(dt);
   // As a matrix: a 1-D tensor is one row.
   const uint64_t mrows = rank == 2 ? rows : 1;
   const uint64_t mcols = rank == 2 ? cols : rows;
   ZeroOneShape zs;
   unsigned long long numel = 0, bytes = 0, end = 0;
-  if (dt == fb::DType::U8_ZERO_ONE) {
+  if (dt == DType::kU8ZeroOne) {
     if (m.root->format_version() < kFormatVersionU8Blocks) {
       return set_error(Status::kUnsupported,
                        "tensor '%s': u8 zero-one weights in the row-major layout of format %u; "
@@ -100,7 +89,7 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
   if (t->data_size() != bytes) {
     return set_error(Status::kBadFormat,
                      "tensor '%s': data_size %llu, shape x %s size implies %llu bytes", name,
-                     (unsigned long long)t->data_size(), dtype_name(dt), bytes);
+                     (unsigned long long)t->data_size(), dtype_name(file_dt), bytes);
   }
   if (t->data_offset() % kWeightAlignment != 0) {
     return set_error(Status::kBadFormat, "tensor '%s': data_offset %llu is not %zu-byte aligned",
@@ -114,11 +103,11 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                      (unsigned long long)m.weights_size);
   }
   WeightRef w;
-  w.type = static_cast<WeightType>(dt);
+  w.type = dt;
   w.data = m.weights + t->data_offset();
   w.rows = static_cast<uint32_t>(mrows);
   w.cols = static_cast<uint32_t>(mcols);
-  if (dt == fb::DType::U8_ZERO_ONE) {
+  if (dt == DType::kU8ZeroOne) {
     unsigned long long pend = 0;
     if (t->params_size() != zs.params_bytes()) {
       return set_error(Status::kBadFormat,
@@ -281,7 +270,7 @@ Status vector_tensor(Model* m, const char* name, uint32_t n, float** cursor, con
 
 Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, WeightRef* out) {
   EMBER_RETURN_IF_ERROR(check_tensor(*m, name, rows, cols, out));
-  if (out->type == WeightType::kU8ZeroOne) {
+  if (out->type == DType::kU8ZeroOne) {
     const size_t g = zero_one_groups_per_row(cols, out->group);
     if (g > m->max_groups) m->max_groups = g;
   }
@@ -290,20 +279,12 @@ Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, W
 
 // Bytes of a matrix in the weights region: its values and, for u8, its zero-one parameters.
 uint64_t matrix_bytes(const WeightRef& w) {
-  const uint64_t n = uint64_t{w.rows} * w.cols;
-  switch (w.type) {
-    case WeightType::kU8ZeroOne: {
-      ZeroOneShape s;  // (checked at load)
-      zero_one_shape(w.rows, w.cols, w.group, &s);
-      return s.data_bytes() + s.params_bytes();  // padding rows included: they are read too
-    }
-    case WeightType::kF16:
-    case WeightType::kBF16:
-      return 2 * n;
-    case WeightType::kF32:
-      break;
+  if (w.type == DType::kU8ZeroOne) {
+    ZeroOneShape s;  // (checked at load)
+    zero_one_shape(w.rows, w.cols, w.group, &s);
+    return s.data_bytes() + s.params_bytes();  // padding rows included: they are read too
   }
-  return 4 * n;
+  return uint64_t{w.rows} * w.cols * dtype_element_bytes(w.type);
 }
 
 Status load_weights(Model* m) {
@@ -371,7 +352,7 @@ Status load_weights(Model* m) {
   // A u8 row lies 4 bytes to each 64-byte line of its 16-row block: reading it reads the block.
   uint64_t read = matrix_bytes(m->output);
   if (!c.tie_embeddings) {
-    const uint64_t rows = m->embed.type == WeightType::kU8ZeroOne
+    const uint64_t rows = m->embed.type == DType::kU8ZeroOne
                               ? (uint64_t{c.vocab_size} + kZeroOneBlockRows - 1) / kZeroOneBlockRows
                               : c.vocab_size;
     read += matrix_bytes(m->embed) / rows;
@@ -391,21 +372,21 @@ Status load_weights(Model* m) {
 void dequantize_row(const WeightRef& w, size_t row, float* out) {
   const size_t n = w.cols;
   switch (w.type) {
-    case WeightType::kF32: {
+    case DType::kF32: {
       std::memcpy(out, static_cast<const float*>(w.data) + row * n, n * sizeof(float));
       break;
     }
-    case WeightType::kF16: {
+    case DType::kF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
       for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
       break;
     }
-    case WeightType::kBF16: {
+    case DType::kBF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
       for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
       break;
     }
-    case WeightType::kU8ZeroOne: {
+    case DType::kU8ZeroOne: {
       ZeroOneShape s;  // (checked at load)
       zero_one_shape(w.rows, n, w.group, &s);
       zero_one_dequantize_row(s, static_cast<const uint8_t*>(w.data), w.params, row, out);

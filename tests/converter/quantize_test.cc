@@ -52,7 +52,7 @@ void check_zero_one(const std::vector<float>& w, uint64_t rows, uint64_t cols, u
   const size_t glen = group == 0 || group > cols ? cols : group;
   const size_t gpr = (cols + glen - 1) / glen;
   const size_t blocks = (rows + 15) / 16;
-  ASSERT_EQ(s.dtype, fb::DType::U8_ZERO_ONE);
+  ASSERT_EQ(s.dtype, DType::kU8ZeroOne);
   ASSERT_EQ(s.group_size, group > cols ? cols : group);  // a group past the row is the whole row
   ASSERT_EQ(s.data.size(), blocks * 16 * (gpr - 1) * ((glen + 3) / 4 * 4) +
                                blocks * 16 * ((cols - (gpr - 1) * glen + 3) / 4 * 4));
@@ -194,13 +194,13 @@ TEST(ZeroOneQuantize, StoreTensorQuantizesOnly2D) {
   FloatTensor mat{{2, 4}, {1, 2, 3, 4, -1, -2, -3, -4}, "F32"};
   for (QuantMode m : {QuantMode::F32, QuantMode::F16, QuantMode::U8}) {
     const StoredTensor sn = store_tensor(norm, m, 64);
-    EXPECT_EQ(sn.dtype, fb::DType::F32);
+    EXPECT_EQ(sn.dtype, DType::kF32);
     EXPECT_EQ(sn.data.size(), 32u);
     EXPECT_EQ(std::memcmp(sn.data.data(), norm.data.data(), 32), 0);
   }
-  EXPECT_EQ(store_tensor(mat, QuantMode::F32, 64).dtype, fb::DType::F32);
-  EXPECT_EQ(store_tensor(mat, QuantMode::F16, 64).dtype, fb::DType::F16);
-  EXPECT_EQ(store_tensor(mat, QuantMode::U8, 64).dtype, fb::DType::U8_ZERO_ONE);
+  EXPECT_EQ(store_tensor(mat, QuantMode::F32, 64).dtype, DType::kF32);
+  EXPECT_EQ(store_tensor(mat, QuantMode::F16, 64).dtype, DType::kF16);
+  EXPECT_EQ(store_tensor(mat, QuantMode::U8, 64).dtype, DType::kU8ZeroOne);
   EXPECT_THROW(parse_quant_mode("q4"), ConvertError);
 }
 

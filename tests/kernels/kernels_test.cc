@@ -16,11 +16,13 @@
 #include <tuple>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/variants.h"
 #include "reference/reference_kernels.h"
 
 namespace {
 
+using ember::DType;
 using ember::ZeroOneParams;
 using ember::kernels::KernelTable;
 
@@ -332,9 +334,7 @@ TEST_P(KernelVariantTest, U8S8SaturationWorstCase) {
 }
 
 // ---------------------------------------------------------------------------------------------
-enum class WType { kF32, kF16, kBF16 };
-
-void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_t k,
+void float_matmul_case(const KernelTable& t, DType wt, size_t m, size_t n, size_t k,
                        uint32_t seed) {
   SCOPED_TRACE(testing::Message() << t.name << " wtype=" << static_cast<int>(wt) << " m=" << m
                                   << " n=" << n << " k=" << k);
@@ -345,12 +345,12 @@ void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_
   std::vector<uint16_t> wh(n * k);
   for (auto& v : x) v = u(rng);
   for (size_t i = 0; i < n * k; ++i) {
-    if (wt == WType::kF32) {
+    if (wt == DType::kF32) {
       wf[i] = u(rng);
     } else {
       // Random sign and mantissa, exponent giving magnitudes ~2^-6..2^1 (plus some subnormal f16).
       uint16_t h = static_cast<uint16_t>(ub(rng));
-      if (wt == WType::kF16) {
+      if (wt == DType::kF16) {
         const int e = (i % 97 == 0) ? 0 : 9 + (h >> 10) % 8;
         h = static_cast<uint16_t>((h & 0x83ffu) | (e << 10));
         wf[i] = ember_ref::f16_to_f32(h);
@@ -365,9 +365,9 @@ void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_
   const size_t n0 = n > 2 ? 1 : 0, n1 = n > 3 ? n - 1 : n, ldy = n + 1;
   auto run = [&](const KernelTable& tt, std::vector<float>& y) {
     y.assign(m * ldy, -7.0f);
-    if (wt == WType::kF32) tt.matmul_f32(wf.data(), k, x.data(), m, y.data(), ldy, n0, n1);
-    if (wt == WType::kF16) tt.matmul_f16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
-    if (wt == WType::kBF16) tt.matmul_bf16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kF32) tt.matmul_f32(wf.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kF16) tt.matmul_f16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kBF16) tt.matmul_bf16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
   };
   std::vector<float> y;
   run(t, y);
@@ -394,7 +394,7 @@ void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_
 TEST_P(KernelVariantTest, FloatMatmulsOddShapes) {
   uint32_t seed = 3;
   for (const auto& [m, n, k] : odd_shapes(size_t{1} << 20))
-    for (WType wt : {WType::kF32, WType::kF16, WType::kBF16}) {
+    for (DType wt : {DType::kF32, DType::kF16, DType::kBF16}) {
       float_matmul_case(*table_, wt, m, n, k, seed++);
       if (HasFatalFailure()) return;
     }

@@ -16,9 +16,9 @@
 
 namespace {
 
+using ember::DType;
 using ember::LinearExecutor;
 using ember::WeightRef;
-using ember::WeightType;
 
 struct Weights {
   std::vector<float> f32;
@@ -28,7 +28,7 @@ struct Weights {
   WeightRef ref;
 };
 
-Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t group, uint32_t seed) {
+Weights make_weights(DType type, uint32_t rows, uint32_t cols, uint32_t group, uint32_t seed) {
   Weights w;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -39,25 +39,25 @@ Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t gro
   w.ref.cols = cols;
   w.ref.group = group;
   switch (type) {
-    case WeightType::kF32:
+    case DType::kF32:
       w.f32 = v;
       w.ref.data = w.f32.data();
       break;
-    case WeightType::kF16:
-    case WeightType::kBF16:
+    case DType::kF16:
+    case DType::kBF16:
       w.h16.resize(v.size());
       for (size_t i = 0; i < v.size(); ++i) {
         uint32_t b;
         std::memcpy(&b, &v[i], 4);
         // bf16: truncate; f16 test data: a normal half with the same sign and top mantissa bits.
         w.h16[i] =
-            type == WeightType::kBF16
+            type == DType::kBF16
                 ? static_cast<uint16_t>(b >> 16)
                 : static_cast<uint16_t>(((b >> 16) & 0x8000u) | (14u << 10) | ((b >> 13) & 0x3ffu));
       }
       w.ref.data = w.h16.data();
       break;
-    case WeightType::kU8ZeroOne: {
+    case DType::kU8ZeroOne: {
       const size_t g = ember::zero_one_group_len(cols, group);
       const size_t groups = ember::zero_one_groups_per_row(cols, group);
       std::vector<uint8_t> q(v.size());
@@ -97,15 +97,15 @@ std::vector<float> run_linear(const WeightRef& w, const std::vector<float>& x, s
 
 TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
   struct Case {
-    WeightType type;
+    DType type;
     uint32_t rows, cols, group;
     size_t m;
   };
   const Case cases[] = {
-      {WeightType::kU8ZeroOne, 67, 255, 64, 1},  {WeightType::kU8ZeroOne, 255, 128, 32, 7},
-      {WeightType::kU8ZeroOne, 129, 200, 0, 17}, {WeightType::kU8ZeroOne, 1000, 96, 128, 33},
-      {WeightType::kF32, 67, 33, 0, 3},          {WeightType::kF16, 130, 67, 0, 5},
-      {WeightType::kBF16, 33, 255, 0, 1},
+      {DType::kU8ZeroOne, 67, 255, 64, 1},  {DType::kU8ZeroOne, 255, 128, 32, 7},
+      {DType::kU8ZeroOne, 129, 200, 0, 17}, {DType::kU8ZeroOne, 1000, 96, 128, 33},
+      {DType::kF32, 67, 33, 0, 3},          {DType::kF16, 130, 67, 0, 5},
+      {DType::kBF16, 33, 255, 0, 1},
   };
   const std::string active = ember::kernels::active().name;
   uint32_t seed = 1;
@@ -141,7 +141,7 @@ TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
 // variant.
 TEST(LinearExecutor, MultiMatchesSeparateLinears) {
   struct Spec {
-    WeightType type;
+    DType type;
     uint32_t rows, group;
   };
   struct Case {
@@ -150,26 +150,24 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
     size_t m;
   };
   const std::vector<Case> cases = {
-      {{{WeightType::kU8ZeroOne, 96, 32},
-        {WeightType::kU8ZeroOne, 40, 32},
-        {WeightType::kU8ZeroOne, 40, 32}},
+      {{{DType::kU8ZeroOne, 96, 32}, {DType::kU8ZeroOne, 40, 32}, {DType::kU8ZeroOne, 40, 32}},
        160,
        1},
-      {{{WeightType::kU8ZeroOne, 67, 64}, {WeightType::kU8ZeroOne, 200, 64}}, 255, 9},
-      {{{WeightType::kU8ZeroOne, 33, 0}, {WeightType::kU8ZeroOne, 17, 0}}, 100, 5},
-      {{{WeightType::kU8ZeroOne, 48, 32}, {WeightType::kU8ZeroOne, 48, 16}}, 96, 3},
-      {{{WeightType::kU8ZeroOne, 48, 32}, {WeightType::kF32, 31, 0}}, 96, 2},
-      {{{WeightType::kF32, 35, 0}, {WeightType::kF16, 50, 0}, {WeightType::kBF16, 18, 0}}, 67, 4},
-      {{{WeightType::kU8ZeroOne, 16, 32},
-        {WeightType::kU8ZeroOne, 5, 32},
-        {WeightType::kU8ZeroOne, 33, 32},
-        {WeightType::kU8ZeroOne, 16, 32},
-        {WeightType::kU8ZeroOne, 1, 32},
-        {WeightType::kU8ZeroOne, 64, 32},
-        {WeightType::kU8ZeroOne, 7, 32},
-        {WeightType::kU8ZeroOne, 16, 32},
-        {WeightType::kU8ZeroOne, 90, 32},
-        {WeightType::kU8ZeroOne, 3, 32}},
+      {{{DType::kU8ZeroOne, 67, 64}, {DType::kU8ZeroOne, 200, 64}}, 255, 9},
+      {{{DType::kU8ZeroOne, 33, 0}, {DType::kU8ZeroOne, 17, 0}}, 100, 5},
+      {{{DType::kU8ZeroOne, 48, 32}, {DType::kU8ZeroOne, 48, 16}}, 96, 3},
+      {{{DType::kU8ZeroOne, 48, 32}, {DType::kF32, 31, 0}}, 96, 2},
+      {{{DType::kF32, 35, 0}, {DType::kF16, 50, 0}, {DType::kBF16, 18, 0}}, 67, 4},
+      {{{DType::kU8ZeroOne, 16, 32},
+        {DType::kU8ZeroOne, 5, 32},
+        {DType::kU8ZeroOne, 33, 32},
+        {DType::kU8ZeroOne, 16, 32},
+        {DType::kU8ZeroOne, 1, 32},
+        {DType::kU8ZeroOne, 64, 32},
+        {DType::kU8ZeroOne, 7, 32},
+        {DType::kU8ZeroOne, 16, 32},
+        {DType::kU8ZeroOne, 90, 32},
+        {DType::kU8ZeroOne, 3, 32}},
        256,
        8},
   };
@@ -224,10 +222,10 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
 TEST(LinearExecutor, PreparedRowsMatchLinear) {
   const uint32_t cols = 200, group = 32;
   const size_t m = 5, groups = ember::zero_one_groups_per_row(cols, group);
-  Weights a = make_weights(WeightType::kU8ZeroOne, 96, cols, group, 7);
-  Weights b = make_weights(WeightType::kU8ZeroOne, 33, cols, group, 8);
-  Weights other_group = make_weights(WeightType::kU8ZeroOne, 16, cols, 64, 9);
-  Weights f = make_weights(WeightType::kF32, 16, cols, 0, 10);
+  Weights a = make_weights(DType::kU8ZeroOne, 96, cols, group, 7);
+  Weights b = make_weights(DType::kU8ZeroOne, 33, cols, group, 8);
+  Weights other_group = make_weights(DType::kU8ZeroOne, 16, cols, 64, 9);
+  Weights f = make_weights(DType::kF32, 16, cols, 0, 10);
   std::vector<float> x(m * cols);
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-2.0f, 2.0f);
