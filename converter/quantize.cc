@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "safetensors.h"
 #include "core/half.h"
+#include "safetensors.h"
 
 namespace ember {
 namespace convert {
@@ -18,9 +18,12 @@ QuantMode parse_quant_mode(const std::string& s) {
 
 const char* quant_mode_name(QuantMode m) {
   switch (m) {
-    case QuantMode::F32: return "f32";
-    case QuantMode::F16: return "f16";
-    case QuantMode::U8: return "u8";
+    case QuantMode::F32:
+      return "f32";
+    case QuantMode::F16:
+      return "f16";
+    case QuantMode::U8:
+      return "u8";
   }
   return "?";
 }
@@ -45,7 +48,8 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t a = x & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return sign | 0x7E00u | static_cast<uint16_t>((a >> 13) & 0x3FFu);  // NaN stays NaN
+  if (a > 0x7F800000u)
+    return sign | 0x7E00u | static_cast<uint16_t>((a >> 13) & 0x3FFu);  // NaN stays NaN
   // 65520 = 0x477FF000 is halfway between 65504 (odd mantissa) and 2^16: ties-to-even goes to inf.
   if (a >= 0x477FF000u) return sign | 0x7C00u;
   if (a < 0x38800000u) {
@@ -68,12 +72,12 @@ StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, uin
                        std::to_string(cols) + " matrix: empty or too large");
   }
   StoredTensor s;
-  s.dtype = fb::DType::U8_ZERO_ONE;
+  s.dtype = DType::kU8ZeroOne;
   s.shape = {rows, cols};
   s.group_size = group;
   const size_t glen = zero_one_group_len(cols, group);
   const size_t gpr = zero_one_groups_per_row(cols, group);
-  std::vector<uint8_t> q(rows * cols);         // (rows, cols) row-major, then stored in blocks
+  std::vector<uint8_t> q(rows * cols);            // (rows, cols) row-major, then stored in blocks
   std::vector<ZeroOneParams> params(rows * gpr);  // (rows, groups)
   double num = 0, den = 0;
   for (uint64_t r = 0; r < rows; ++r) {
@@ -84,8 +88,8 @@ StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, uin
       const size_t n = cols - k0 < glen ? cols - k0 : glen;  // the last group may be partial
       const ZeroOneParams p = zero_one_quantize_group(wr + k0, n, qr + k0);
       if (!std::isfinite(p.scale) || !std::isfinite(p.min)) {
-        throw ConvertError("zero-one quantization: row " + std::to_string(r) + " group " + std::to_string(g) +
-                           " has a range too large for float32");
+        throw ConvertError("zero-one quantization: row " + std::to_string(r) + " group " +
+                           std::to_string(g) + " has a range too large for float32");
       }
       params[r * gpr + g] = p;
       for (size_t i = 0; i < n; ++i) {
@@ -116,7 +120,7 @@ StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, uint32_t group) 
   StoredTensor s;
   s.shape = t.shape;
   if (is_quantized_in(mode, t) && mode == QuantMode::F16) {
-    s.dtype = fb::DType::F16;
+    s.dtype = DType::kF16;
     s.data.resize(t.data.size() * 2);
     std::vector<float> back(t.data.size());
     for (size_t i = 0; i < t.data.size(); ++i) {
@@ -127,7 +131,7 @@ StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, uint32_t group) 
     s.rel_rms_error = relative_rms_error(t.data.data(), back.data(), t.data.size());
     return s;
   }
-  s.dtype = fb::DType::F32;
+  s.dtype = DType::kF32;
   s.data.resize(t.data.size() * 4);
   if (!t.data.empty()) std::memcpy(s.data.data(), t.data.data(), s.data.size());
   s.rel_rms_error = 0;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/zero_one.h"
 #include "model_ir.h"
 
@@ -23,12 +24,12 @@ QuantMode parse_quant_mode(const std::string& s);
 const char* quant_mode_name(QuantMode m);
 
 struct StoredTensor {
-  fb::DType dtype = fb::DType::F32;
+  DType dtype = DType::kF32;
   std::vector<uint64_t> shape;
-  uint32_t group_size = 0;             // U8_ZERO_ONE only (0 = one group per row)
-  std::vector<uint8_t> data;           // F32/F16: little-endian values; U8: row blocks (zero_one.h)
-  std::vector<float> params;           // U8: the row blocks' params (zero_one.h)
-  double rel_rms_error = 0;            // ||W - stored|| / ||W|| (0 when W is all zeros)
+  uint32_t group_size = 0;    // kU8ZeroOne only (0 = one group per row)
+  std::vector<uint8_t> data;  // F32/F16: little-endian values; U8: row blocks (zero_one.h)
+  std::vector<float> params;  // U8: the row blocks' params (zero_one.h)
+  double rel_rms_error = 0;   // ||W - stored|| / ||W|| (0 when W is all zeros)
 };
 
 // Whether `mode` converts this tensor (2-D) or keeps it F32 (anything else).

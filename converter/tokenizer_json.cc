@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/limits.h"
 #include "util.h"
 
 namespace ember {
@@ -20,8 +21,6 @@ namespace convert {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr int64_t kMaxTokenizerVocab = 1 << 22;  // the runtime's kMaxVocab
 
 // The split regexes the runtime implements (runtime/src/tokenizer.cc), as tokenizer.json spells
 // them.
@@ -441,7 +440,7 @@ void read_vocab(const json& model, const json& added, Parsed* p) {
     if (!it.value().is_number_integer())
       fail(f, "model.vocab['" + it.key() + "'] is not an integer");
     const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id >= kMaxTokenizerVocab) {
+    if (id < 0 || id >= int64_t{kMaxVocab}) {
       fail(f, "model.vocab['" + it.key() + "'] = " + std::to_string(id) + " is out of range");
     }
     n_vocab = std::max(n_vocab, id + 1);
@@ -453,7 +452,7 @@ void read_vocab(const json& model, const json& added, Parsed* p) {
       fail(f, "added_tokens entry " + a.dump() + " needs an integer id and a string content");
     }
     const int64_t id = a["id"].get<int64_t>();
-    if (id < 0 || id >= kMaxTokenizerVocab) {
+    if (id < 0 || id >= int64_t{kMaxVocab}) {
       fail(f, "added_tokens id " + std::to_string(id) + " is out of range");
     }
     n_vocab = std::max(n_vocab, id + 1);

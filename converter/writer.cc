@@ -12,6 +12,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/dtype_fb.h"
 #include "core/format.h"
 #include "hf_model.h"
 #include "tokenizer_json.h"
@@ -37,7 +38,8 @@ class Progress {
   void update(size_t done) {
     if (!os_ || total_ == 0) return;
     if (!tty_) {  // a log file gets one line per phase, not 40 carriage returns
-      if (done == total_) *os_ << phase_ << " " << done << "/" << total_ << " tensors\n" << std::flush;
+      if (done == total_)
+        *os_ << phase_ << " " << done << "/" << total_ << " tensors\n" << std::flush;
       return;
     }
     const size_t step = done * 40 / total_;
@@ -64,7 +66,9 @@ class TempFile {
     std::vector<char> tmpl(path_.begin(), path_.end());
     tmpl.push_back('\0');
     fd_ = ::mkstemp(tmpl.data());
-    if (fd_ < 0) throw ConvertError(out + ": cannot create a temporary file beside it: " + std::strerror(errno));
+    if (fd_ < 0)
+      throw ConvertError(out +
+                         ": cannot create a temporary file beside it: " + std::strerror(errno));
     path_ = tmpl.data();
     const mode_t mask = ::umask(0);
     ::umask(mask);
@@ -87,8 +91,11 @@ class TempFile {
   }
   void pad_to(uint64_t off) {
     static const char zeros[256] = {};
-    if (off < pos_) throw ConvertError(path_ + ": internal layout error (offset " + std::to_string(off) + " behind " + std::to_string(pos_) + ")");
-    while (pos_ < off) write(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, off - pos_)));
+    if (off < pos_)
+      throw ConvertError(path_ + ": internal layout error (offset " + std::to_string(off) +
+                         " behind " + std::to_string(pos_) + ")");
+    while (pos_ < off)
+      write(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, off - pos_)));
   }
   uint64_t pos() const { return pos_; }
   void commit(const std::string& out, bool force) {
@@ -104,16 +111,20 @@ class TempFile {
     fd_ = -1;
     if (force) {
       if (::rename(path_.c_str(), out.c_str()) != 0) {
-        throw ConvertError(out + ": cannot rename the temporary file into place: " + std::strerror(errno));
+        throw ConvertError(
+            out + ": cannot rename the temporary file into place: " + std::strerror(errno));
       }
     } else {
       // link() fails if `out` appeared meanwhile: no overwrite even in a race.
       if (::link(path_.c_str(), out.c_str()) != 0) {
-        if (errno == EEXIST) throw ConvertError(out + ": already exists (use --force to overwrite)");
-        if (path_exists(out)) throw ConvertError(out + ": already exists (use --force to overwrite)");
+        if (errno == EEXIST)
+          throw ConvertError(out + ": already exists (use --force to overwrite)");
+        if (path_exists(out))
+          throw ConvertError(out + ": already exists (use --force to overwrite)");
         // Filesystems without hard links: fall back to rename after the existence check.
         if (::rename(path_.c_str(), out.c_str()) != 0) {
-          throw ConvertError(out + ": cannot rename the temporary file into place: " + std::strerror(errno));
+          throw ConvertError(
+              out + ": cannot rename the temporary file into place: " + std::strerror(errno));
         }
         committed_ = true;
         return;
@@ -138,28 +149,34 @@ struct Placed {
 
 std::string type_name(const StoredTensor& t) {
   switch (t.dtype) {
-    case fb::DType::F32: return "f32";
-    case fb::DType::F16: return "f16";
-    case fb::DType::BF16: return "bf16";
-    case fb::DType::U8_ZERO_ONE:
+    case DType::kF32:
+      return "f32";
+    case DType::kF16:
+      return "f16";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kU8ZeroOne:
       return t.group_size == 0 ? "u8/row" : "u8/g" + std::to_string(t.group_size);
   }
   return "?";
 }
 
-flatbuffers::Offset<fb::ModelConfig> build_config(flatbuffers::FlatBufferBuilder& fbb, const ConfigSpec& c) {
+flatbuffers::Offset<fb::ModelConfig> build_config(flatbuffers::FlatBufferBuilder& fbb,
+                                                  const ConfigSpec& c) {
   auto arch = fbb.CreateString(c.architecture);
   auto rope = fb::CreateRopeScaling(fbb, c.rope_scaling_type, c.rope_factor, c.rope_low_freq_factor,
                                     c.rope_high_freq_factor, c.rope_original_max_position);
-  return fb::CreateModelConfig(fbb, arch, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim,
-                               c.intermediate_size, c.vocab_size, c.max_context, c.rope_theta, rope, c.norm_eps,
-                               c.tie_embeddings, c.activation, c.attention_bias, c.mlp_bias, c.sliding_window);
+  return fb::CreateModelConfig(fbb, arch, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads,
+                               c.head_dim, c.intermediate_size, c.vocab_size, c.max_context,
+                               c.rope_theta, rope, c.norm_eps, c.tie_embeddings, c.activation,
+                               c.attention_bias, c.mlp_bias, c.sliding_window);
 }
 
 // The whole FlatBuffer, with `weights_offset` (nonzero, so the field is always present and the
 // buffer's size does not depend on its value).
-void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir, const std::vector<Placed>& placed,
-                      uint64_t required_features, uint64_t weights_offset, uint64_t weights_size) {
+void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
+                      const std::vector<Placed>& placed, uint64_t required_features,
+                      uint64_t weights_offset, uint64_t weights_size) {
   fbb.Clear();
   flatbuffers::Offset<fb::ModelConfig> config = 0;
   if (ir.has_config) config = build_config(fbb, ir.config);
@@ -169,30 +186,30 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir, co
   if (ir.has_config) {
     std::vector<flatbuffers::Offset<fb::Tensor>> v;
     for (const Placed& p : placed) {
-      v.push_back(fb::CreateTensorDirect(fbb, p.name.c_str(), &p.t.shape, p.t.dtype, p.t.group_size, p.data_offset,
-                                         p.t.data.size(), p.params_offset, p.params_size,
-                                         static_cast<float>(p.t.rel_rms_error)));
+      v.push_back(fb::CreateTensorDirect(
+          fbb, p.name.c_str(), &p.t.shape, dtype_to_fb(p.t.dtype), p.t.group_size, p.data_offset,
+          p.t.data.size(), p.params_offset, p.params_size, static_cast<float>(p.t.rel_rms_error)));
     }
     tensors = fbb.CreateVector(v);
   }
-  auto prov = fb::CreateProvenanceDirect(fbb, ir.source.c_str(), EMBER_VERSION_STRING, ir.command_line.c_str(),
-                                         ir.source_dtype.c_str());
+  auto prov = fb::CreateProvenanceDirect(fbb, ir.source.c_str(), EMBER_VERSION_STRING,
+                                         ir.command_line.c_str(), ir.source_dtype.c_str());
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Adapter>>> adapters = 0;
   if (!ir.adapters.empty()) {
     std::vector<flatbuffers::Offset<fb::Adapter>> v;
     for (const AdapterRecord& a : ir.adapters) {
       std::vector<flatbuffers::Offset<flatbuffers::String>> mods;
       for (const auto& m : a.modules) mods.push_back(fbb.CreateString(m));
-      v.push_back(fb::CreateAdapterDirect(fbb, a.name.c_str(), a.sha256.c_str(), a.r, a.alpha, a.scale,
-                                          a.use_rslora, &mods));
+      v.push_back(fb::CreateAdapterDirect(fbb, a.name.c_str(), a.sha256.c_str(), a.r, a.alpha,
+                                          a.scale, a.use_rslora, &mods));
     }
     adapters = fbb.CreateVector(v);
   }
   // Only u8 tensors changed layout in format 2: a float-only file stays readable by runtime 1.
   const uint32_t min_runtime =
       (required_features & kFeatureZeroOneU8) != 0 ? kFormatVersionU8Blocks : 1;
-  auto root = fb::CreateModel(fbb, kFormatVersion, min_runtime, required_features, 0, config, tok, tensors,
-                              weights_offset, weights_size, prov, adapters);
+  auto root = fb::CreateModel(fbb, kFormatVersion, min_runtime, required_features, 0, config, tok,
+                              tensors, weights_offset, weights_size, prov, adapters);
   fbb.FinishSizePrefixed(root, kFileIdentifier);
 }
 
@@ -200,17 +217,20 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir, co
 
 void check_output_path(const std::string& out, bool force) {
   if (out.empty()) throw ConvertError("no output path given (-o OUT.ember)");
-  if (!force && path_exists(out)) throw ConvertError(out + ": already exists (use --force to overwrite)");
+  if (!force && path_exists(out))
+    throw ConvertError(out + ": already exists (use --force to overwrite)");
 }
 
 WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOptions& opts) {
   check_output_path(out, opts.force);
-  if (!ir.has_config && !ir.tensors.empty()) throw ConvertError("a file without a config cannot hold tensors");
+  if (!ir.has_config && !ir.tensors.empty())
+    throw ConvertError("a file without a config cannot hold tensors");
 
   // Tensor order: natural name order (layer 2 before layer 10).
   std::vector<const std::string*> names;
   for (const auto& kv : ir.tensors) names.push_back(&kv.first);
-  std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return natural_less(*a, *b); });
+  std::sort(names.begin(), names.end(),
+            [](const std::string* a, const std::string* b) { return natural_less(*a, *b); });
 
   WriteReport report;
   std::vector<Placed> placed;
@@ -227,9 +247,9 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     } catch (const ConvertError& e) {
       throw ConvertError("tensor '" + p.name + "': " + e.what());
     }
-    if (p.t.dtype == fb::DType::U8_ZERO_ONE) required |= kFeatureZeroOneU8;
-    if (p.t.dtype == fb::DType::F16) required |= kFeatureF16;
-    if (p.t.dtype == fb::DType::BF16) required |= kFeatureBF16;
+    if (p.t.dtype == DType::kU8ZeroOne) required |= kFeatureZeroOneU8;
+    if (p.t.dtype == DType::kF16) required |= kFeatureF16;
+    if (p.t.dtype == DType::kBF16) required |= kFeatureBF16;
     p.data_offset = offset;
     offset = align_up(offset + p.t.data.size(), kWeightAlignment);
     if (!p.t.params.empty()) {
@@ -255,7 +275,8 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   const uint64_t fb_size = fbb.GetSize();  // includes the 4-byte size prefix
   const uint64_t weights_offset = align_up(fb_size, kWeightAlignment);
   build_flatbuffer(fbb, ir, placed, required, weights_offset, weights_size);
-  if (fbb.GetSize() != fb_size) throw ConvertError("internal error: FlatBuffer size changed between passes");
+  if (fbb.GetSize() != fb_size)
+    throw ConvertError("internal error: FlatBuffer size changed between passes");
 
   TempFile tmp(out);
   tmp.write(fbb.GetBufferPointer(), fbb.GetSize());
@@ -281,11 +302,13 @@ void print_report(const WriteReport& r, std::ostream& os) {
   size_t w = 6;
   for (const auto& t : r.tensors) w = std::max(w, t.name.size());
   std::ostringstream s;
-  s << std::left << std::setw(static_cast<int>(w)) << "tensor" << "  " << std::setw(8) << "type" << std::right
-    << std::setw(12) << "bytes" << std::setw(14) << "rel RMS err" << "\n";
+  s << std::left << std::setw(static_cast<int>(w)) << "tensor"
+    << "  " << std::setw(8) << "type" << std::right << std::setw(12) << "bytes" << std::setw(14)
+    << "rel RMS err"
+    << "\n";
   for (const auto& t : r.tensors) {
-    s << std::left << std::setw(static_cast<int>(w)) << t.name << "  " << std::setw(8) << t.type << std::right
-      << std::setw(12) << t.bytes << std::setw(14);
+    s << std::left << std::setw(static_cast<int>(w)) << t.name << "  " << std::setw(8) << t.type
+      << std::right << std::setw(12) << t.bytes << std::setw(14);
     if (t.rel_rms_error == 0) {
       s << "0";
     } else {

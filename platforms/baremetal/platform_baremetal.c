@@ -1,28 +1,35 @@
 /* Bare-metal platform: no files, no OS clock. A product overrides the weak definitions with its
  * board's timer and console. Allocation uses newlib's malloc only for the once-only model handle
- * and context (a product that passes an arena to ember_context_create needs only the model handle). */
+ * and context (a product that passes an arena to ember_context_create needs only the model handle).
+ */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "platform.h"
+#include "ember/platform.h"
 
-__attribute__((weak)) double ember_platform_now_seconds(void) { return 0.0; }
+EMBER_PLATFORM_WEAK double ember_platform_now_seconds(void) { return 0.0; }
 
-__attribute__((weak)) void ember_platform_log(const char* message) { printf("ember: %s\n", message); }
+EMBER_PLATFORM_WEAK void ember_platform_log(const char* message) { printf("ember: %s\n", message); }
 
-__attribute__((weak)) int ember_platform_map_file(const char* path, const void** data, size_t* size,
-                                                  void** handle) {
-  (void)path; (void)data; (void)size; (void)handle;
+EMBER_PLATFORM_WEAK int ember_platform_map_file(const char* path, const void** data, size_t* size,
+                                                void** handle) {
+  (void)path;
+  (void)data;
+  (void)size;
+  (void)handle;
   return 38; /* ENOSYS: no file system; use ember_model_load_buffer */
 }
 
-__attribute__((weak)) void ember_platform_unmap_file(const void* data, size_t size, void* handle) {
-  (void)data; (void)size; (void)handle;
+EMBER_PLATFORM_WEAK void ember_platform_unmap_file(const void* data, size_t size, void* handle) {
+  (void)data;
+  (void)size;
+  (void)handle;
 }
 
 /* newlib's aligned_alloc needs posix_memalign, which bare-metal newlib lacks: over-allocate with
- * malloc and keep the original pointer just below the aligned block. `alignment` is a power of 2. */
-__attribute__((weak)) void* ember_platform_alloc(size_t size, size_t alignment) {
+ * malloc and keep the original pointer just below the aligned block. `alignment` is a power of 2.
+ */
+EMBER_PLATFORM_WEAK void* ember_platform_alloc(size_t size, size_t alignment) {
   if (alignment < sizeof(void*)) alignment = sizeof(void*);
   if (size > (size_t)-1 - alignment - sizeof(void*)) return NULL;
   unsigned char* raw = (unsigned char*)malloc(size + alignment + sizeof(void*));
@@ -32,6 +39,6 @@ __attribute__((weak)) void* ember_platform_alloc(size_t size, size_t alignment) 
   return (void*)p;
 }
 
-__attribute__((weak)) void ember_platform_free(void* ptr) {
+EMBER_PLATFORM_WEAK void ember_platform_free(void* ptr) {
   if (ptr != NULL) free(((void**)ptr)[-1]);
 }

@@ -1,3 +1,5 @@
+/* POSIX platform (Linux, macOS): the hooks of ember/platform.h. Each is weak: a product's own
+ * definition of a hook replaces it at link time. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise, MADV_HUGEPAGE (glibc) */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -10,15 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "platform.h"
+#include "ember/platform.h"
 
-double ember_platform_now_seconds(void) {
+EMBER_PLATFORM_WEAK double ember_platform_now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void ember_platform_log(const char* message) { fprintf(stderr, "ember: %s\n", message); }
+EMBER_PLATFORM_WEAK void ember_platform_log(const char* message) {
+  fprintf(stderr, "ember: %s\n", message);
+}
 
 /* Maps fd read-only. Linux: at a 2 MiB-aligned address with MADV_HUGEPAGE, so that pages read in
  * by the mapping's faults come into the page cache as 2 MiB folios (physically contiguous) instead
@@ -49,7 +53,8 @@ static void* map_aligned(int fd, size_t len) {
   return mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
 }
 
-int ember_platform_map_file(const char* path, const void** data, size_t* size, void** handle) {
+EMBER_PLATFORM_WEAK int ember_platform_map_file(const char* path, const void** data, size_t* size,
+                                                void** handle) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno;
   struct stat st;
@@ -82,15 +87,15 @@ int ember_platform_map_file(const char* path, const void** data, size_t* size, v
   return 0;
 }
 
-void ember_platform_unmap_file(const void* data, size_t size, void* handle) {
+EMBER_PLATFORM_WEAK void ember_platform_unmap_file(const void* data, size_t size, void* handle) {
   if (handle != NULL && size > 0) munmap((void*)data, size);
 }
 
-void* ember_platform_alloc(size_t size, size_t alignment) {
+EMBER_PLATFORM_WEAK void* ember_platform_alloc(size_t size, size_t alignment) {
   void* p = NULL;
   if (alignment < sizeof(void*)) alignment = sizeof(void*);
   if (posix_memalign(&p, alignment, size == 0 ? 1 : size) != 0) return NULL;
   return p;
 }
 
-void ember_platform_free(void* ptr) { free(ptr); }
+EMBER_PLATFORM_WEAK void ember_platform_free(void* ptr) { free(ptr); }

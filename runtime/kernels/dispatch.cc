@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "ember/platform.h"
 #include "kernels/kernels.h"
 #include "kernels/variants.h"
-#include "platform.h"
 
 #if EMBER_USE_CPUINFO
 #include <cpuinfo.h>
@@ -31,21 +31,20 @@ const KernelTable kScalar = EMBER_TABLE("scalar", scalar);
 #if EMBER_KERNELS_AVX2
 const KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
 // avx512vnni differs from avx2 only in the integer dot (vpdpbusd); it reuses avx2's float ops.
-const KernelTable kAvx512Vnni{"avx512vnni",     f32_s8_quantize_avx2, u8s8_matmul_avx512vnni,
-                              f32_matmul_avx2,  f16_matmul_avx2,      bf16_matmul_avx2,
-                              f32_rmsnorm_avx2, f32_silumul_avx2,     f32_softmax_avx2,
+const KernelTable kAvx512Vnni{"avx512vnni",      f32_s8_quantize_avx2, u8s8_matmul_avx512vnni,
+                              f32_matmul_avx2,   f16_matmul_avx2,      bf16_matmul_avx2,
+                              f32_rmsnorm_avx2,  f32_silumul_avx2,     f32_softmax_avx2,
                               f32_attention_avx2};
 #endif
 #if EMBER_KERNELS_NEON
 const KernelTable kNeon = EMBER_TABLE("neon", neon);
-const KernelTable kNeonDot{"neon-dot",       f32_s8_quantize_neon, u8s8_matmul_neondot,
-                           f32_matmul_neon,  f16_matmul_neon,      bf16_matmul_neon,
-                           f32_rmsnorm_neon, f32_silumul_neon,     f32_softmax_neon,
+const KernelTable kNeonDot{"neon-dot",        f32_s8_quantize_neon, u8s8_matmul_neondot,
+                           f32_matmul_neon,   f16_matmul_neon,      bf16_matmul_neon,
+                           f32_rmsnorm_neon,  f32_silumul_neon,     f32_softmax_neon,
                            f32_attention_neon};
-const KernelTable kI8mm{"i8mm",           f32_s8_quantize_neon, u8s8_matmul_i8mm,
-                        f32_matmul_neon,  f16_matmul_neon,      bf16_matmul_neon,
-                        f32_rmsnorm_neon, f32_silumul_neon,     f32_softmax_neon,
-                        f32_attention_neon};
+const KernelTable kI8mm{"i8mm",           f32_s8_quantize_neon, u8s8_matmul_i8mm, f32_matmul_neon,
+                        f16_matmul_neon,  bf16_matmul_neon,     f32_rmsnorm_neon, f32_silumul_neon,
+                        f32_softmax_neon, f32_attention_neon};
 #endif
 
 struct Features {
@@ -84,9 +83,9 @@ Features detect() {
   // cpuinfo 2022 has no i8mm query (and may be off): read the kernel's hwcaps.
   const unsigned long hwcap = getauxval(AT_HWCAP);
   const unsigned long hwcap2 = getauxval(AT_HWCAP2);
-  f.neon = f.neon || (hwcap & (1ul << 1)) != 0;              // HWCAP_ASIMD
-  f.neon_dot = f.neon_dot || (hwcap & (1ul << 20)) != 0;     // HWCAP_ASIMDDP
-  f.i8mm = (hwcap2 & (1ul << 13)) != 0;                      // HWCAP2_I8MM
+  f.neon = f.neon || (hwcap & (1ul << 1)) != 0;           // HWCAP_ASIMD
+  f.neon_dot = f.neon_dot || (hwcap & (1ul << 20)) != 0;  // HWCAP_ASIMDDP
+  f.i8mm = (hwcap2 & (1ul << 13)) != 0;                   // HWCAP2_I8MM
   f.i8mm = f.i8mm && f.neon_dot;
 #endif
   return f;
@@ -119,8 +118,8 @@ struct Registry {
       } else {
         char msg[160];
         std::snprintf(msg, sizeof msg,
-                      "EMBER_KERNELS=%.40s is unknown or not runnable on this CPU; using '%s'",
-                      env, pick->name);
+                      "EMBER_KERNELS=%.40s is unknown or not runnable on this CPU; using '%s'", env,
+                      pick->name);
         ember_platform_log(msg);
       }
     }

@@ -14,8 +14,8 @@
 
 #include "core/status.h"
 #include "ember/ember.h"
+#include "ember/platform.h"
 #include "model.h"
-#include "platform.h"
 #include "tokenizer.h"
 
 using ember::set_error;

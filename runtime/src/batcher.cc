@@ -7,9 +7,9 @@
 #include <new>
 
 #include "context.h"
+#include "ember/platform.h"
 #include "forward.h"
 #include "model.h"
-#include "platform.h"
 #include "sampler.h"
 
 namespace ember {
@@ -78,8 +78,8 @@ void finish(Context* ctx, Request& r, ember_finish_reason reason) {
 // begin a stop string. Returns true when a stop string matched (the text before it is released).
 bool accept_text(Context* ctx, Request& r, int32_t id) {
   size_t n = 0;
-  if (ember_detok_stream_feed(static_cast<const ember_model*>(ctx->model), &r.stream, id,
-                              ctx->text, ctx->plan.text_bytes, &n) != EMBER_OK) {
+  if (ember_detok_stream_feed(static_cast<const ember_model*>(ctx->model), &r.stream, id, ctx->text,
+                              ctx->plan.text_bytes, &n) != EMBER_OK) {
     n = 0;  // (cannot happen: text_bytes holds any piece plus pending bytes)
   }
   if (r.n_stop == 0) {
@@ -148,8 +148,7 @@ void admit(Context* ctx) {
     int32_t pick = -1;
     for (uint32_t i = 0; i < R; ++i) {
       const Request& r = ctx->requests[i];
-      if (r.state == RequestState::kQueued &&
-          (pick < 0 || r.order < ctx->requests[pick].order)) {
+      if (r.state == RequestState::kQueued && (pick < 0 || r.order < ctx->requests[pick].order)) {
         pick = static_cast<int32_t>(i);
       }
     }
@@ -267,7 +266,8 @@ Status check_request_params(const Context* ctx, const ember_request_params& p) {
     return set_error(Status::kInvalidArgument, "requests need a tokenizer; the model has none");
   }
   if (p.prompt == nullptr && (p.prompt_ids == nullptr || p.n_prompt_ids == 0)) {
-    return set_error(Status::kInvalidArgument, "request: no prompt (prompt and prompt_ids are NULL)");
+    return set_error(Status::kInvalidArgument,
+                     "request: no prompt (prompt and prompt_ids are NULL)");
   }
   EMBER_RETURN_IF_ERROR(check_sampler(p.sampler));
   if (p.n_stop_ids > EMBER_MAX_STOP_IDS || (p.n_stop_ids > 0 && p.stop_ids == nullptr)) {
@@ -284,8 +284,7 @@ Status check_request_params(const Context* ctx, const ember_request_params& p) {
     size_t len = 0;  // bounded scan: strnlen is POSIX, not in newlib's C++ headers
     while (s != nullptr && len <= EMBER_MAX_STOP_BYTES && s[len] != '\0') ++len;
     if (len == 0 || len > EMBER_MAX_STOP_BYTES) {
-      return set_error(Status::kInvalidArgument,
-                       "request: stop string %u is %s (1..%d bytes)", i,
+      return set_error(Status::kInvalidArgument, "request: stop string %u is %s (1..%d bytes)", i,
                        s == nullptr ? "NULL" : (len == 0 ? "empty" : "too long"),
                        EMBER_MAX_STOP_BYTES);
     }
@@ -304,9 +303,9 @@ Status load_prompt(Context* ctx, const ember_request_params& p, Request* r) {
                        "prompt of %zu bytes exceeds the context's n_prompt_bytes_max (%zu)",
                        p.prompt_len, plan.n_prompt_bytes_max);
     }
-    const Status s = model_of(ctx).tokenizer.encode(p.prompt, p.prompt_len, p.tokenize_flags,
-                                                    ctx->tok_work, plan.tok_work_bytes, r->ids,
-                                                    plan.n_ctx, &n);
+    const Status s =
+        model_of(ctx).tokenizer.encode(p.prompt, p.prompt_len, p.tokenize_flags, ctx->tok_work,
+                                       plan.tok_work_bytes, r->ids, plan.n_ctx, &n);
     if (s == Status::kBufferTooSmall) {
       return set_error(Status::kContextFull, "prompt is %zu tokens, the context holds n_ctx = %u",
                        n, plan.n_ctx);
@@ -433,7 +432,8 @@ Status step_requests(Context* ctx, uint32_t* n_pending) {
     }
     const float* logits = ctx->logits + size_t(ctx->logit_row[row]) * vocab;
     int32_t id = 0;
-    const Status s = sample(logits, vocab, r.sampler, &r.rng, ctx->sample_val, ctx->sample_idx, &id);
+    const Status s =
+        sample(logits, vocab, r.sampler, &r.rng, ctx->sample_val, ctx->sample_idx, &id);
     if (s != Status::kOk) {
       status = s;
       finish(ctx, r, EMBER_FINISH_ERROR);
@@ -471,7 +471,8 @@ Status request_text(Context* ctx, const Request& r, size_t offset, char* out, si
   const ember_model* m = static_cast<const ember_model*>(ctx->model);
   size_t n = 0;
   for (uint32_t i = 0; i < r.n_prompt; ++i) {
-    if (ember_detok_stream_feed(m, &st, r.ids[i], ctx->text, ctx->plan.text_bytes, &n) != EMBER_OK) {
+    if (ember_detok_stream_feed(m, &st, r.ids[i], ctx->text, ctx->plan.text_bytes, &n) !=
+        EMBER_OK) {
       return Status::kInternal;
     }
   }
@@ -523,7 +524,8 @@ ember_status ember_request_submit(ember_context* ctx, const ember_request_params
 ember_status ember_step(ember_context* ctx, uint32_t* n_pending) {
   if (n_pending) *n_pending = 0;
   if (!ctx) {
-    return ember::to_c(ember::set_error(ember::Status::kInvalidArgument, "ember_step: ctx is NULL"));
+    return ember::to_c(
+        ember::set_error(ember::Status::kInvalidArgument, "ember_step: ctx is NULL"));
   }
   return ember::to_c(ember::step_requests(ctx, n_pending));
 }
@@ -548,7 +550,8 @@ ember_status ember_request_info_get(const ember_context* ctx, uint64_t request,
                                     ember_request_info* out) {
   if (!ctx || !out) {
     return ember::to_c(ember::set_error(ember::Status::kInvalidArgument,
-                                        "ember_request_info_get: %s is NULL", !ctx ? "ctx" : "out"));
+                                        "ember_request_info_get: %s is NULL",
+                                        !ctx ? "ctx" : "out"));
   }
   const ember::Request* r = ember::find_request(ctx, request);
   if (r == nullptr) return EMBER_ERR_INVALID_ARGUMENT;

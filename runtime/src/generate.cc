@@ -5,10 +5,10 @@
 #include "batcher.h"
 #include "context.h"
 #include "ember/ember.h"
-#include "platform.h"
+#include "ember/platform.h"
 
-using ember::Status;
 using ember::set_error;
+using ember::Status;
 using ember::to_c;
 
 namespace {

@@ -71,7 +71,6 @@ struct MultiJob {
 
 namespace {
 
-
 // Scratch layout (each part 64-byte aligned):
 //   a   (m_max, k_max)       int8   quantized activations
 //   d   (m_max, max_groups)  float  activation scales
@@ -90,24 +89,23 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   const WeightRef& w = *job.w;
   const size_t k = w.cols, ldy = w.rows;
   switch (w.type) {
-    case WeightType::kU8ZeroOne:
+    case DType::kU8ZeroOne:
       job.table->matmul_u8s8(static_cast<const uint8_t*>(w.data), w.params, k, job.group, job.a,
                              job.d, job.sum, job.m, job.y, ldy, n0, n1);
       break;
-    case WeightType::kF32:
+    case DType::kF32:
       job.table->matmul_f32(static_cast<const float*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
       break;
-    case WeightType::kF16:
+    case DType::kF16:
       job.table->matmul_f16(static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0,
                             n1);
       break;
-    case WeightType::kBF16:
+    case DType::kBF16:
       job.table->matmul_bf16(static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0,
                              n1);
       break;
   }
 }
-
 
 // Item t: the rows [boundary(t), boundary(t + 1)) of the row space, per weight they cover.
 void run_multi_item(const MultiJob& mj, size_t t) {
@@ -132,18 +130,18 @@ struct QuantJob {
 
 void quant_tile(void* arg, size_t i0, size_t count) {
   const QuantJob& q = *static_cast<const QuantJob*>(arg);
-  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k, q.d + i0 * q.groups,
-                            q.sum + i0 * q.groups);
+  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k,
+                            q.d + i0 * q.groups, q.sum + i0 * q.groups);
 }
 
 // True when the weights can run on one prepared input: all u8 of one (cols, group), or all float
 // of one cols.
 bool share_input(const WeightRef* const* w, size_t count) {
-  const bool u8 = w[0]->type == WeightType::kU8ZeroOne;
+  const bool u8 = w[0]->type == DType::kU8ZeroOne;
   const size_t k = w[0]->cols;
   const size_t group = u8 ? zero_one_group_len(k, w[0]->group) : 0;
   for (size_t j = 1; j < count; ++j) {
-    if ((w[j]->type == WeightType::kU8ZeroOne) != u8 || w[j]->cols != k ||
+    if ((w[j]->type == DType::kU8ZeroOne) != u8 || w[j]->cols != k ||
         (u8 && zero_one_group_len(k, w[j]->group) != group)) {
       return false;
     }
@@ -175,8 +173,7 @@ Status LinearExecutor::init(const ThreadPool* pool, void* scratch, size_t scratc
   return Status::kOk;
 }
 
-void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m,
-                                    MatmulJob* job) {
+void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m, MatmulJob* job) {
   const kernels::KernelTable& table = *job->table;
   const ScratchLayout lay(m_max_, k_max_, max_groups_);
   const size_t k = w.cols;
@@ -203,18 +200,19 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
 
 void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float* y) {
   assert(m <= m_max_ && w.cols <= k_max_);
-  if (xnn_ != nullptr && w.type == WeightType::kF32 && xnn_->run(w, x, m, y)) return;
+  if (xnn_ != nullptr && w.type == DType::kF32 && xnn_->run(w, x, m, y)) return;
   MultiJob mj;
   mj.count = 1;
   mj.jobs[0] = MatmulJob{&kernels::active(), &w, x, m, y, nullptr, nullptr, nullptr, 0};
-  if (w.type == WeightType::kU8ZeroOne) quantize_input(w, x, m, &mj.jobs[0]);
+  if (w.type == DType::kU8ZeroOne) quantize_input(w, x, m, &mj.jobs[0]);
   run_multi(&mj);
 }
 
 void LinearExecutor::run_multi(MultiJob* mj) {
   const size_t m = mj->jobs[0].m, k = mj->jobs[0].w->cols;
   mj->row_start[0] = 0;
-  for (size_t j = 0; j < mj->count; ++j) mj->row_start[j + 1] = mj->row_start[j] + mj->jobs[j].w->rows;
+  for (size_t j = 0; j < mj->count; ++j)
+    mj->row_start[j + 1] = mj->row_start[j] + mj->jobs[j].w->rows;
   const size_t total_rows = mj->row_start[mj->count];
   if (pool_->threads() > 1 && m * total_rows * k >= ThreadPool::kMinParallelWork) {
     mj->split = RowSplit{total_rows, pool_->threads()};
@@ -234,7 +232,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
   }
   if (count == 0) return;
   // One shared input preparation: all u8 with one (cols, group), or all float.
-  const bool u8 = w[0]->type == WeightType::kU8ZeroOne;
+  const bool u8 = w[0]->type == DType::kU8ZeroOne;
   const bool shared = share_input(w, count);
   if (!shared || (xnn_ != nullptr && !u8)) {  // (XNNPACK: one operator per float weight)
     for (size_t j = 0; j < count; ++j) linear(*w[j], x, m, y[j]);
@@ -260,7 +258,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
 }
 
 bool LinearExecutor::prepare(const WeightRef* const* w, size_t count, const float* x, size_t m) {
-  if (count == 0 || w[0]->type != WeightType::kU8ZeroOne || !share_input(w, count)) return false;
+  if (count == 0 || w[0]->type != DType::kU8ZeroOne || !share_input(w, count)) return false;
   assert(m <= m_max_ && w[0]->cols <= k_max_);
   MatmulJob job{&kernels::active(), w[0], x, m, nullptr, nullptr, nullptr, nullptr, 0};
   quantize_input(*w[0], x, m, &job);
@@ -275,10 +273,10 @@ bool LinearExecutor::prepare(const WeightRef* const* w, size_t count, const floa
 }
 
 void LinearExecutor::rows(const WeightRef& w, float* y, size_t r0, size_t r1) const {
-  assert(w.type == WeightType::kU8ZeroOne && w.cols == prep_k_ &&
+  assert(w.type == DType::kU8ZeroOne && w.cols == prep_k_ &&
          zero_one_group_len(w.cols, w.group) == prep_group_ && r0 <= r1 && r1 <= w.rows);
-  const MatmulJob job{&kernels::active(), &w, prep_x_, prep_m_, y, prep_a_, prep_d_, prep_sum_,
-                      prep_group_};
+  const MatmulJob job{&kernels::active(), &w,         prep_x_, prep_m_, y, prep_a_, prep_d_,
+                      prep_sum_,          prep_group_};
   run_rows(job, r0, r1);
 }
 

@@ -8,25 +8,24 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "core/zero_one.h"
 #include "thread_pool.h"
 
 namespace ember {
 
-enum class WeightType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kU8ZeroOne = 3 };  // = fb::DType
-
 // A weight matrix used in place from the model file: (rows = outputs, cols = inputs).
 struct WeightRef {
-  WeightType type = WeightType::kF32;
-  const void* data = nullptr;             // (rows, cols) of `type`; u8: row blocks
-  const float* params = nullptr;          // kU8ZeroOne: row blocks' params (core/zero_one.h)
+  DType type = DType::kF32;
+  const void* data = nullptr;     // (rows, cols) of `type`; u8: row blocks
+  const float* params = nullptr;  // kU8ZeroOne: row blocks' params (core/zero_one.h)
   uint32_t rows = 0, cols = 0;
-  uint32_t group = 0;                     // kU8ZeroOne: weights per group (0 = whole row)
+  uint32_t group = 0;  // kU8ZeroOne: weights per group (0 = whole row)
 };
 
-struct MatmulJob;  // linear.cc: one weight's matmul over one input
-struct MultiJob;   // linear.cc: several weights' matmuls over one input, one dispatch
+struct MatmulJob;     // linear.cc: one weight's matmul over one input
+struct MultiJob;      // linear.cc: several weights' matmuls over one input, one dispatch
 class XnnpackLinear;  // xnnpack_linear.h: opt-in XNNPACK operators for f32 weights
 
 class LinearExecutor {

@@ -1,6 +1,6 @@
-// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers verifier,
-// then versions, config, and every tensor's name, shape, dtype, offsets and quantization params)
-// before anything reads a weight. Every failure names the field or tensor and the values.
+// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers
+// verifier, then versions, config, and every tensor's name, shape, dtype, offsets and quantization
+// params) before anything reads a weight. Every failure names the field or tensor and the values.
 #include "model.h"
 
 #include <cmath>
@@ -8,25 +8,15 @@
 #include <cstring>
 #include <new>
 
+#include "core/dtype_fb.h"
 #include "core/format.h"
 #include "core/half.h"
 #include "core/zero_one.h"
+#include "ember/platform.h"
 #include "ember_generated.h"
-#include "platform.h"
 
 namespace ember {
 namespace {
-
-
-size_t dtype_bytes(fb::DType t) {
-  switch (t) {
-    case fb::DType::F32: return 4;
-    case fb::DType::F16:
-    case fb::DType::BF16: return 2;
-    case fb::DType::U8_ZERO_ONE: return 1;
-  }
-  return 0;
-}
 
 const char* dtype_name(fb::DType t) {
   const char* n = fb::EnumNameDType(t);
@@ -45,7 +35,8 @@ const fb::Tensor* find_tensor(const fb::Model* root, const char* name) {
 
 // Checks one tensor against the expected shape (rows, cols) — cols == 0 means a 1-D tensor of
 // `rows` values — and fills a WeightRef pointing into the weight region.
-Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t cols, WeightRef* out) {
+Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t cols,
+                    WeightRef* out) {
   const fb::Tensor* t = find_tensor(m.root, name);
   if (!t) return set_error(Status::kBadFormat, "tensor '%s' is missing", name);
   const auto* shape = t->shape();
@@ -67,18 +58,19 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
     return set_error(Status::kBadFormat, "tensor '%s': shape [%llu], the config implies [%llu]",
                      name, (unsigned long long)r, (unsigned long long)rows);
   }
-  const fb::DType dt = t->dtype();
-  const size_t esize = dtype_bytes(dt);
-  if (esize == 0) {
+  const fb::DType file_dt = t->dtype();
+  DType dt = DType::kF32;
+  if (!dtype_from_fb(file_dt, &dt)) {
     return set_error(Status::kUnsupported, "tensor '%s': unknown dtype %u", name,
-                     static_cast<unsigned>(dt));
+                     static_cast<unsigned>(file_dt));
   }
+  const size_t esize = dtype_element_bytes(dt);
   // As a matrix: a 1-D tensor is one row.
   const uint64_t mrows = rank == 2 ? rows : 1;
   const uint64_t mcols = rank == 2 ? cols : rows;
   ZeroOneShape zs;
   unsigned long long numel = 0, bytes = 0, end = 0;
-  if (dt == fb::DType::U8_ZERO_ONE) {
+  if (dt == DType::kU8ZeroOne) {
     if (m.root->format_version() < kFormatVersionU8Blocks) {
       return set_error(Status::kUnsupported,
                        "tensor '%s': u8 zero-one weights in the row-major layout of format %u; "
@@ -97,7 +89,7 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
   if (t->data_size() != bytes) {
     return set_error(Status::kBadFormat,
                      "tensor '%s': data_size %llu, shape x %s size implies %llu bytes", name,
-                     (unsigned long long)t->data_size(), dtype_name(dt), bytes);
+                     (unsigned long long)t->data_size(), dtype_name(file_dt), bytes);
   }
   if (t->data_offset() % kWeightAlignment != 0) {
     return set_error(Status::kBadFormat, "tensor '%s': data_offset %llu is not %zu-byte aligned",
@@ -107,15 +99,15 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
     return set_error(Status::kBadFormat,
                      "tensor '%s': data_offset %llu + size %llu is past the weight region (%llu "
                      "bytes)",
-                     name, (unsigned long long)t->data_offset(),
-                     (unsigned long long)t->data_size(), (unsigned long long)m.weights_size);
+                     name, (unsigned long long)t->data_offset(), (unsigned long long)t->data_size(),
+                     (unsigned long long)m.weights_size);
   }
   WeightRef w;
-  w.type = static_cast<WeightType>(dt);
+  w.type = dt;
   w.data = m.weights + t->data_offset();
   w.rows = static_cast<uint32_t>(mrows);
   w.cols = static_cast<uint32_t>(mcols);
-  if (dt == fb::DType::U8_ZERO_ONE) {
+  if (dt == DType::kU8ZeroOne) {
     unsigned long long pend = 0;
     if (t->params_size() != zs.params_bytes()) {
       return set_error(Status::kBadFormat,
@@ -125,8 +117,9 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                        (unsigned long long)zs.groups, (unsigned long long)zs.params_bytes());
     }
     if (t->params_offset() % kWeightAlignment != 0) {
-      return set_error(Status::kBadFormat, "tensor '%s': params_offset %llu is not %zu-byte aligned",
-                       name, (unsigned long long)t->params_offset(), kWeightAlignment);
+      return set_error(Status::kBadFormat,
+                       "tensor '%s': params_offset %llu is not %zu-byte aligned", name,
+                       (unsigned long long)t->params_offset(), kWeightAlignment);
     }
     if (!checked_add(t->params_offset(), t->params_size(), &pend) || pend > m.weights_size) {
       return set_error(Status::kBadFormat,
@@ -238,13 +231,13 @@ Status check_config(const fb::ModelConfig* c, ModelConfig* out, const char** arc
       return set_error(Status::kUnsupported, "config.rope_scaling.type %s is not supported",
                        fb::EnumNameRopeScalingType(t));
     }
-    if (t != fb::RopeScalingType::NONE &&
-        !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
+    if (t != fb::RopeScalingType::NONE && !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
       return set_error(Status::kBadFormat, "config.rope_scaling.factor = %g", (double)rs->factor());
     }
     if (t == fb::RopeScalingType::LLAMA3 &&
         !(rs->original_max_position_embeddings() > 0 && std::isfinite(rs->low_freq_factor()) &&
-          std::isfinite(rs->high_freq_factor()) && rs->high_freq_factor() > rs->low_freq_factor())) {
+          std::isfinite(rs->high_freq_factor()) &&
+          rs->high_freq_factor() > rs->low_freq_factor())) {
       return set_error(Status::kBadFormat,
                        "config.rope_scaling (llama3): original_max_position_embeddings %u, "
                        "low_freq_factor %g, high_freq_factor %g",
@@ -277,7 +270,7 @@ Status vector_tensor(Model* m, const char* name, uint32_t n, float** cursor, con
 
 Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, WeightRef* out) {
   EMBER_RETURN_IF_ERROR(check_tensor(*m, name, rows, cols, out));
-  if (out->type == WeightType::kU8ZeroOne) {
+  if (out->type == DType::kU8ZeroOne) {
     const size_t g = zero_one_groups_per_row(cols, out->group);
     if (g > m->max_groups) m->max_groups = g;
   }
@@ -286,20 +279,12 @@ Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, W
 
 // Bytes of a matrix in the weights region: its values and, for u8, its zero-one parameters.
 uint64_t matrix_bytes(const WeightRef& w) {
-  const uint64_t n = uint64_t{w.rows} * w.cols;
-  switch (w.type) {
-    case WeightType::kU8ZeroOne: {
-      ZeroOneShape s;  // (checked at load)
-      zero_one_shape(w.rows, w.cols, w.group, &s);
-      return s.data_bytes() + s.params_bytes();  // padding rows included: they are read too
-    }
-    case WeightType::kF16:
-    case WeightType::kBF16:
-      return 2 * n;
-    case WeightType::kF32:
-      break;
+  if (w.type == DType::kU8ZeroOne) {
+    ZeroOneShape s;  // (checked at load)
+    zero_one_shape(w.rows, w.cols, w.group, &s);
+    return s.data_bytes() + s.params_bytes();  // padding rows included: they are read too
   }
-  return 4 * n;
+  return uint64_t{w.rows} * w.cols * dtype_element_bytes(w.type);
 }
 
 Status load_weights(Model* m) {
@@ -319,7 +304,8 @@ Status load_weights(Model* m) {
   for (uint32_t l = 0; l < L; ++l) new (&m->layers[l]) LayerWeights();
   float* cur = m->vectors;
 
-  EMBER_RETURN_IF_ERROR(matrix_tensor(m, "model.embed_tokens.weight", c.vocab_size, dim, &m->embed));
+  EMBER_RETURN_IF_ERROR(
+      matrix_tensor(m, "model.embed_tokens.weight", c.vocab_size, dim, &m->embed));
   if (c.tie_embeddings) {
     m->output = m->embed;
   } else {
@@ -366,7 +352,7 @@ Status load_weights(Model* m) {
   // A u8 row lies 4 bytes to each 64-byte line of its 16-row block: reading it reads the block.
   uint64_t read = matrix_bytes(m->output);
   if (!c.tie_embeddings) {
-    const uint64_t rows = m->embed.type == WeightType::kU8ZeroOne
+    const uint64_t rows = m->embed.type == DType::kU8ZeroOne
                               ? (uint64_t{c.vocab_size} + kZeroOneBlockRows - 1) / kZeroOneBlockRows
                               : c.vocab_size;
     read += matrix_bytes(m->embed) / rows;
@@ -386,21 +372,21 @@ Status load_weights(Model* m) {
 void dequantize_row(const WeightRef& w, size_t row, float* out) {
   const size_t n = w.cols;
   switch (w.type) {
-    case WeightType::kF32: {
+    case DType::kF32: {
       std::memcpy(out, static_cast<const float*>(w.data) + row * n, n * sizeof(float));
       break;
     }
-    case WeightType::kF16: {
+    case DType::kF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
       for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
       break;
     }
-    case WeightType::kBF16: {
+    case DType::kBF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
       for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
       break;
     }
-    case WeightType::kU8ZeroOne: {
+    case DType::kU8ZeroOne: {
       ZeroOneShape s;  // (checked at load)
       zero_one_shape(w.rows, n, w.group, &s);
       zero_one_dequantize_row(s, static_cast<const uint8_t*>(w.data), w.params, row, out);
@@ -419,9 +405,8 @@ Status load_model(const uint8_t* data, size_t size, Model* m) {
                      size);
   }
   if (reinterpret_cast<uintptr_t>(data) % kBufferAlignment != 0) {
-    return set_error(Status::kInvalidArgument,
-                     "model buffer at %p is not %zu-byte aligned", static_cast<const void*>(data),
-                     kBufferAlignment);
+    return set_error(Status::kInvalidArgument, "model buffer at %p is not %zu-byte aligned",
+                     static_cast<const void*>(data), kBufferAlignment);
   }
   // 2. The size prefix must describe a FlatBuffer inside the file.
   uint32_t fb_size = 0;
@@ -434,14 +419,15 @@ Status load_model(const uint8_t* data, size_t size, Model* m) {
   }
   // 3. Identifier.
   if (std::memcmp(data + 8, kFileIdentifier, 4) != 0) {
-    return set_error(Status::kBadFormat,
-                     "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
-                     "an ember file",
-                     data[8] >= 32 && data[8] < 127 ? data[8] : '?',
-                     data[9] >= 32 && data[9] < 127 ? data[9] : '?',
-                     data[10] >= 32 && data[10] < 127 ? data[10] : '?',
-                     data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10],
-                     data[11], kFileIdentifier);
+    return set_error(
+        Status::kBadFormat,
+        "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
+        "an ember file",
+        data[8] >= 32 && data[8] < 127 ? data[8] : '?',
+        data[9] >= 32 && data[9] < 127 ? data[9] : '?',
+        data[10] >= 32 && data[10] < 127 ? data[10] : '?',
+        data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10], data[11],
+        kFileIdentifier);
   }
   // 4. FlatBuffers verifier over exactly the prefixed buffer.
   flatbuffers::Verifier verifier(data, kSizePrefixBytes + fb_size, /*max_depth=*/64,
@@ -480,7 +466,8 @@ Status load_model(const uint8_t* data, size_t size, Model* m) {
                        (unsigned long long)wo, kWeightAlignment);
     }
     if (wo < uint64_t{fb_size} + kSizePrefixBytes) {
-      return set_error(Status::kBadFormat, "weights_offset %llu overlaps the FlatBuffer (%llu bytes)",
+      return set_error(Status::kBadFormat,
+                       "weights_offset %llu overlaps the FlatBuffer (%llu bytes)",
                        (unsigned long long)wo, (unsigned long long)fb_size + kSizePrefixBytes);
     }
     if (!checked_add(wo, root->weights_size(), &wend) || wend > size) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/limits.h"
 #include "core/status.h"
 #include "ember/ember.h"
 #include "linear.h"
@@ -17,17 +18,8 @@ namespace fb {
 struct Model;
 }
 
-// Limits that keep every size computed from the config far from overflow (checked at load).
-constexpr uint32_t kMaxHiddenSize = 1u << 16;
-constexpr uint32_t kMaxLayers = 1024;
-constexpr uint32_t kMaxHeads = 1024;
-constexpr uint32_t kMaxHeadDim = 1024;
-constexpr uint32_t kMaxIntermediate = 1u << 18;
-constexpr uint32_t kMaxVocab = 1u << 22;
-constexpr uint32_t kMaxContext = 1u << 22;
-
 struct ModelConfig {
-  uint32_t hidden_size = 0;        // dim
+  uint32_t hidden_size = 0;  // dim
   uint32_t num_layers = 0;
   uint32_t num_heads = 0;
   uint32_t num_kv_heads = 0;
@@ -38,7 +30,7 @@ struct ModelConfig {
   uint32_t vocab_size = 0;
   uint32_t max_context = 0;
   float rope_theta = 10000.0f;
-  uint8_t rope_scaling_type = 0;   // fb::RopeScalingType
+  uint8_t rope_scaling_type = 0;  // fb::RopeScalingType
   float rope_factor = 1.0f, rope_low_freq_factor = 1.0f, rope_high_freq_factor = 4.0f;
   uint32_t rope_original_max_position = 0;
   float norm_eps = 1e-5f;
@@ -58,10 +50,10 @@ struct LayerWeights {
   WeightRef w_up;                    // (ffn, dim)
   WeightRef w_down;                  // (dim, ffn)
   // Biases (nullptr when the config has none), float copies.
-  const float* bq = nullptr;   // (q_dim)
-  const float* bk = nullptr;   // (kv_dim)
-  const float* bv = nullptr;   // (kv_dim)
-  const float* bo = nullptr;   // (dim)
+  const float* bq = nullptr;      // (q_dim)
+  const float* bk = nullptr;      // (kv_dim)
+  const float* bv = nullptr;      // (kv_dim)
+  const float* bo = nullptr;      // (dim)
   const float* b_gate = nullptr;  // (ffn)
   const float* b_up = nullptr;    // (ffn)
   const float* b_down = nullptr;  // (dim)
@@ -76,15 +68,15 @@ struct Model {
   const fb::Model* root = nullptr;
   const uint8_t* weights = nullptr;  // data + weights_offset
   uint64_t weights_size = 0;
-  uint64_t f32_bytes = 0;            // what the tensors would take in float32
-  uint64_t token_read_bytes = 0;     // weight bytes a one-token forward pass reads (see load_weights)
+  uint64_t f32_bytes = 0;         // what the tensors would take in float32
+  uint64_t token_read_bytes = 0;  // weight bytes a one-token forward pass reads (see load_weights)
 
   bool has_config = false;  // false: a tokenizer-only file (ember_context_create refuses it)
   ModelConfig config;
   const char* architecture = "";
 
-  WeightRef embed;    // (vocab, dim): rows are read (dequantized) per token
-  WeightRef output;   // (vocab, dim): lm_head, or embed when tied
+  WeightRef embed;                    // (vocab, dim): rows are read (dequantized) per token
+  WeightRef output;                   // (vocab, dim): lm_head, or embed when tied
   const float* final_norm = nullptr;  // (dim)
   LayerWeights* layers = nullptr;     // (num_layers), owned (ember_platform_alloc)
   float* vectors = nullptr;           // the float copies of norms/biases, owned
@@ -109,8 +101,6 @@ namespace ember {
 // The tokenizer of a model (for api_tokenizer.cc); nullptr when `m` is NULL.
 const Tokenizer* model_tokenizer(const ember_model* m);
 }  // namespace ember
-
-
 
 namespace ember {
 // Row `row` of a weight matrix as floats (cols values): the embedding lookup, norm vectors.

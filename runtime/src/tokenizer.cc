@@ -14,13 +14,13 @@
 
 #include <cstring>
 
+#include "core/limits.h"
+#include "ember/platform.h"
 #include "ember_generated.h"
-#include "platform.h"
 
 namespace ember {
 namespace {
 
-constexpr int32_t kMaxVocabSize = 1 << 22;
 constexpr size_t kMaxTextBytes = size_t{1} << 30;  // int32 symbol indices, 3x normalization
 constexpr uint32_t kNoRank = 0xFFFFFFFFu;
 constexpr size_t kNfcUnchanged = ~size_t{0};
@@ -247,9 +247,9 @@ Status Tokenizer::init(const fb::Tokenizer* t) {
   if (t == nullptr) return set_error(Status::kBadFormat, "tokenizer: table is missing");
   const auto* pieces = t->pieces();
   if (!pieces || pieces->size() == 0) return set_error(Status::kBadFormat, "tokenizer: no pieces");
-  if (pieces->size() > static_cast<uint32_t>(kMaxVocabSize)) {
-    return set_error(Status::kBadFormat, "tokenizer: %u pieces is more than the limit %d",
-                     pieces->size(), kMaxVocabSize);
+  if (pieces->size() > kMaxVocab) {
+    return set_error(Status::kBadFormat, "tokenizer: %u pieces is more than the limit %u",
+                     pieces->size(), kMaxVocab);
   }
   const int32_t n = static_cast<int32_t>(pieces->size());
   const auto* types = t->types();

@@ -13,7 +13,7 @@
 
 #include <cmath>
 
-#include "platform.h"
+#include "ember/platform.h"
 #endif
 
 namespace ember {
@@ -115,7 +115,7 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
   t_tally = &bytes_;
   Status status = Status::kOk;
   auto add = [&](const WeightRef& w, const char* what, uint32_t layer) {
-    if (status != Status::kOk || w.type != WeightType::kF32 || w.data == nullptr) return;
+    if (status != Status::kOk || w.type != DType::kF32 || w.data == nullptr) return;
     for (size_t i = 0; i < count_; ++i) {
       if (entries_[i].data == w.data) return;  // one matrix used twice: one operator
     }
@@ -176,7 +176,7 @@ void XnnpackLinear::shutdown() {
 }
 
 bool XnnpackLinear::run(const WeightRef& w, const float* x, size_t m, float* y) const {
-  if (w.type != WeightType::kF32 || count_ == 0) return false;
+  if (w.type != DType::kF32 || count_ == 0) return false;
   const uintptr_t key = reinterpret_cast<uintptr_t>(w.data);
   size_t lo = 0, hi = count_;
   while (lo < hi) {

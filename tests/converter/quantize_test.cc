@@ -1,5 +1,7 @@
 // Zero-one quantization and f16 rounding, checked against bounds and formulas computed here, and
 // against the f16/bf16 checkpoints in ../shared (rounded by numpy, not by this code).
+#include "quantize.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 
 #include "converter_test_util.h"
 #include "core/half.h"
-#include "quantize.h"
 #include "safetensors.h"
 
 namespace ember {
@@ -45,12 +46,13 @@ std::vector<float> dequant(const StoredTensor& s, uint64_t rows, uint64_t cols, 
 // Checks every group of `w` against its own min/max: params, q range, |x - deq| <= scale/2, and the
 // reported relative RMS error against one computed here in long double.
 void check_zero_one(const std::vector<float>& w, uint64_t rows, uint64_t cols, uint32_t group) {
-  SCOPED_TRACE("rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " group=" + std::to_string(group));
+  SCOPED_TRACE("rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+               " group=" + std::to_string(group));
   const StoredTensor s = quantize_zero_one(w.data(), rows, cols, group);
   const size_t glen = group == 0 || group > cols ? cols : group;
   const size_t gpr = (cols + glen - 1) / glen;
   const size_t blocks = (rows + 15) / 16;
-  ASSERT_EQ(s.dtype, fb::DType::U8_ZERO_ONE);
+  ASSERT_EQ(s.dtype, DType::kU8ZeroOne);
   ASSERT_EQ(s.group_size, group > cols ? cols : group);  // a group past the row is the whole row
   ASSERT_EQ(s.data.size(), blocks * 16 * (gpr - 1) * ((glen + 3) / 4 * 4) +
                                blocks * 16 * ((cols - (gpr - 1) * glen + 3) / 4 * 4));
@@ -66,10 +68,12 @@ void check_zero_one(const std::vector<float>& w, uint64_t rows, uint64_t cols, u
       for (size_t k = k0; k < k1; ++k) {
         const float x = w[r * cols + k];
         const float deq = p.min + v.q(r, k) * p.scale;
-        EXPECT_LE(std::fabs(x - deq), p.scale * 0.5f * 1.001f + 1e-7f * std::fabs(x)) << "r=" << r << " k=" << k;
+        EXPECT_LE(std::fabs(x - deq), p.scale * 0.5f * 1.001f + 1e-7f * std::fabs(x))
+            << "r=" << r << " k=" << k;
       }
       // The extremes are represented (q = 0 at the min, q = 255 at the max unless constant).
-      const size_t imin = static_cast<size_t>(mm.first - w.begin()), imax = static_cast<size_t>(mm.second - w.begin());
+      const size_t imin = static_cast<size_t>(mm.first - w.begin()),
+                   imax = static_cast<size_t>(mm.second - w.begin());
       EXPECT_EQ(v.q(imin / cols, imin % cols), 0);
       if (p.scale > 0) {
         EXPECT_EQ(v.q(imax / cols, imax % cols), 255);
@@ -84,12 +88,14 @@ void check_zero_one(const std::vector<float>& w, uint64_t rows, uint64_t cols, u
   }
   const double expect = den == 0 ? 0.0 : static_cast<double>(std::sqrt(num / den));
   EXPECT_NEAR(s.rel_rms_error, expect, 1e-9 + 1e-6 * expect);
-  // Uniform rounding error is at most scale/2 per weight: rel error <= (max scale / 2) * sqrt(n) / ||w||.
+  // Uniform rounding error is at most scale/2 per weight: rel error <= (max scale / 2) * sqrt(n) /
+  // ||w||.
   float max_scale = 0;
   for (uint64_t r = 0; r < rows; ++r)
     for (size_t g = 0; g < gpr; ++g) max_scale = std::max(max_scale, v.p(r, g).scale);
   if (den > 0) {
-    EXPECT_LE(s.rel_rms_error, max_scale / 2 * std::sqrt(double(w.size())) / std::sqrt(double(den)) * 1.001);
+    EXPECT_LE(s.rel_rms_error,
+              max_scale / 2 * std::sqrt(double(w.size())) / std::sqrt(double(den)) * 1.001);
   }
 }
 
@@ -102,7 +108,8 @@ std::vector<float> random_matrix(size_t n, uint32_t seed, float lo = -1, float h
 }
 
 TEST(ZeroOneQuantize, ConstantGroupsDequantizeExactly) {
-  // Row 0 constant positive, row 1 constant negative, row 2 zeros, row 3: constant first group only.
+  // Row 0 constant positive, row 1 constant negative, row 2 zeros, row 3: constant first group
+  // only.
   const uint64_t rows = 4, cols = 16;
   std::vector<float> w(rows * cols);
   for (uint64_t c = 0; c < cols; ++c) {
@@ -151,8 +158,8 @@ TEST(ZeroOneQuantize, StoredLayout) {
   ASSERT_EQ(s.params.size(), 2u * 3u * 32u);
   // Row 17, column 1 (group 0, unit 0, byte 1): block 1, lane 1. Its group spans 0..255: q = 255.
   EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 1], 255);
-  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 0], 0);    // column 0: the group's min
-  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 2], 7);    // column 2: 7 of 255 steps
+  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 0], 0);  // column 0: the group's min
+  EXPECT_EQ(s.data[block + 0 * 64 + 1 * 4 + 2], 7);  // column 2: 7 of 255 steps
   // Row 3, column 69 (group 2 at unit 16, byte 5 of the group: unit 17, byte 1): q of a constant
   // group is 0. Column 70's byte (padding) is 0 too.
   EXPECT_EQ(s.data[(16 + 1) * 64 + 3 * 4 + 1], 0);
@@ -187,13 +194,13 @@ TEST(ZeroOneQuantize, StoreTensorQuantizesOnly2D) {
   FloatTensor mat{{2, 4}, {1, 2, 3, 4, -1, -2, -3, -4}, "F32"};
   for (QuantMode m : {QuantMode::F32, QuantMode::F16, QuantMode::U8}) {
     const StoredTensor sn = store_tensor(norm, m, 64);
-    EXPECT_EQ(sn.dtype, fb::DType::F32);
+    EXPECT_EQ(sn.dtype, DType::kF32);
     EXPECT_EQ(sn.data.size(), 32u);
     EXPECT_EQ(std::memcmp(sn.data.data(), norm.data.data(), 32), 0);
   }
-  EXPECT_EQ(store_tensor(mat, QuantMode::F32, 64).dtype, fb::DType::F32);
-  EXPECT_EQ(store_tensor(mat, QuantMode::F16, 64).dtype, fb::DType::F16);
-  EXPECT_EQ(store_tensor(mat, QuantMode::U8, 64).dtype, fb::DType::U8_ZERO_ONE);
+  EXPECT_EQ(store_tensor(mat, QuantMode::F32, 64).dtype, DType::kF32);
+  EXPECT_EQ(store_tensor(mat, QuantMode::F16, 64).dtype, DType::kF16);
+  EXPECT_EQ(store_tensor(mat, QuantMode::U8, 64).dtype, DType::kU8ZeroOne);
   EXPECT_THROW(parse_quant_mode("q4"), ConvertError);
 }
 
@@ -201,14 +208,14 @@ TEST(F16, EdgeValuesFromTheIeeeDefinition) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3C00);
   EXPECT_EQ(f32_to_f16(-2.0f), 0xC000);
   EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
-  EXPECT_EQ(f32_to_f16(65504.0f), 0x7BFF);          // largest half
-  EXPECT_EQ(f32_to_f16(65519.996f), 0x7BFF);        // below the halfway point
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);          // tie -> even -> inf
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7BFF);    // largest half
+  EXPECT_EQ(f32_to_f16(65519.996f), 0x7BFF);  // below the halfway point
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);    // tie -> even -> inf
   EXPECT_EQ(f32_to_f16(1e30f), 0x7C00);
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (0)
-  EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 ulp -> 2
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14)), 0x0400);         // smallest normal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -24)), 0x0001);         // smallest subnormal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);         // tie -> even (0)
+  EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -25)), 0x0002);         // 1.5 ulp -> 2
   EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie between 1 and 1+2^-10 -> even
   EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(3.0f, -11)), 0x3C02);  // tie -> even (up)
   const uint16_t nan = f32_to_f16(std::numeric_limits<float>::quiet_NaN());
@@ -233,7 +240,8 @@ TEST(F16, MatchesNumpyRoundingOfStories260K) {
     ASSERT_EQ(y.source_dtype, "F16");
     ASSERT_EQ(x.data.size(), y.data.size()) << e.name;
     for (size_t i = 0; i < x.data.size(); ++i, ++n) {
-      ASSERT_EQ(f16_to_f32(f32_to_f16(x.data[i])), y.data[i]) << e.name << "[" << i << "] = " << x.data[i];
+      ASSERT_EQ(f16_to_f32(f32_to_f16(x.data[i])), y.data[i])
+          << e.name << "[" << i << "] = " << x.data[i];
     }
   }
   EXPECT_EQ(n, 260032u);

@@ -2,6 +2,8 @@
 // shapes, and bit for bit against the scalar variant (the "same tokens everywhere" guarantee).
 // Variants this CPU (or this architecture's build) lacks are skipped with a message;
 // tests/support/kernel_variants_test checks that those are exactly the ones the CPU lacks.
+#include "kernels/kernels.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,12 +16,13 @@
 #include <tuple>
 #include <vector>
 
-#include "kernels/kernels.h"
+#include "core/dtype.h"
 #include "kernels/variants.h"
 #include "reference/reference_kernels.h"
 
 namespace {
 
+using ember::DType;
 using ember::ZeroOneParams;
 using ember::kernels::KernelTable;
 
@@ -84,15 +87,30 @@ Packed pack(const std::vector<uint8_t>& q, const std::vector<ZeroOneParams>& p, 
 // ---------------------------------------------------------------------------------------------
 class U8S8MatmulTester {
  public:
-  U8S8MatmulTester& m(size_t v) { m_ = v; return *this; }
-  U8S8MatmulTester& n(size_t v) { n_ = v; return *this; }
-  U8S8MatmulTester& k(size_t v) { k_ = v; return *this; }
-  U8S8MatmulTester& group(uint32_t v) { group_ = v; return *this; }
-  U8S8MatmulTester& seed(uint32_t v) { seed_ = v; return *this; }
+  U8S8MatmulTester& m(size_t v) {
+    m_ = v;
+    return *this;
+  }
+  U8S8MatmulTester& n(size_t v) {
+    n_ = v;
+    return *this;
+  }
+  U8S8MatmulTester& k(size_t v) {
+    k_ = v;
+    return *this;
+  }
+  U8S8MatmulTester& group(uint32_t v) {
+    group_ = v;
+    return *this;
+  }
+  U8S8MatmulTester& seed(uint32_t v) {
+    seed_ = v;
+    return *this;
+  }
 
   void Test(const KernelTable& t) const {
-    SCOPED_TRACE(testing::Message() << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_
-                                    << " group=" << group_);
+    SCOPED_TRACE(testing::Message()
+                 << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_ << " group=" << group_);
     const size_t G = ember::zero_one_group_len(k_, group_);
     const size_t groups = ember::zero_one_groups_per_row(k_, group_);
     std::mt19937 rng(seed_);
@@ -101,8 +119,10 @@ class U8S8MatmulTester {
     for (auto& v : w) v = uw(rng);
     for (auto& v : x) v = ux(rng);
     // A few special groups: constant weights (scale 0), an all-zero activation group.
-    if (n_ > 1) for (size_t t = 0; t < std::min(G, k_); ++t) w[1 * k_ + t] = 0.25f;
-    if (m_ > 1) for (size_t t = 0; t < std::min(G, k_); ++t) x[1 * k_ + t] = 0.0f;
+    if (n_ > 1)
+      for (size_t t = 0; t < std::min(G, k_); ++t) w[1 * k_ + t] = 0.25f;
+    if (m_ > 1)
+      for (size_t t = 0; t < std::min(G, k_); ++t) x[1 * k_ + t] = 0.0f;
     std::vector<uint8_t> q(n_ * k_);
     std::vector<ZeroOneParams> p(n_ * groups);
     for (size_t j = 0; j < n_; ++j)
@@ -150,7 +170,8 @@ class U8S8MatmulTester {
       std::vector<float> ys(m_ * ldy, kGuard);
       scalar_table().matmul_u8s8(wp.data.data(), wp.params.data(), k_, G, a.data(), d.data(),
                                  s.data(), m_, ys.data(), ldy, n0, n1);
-      for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar at " << i;
+      for (size_t i = 0; i < y.size(); ++i)
+        ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar at " << i;
     }
   }
 
@@ -161,16 +182,37 @@ class U8S8MatmulTester {
 
 // Integer part alone, exactly: only one group has d = 1 (the others 0) and the params are scale 1,
 // min 0 (or scale 0, min 1 for the Σa correction), so y = (float)isum (or (float)asum) exactly.
-// Activations are given directly, so any pattern (including the saturation worst case) is reachable.
+// Activations are given directly, so any pattern (including the saturation worst case) is
+// reachable.
 class U8S8IntegerTester {
  public:
-  U8S8IntegerTester& m(size_t v) { m_ = v; return *this; }
-  U8S8IntegerTester& n(size_t v) { n_ = v; return *this; }
-  U8S8IntegerTester& k(size_t v) { k_ = v; return *this; }
-  U8S8IntegerTester& group(uint32_t v) { group_ = v; return *this; }
-  // Fill patterns: -1 = random; otherwise the value (q in 0..255, a in -127..127); a_alt alternates.
-  U8S8IntegerTester& q_fill(int v) { q_fill_ = v; return *this; }
-  U8S8IntegerTester& a_fill(int v, bool alternate = false) { a_fill_ = v; a_alt_ = alternate; return *this; }
+  U8S8IntegerTester& m(size_t v) {
+    m_ = v;
+    return *this;
+  }
+  U8S8IntegerTester& n(size_t v) {
+    n_ = v;
+    return *this;
+  }
+  U8S8IntegerTester& k(size_t v) {
+    k_ = v;
+    return *this;
+  }
+  U8S8IntegerTester& group(uint32_t v) {
+    group_ = v;
+    return *this;
+  }
+  // Fill patterns: -1 = random; otherwise the value (q in 0..255, a in -127..127); a_alt
+  // alternates.
+  U8S8IntegerTester& q_fill(int v) {
+    q_fill_ = v;
+    return *this;
+  }
+  U8S8IntegerTester& a_fill(int v, bool alternate = false) {
+    a_fill_ = v;
+    a_alt_ = alternate;
+    return *this;
+  }
 
   void Test(const KernelTable& t) const {
     SCOPED_TRACE(testing::Message() << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_
@@ -197,17 +239,16 @@ class U8S8IntegerTester {
       std::vector<float> d(m_ * groups, 0.0f);
       for (size_t i = 0; i < m_; ++i) d[i * groups + gi] = 1.0f;
       for (int which = 0; which < 2; ++which) {
-        std::vector<ZeroOneParams> p(n_ * groups, which == 0 ? ZeroOneParams{1.0f, 0.0f}
-                                                             : ZeroOneParams{0.0f, 1.0f});
+        std::vector<ZeroOneParams> p(
+            n_ * groups, which == 0 ? ZeroOneParams{1.0f, 0.0f} : ZeroOneParams{0.0f, 1.0f});
         std::vector<float> y(m_ * n_);
         const Packed wp = pack(q, p, n_, k_, group_);
         t.matmul_u8s8(wp.data.data(), wp.params.data(), k_, G, a.data(), d.data(), s.data(), m_,
                       y.data(), n_, 0, n_);
         for (size_t i = 0; i < m_; ++i)
           for (size_t j = 0; j < n_; ++j) {
-            const float expect = which == 0
-                                     ? static_cast<float>(dots[(i * n_ + j) * groups + gi])
-                                     : static_cast<float>(s[i * groups + gi]);
+            const float expect = which == 0 ? static_cast<float>(dots[(i * n_ + j) * groups + gi])
+                                            : static_cast<float>(s[i * groups + gi]);
             ASSERT_EQ(bits(y[i * n_ + j]), bits(expect))
                 << (which == 0 ? "sum q*a" : "sum a") << " of group " << gi << " at " << i << ","
                 << j << ": " << y[i * n_ + j] << " vs " << expect;
@@ -277,9 +318,13 @@ TEST_P(KernelVariantTest, U8S8IntegerPartsExact) {
 // vpmaddubsw saturates a pair of u8 x s8 products at int16: 255*127*2 > 32767. Every variant must
 // give the exact sums for the worst cases (and their neighbours).
 TEST_P(KernelVariantTest, U8S8SaturationWorstCase) {
-  struct Fill { int q, a; bool alt; };
-  const Fill fills[] = {{255, 127, false}, {255, -127, false}, {255, 127, true}, {0, -127, false},
-                        {0, 127, false},   {128, 127, false},  {127, -127, false}, {129, 127, true}};
+  struct Fill {
+    int q, a;
+    bool alt;
+  };
+  const Fill fills[] = {{255, 127, false},  {255, -127, false}, {255, 127, true},
+                        {0, -127, false},   {0, 127, false},    {128, 127, false},
+                        {127, -127, false}, {129, 127, true}};
   for (const Fill& f : fills)
     for (uint32_t g : kGroups)
       for (size_t k : {size_t{67}, size_t{4096}}) {
@@ -289,9 +334,8 @@ TEST_P(KernelVariantTest, U8S8SaturationWorstCase) {
 }
 
 // ---------------------------------------------------------------------------------------------
-enum class WType { kF32, kF16, kBF16 };
-
-void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_t k, uint32_t seed) {
+void float_matmul_case(const KernelTable& t, DType wt, size_t m, size_t n, size_t k,
+                       uint32_t seed) {
   SCOPED_TRACE(testing::Message() << t.name << " wtype=" << static_cast<int>(wt) << " m=" << m
                                   << " n=" << n << " k=" << k);
   std::mt19937 rng(seed);
@@ -301,12 +345,12 @@ void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_
   std::vector<uint16_t> wh(n * k);
   for (auto& v : x) v = u(rng);
   for (size_t i = 0; i < n * k; ++i) {
-    if (wt == WType::kF32) {
+    if (wt == DType::kF32) {
       wf[i] = u(rng);
     } else {
       // Random sign and mantissa, exponent giving magnitudes ~2^-6..2^1 (plus some subnormal f16).
       uint16_t h = static_cast<uint16_t>(ub(rng));
-      if (wt == WType::kF16) {
+      if (wt == DType::kF16) {
         const int e = (i % 97 == 0) ? 0 : 9 + (h >> 10) % 8;
         h = static_cast<uint16_t>((h & 0x83ffu) | (e << 10));
         wf[i] = ember_ref::f16_to_f32(h);
@@ -321,9 +365,9 @@ void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_
   const size_t n0 = n > 2 ? 1 : 0, n1 = n > 3 ? n - 1 : n, ldy = n + 1;
   auto run = [&](const KernelTable& tt, std::vector<float>& y) {
     y.assign(m * ldy, -7.0f);
-    if (wt == WType::kF32) tt.matmul_f32(wf.data(), k, x.data(), m, y.data(), ldy, n0, n1);
-    if (wt == WType::kF16) tt.matmul_f16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
-    if (wt == WType::kBF16) tt.matmul_bf16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kF32) tt.matmul_f32(wf.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kF16) tt.matmul_f16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kBF16) tt.matmul_bf16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
   };
   std::vector<float> y;
   run(t, y);
@@ -342,14 +386,15 @@ void float_matmul_case(const KernelTable& t, WType wt, size_t m, size_t n, size_
   if (std::string(t.name) != "scalar") {
     std::vector<float> ys;
     run(scalar_table(), ys);
-    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar at " << i;
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar at " << i;
   }
 }
 
 TEST_P(KernelVariantTest, FloatMatmulsOddShapes) {
   uint32_t seed = 3;
   for (const auto& [m, n, k] : odd_shapes(size_t{1} << 20))
-    for (WType wt : {WType::kF32, WType::kF16, WType::kBF16}) {
+    for (DType wt : {DType::kF32, DType::kF16, DType::kBF16}) {
       float_matmul_case(*table_, wt, m, n, k, seed++);
       if (HasFatalFailure()) return;
     }
@@ -380,7 +425,12 @@ TEST_P(KernelVariantTest, SiluMul) {
     std::vector<float> g(n), up(n), y(n), ys(n);
     for (auto& v : g) v = u(rng);
     for (auto& v : up) v = u(rng);
-    if (n > 4) { g[0] = -100.0f; g[1] = 100.0f; g[2] = 0.0f; g[3] = -87.5f; }
+    if (n > 4) {
+      g[0] = -100.0f;
+      g[1] = 100.0f;
+      g[2] = 0.0f;
+      g[3] = -87.5f;
+    }
     table_->silu_mul(g.data(), up.data(), n, y.data());
     std::vector<double> yr(n);
     ember_ref::silu_mul(g.data(), up.data(), n, yr.data());
@@ -408,7 +458,10 @@ TEST_P(KernelVariantTest, Softmax) {
     // and the sequential float sum's (~sqrt(n) roundings of 2^-24, with margin).
     const double sum_err = 1.2e-7 * std::sqrt(double(n));
     for (size_t i = 0; i < n; ++i)
-      ASSERT_NEAR(y[i], yr[i], std::isinf(x[i]) ? 0.0 : (1e-6 + 1.2e-7 * std::fabs(x[i] - mx) + sum_err) * yr[i] + 1e-37) << "n=" << n;
+      ASSERT_NEAR(
+          y[i], yr[i],
+          std::isinf(x[i]) ? 0.0 : (1e-6 + 1.2e-7 * std::fabs(x[i] - mx) + sum_err) * yr[i] + 1e-37)
+          << "n=" << n;
     scalar_table().softmax(ys.data(), n);
     for (size_t i = 0; i < n; ++i) ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar, n=" << n;
   }
@@ -439,7 +492,7 @@ TEST_P(KernelVariantTest, ExpUlp) {
   double worst = 0.0;
   float worst_x = 0.0f;
   auto check = [&]() {
-    exp_of(*table_)(x.data(), x.size(), y.data());
+    exp_of (*table_)(x.data(), x.size(), y.data());
     exp_of(scalar_table())(x.data(), x.size(), ys.data());
     for (size_t i = 0; i < x.size(); ++i) {
       ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar, x=" << x[i] << " (lane " << i % 8 << ")";
@@ -478,17 +531,32 @@ TEST_P(KernelVariantTest, ExpUlp) {
   const uint32_t nan_bits = 0x7fc01234u;
   float nan_in;
   std::memcpy(&nan_in, &nan_bits, 4);
-  const float sv[] = {0.0f, -0.0f, INFINITY, -INFINITY, 88.7229f, 89.0f, 100.0f, 1e30f, -104.0f,
-                      -110.0f, -1e30f, 1e-30f, -1e-40f, nan_in, 1.0f, -1.0f, 0.5f, 3.0f, -3.0f};
-  const float want[] = {1.0f, 1.0f, INFINITY, 0.0f, INFINITY, INFINITY, INFINITY, INFINITY, 0.0f,
-                        0.0f, 0.0f, 1.0f, 1.0f, nan_in,
-                        static_cast<float>(std::exp(1.0)), static_cast<float>(std::exp(-1.0)),
-                        static_cast<float>(std::exp(0.5)), static_cast<float>(std::exp(3.0)),
+  const float sv[] = {0.0f,  -0.0f,   INFINITY, -INFINITY, 88.7229f, 89.0f,   100.0f,
+                      1e30f, -104.0f, -110.0f,  -1e30f,    1e-30f,   -1e-40f, nan_in,
+                      1.0f,  -1.0f,   0.5f,     3.0f,      -3.0f};
+  const float want[] = {1.0f,
+                        1.0f,
+                        INFINITY,
+                        0.0f,
+                        INFINITY,
+                        INFINITY,
+                        INFINITY,
+                        INFINITY,
+                        0.0f,
+                        0.0f,
+                        0.0f,
+                        1.0f,
+                        1.0f,
+                        nan_in,
+                        static_cast<float>(std::exp(1.0)),
+                        static_cast<float>(std::exp(-1.0)),
+                        static_cast<float>(std::exp(0.5)),
+                        static_cast<float>(std::exp(3.0)),
                         static_cast<float>(std::exp(-3.0))};
   for (size_t rep = 0; rep < 8; ++rep) {  // each special value in every lane position
     x.assign(sv, sv + std::size(sv));
     std::rotate(x.begin(), x.begin() + rep, x.end());
-    exp_of(*table_)(x.data(), x.size(), y.data());
+    exp_of (*table_)(x.data(), x.size(), y.data());
     for (size_t i = 0; i < x.size(); ++i) {
       const size_t k = (i + rep) % std::size(sv);
       if (k >= 14) {  // ordinary values: within the bound (correct rounding not promised)
@@ -513,9 +581,11 @@ TEST_P(KernelVariantTest, Attention) {
     for (size_t n_keys : {1, 3, 7, 17, 33, 255, 600})
       for (size_t kv_heads : {1, 2, 3})
         for (size_t heads : {1, 3, 8}) {
-          if (heads == 3 && kv_heads != 2) continue;  // (fewer combinations; 3 heads once per shape)
-          SCOPED_TRACE(testing::Message() << table_->name << " head_dim=" << hd << " n_keys="
-                                          << n_keys << " kv_heads=" << kv_heads << " heads=" << heads);
+          if (heads == 3 && kv_heads != 2)
+            continue;  // (fewer combinations; 3 heads once per shape)
+          SCOPED_TRACE(testing::Message()
+                       << table_->name << " head_dim=" << hd << " n_keys=" << n_keys
+                       << " kv_heads=" << kv_heads << " heads=" << heads);
           const size_t stride = kv_heads * hd, off = kv_heads > 1 ? hd : 0, ss = n_keys + 5;
           std::vector<float> q(heads * hd), kc(n_keys * stride), vc(n_keys * stride);
           for (auto& x : q) x = 3.0f * u(rng);  // scores of a few units: a peaked softmax
@@ -527,7 +597,8 @@ TEST_P(KernelVariantTest, Attention) {
                             p.data(), ss, out.data());
           scalar_table().attention(q.data(), heads, kc.data() + off, vc.data() + off, hd, n_keys,
                                    stride, ps.data(), ss, outs.data());
-          for (size_t i = 0; i < heads * ss; ++i) ASSERT_EQ(bits(p[i]), bits(ps[i])) << "p, i=" << i;
+          for (size_t i = 0; i < heads * ss; ++i)
+            ASSERT_EQ(bits(p[i]), bits(ps[i])) << "p, i=" << i;
           for (size_t i = 0; i < heads * hd; ++i)
             ASSERT_EQ(bits(out[i]), bits(outs[i])) << "out, i=" << i;
           for (size_t h = 0; h < heads; ++h) {
@@ -548,10 +619,12 @@ TEST_P(KernelVariantTest, Attention) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, KernelVariantTest,
-                         testing::Values("scalar", "avx2", "avx512vnni", "neon", "neon-dot", "i8mm"),
+                         testing::Values("scalar", "avx2", "avx512vnni", "neon", "neon-dot",
+                                         "i8mm"),
                          [](const testing::TestParamInfo<std::string>& i) {
                            std::string s = i.param;
-                           for (auto& c : s) if (c == '-') c = '_';
+                           for (auto& c : s)
+                             if (c == '-') c = '_';
                            return s;
                          });
 

@@ -1,6 +1,8 @@
 // LinearExecutor: every weight type through the active kernels, bit-identical for 1, 2 and 3
 // threads and for every kernel variant; linear_multi and prepare + rows equal to linear(); scratch
 // checks; the thread pool's parallel_for / parallel_ranges cover every index once.
+#include "linear.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,13 +13,12 @@
 
 #include "core/zero_one.h"
 #include "kernels/kernels.h"
-#include "linear.h"
 
 namespace {
 
+using ember::DType;
 using ember::LinearExecutor;
 using ember::WeightRef;
-using ember::WeightType;
 
 struct Weights {
   std::vector<float> f32;
@@ -27,7 +28,7 @@ struct Weights {
   WeightRef ref;
 };
 
-Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t group, uint32_t seed) {
+Weights make_weights(DType type, uint32_t rows, uint32_t cols, uint32_t group, uint32_t seed) {
   Weights w;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -38,24 +39,25 @@ Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t gro
   w.ref.cols = cols;
   w.ref.group = group;
   switch (type) {
-    case WeightType::kF32:
+    case DType::kF32:
       w.f32 = v;
       w.ref.data = w.f32.data();
       break;
-    case WeightType::kF16:
-    case WeightType::kBF16:
+    case DType::kF16:
+    case DType::kBF16:
       w.h16.resize(v.size());
       for (size_t i = 0; i < v.size(); ++i) {
         uint32_t b;
         std::memcpy(&b, &v[i], 4);
         // bf16: truncate; f16 test data: a normal half with the same sign and top mantissa bits.
-        w.h16[i] = type == WeightType::kBF16
-                       ? static_cast<uint16_t>(b >> 16)
-                       : static_cast<uint16_t>(((b >> 16) & 0x8000u) | (14u << 10) | ((b >> 13) & 0x3ffu));
+        w.h16[i] =
+            type == DType::kBF16
+                ? static_cast<uint16_t>(b >> 16)
+                : static_cast<uint16_t>(((b >> 16) & 0x8000u) | (14u << 10) | ((b >> 13) & 0x3ffu));
       }
       w.ref.data = w.h16.data();
       break;
-    case WeightType::kU8ZeroOne: {
+    case DType::kU8ZeroOne: {
       const size_t g = ember::zero_one_group_len(cols, group);
       const size_t groups = ember::zero_one_groups_per_row(cols, group);
       std::vector<uint8_t> q(v.size());
@@ -63,7 +65,8 @@ Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t gro
       for (size_t r = 0; r < rows; ++r)
         for (size_t gi = 0; gi < groups; ++gi) {
           const size_t k0 = gi * g, len = std::min(g, size_t{cols} - k0);
-          p[r * groups + gi] = ember::zero_one_quantize_group(&v[r * cols + k0], len, &q[r * cols + k0]);
+          p[r * groups + gi] =
+              ember::zero_one_quantize_group(&v[r * cols + k0], len, &q[r * cols + k0]);
         }
       ember::ZeroOneShape shape;
       EXPECT_TRUE(ember::zero_one_shape(rows, cols, std::min(group, cols), &shape));
@@ -78,7 +81,8 @@ Weights make_weights(WeightType type, uint32_t rows, uint32_t cols, uint32_t gro
   return w;
 }
 
-std::vector<float> run_linear(const WeightRef& w, const std::vector<float>& x, size_t m, uint32_t threads) {
+std::vector<float> run_linear(const WeightRef& w, const std::vector<float>& x, size_t m,
+                              uint32_t threads) {
   const size_t groups = ember::zero_one_groups_per_row(w.cols, w.group == 0 ? 0 : w.group);
   const size_t bytes = LinearExecutor::scratch_bytes(m, w.cols, groups);
   std::vector<uint8_t> scratch(bytes);
@@ -92,18 +96,22 @@ std::vector<float> run_linear(const WeightRef& w, const std::vector<float>& x, s
 }
 
 TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
-  struct Case { WeightType type; uint32_t rows, cols, group; size_t m; };
+  struct Case {
+    DType type;
+    uint32_t rows, cols, group;
+    size_t m;
+  };
   const Case cases[] = {
-      {WeightType::kU8ZeroOne, 67, 255, 64, 1},   {WeightType::kU8ZeroOne, 255, 128, 32, 7},
-      {WeightType::kU8ZeroOne, 129, 200, 0, 17},  {WeightType::kU8ZeroOne, 1000, 96, 128, 33},
-      {WeightType::kF32, 67, 33, 0, 3},           {WeightType::kF16, 130, 67, 0, 5},
-      {WeightType::kBF16, 33, 255, 0, 1},
+      {DType::kU8ZeroOne, 67, 255, 64, 1},  {DType::kU8ZeroOne, 255, 128, 32, 7},
+      {DType::kU8ZeroOne, 129, 200, 0, 17}, {DType::kU8ZeroOne, 1000, 96, 128, 33},
+      {DType::kF32, 67, 33, 0, 3},          {DType::kF16, 130, 67, 0, 5},
+      {DType::kBF16, 33, 255, 0, 1},
   };
   const std::string active = ember::kernels::active().name;
   uint32_t seed = 1;
   for (const Case& c : cases) {
-    SCOPED_TRACE(testing::Message() << "type " << static_cast<int>(c.type) << " " << c.rows << "x" << c.cols
-                                    << " group " << c.group << " m " << c.m);
+    SCOPED_TRACE(testing::Message() << "type " << static_cast<int>(c.type) << " " << c.rows << "x"
+                                    << c.cols << " group " << c.group << " m " << c.m);
     Weights w = make_weights(c.type, c.rows, c.cols, c.group, seed++);
     std::vector<float> x(c.m * c.cols);
     std::mt19937 rng(seed++);
@@ -116,7 +124,8 @@ TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
       for (uint32_t threads : {1u, 2u, 3u}) {
         const std::vector<float> y = run_linear(w.ref, x, c.m, threads);
         ASSERT_EQ(0, std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)))
-            << ember::kernels::variant(vi).name << " with " << threads << " threads differs from scalar/1";
+            << ember::kernels::variant(vi).name << " with " << threads
+            << " threads differs from scalar/1";
       }
     }
   }
@@ -131,24 +140,42 @@ TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
 // mixed with float), all-float weights, more weights than one dispatch holds, any thread count and
 // variant.
 TEST(LinearExecutor, MultiMatchesSeparateLinears) {
-  struct Spec { WeightType type; uint32_t rows, group; };
-  struct Case { std::vector<Spec> specs; uint32_t cols; size_t m; };
+  struct Spec {
+    DType type;
+    uint32_t rows, group;
+  };
+  struct Case {
+    std::vector<Spec> specs;
+    uint32_t cols;
+    size_t m;
+  };
   const std::vector<Case> cases = {
-      {{{WeightType::kU8ZeroOne, 96, 32}, {WeightType::kU8ZeroOne, 40, 32}, {WeightType::kU8ZeroOne, 40, 32}}, 160, 1},
-      {{{WeightType::kU8ZeroOne, 67, 64}, {WeightType::kU8ZeroOne, 200, 64}}, 255, 9},
-      {{{WeightType::kU8ZeroOne, 33, 0}, {WeightType::kU8ZeroOne, 17, 0}}, 100, 5},
-      {{{WeightType::kU8ZeroOne, 48, 32}, {WeightType::kU8ZeroOne, 48, 16}}, 96, 3},
-      {{{WeightType::kU8ZeroOne, 48, 32}, {WeightType::kF32, 31, 0}}, 96, 2},
-      {{{WeightType::kF32, 35, 0}, {WeightType::kF16, 50, 0}, {WeightType::kBF16, 18, 0}}, 67, 4},
-      {{{WeightType::kU8ZeroOne, 16, 32}, {WeightType::kU8ZeroOne, 5, 32}, {WeightType::kU8ZeroOne, 33, 32},
-        {WeightType::kU8ZeroOne, 16, 32}, {WeightType::kU8ZeroOne, 1, 32}, {WeightType::kU8ZeroOne, 64, 32},
-        {WeightType::kU8ZeroOne, 7, 32}, {WeightType::kU8ZeroOne, 16, 32}, {WeightType::kU8ZeroOne, 90, 32},
-        {WeightType::kU8ZeroOne, 3, 32}}, 256, 8},
+      {{{DType::kU8ZeroOne, 96, 32}, {DType::kU8ZeroOne, 40, 32}, {DType::kU8ZeroOne, 40, 32}},
+       160,
+       1},
+      {{{DType::kU8ZeroOne, 67, 64}, {DType::kU8ZeroOne, 200, 64}}, 255, 9},
+      {{{DType::kU8ZeroOne, 33, 0}, {DType::kU8ZeroOne, 17, 0}}, 100, 5},
+      {{{DType::kU8ZeroOne, 48, 32}, {DType::kU8ZeroOne, 48, 16}}, 96, 3},
+      {{{DType::kU8ZeroOne, 48, 32}, {DType::kF32, 31, 0}}, 96, 2},
+      {{{DType::kF32, 35, 0}, {DType::kF16, 50, 0}, {DType::kBF16, 18, 0}}, 67, 4},
+      {{{DType::kU8ZeroOne, 16, 32},
+        {DType::kU8ZeroOne, 5, 32},
+        {DType::kU8ZeroOne, 33, 32},
+        {DType::kU8ZeroOne, 16, 32},
+        {DType::kU8ZeroOne, 1, 32},
+        {DType::kU8ZeroOne, 64, 32},
+        {DType::kU8ZeroOne, 7, 32},
+        {DType::kU8ZeroOne, 16, 32},
+        {DType::kU8ZeroOne, 90, 32},
+        {DType::kU8ZeroOne, 3, 32}},
+       256,
+       8},
   };
   const std::string active = ember::kernels::active().name;
   uint32_t seed = 100;
   for (const Case& c : cases) {
-    SCOPED_TRACE(testing::Message() << c.specs.size() << " weights, cols " << c.cols << " m " << c.m);
+    SCOPED_TRACE(testing::Message()
+                 << c.specs.size() << " weights, cols " << c.cols << " m " << c.m);
     std::vector<Weights> ws;
     size_t max_groups = 1;
     for (const Spec& sp : c.specs) {
@@ -172,7 +199,8 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
         ember::ThreadPool pool;
         ASSERT_EQ(pool.init(threads), ember::Status::kOk);
         LinearExecutor lin;
-        ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), c.m, c.cols, max_groups), ember::Status::kOk);
+        ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), c.m, c.cols, max_groups),
+                  ember::Status::kOk);
         std::vector<std::vector<float>> ys;
         std::vector<float*> outs;
         for (const Weights& w : ws) ys.emplace_back(c.m * w.ref.rows, -1.0f);
@@ -194,10 +222,10 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
 TEST(LinearExecutor, PreparedRowsMatchLinear) {
   const uint32_t cols = 200, group = 32;
   const size_t m = 5, groups = ember::zero_one_groups_per_row(cols, group);
-  Weights a = make_weights(WeightType::kU8ZeroOne, 96, cols, group, 7);
-  Weights b = make_weights(WeightType::kU8ZeroOne, 33, cols, group, 8);
-  Weights other_group = make_weights(WeightType::kU8ZeroOne, 16, cols, 64, 9);
-  Weights f = make_weights(WeightType::kF32, 16, cols, 0, 10);
+  Weights a = make_weights(DType::kU8ZeroOne, 96, cols, group, 7);
+  Weights b = make_weights(DType::kU8ZeroOne, 33, cols, group, 8);
+  Weights other_group = make_weights(DType::kU8ZeroOne, 16, cols, 64, 9);
+  Weights f = make_weights(DType::kF32, 16, cols, 0, 10);
   std::vector<float> x(m * cols);
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-2.0f, 2.0f);
@@ -225,8 +253,10 @@ TEST(LinearExecutor, PreparedRowsMatchLinear) {
     }
     lin.rows(b.ref, yb.data(), 20, 33);
     lin.rows(b.ref, yb.data(), 0, 20);
-    EXPECT_EQ(0, std::memcmp(ya.data(), ref_a.data(), ya.size() * sizeof(float))) << ember::kernels::variant(vi).name;
-    EXPECT_EQ(0, std::memcmp(yb.data(), ref_b.data(), yb.size() * sizeof(float))) << ember::kernels::variant(vi).name;
+    EXPECT_EQ(0, std::memcmp(ya.data(), ref_a.data(), ya.size() * sizeof(float)))
+        << ember::kernels::variant(vi).name;
+    EXPECT_EQ(0, std::memcmp(yb.data(), ref_b.data(), yb.size() * sizeof(float)))
+        << ember::kernels::variant(vi).name;
   }
   ASSERT_TRUE(ember::kernels::force_variant(active.c_str()));
 }
@@ -236,7 +266,8 @@ TEST(LinearExecutor, RejectsSmallScratch) {
   ember::ThreadPool pool;
   ASSERT_EQ(pool.init(1), ember::Status::kOk);
   LinearExecutor lin;
-  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), 4, 256, 8), ember::Status::kBufferTooSmall);
+  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), 4, 256, 8),
+            ember::Status::kBufferTooSmall);
   EXPECT_EQ(lin.init(&pool, nullptr, 0, 4, 256, 8), ember::Status::kBufferTooSmall);
 }
 
@@ -245,9 +276,10 @@ TEST(ThreadPool, ParallelForVisitsEachIndexOnce) {
     ember::ThreadPool pool;
     ASSERT_EQ(pool.init(threads), ember::Status::kOk);
     std::vector<std::atomic<int>> hits(1000);
-    pool.parallel_for(hits.size(), [](void* arg, size_t i) {
-      (*static_cast<std::vector<std::atomic<int>>*>(arg))[i]++;
-    }, &hits);
+    pool.parallel_for(
+        hits.size(),
+        [](void* arg, size_t i) { (*static_cast<std::vector<std::atomic<int>>*>(arg))[i]++; },
+        &hits);
     for (auto& h : hits) ASSERT_EQ(h.load(), 1);
   }
 }
@@ -258,12 +290,19 @@ TEST(ThreadPool, ParallelRangesCoverEachIndexOnce) {
     ASSERT_EQ(pool.init(threads), ember::Status::kOk);
     for (size_t n : {size_t{1}, size_t{5}, size_t{513}}) {
       for (size_t tile : {size_t{0}, size_t{1}, size_t{7}}) {
-        struct Arg { std::vector<std::atomic<int>> hits; size_t tile; std::atomic<int> bad{0}; } arg{std::vector<std::atomic<int>>(n), tile};
-        pool.parallel_ranges(n, tile, [](void* p, size_t start, size_t count) {
-          Arg& a = *static_cast<Arg*>(p);
-          if (count == 0 || (a.tile != 0 && count > a.tile)) a.bad++;
-          for (size_t i = start; i < start + count; ++i) a.hits[i]++;
-        }, &arg);
+        struct Arg {
+          std::vector<std::atomic<int>> hits;
+          size_t tile;
+          std::atomic<int> bad{0};
+        } arg{std::vector<std::atomic<int>>(n), tile};
+        pool.parallel_ranges(
+            n, tile,
+            [](void* p, size_t start, size_t count) {
+              Arg& a = *static_cast<Arg*>(p);
+              if (count == 0 || (a.tile != 0 && count > a.tile)) a.bad++;
+              for (size_t i = start; i < start + count; ++i) a.hits[i]++;
+            },
+            &arg);
         EXPECT_EQ(arg.bad.load(), 0) << "n " << n << " tile " << tile;
         for (auto& h : arg.hits) ASSERT_EQ(h.load(), 1) << "n " << n << " tile " << tile;
       }
