@@ -43,24 +43,53 @@ const char* ember_last_error(void) { return ember::last_error(); }
 
 namespace {
 
-ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mapped, ember_model** out) {
+// The block of `bytes` a model or context lives in: the caller's arena (64-byte aligned, at least
+// `bytes` long), or with `arena` NULL one allocation (*owned).
+Status place_block(const char* what, size_t bytes, void* arena, size_t arena_size, uint8_t** block,
+                   bool* owned) {
+  *owned = false;
+  if (arena) {
+    if (reinterpret_cast<uintptr_t>(arena) % ember::kWeightAlignment != 0) {
+      return set_error(Status::kInvalidArgument, "arena %p is not %zu-byte aligned", arena,
+                       ember::kWeightAlignment);
+    }
+    if (arena_size < bytes) {
+      return set_error(Status::kOutOfMemory,
+                       "arena of %zu bytes is too small: the %s needs %zu bytes", arena_size, what,
+                       bytes);
+    }
+    *block = static_cast<uint8_t*>(arena);
+    return Status::kOk;
+  }
+  *block = static_cast<uint8_t*>(ember_platform_alloc(bytes, ember::kWeightAlignment));
+  if (!*block)
+    return set_error(Status::kOutOfMemory, "cannot allocate the %s (%zu bytes)", what, bytes);
+  *owned = true;
+  return Status::kOk;
+}
+
+// Plans the model, places its block (arena or one allocation) and builds it there. A mapping
+// (`mapped`) belongs to the model from here on: unmapped if the load fails.
+ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mapped, void* arena,
+                  size_t arena_size, ember_model** out) {
   // Kernel selection (cpuinfo) happens once, here, not inside the first forward pass.
   (void)ember::kernels::active();
-  void* mem = ember_platform_alloc(sizeof(ember_model), 64);
-  if (!mem) {
-    if (mapped) ember_platform_unmap_file(data, size, map_handle);
-    return to_c(set_error(Status::kOutOfMemory, "cannot allocate the model handle (%zu bytes)",
-                          sizeof(ember_model)));
-  }
-  ember_model* m = new (mem) ember_model();
-  m->map_handle = map_handle;
-  m->mapped = mapped;
-  const Status s = ember::load_model(data, size, m);
+  ember::ModelPlan plan;
+  Status s = ember::plan_model(data, size, &plan);
+  uint8_t* block = nullptr;
+  bool owned = false;
+  if (s == Status::kOk) s = place_block("model", plan.total, arena, arena_size, &block, &owned);
+  ember::Model* m = nullptr;
+  if (s == Status::kOk) s = ember::init_model(data, size, plan, block, &m);
   if (s != Status::kOk) {
-    ember_model_free(m);
+    if (owned) ember_platform_free(block);
+    if (mapped) ember_platform_unmap_file(data, size, map_handle);
     return to_c(s);
   }
-  *out = m;
+  m->owns_block = owned;
+  m->map_handle = map_handle;
+  m->mapped = mapped;
+  *out = static_cast<ember_model*>(m);
   return EMBER_OK;
 }
 
@@ -77,25 +106,25 @@ ember_status ember_model_load_file(const char* path, ember_model** out) {
   if (err != 0) {
     return to_c(set_error(Status::kIo, "cannot open or map '%s': %s", path, std::strerror(err)));
   }
-  return load(static_cast<const uint8_t*>(data), size, handle, true, out);
+  return load(static_cast<const uint8_t*>(data), size, handle, true, nullptr, 0, out);
 }
 
 ember_status ember_model_load_buffer(const void* data, size_t size, ember_model** out) {
   if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
   *out = nullptr;
   if (!data) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
-  return load(static_cast<const uint8_t*>(data), size, nullptr, false, out);
+  return load(static_cast<const uint8_t*>(data), size, nullptr, false, nullptr, 0, out);
 }
 
 void ember_model_free(ember_model* model) {
   if (!model) return;
-  ember::release_model(model);
   const uint8_t* data = model->data;
   const size_t size = model->size;
   void* handle = model->map_handle;
   const bool mapped = model->mapped;
-  model->~ember_model();
-  ember_platform_free(model);
+  const bool owned = model->owns_block;
+  ember::destroy_model(model);
+  if (owned) ember_platform_free(model);  // the block starts with the model
   if (mapped) ember_platform_unmap_file(data, size, handle);
 }
 
@@ -265,25 +294,8 @@ ember_status ember_context_create(const ember_model* model, const ember_context_
   if (s != Status::kOk) return to_c(s);
   uint8_t* block = nullptr;
   bool owned = false;
-  if (arena) {
-    if (reinterpret_cast<uintptr_t>(arena) % ember::kWeightAlignment != 0) {
-      return to_c(set_error(Status::kInvalidArgument, "arena %p is not %zu-byte aligned", arena,
-                            ember::kWeightAlignment));
-    }
-    if (arena_size < plan.total) {
-      return to_c(set_error(Status::kOutOfMemory,
-                            "arena of %zu bytes is too small: the context needs %zu bytes",
-                            arena_size, plan.total));
-    }
-    block = static_cast<uint8_t*>(arena);
-  } else {
-    block = static_cast<uint8_t*>(ember_platform_alloc(plan.total, ember::kWeightAlignment));
-    if (!block) {
-      return to_c(set_error(Status::kOutOfMemory, "cannot allocate the context (%zu bytes)",
-                            plan.total));
-    }
-    owned = true;
-  }
+  s = place_block("context", plan.total, arena, arena_size, &block, &owned);
+  if (s != Status::kOk) return to_c(s);
   ember::Context* ctx = nullptr;
   s = ember::init_context(*model, plan, block, &ctx);
   if (s != Status::kOk) {
