@@ -110,10 +110,27 @@ ember_status ember_model_load_file(const char* path, ember_model** out) {
 }
 
 ember_status ember_model_load_buffer(const void* data, size_t size, ember_model** out) {
+  return ember_model_load_buffer_in(data, size, nullptr, 0, out);
+}
+
+ember_status ember_model_required_bytes(const void* data, size_t size, size_t* out_bytes) {
+  if (!data || !out_bytes) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_required_bytes: %s is NULL",
+                          !data ? "data" : "out_bytes"));
+  }
+  ember::ModelPlan plan;
+  const Status s = ember::plan_model(static_cast<const uint8_t*>(data), size, &plan);
+  if (s != Status::kOk) return to_c(s);
+  *out_bytes = plan.total;
+  return EMBER_OK;
+}
+
+ember_status ember_model_load_buffer_in(const void* data, size_t size, void* arena,
+                                        size_t arena_size, ember_model** out) {
   if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
   *out = nullptr;
   if (!data) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
-  return load(static_cast<const uint8_t*>(data), size, nullptr, false, nullptr, 0, out);
+  return load(static_cast<const uint8_t*>(data), size, nullptr, false, arena, arena_size, out);
 }
 
 void ember_model_free(ember_model* model) {
@@ -149,6 +166,7 @@ ember_status ember_model_get_info(const ember_model* model, ember_model_info* ou
   out->weight_bytes = model->weights_size;
   out->f32_bytes = model->f32_bytes;
   out->token_read_bytes = model->token_read_bytes;
+  out->model_bytes = model->block_bytes;
   out->format_version = model->root->format_version();
   out->architecture = model->architecture;
   return EMBER_OK;
