@@ -73,7 +73,7 @@ ember_status ember_model_load_buffer(const void* data, size_t size, ember_model*
  * the per-layer weight table, float copies of the norm vectors and biases, the tokenizer's lookup
  * tables (the weights stay in `data` and are not counted). Verifies the buffer as the load does,
  * every check included: a buffer it accepts loads, a bad one gives the load's status and message.
- * Allocates nothing. */
+ * A multiple of 64, so a context may follow the model in the same arena. Allocates nothing. */
 ember_status ember_model_required_bytes(const void* data, size_t size, size_t* out_bytes);
 
 /* ember_model_load_buffer with the model's own memory placed like a context's: with `arena` NULL
