@@ -1,7 +1,7 @@
 /* Bare-metal platform: no files, no OS clock. A product overrides the weak definitions with its
- * board's timer and console. Allocation uses newlib's malloc only for the once-only model handle
- * and context (a product that passes an arena to ember_context_create needs only the model handle).
- */
+ * board's timer and console. Allocation uses newlib's malloc only for a model or context created
+ * without an arena (a product that passes arenas to ember_model_load_buffer_in and
+ * ember_context_create allocates nothing: the demo does). */
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -8,41 +8,31 @@
 #include "context.h"
 #include "core/format.h"
 #include "ember/ember.h"
-#include "ember/platform.h"
 #include "ember_generated.h"
 #include "forward.h"
 #include "kernels/kernels.h"
 #include "model.h"
+#include "ember/platform.h"
 #include "sampler.h"
 
-using ember::set_error;
 using ember::Status;
+using ember::set_error;
 using ember::to_c;
 
 extern "C" {
 
 const char* ember_status_string(ember_status status) {
   switch (status) {
-    case EMBER_OK:
-      return "EMBER_OK";
-    case EMBER_ERR_INVALID_ARGUMENT:
-      return "EMBER_ERR_INVALID_ARGUMENT";
-    case EMBER_ERR_IO:
-      return "EMBER_ERR_IO";
-    case EMBER_ERR_BAD_FORMAT:
-      return "EMBER_ERR_BAD_FORMAT";
-    case EMBER_ERR_UNSUPPORTED:
-      return "EMBER_ERR_UNSUPPORTED";
-    case EMBER_ERR_OUT_OF_MEMORY:
-      return "EMBER_ERR_OUT_OF_MEMORY";
-    case EMBER_ERR_CONTEXT_FULL:
-      return "EMBER_ERR_CONTEXT_FULL";
-    case EMBER_ERR_BUFFER_TOO_SMALL:
-      return "EMBER_ERR_BUFFER_TOO_SMALL";
-    case EMBER_ERR_INTERNAL:
-      return "EMBER_ERR_INTERNAL";
-    case EMBER_ERR_BUSY:
-      return "EMBER_ERR_BUSY";
+    case EMBER_OK: return "EMBER_OK";
+    case EMBER_ERR_INVALID_ARGUMENT: return "EMBER_ERR_INVALID_ARGUMENT";
+    case EMBER_ERR_IO: return "EMBER_ERR_IO";
+    case EMBER_ERR_BAD_FORMAT: return "EMBER_ERR_BAD_FORMAT";
+    case EMBER_ERR_UNSUPPORTED: return "EMBER_ERR_UNSUPPORTED";
+    case EMBER_ERR_OUT_OF_MEMORY: return "EMBER_ERR_OUT_OF_MEMORY";
+    case EMBER_ERR_CONTEXT_FULL: return "EMBER_ERR_CONTEXT_FULL";
+    case EMBER_ERR_BUFFER_TOO_SMALL: return "EMBER_ERR_BUFFER_TOO_SMALL";
+    case EMBER_ERR_INTERNAL: return "EMBER_ERR_INTERNAL";
+    case EMBER_ERR_BUSY: return "EMBER_ERR_BUSY";
   }
   return "EMBER_ERR_UNKNOWN";
 }
@@ -53,25 +43,53 @@ const char* ember_last_error(void) { return ember::last_error(); }
 
 namespace {
 
-ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mapped,
-                  ember_model** out) {
+// The block of `bytes` a model or context lives in: the caller's arena (64-byte aligned, at least
+// `bytes` long), or with `arena` NULL one allocation (*owned).
+Status place_block(const char* what, size_t bytes, void* arena, size_t arena_size, uint8_t** block,
+                   bool* owned) {
+  *owned = false;
+  if (arena) {
+    if (reinterpret_cast<uintptr_t>(arena) % ember::kWeightAlignment != 0) {
+      return set_error(Status::kInvalidArgument, "arena %p is not %zu-byte aligned", arena,
+                       ember::kWeightAlignment);
+    }
+    if (arena_size < bytes) {
+      return set_error(Status::kOutOfMemory,
+                       "arena of %zu bytes is too small: the %s needs %zu bytes", arena_size, what,
+                       bytes);
+    }
+    *block = static_cast<uint8_t*>(arena);
+    return Status::kOk;
+  }
+  *block = static_cast<uint8_t*>(ember_platform_alloc(bytes, ember::kWeightAlignment));
+  if (!*block)
+    return set_error(Status::kOutOfMemory, "cannot allocate the %s (%zu bytes)", what, bytes);
+  *owned = true;
+  return Status::kOk;
+}
+
+// Plans the model, places its block (arena or one allocation) and builds it there. A mapping
+// (`mapped`) belongs to the model from here on: unmapped if the load fails.
+ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mapped, void* arena,
+                  size_t arena_size, ember_model** out) {
   // Kernel selection (cpuinfo) happens once, here, not inside the first forward pass.
   (void)ember::kernels::active();
-  void* mem = ember_platform_alloc(sizeof(ember_model), 64);
-  if (!mem) {
-    if (mapped) ember_platform_unmap_file(data, size, map_handle);
-    return to_c(set_error(Status::kOutOfMemory, "cannot allocate the model handle (%zu bytes)",
-                          sizeof(ember_model)));
-  }
-  ember_model* m = new (mem) ember_model();
-  m->map_handle = map_handle;
-  m->mapped = mapped;
-  const Status s = ember::load_model(data, size, m);
+  ember::ModelPlan plan;
+  Status s = ember::plan_model(data, size, &plan);
+  uint8_t* block = nullptr;
+  bool owned = false;
+  if (s == Status::kOk) s = place_block("model", plan.total, arena, arena_size, &block, &owned);
+  ember::Model* m = nullptr;
+  if (s == Status::kOk) s = ember::init_model(data, size, plan, block, &m);
   if (s != Status::kOk) {
-    ember_model_free(m);
+    if (owned) ember_platform_free(block);
+    if (mapped) ember_platform_unmap_file(data, size, map_handle);
     return to_c(s);
   }
-  *out = m;
+  m->owns_block = owned;
+  m->map_handle = map_handle;
+  m->mapped = mapped;
+  *out = static_cast<ember_model*>(m);
   return EMBER_OK;
 }
 
@@ -80,8 +98,7 @@ ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mappe
 ember_status ember_model_load_file(const char* path, ember_model** out) {
   if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: out is NULL"));
   *out = nullptr;
-  if (!path)
-    return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: path is NULL"));
+  if (!path) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: path is NULL"));
   const void* data = nullptr;
   size_t size = 0;
   void* handle = nullptr;
@@ -89,27 +106,42 @@ ember_status ember_model_load_file(const char* path, ember_model** out) {
   if (err != 0) {
     return to_c(set_error(Status::kIo, "cannot open or map '%s': %s", path, std::strerror(err)));
   }
-  return load(static_cast<const uint8_t*>(data), size, handle, true, out);
+  return load(static_cast<const uint8_t*>(data), size, handle, true, nullptr, 0, out);
 }
 
 ember_status ember_model_load_buffer(const void* data, size_t size, ember_model** out) {
-  if (!out)
-    return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
+  return ember_model_load_buffer_in(data, size, nullptr, 0, out);
+}
+
+ember_status ember_model_required_bytes(const void* data, size_t size, size_t* out_bytes) {
+  if (!data || !out_bytes) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_required_bytes: %s is NULL",
+                          !data ? "data" : "out_bytes"));
+  }
+  ember::ModelPlan plan;
+  const Status s = ember::plan_model(static_cast<const uint8_t*>(data), size, &plan);
+  if (s != Status::kOk) return to_c(s);
+  *out_bytes = plan.total;
+  return EMBER_OK;
+}
+
+ember_status ember_model_load_buffer_in(const void* data, size_t size, void* arena,
+                                        size_t arena_size, ember_model** out) {
+  if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
   *out = nullptr;
-  if (!data)
-    return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
-  return load(static_cast<const uint8_t*>(data), size, nullptr, false, out);
+  if (!data) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
+  return load(static_cast<const uint8_t*>(data), size, nullptr, false, arena, arena_size, out);
 }
 
 void ember_model_free(ember_model* model) {
   if (!model) return;
-  ember::release_model(model);
   const uint8_t* data = model->data;
   const size_t size = model->size;
   void* handle = model->map_handle;
   const bool mapped = model->mapped;
-  model->~ember_model();
-  ember_platform_free(model);
+  const bool owned = model->owns_block;
+  ember::destroy_model(model);
+  if (owned) ember_platform_free(model);  // the block starts with the model
   if (mapped) ember_platform_unmap_file(data, size, handle);
 }
 
@@ -134,6 +166,7 @@ ember_status ember_model_get_info(const ember_model* model, ember_model_info* ou
   out->weight_bytes = model->weights_size;
   out->f32_bytes = model->f32_bytes;
   out->token_read_bytes = model->token_read_bytes;
+  out->model_bytes = model->block_bytes;
   out->format_version = model->root->format_version();
   out->architecture = model->architecture;
   return EMBER_OK;
@@ -162,52 +195,47 @@ const char* str(const flatbuffers::String* s) { return s ? s->c_str() : ""; }
 }  // namespace
 
 ember_status ember_model_describe(const ember_model* model, char* buf, size_t cap, size_t* needed) {
-  if (!model)
-    return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: model is NULL"));
+  if (!model) return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: model is NULL"));
   if (!buf && cap > 0) {
-    return to_c(
-        set_error(Status::kInvalidArgument, "ember_model_describe: buf is NULL, cap %zu", cap));
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: buf is NULL, cap %zu", cap));
   }
   namespace fb = ember::fb;
   const fb::Model* r = model->root;
   Writer w{buf, cap};
-  w.printf(
-      "file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%llx"
-      ", optional_features 0x%llx\n",
-      model->size, r->format_version(), r->min_runtime_version(),
-      (unsigned long long)r->required_features(), (unsigned long long)r->optional_features());
+  w.printf("file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%llx"
+           ", optional_features 0x%llx\n",
+           model->size, r->format_version(), r->min_runtime_version(),
+           (unsigned long long)r->required_features(), (unsigned long long)r->optional_features());
   if (model->has_config) {
     const ember::ModelConfig& c = model->config;
-    w.printf(
-        "config: %s, hidden_size %u, layers %u, heads %u, kv_heads %u, head_dim %u, "
-        "intermediate_size %u, vocab %u, max_context %u\n",
-        model->architecture, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim,
-        c.intermediate_size, c.vocab_size, c.max_context);
-    w.printf(
-        "        rope_theta %g, rope_scaling %s (factor %g), norm_eps %g, tie_embeddings %d, "
-        "attention_bias %d, mlp_bias %d\n",
-        (double)c.rope_theta,
-        fb::EnumNameRopeScalingType(static_cast<fb::RopeScalingType>(c.rope_scaling_type)),
-        (double)c.rope_factor, (double)c.norm_eps, c.tie_embeddings, c.attention_bias, c.mlp_bias);
+    w.printf("config: %s, hidden_size %u, layers %u, heads %u, kv_heads %u, head_dim %u, "
+             "intermediate_size %u, vocab %u, max_context %u\n",
+             model->architecture, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads,
+             c.head_dim, c.intermediate_size, c.vocab_size, c.max_context);
+    w.printf("        rope_theta %g, rope_scaling %s (factor %g), norm_eps %g, tie_embeddings %d, "
+             "attention_bias %d, mlp_bias %d\n",
+             (double)c.rope_theta,
+             fb::EnumNameRopeScalingType(static_cast<fb::RopeScalingType>(c.rope_scaling_type)),
+             (double)c.rope_factor, (double)c.norm_eps, c.tie_embeddings, c.attention_bias,
+             c.mlp_bias);
   } else {
     w.printf("config: none (tokenizer-only file)\n");
   }
   if (const fb::Tokenizer* t = r->tokenizer()) {
-    w.printf(
-        "tokenizer: %s, pre_tokenizer %s, %u pieces, %u merges, bos %d, eos %d, unk %d, pad %d, "
-        "add_bos %d, add_eos %d, byte_fallback %d, %u special, %u added, %u eos ids\n",
-        fb::EnumNameTokenizerKind(t->kind()), fb::EnumNamePreTokenizer(t->pre_tokenizer()),
-        t->pieces() ? t->pieces()->size() : 0, t->merges() ? t->merges()->size() : 0, t->bos_id(),
-        t->eos_id(), t->unk_id(), t->pad_id(), t->add_bos(), t->add_eos(), t->byte_fallback(),
-        t->special_ids() ? t->special_ids()->size() : 0,
-        t->added_ids() ? t->added_ids()->size() : 0, t->eos_ids() ? t->eos_ids()->size() : 0);
+    w.printf("tokenizer: %s, pre_tokenizer %s, %u pieces, %u merges, bos %d, eos %d, unk %d, pad %d, "
+             "add_bos %d, add_eos %d, byte_fallback %d, %u special, %u added, %u eos ids\n",
+             fb::EnumNameTokenizerKind(t->kind()), fb::EnumNamePreTokenizer(t->pre_tokenizer()),
+             t->pieces() ? t->pieces()->size() : 0, t->merges() ? t->merges()->size() : 0,
+             t->bos_id(), t->eos_id(), t->unk_id(), t->pad_id(), t->add_bos(), t->add_eos(),
+             t->byte_fallback(), t->special_ids() ? t->special_ids()->size() : 0,
+             t->added_ids() ? t->added_ids()->size() : 0, t->eos_ids() ? t->eos_ids()->size() : 0);
   } else {
     w.printf("tokenizer: none\n");
   }
   const auto* ts = r->tensors();
   const unsigned n_t = ts ? ts->size() : 0;
-  w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n",
-           n_t, (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
+  w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n", n_t,
+           (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
            (unsigned long long)model->f32_bytes);
   for (unsigned i = 0; i < n_t; ++i) {
     const fb::Tensor* t = ts->Get(i);
@@ -235,8 +263,7 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
     w.printf("  %s: sha256 %s, r %u, alpha %g, scale %g, rslora %d, modules:", str(a->name()),
              str(a->sha256()), a->r(), (double)a->alpha(), (double)a->scale(), a->use_rslora());
     if (a->modules()) {
-      for (unsigned j = 0; j < a->modules()->size(); ++j)
-        w.printf(" %s", str(a->modules()->Get(j)));
+      for (unsigned j = 0; j < a->modules()->size(); ++j) w.printf(" %s", str(a->modules()->Get(j)));
     }
     w.printf("\n");
   }
@@ -259,8 +286,8 @@ ember_context_params ember_context_default_params(void) {
   return p;
 }
 
-ember_status ember_context_required_bytes(const ember_model* model,
-                                          const ember_context_params* params, size_t* out_bytes) {
+ember_status ember_context_required_bytes(const ember_model* model, const ember_context_params* params,
+                                          size_t* out_bytes) {
   if (!model || !params || !out_bytes) {
     return to_c(set_error(Status::kInvalidArgument, "ember_context_required_bytes: %s is NULL",
                           !model ? "model" : (!params ? "params" : "out_bytes")));
@@ -285,25 +312,8 @@ ember_status ember_context_create(const ember_model* model, const ember_context_
   if (s != Status::kOk) return to_c(s);
   uint8_t* block = nullptr;
   bool owned = false;
-  if (arena) {
-    if (reinterpret_cast<uintptr_t>(arena) % ember::kWeightAlignment != 0) {
-      return to_c(set_error(Status::kInvalidArgument, "arena %p is not %zu-byte aligned", arena,
-                            ember::kWeightAlignment));
-    }
-    if (arena_size < plan.total) {
-      return to_c(set_error(Status::kOutOfMemory,
-                            "arena of %zu bytes is too small: the context needs %zu bytes",
-                            arena_size, plan.total));
-    }
-    block = static_cast<uint8_t*>(arena);
-  } else {
-    block = static_cast<uint8_t*>(ember_platform_alloc(plan.total, ember::kWeightAlignment));
-    if (!block) {
-      return to_c(
-          set_error(Status::kOutOfMemory, "cannot allocate the context (%zu bytes)", plan.total));
-    }
-    owned = true;
-  }
+  s = place_block("context", plan.total, arena, arena_size, &block, &owned);
+  if (s != Status::kOk) return to_c(s);
   ember::Context* ctx = nullptr;
   s = ember::init_context(*model, plan, block, &ctx);
   if (s != Status::kOk) {
@@ -347,9 +357,8 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
     return EMBER_OK;
   }
   if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) {
-    return to_c(set_error(Status::kInvalidArgument,
-                          "ember_kv_clear: seq_id %d is out of range [0, %u)", seq_id,
-                          ctx->plan.n_seq_max));
+    return to_c(set_error(Status::kInvalidArgument, "ember_kv_clear: seq_id %d is out of range [0, %u)",
+                          seq_id, ctx->plan.n_seq_max));
   }
   const Status st = check_slot_free(ctx, static_cast<uint32_t>(seq_id), "ember_kv_clear");
   if (st != Status::kOk) return to_c(st);
@@ -359,8 +368,7 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
 
 ember_status ember_decode(ember_context* ctx, const ember_batch* batch) {
   if (!ctx || !batch) {
-    return to_c(
-        set_error(Status::kInvalidArgument, "ember_decode: %s is NULL", !ctx ? "ctx" : "batch"));
+    return to_c(set_error(Status::kInvalidArgument, "ember_decode: %s is NULL", !ctx ? "ctx" : "batch"));
   }
   for (uint32_t i = 0; batch->seq_id != nullptr && i < batch->n_tokens; ++i) {
     const int32_t s = batch->seq_id[i];
@@ -394,15 +402,13 @@ ember_sampler_params ember_sampler_default_params(void) {
 
 uint64_t ember_rng_seed(uint64_t seed) { return ember::rng_seed(seed); }
 
-ember_status ember_sample(ember_context* ctx, const float* logits,
-                          const ember_sampler_params* params, uint64_t* rng_state,
-                          int32_t* out_id) {
+ember_status ember_sample(ember_context* ctx, const float* logits, const ember_sampler_params* params,
+                          uint64_t* rng_state, int32_t* out_id) {
   if (!ctx || !logits || !params || !rng_state || !out_id) {
-    return to_c(set_error(
-        Status::kInvalidArgument, "ember_sample: %s is NULL",
-        !ctx
-            ? "ctx"
-            : (!logits ? "logits" : (!params ? "params" : (!rng_state ? "rng_state" : "out_id")))));
+    return to_c(set_error(Status::kInvalidArgument, "ember_sample: %s is NULL",
+                          !ctx ? "ctx"
+                               : (!logits ? "logits"
+                                          : (!params ? "params" : (!rng_state ? "rng_state" : "out_id")))));
   }
   return to_c(ember::sample(logits, ctx->model->config.vocab_size, *params, rng_state,
                             ctx->sample_val, ctx->sample_idx, out_id));
@@ -422,8 +428,7 @@ const char* ember_kernel_variant_name(uint32_t i) {
 const char* ember_kernel_variant(void) { return ember::kernels::active().name; }
 
 ember_status ember_force_kernel_variant(const char* name) {
-  if (!name)
-    return to_c(set_error(Status::kInvalidArgument, "ember_force_kernel_variant: name is NULL"));
+  if (!name) return to_c(set_error(Status::kInvalidArgument, "ember_force_kernel_variant: name is NULL"));
   if (!ember::kernels::force_variant(name)) {
     return to_c(set_error(Status::kUnsupported,
                           "kernel variant '%s' is unknown or cannot run on this CPU", name));

@@ -1,6 +1,9 @@
 // A verified, read-only model: the .ember file (mapped or a caller's buffer) plus the few small
 // things built once at load (per-layer weight views, float copies of the norm vectors and biases,
-// the tokenizer's lookup tables). Weight matrices are used in place, never copied.
+// the tokenizer's lookup tables). Weight matrices are used in place, never copied. Like a context,
+// a model is planned, then built in one block: plan_model() verifies the file and lays the block
+// out (the Model itself first), init_model() builds it there (the caller's arena or one
+// allocation).
 #ifndef EMBER_SRC_MODEL_H_
 #define EMBER_SRC_MODEL_H_
 
@@ -78,19 +81,36 @@ struct Model {
   WeightRef embed;                    // (vocab, dim): rows are read (dequantized) per token
   WeightRef output;                   // (vocab, dim): lm_head, or embed when tied
   const float* final_norm = nullptr;  // (dim)
-  LayerWeights* layers = nullptr;     // (num_layers), owned (ember_platform_alloc)
-  float* vectors = nullptr;           // the float copies of norms/biases, owned
+  LayerWeights* layers = nullptr;     // (num_layers), in the block
+  float* vectors = nullptr;           // the float copies of norms/biases, in the block
   size_t max_groups = 1;              // most zero-one groups per row over all u8 matrices
   size_t max_piece_bytes = 0;         // longest tokenizer piece (sizes the detok buffer)
 
-  Tokenizer tokenizer;
+  Tokenizer tokenizer;  // its tables in the block
+
+  // The block the model lives in: ModelPlan::total bytes, the Model at its start.
+  size_t block_bytes = 0;
+  bool owns_block = false;  // allocated by the runtime: ember_model_free frees it
 };
 
-// Verifies `data` (size bytes) and fills *out (constructed by the caller). On failure the error
-// message is set and the model holds nothing that needs freeing beyond release_model().
-Status load_model(const uint8_t* data, size_t size, Model* out);
-// Frees what load_model allocated (not the mapping).
-void release_model(Model* m);
+// Byte offsets of everything a load builds in the model's block (all 64-aligned), and the total.
+struct ModelPlan {
+  uint32_t n_layers = 0;
+  size_t off_layers = 0;                          // (n_layers) LayerWeights
+  size_t off_vectors = 0, n_vector_floats = 0;    // float copies of norms and biases
+  size_t off_tokenizer = 0, tokenizer_bytes = 0;  // the tokenizer's lookup tables
+  size_t total = 0;                               // the Model itself at 0, then the above
+};
+
+// Verifies `data` (size bytes) as a load does, every check included, and lays out the block; on
+// failure the error message is set. Allocates nothing.
+Status plan_model(const uint8_t* data, size_t size, ModelPlan* plan);
+// Builds the model planned from the same `data` in `block` (plan.total bytes, 64-aligned): *out is
+// the Model at the block's start, which borrows `data`. Nothing to undo on failure.
+Status init_model(const uint8_t* data, size_t size, const ModelPlan& plan, uint8_t* block,
+                  Model** out);
+// Ends the model's lifetime; its block (and a mapping) are the caller's to free.
+void destroy_model(Model* m);
 
 }  // namespace ember
 
@@ -103,7 +123,7 @@ const Tokenizer* model_tokenizer(const ember_model* m);
 }  // namespace ember
 
 namespace ember {
-// Row `row` of a weight matrix as floats (cols values): the embedding lookup, norm vectors.
+// Row `row` of a weight matrix as floats (cols values): the embedding lookup.
 void dequantize_row(const WeightRef& w, size_t row, float* out);
 }  // namespace ember
 #endif  // EMBER_SRC_MODEL_H_

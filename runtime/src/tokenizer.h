@@ -1,7 +1,8 @@
 // Tokenizer: encode/decode from the model file's Tokenizer table (no JSON at run time).
-// init() runs once at model load and may allocate its lookup tables there (through
-// ember_platform_alloc); encode() and decode() never allocate: encode works in caller-provided
-// memory of work_bytes(text_len) bytes, so ember_generate can run it in the context's arena.
+// plan() checks the table at model load and sizes the lookup tables; init() builds them in memory
+// the model gives it (part of the model's block). Nothing here allocates: encode() works in
+// caller-provided memory of work_bytes(text_len) bytes, so ember_generate can run it in the
+// context's arena.
 #ifndef EMBER_SRC_TOKENIZER_H_
 #define EMBER_SRC_TOKENIZER_H_
 
@@ -18,13 +19,16 @@ struct Tokenizer;
 class Tokenizer {
  public:
   Tokenizer() = default;
-  ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
 
-  // Checks the table (ids in range, merges valid, ...) and builds lookup tables. `t` must outlive
-  // this object (it points into the model file). A bad table is Status::kBadFormat with a message.
-  Status init(const fb::Tokenizer* t);
+  // Checks the table (ids in range, merges valid, byte pieces, ...) and gives the bytes of the
+  // lookup tables init() builds. A bad table is kBadFormat or kUnsupported with a message; a table
+  // plan() accepts always builds.
+  static Status plan(const fb::Tokenizer* t, size_t* table_bytes);
+  // Builds the lookup tables in `tables` (table_bytes from plan(), 8-aligned, not owned). `t` must
+  // have passed plan(); it and `tables` must outlive this object (t points into the model file).
+  Status init(const fb::Tokenizer* t, void* tables, size_t table_bytes);
   bool loaded() const { return t_ != nullptr; }
 
   int32_t vocab_size() const { return n_vocab_; }
@@ -60,9 +64,12 @@ class Tokenizer {
  private:
   const fb::Tokenizer* t_ = nullptr;
   int32_t n_vocab_ = 0;
-  void* tables_ = nullptr;  // lookup tables built by init(), owned (ember_platform_free)
+  void* tables_ = nullptr;  // lookup tables built by init() (the model's memory, not owned)
   size_t tables_bytes_ = 0;
 
+  // Steps of init().
+  void build_lookup();
+  void build_byte_tables();
   // Helpers of encode() (tokenizer.cc); void* are its private work/output structs.
   const uint8_t* lookup_key(int32_t id, size_t* len) const;
   int32_t lookup(const uint8_t* s, size_t len) const;

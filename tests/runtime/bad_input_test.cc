@@ -1,5 +1,6 @@
 // Hostile model files and bad API arguments: each gives a non-zero status and a message naming what
 // is wrong, never a crash (these tests are meant to run under ASan/UBSan too).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -23,14 +24,24 @@ class BadInputTest : public ::testing::Test {
   }
 
   // Loads `bytes` from an exactly-sized aligned copy; returns the status, message in *msg.
+  // ember_model_required_bytes verifies as the load does: the same status and message, or on
+  // success the figure the loaded model reports.
   static ember_status load(const std::vector<uint8_t>& bytes, std::string* msg = nullptr) {
     AlignedBuffer buf(bytes.data(), bytes.size());
+    size_t need = 0;
+    const ember_status planned = ember_model_required_bytes(buf.p, buf.n, &need);
+    const std::string plan_msg = planned == EMBER_OK ? "" : ember_last_error();
     ember_model* m = nullptr;
     const ember_status s = ember_model_load_buffer(buf.p, buf.n, &m);
     if (msg) *msg = s == EMBER_OK ? "" : ember_last_error();
+    EXPECT_EQ(planned, s) << "required_bytes: " << plan_msg << "; load: " << ember_last_error();
     if (s == EMBER_OK) {
       EXPECT_NE(m, nullptr);
+      ember_model_info info;
+      EXPECT_EQ(ember_model_get_info(m, &info), EMBER_OK);
+      EXPECT_EQ(info.model_bytes, need);
     } else {
+      EXPECT_EQ(plan_msg, ember_last_error());
       EXPECT_EQ(m, nullptr);
       EXPECT_GT(std::strlen(ember_last_error()), 10u) << "status " << ember_status_string(s);
     }
@@ -263,12 +274,27 @@ TEST_F(BadInputTest, FilesThatCannotBeOpened) {
   EXPECT_EQ(m, nullptr);
 }
 
+// The checks the tokenizer made while building its tables are made by the plan: a broken byte
+// piece is refused by ember_model_required_bytes as by the load (load() compares the two).
+TEST_F(BadInputTest, BrokenBytePiece) {
+  auto bad = file_;
+  const std::string piece = "<0x41>";
+  auto at = std::search(bad.begin(), bad.end(), piece.begin(), piece.end());
+  ASSERT_NE(at, bad.end());
+  at[3] = 'Z';
+  expect_fail(bad, EMBER_ERR_BAD_FORMAT, {"byte piece", "<0xXX>"});
+}
+
 TEST_F(BadInputTest, MisalignedBuffer) {
   std::vector<uint8_t> padded(1, 0);  // one byte, then the model
   padded.insert(padded.end(), file_.begin(), file_.end());
   AlignedBuffer buf(padded.data(), padded.size());
   ember_model* m = nullptr;
   EXPECT_EQ(ember_model_load_buffer(static_cast<uint8_t*>(buf.p) + 1, file_.size(), &m),
+            EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("aligned"), std::string::npos);
+  size_t need = 0;
+  EXPECT_EQ(ember_model_required_bytes(static_cast<uint8_t*>(buf.p) + 1, file_.size(), &need),
             EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ember_last_error()).find("aligned"), std::string::npos);
 }
@@ -297,6 +323,13 @@ TEST_F(BadInputTest, NullPointers) {
   EXPECT_EQ(ember_model_load_file(nullptr, &m), EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ember_model_load_file(path_.c_str(), nullptr), EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ember_model_load_buffer(nullptr, 100, &m), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_model_load_buffer_in(nullptr, 100, nullptr, 0, &m), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_model_load_buffer_in(file_.data(), file_.size(), nullptr, 0, nullptr),
+            EMBER_ERR_INVALID_ARGUMENT);
+  size_t model_bytes = 0;
+  EXPECT_EQ(ember_model_required_bytes(nullptr, 100, &model_bytes), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_model_required_bytes(file_.data(), file_.size(), nullptr),
+            EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ember_model_get_info(nullptr, nullptr), EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ember_model_describe(nullptr, nullptr, 0, nullptr), EMBER_ERR_INVALID_ARGUMENT);
   ModelPtr model = load_model(path_);

@@ -1,13 +1,18 @@
 // Memory contract: ember_context_required_bytes is the exact size of the context (an arena of that
 // size works, one byte less is refused, the figure grows exactly by the KV cache per position and
 // per slot), ember_model_info.token_read_bytes counts what one token reads, and ember_decode /
-// ember_sample / ember_generate never touch the heap.
+// ember_sample / ember_generate never touch the heap. ember_model_required_bytes is the exact size
+// of a model load, and a model and context in a caller's arena load and generate with no heap at
+// all, the same tokens as on the heap.
 //
 // Heap counting: tests/support/heap_counter.h (malloc & co. wrapped at link time, operator new
-// replaced).
+// replaced), and mallinfo2() for the process heap (shared libraries included).
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -200,6 +205,199 @@ INSTANTIATE_TEST_SUITE_P(Models, NoHeap,
                            return std::string(std::get<0>(i.param)) + "_threads" +
                                   std::to_string(std::get<1>(i.param));
                          });
+
+// --------------------------------------------------------------- the model in a caller's arena --
+
+// `n` bytes of 64-byte-aligned memory (as a firmware image would give the model file and the
+// arena); exactly `n`, so ASan sees any use past the end.
+struct Aligned {
+  explicit Aligned(size_t bytes) : n(bytes) {
+    if (posix_memalign(&p, 64, n == 0 ? 1 : n) != 0) p = nullptr;
+  }
+  ~Aligned() { std::free(p); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  uint8_t* bytes() const { return static_cast<uint8_t*>(p); }
+  void* p = nullptr;
+  size_t n;
+};
+
+std::unique_ptr<Aligned> aligned_file(const std::string& path) {
+  const std::vector<unsigned char> bytes = read_file(path);
+  auto a = std::make_unique<Aligned>(bytes.size());
+  if (a->p) std::memcpy(a->p, bytes.data(), bytes.size());
+  return a;
+}
+
+ember_context_params arena_context_params() {
+  ember_context_params cp = ember_context_default_params();
+  cp.n_ctx = 256;
+  cp.n_batch_max = 16;
+  return cp;  // one thread: a thread pool has memory of its own
+}
+
+ember_generate_params sampled_params() {
+  ember_generate_params gp = ember_generate_default_params();
+  gp.max_new_tokens = 60;
+  gp.sampler.temperature = 0.8f;
+  gp.sampler.top_k = 40;
+  gp.sampler.top_p = 0.9f;
+  gp.sampler.seed = 7;
+  return gp;
+}
+
+const char kArenaPrompt[] = "Once upon a time, in a small town, there lived a dog named Max.";
+
+// Prompt and generated ids of one ember_generate on `model` with the context in
+// [arena, arena + arena_size), or on the heap with arena NULL.
+std::vector<int32_t> generate_ids(const ember_model* model, const ember_generate_params& gp,
+                                  void* arena, size_t arena_size) {
+  const ember_context_params cp = arena_context_params();
+  ember_context* c = nullptr;
+  EXPECT_EQ(ember_context_create(model, &cp, arena, arena_size, &c), EMBER_OK)
+      << ember_last_error();
+  ContextPtr ctx(c);
+  if (!ctx) return {};
+  std::vector<int32_t> ids(512);
+  size_t n = 0;
+  EXPECT_EQ(ember_generate(ctx.get(), kArenaPrompt, sizeof kArenaPrompt - 1, &gp, nullptr, nullptr,
+                           ids.data(), ids.size(), &n, nullptr),
+            EMBER_OK)
+      << ember_last_error();
+  ids.resize(n);
+  return ids;
+}
+
+class ModelArena : public ::testing::TestWithParam<const char*> {};
+
+// A firmware product's whole run: the model file in memory, the model and then the context placed
+// in one caller's arena, a generation, both freed; no heap allocation anywhere. The heap counter
+// sees what the statically linked code allocates (malloc & co. and operator new); mallinfo2 sees
+// the process heap, so an allocation inside a shared library (cpuinfo, libstdc++, libc) shows too.
+TEST_P(ModelArena, LoadCreateGenerateWithoutTheHeap) {
+  REQUIRE_MODEL(path, GetParam());
+  const auto file = aligned_file(path);
+  Aligned arena(size_t{16} << 20);
+  ASSERT_TRUE(file->p && arena.p);
+  (void)ember_kernel_variant();  // the kernels are selected once per process (cpuinfo allocates)
+  const ember_context_params cp = arena_context_params();
+  const ember_generate_params gp = sampled_params();
+  std::vector<int32_t> ids(512);
+  size_t model_bytes = 0, ctx_bytes = 0, n = 0;
+  ember_status st[5] = {EMBER_ERR_INTERNAL, EMBER_ERR_INTERNAL, EMBER_ERR_INTERNAL,
+                        EMBER_ERR_INTERNAL, EMBER_ERR_INTERNAL};
+  long n_allocs = -1;
+  struct mallinfo2 before {
+  }, after{};
+  {
+    before = mallinfo2();
+    Counting c;
+    ember_model* model = nullptr;
+    ember_context* ctx = nullptr;
+    st[0] = ember_model_required_bytes(file->p, file->n, &model_bytes);
+    st[1] = ember_model_load_buffer_in(file->p, file->n, arena.p, arena.n, &model);
+    if (model) st[2] = ember_context_required_bytes(model, &cp, &ctx_bytes);
+    if (model && model_bytes < arena.n) {
+      st[3] = ember_context_create(model, &cp, arena.bytes() + model_bytes, arena.n - model_bytes,
+                                   &ctx);
+    }
+    if (ctx) {
+      st[4] = ember_generate(ctx, kArenaPrompt, sizeof kArenaPrompt - 1, &gp, nullptr, nullptr,
+                             ids.data(), ids.size(), &n, nullptr);
+    }
+    ember_context_free(ctx);
+    ember_model_free(model);
+    n_allocs = c.allocs();
+    after = mallinfo2();
+  }
+  for (ember_status s : st) EXPECT_EQ(s, EMBER_OK) << ember_last_error();
+  EXPECT_EQ(model_bytes % 64, 0u);  // so the context that follows is aligned
+  EXPECT_EQ(n_allocs, 0) << "heap allocations while loading, creating and generating";
+  EXPECT_EQ(after.uordblks, before.uordblks) << "the process heap changed (a shared library?)";
+  EXPECT_EQ(after.hblkhd, before.hblkhd) << "the process mapped heap memory";
+  EXPECT_GT(n, 20u);
+  std::printf(
+      "[ memory ] %s: model %zu + context %zu bytes in one arena, %zu ids; allocations "
+      "%ld, heap in use %zu -> %zu bytes\n",
+      GetParam(), model_bytes, ctx_bytes, n, n_allocs, before.uordblks, after.uordblks);
+}
+
+// ember_model_required_bytes is what the arena load uses: one byte less is refused with both
+// sizes named, the exact size works through a whole generation (ASan would flag a use past the
+// end), a larger arena is left untouched past the figure, and loaded models report the figure.
+TEST_P(ModelArena, RequiredBytesIsExactlyWhatTheLoadUses) {
+  REQUIRE_MODEL(path, GetParam());
+  const auto file = aligned_file(path);
+  ASSERT_TRUE(file->p);
+  size_t need = 0;
+  ASSERT_EQ(ember_model_required_bytes(file->p, file->n, &need), EMBER_OK) << ember_last_error();
+  std::printf("[ memory ] stories260K %s: a load needs %zu bytes besides the file (%zu bytes)\n",
+              GetParam(), need, file->n);
+  Aligned arena(need);
+  ASSERT_TRUE(arena.p);
+  ember_model* m = nullptr;
+  EXPECT_EQ(ember_model_load_buffer_in(file->p, file->n, arena.p, need - 1, &m),
+            EMBER_ERR_OUT_OF_MEMORY);
+  const std::string msg = ember_last_error();
+  EXPECT_NE(msg.find(std::to_string(need)), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(need - 1)), std::string::npos) << msg;
+  EXPECT_EQ(m, nullptr);
+  EXPECT_EQ(ember_model_load_buffer_in(file->p, file->n, arena.bytes() + 16, need, &m),
+            EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m, nullptr);
+  {
+    ASSERT_EQ(ember_model_load_buffer_in(file->p, file->n, arena.p, need, &m), EMBER_OK)
+        << ember_last_error();
+    ModelPtr model(m);
+    ember_model_info info;
+    ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
+    EXPECT_EQ(info.model_bytes, need);
+    EXPECT_GT(generate_ids(model.get(), sampled_params(), nullptr, 0).size(), 30u);
+  }
+  Aligned big(need + 4096);
+  ASSERT_TRUE(big.p);
+  std::memset(big.p, 0xA5, big.n);
+  ASSERT_EQ(ember_model_load_buffer_in(file->p, file->n, big.p, big.n, &m), EMBER_OK);
+  ember_model_free(m);
+  size_t touched = 0;
+  for (size_t i = need; i < big.n; ++i) touched += big.bytes()[i] != 0xA5;
+  EXPECT_EQ(touched, 0u) << "the load wrote past its required bytes";
+  ModelPtr from_file = load_model(path);
+  ASSERT_EQ(ember_model_load_buffer(file->p, file->n, &m), EMBER_OK) << ember_last_error();
+  ModelPtr from_buffer(m);
+  for (const ember_model* heap : {from_file.get(), from_buffer.get()}) {
+    ember_model_info info;
+    ASSERT_EQ(ember_model_get_info(heap, &info), EMBER_OK);
+    EXPECT_EQ(info.model_bytes, need);
+  }
+}
+
+// Where the model lives changes no result: the same tokens, greedy and sampled, from a model and
+// context in arenas as from a model loaded from the file and a context on the heap.
+TEST_P(ModelArena, SameTokensAsAHeapLoadedModel) {
+  REQUIRE_MODEL(path, GetParam());
+  const auto file = aligned_file(path);
+  ASSERT_TRUE(file->p);
+  size_t need = 0;
+  ASSERT_EQ(ember_model_required_bytes(file->p, file->n, &need), EMBER_OK) << ember_last_error();
+  Aligned model_arena(need), ctx_arena(size_t{16} << 20);
+  ember_model* m = nullptr;
+  ASSERT_EQ(ember_model_load_buffer_in(file->p, file->n, model_arena.p, need, &m), EMBER_OK)
+      << ember_last_error();
+  ModelPtr in_arena(m);
+  ModelPtr on_heap = load_model(path);
+  ASSERT_TRUE(on_heap);
+  ember_generate_params greedy = ember_generate_default_params();
+  greedy.max_new_tokens = 60;
+  for (const ember_generate_params& gp : {greedy, sampled_params()}) {
+    const auto want = generate_ids(on_heap.get(), gp, nullptr, 0);
+    const auto got = generate_ids(in_arena.get(), gp, ctx_arena.p, ctx_arena.n);
+    EXPECT_GT(want.size(), 30u);
+    EXPECT_EQ(got, want) << "temperature " << gp.sampler.temperature;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ModelArena, ::testing::Values("f32", "u8"));
 
 }  // namespace
 }  // namespace ember_test

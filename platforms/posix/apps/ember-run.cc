@@ -35,13 +35,23 @@ struct Options {
   bool info = false, no_stop_at_bos = false;
 };
 
-int describe(const ember_model* model) {
+// --info: the description, then what a load and a context with these options take.
+int describe(const ember_model* model, const ember_context_params& cp) {
   size_t need = 0;
   ember_model_describe(model, nullptr, 0, &need);
   std::vector<char> text(need);
   const ember_status s = ember_model_describe(model, text.data(), text.size(), nullptr);
   if (s != EMBER_OK) return fail("describing the model", s);
   std::fputs(text.data(), stdout);
+  ember_model_info mi;
+  ember_model_get_info(model, &mi);
+  size_t ctx_bytes = 0;
+  std::printf("memory: model %llu bytes besides the file", (unsigned long long)mi.model_bytes);
+  if (ember_context_required_bytes(model, &cp, &ctx_bytes) == EMBER_OK) {
+    std::printf(", context %zu bytes (n_ctx %u, batch %u)", ctx_bytes,
+                cp.n_ctx ? cp.n_ctx : mi.max_context, cp.n_batch_max);
+  }
+  std::printf("\n");
   return 0;
 }
 
@@ -84,11 +94,13 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   std::fprintf(stderr, "ember-run: generated %u tokens in %.2f ms (%.1f tokens/s)\n", st.n_generated,
                st.generate_seconds * 1e3,
                st.generate_seconds > 0 ? st.n_generated / st.generate_seconds : 0.0);
-  std::fprintf(stderr,
-               "ember-run: memory: file %.3f MiB, weights %.3f MiB (f32 %.3f MiB; %.3f MiB read per "
-               "token), context %.3f MiB (KV cache %.3f MiB for n_ctx %u)\n",
-               mib(double(mi.file_bytes)), mib(double(mi.weight_bytes)), mib(double(mi.f32_bytes)),
-               mib(double(mi.token_read_bytes)), mib(double(ctx_bytes)), mib(kv_bytes), ctx_len);
+  std::fprintf(
+      stderr,
+      "ember-run: memory: file %.3f MiB, weights %.3f MiB (f32 %.3f MiB; %.3f MiB read per "
+      "token), model %.3f MiB, context %.3f MiB (KV cache %.3f MiB for n_ctx %u)\n",
+      mib(double(mi.file_bytes)), mib(double(mi.weight_bytes)), mib(double(mi.f32_bytes)),
+      mib(double(mi.token_read_bytes)), mib(double(mi.model_bytes)), mib(double(ctx_bytes)),
+      mib(kv_bytes), ctx_len);
   return 0;
 }
 
@@ -117,7 +129,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-stop-at-bos", o.no_stop_at_bos,
                "Keep generating when the model samples BOS (llama2.c models end a story with BOS)");
-  app.add_flag("--info", o.info, "Describe the model (config, tokenizer, tensors, provenance) and exit");
+  app.add_flag("--info", o.info,
+               "Describe the model (config, tokenizer, tensors, provenance, memory) and exit");
   CLI11_PARSE(app, argc, argv);
 
   const double t0 = now_seconds();
@@ -127,12 +140,11 @@ int main(int argc, char** argv) {
   const double t_load = now_seconds() - t0;
   // Freed on every return, error paths included.
   const std::unique_ptr<ember_model, void (*)(ember_model*)> model_owner(model, ember_model_free);
-  if (o.info) return describe(model);
-
   ember_context_params cp = ember_context_default_params();
   cp.n_ctx = o.n_ctx;
   cp.n_threads = o.n_threads;
   cp.n_batch_max = o.n_batch;
+  if (o.info) return describe(model, cp);
   if (!o.batch_file.empty()) {
     ember_app::BatchDefaults d;
     d.max_tokens = o.n_new;

@@ -2,7 +2,10 @@
  *
  * Lifetimes in one picture:
  *   ember_model    — verified, read-only view of a .ember file (mmap'd by the runtime, or a caller's
- *                    buffer that must outlive the model). Weights are used in place, never copied.
+ *                    buffer that must outlive the model). Weights are used in place, never copied;
+ *                    the few tables built at load (per-layer weight views, float copies of norms
+ *                    and biases, tokenizer lookup tables) take ember_model_required_bytes(), one
+ *                    block that may live in a caller-provided arena.
  *   ember_context  — everything that changes while generating: the fixed-size KV cache (sequence
  *                    slots x n_ctx positions), activations, logits, sampler scratch. Sized once from
  *                    ember_context_params; ember_context_required_bytes() gives the exact figure and
@@ -56,14 +59,38 @@ const char* ember_last_error(void);
 typedef struct ember_model ember_model;
 
 /* Maps the file at `path` read-only and verifies it (size, alignment, identifier, FlatBuffers
- * verifier, then shapes, offsets, scales, versions). On success *out owns the mapping. */
+ * verifier, then shapes, offsets, scales, versions). On success *out owns the mapping and one
+ * allocation of the model's required bytes (ember_model_info.model_bytes). */
 ember_status ember_model_load_file(const char* path, ember_model** out);
 
 /* Verifies and uses `size` bytes at `data` in place (flash, firmware image, caller's memory).
- * `data` must be 16-byte aligned and must stay valid and unchanged until ember_model_free(). */
+ * `data` must be 16-byte aligned and must stay valid and unchanged until ember_model_free().
+ * Allocates the model's required bytes once: the same as
+ * ember_model_load_buffer_in(data, size, NULL, 0, out). */
 ember_status ember_model_load_buffer(const void* data, size_t size, ember_model** out);
 
-/* Frees the model (and unmaps a file). NULL is allowed. Contexts using it must be freed first. */
+/* Exact bytes ember_model_load_buffer_in() takes for the `size` bytes at `data`: the model handle,
+ * the per-layer weight table, float copies of the norm vectors and biases, the tokenizer's lookup
+ * tables (the weights stay in `data` and are not counted). Verifies the buffer as the load does,
+ * every check included: a buffer it accepts loads, a bad one gives the load's status and message.
+ * A multiple of 64, so a context may follow the model in the same arena. Allocates nothing. */
+ember_status ember_model_required_bytes(const void* data, size_t size, size_t* out_bytes);
+
+/* ember_model_load_buffer with the model's own memory placed like a context's: with `arena` NULL
+ * the runtime allocates the required bytes once; otherwise the model is built in [arena,
+ * arena + arena_size), which must be 64-byte aligned (EMBER_ERR_INVALID_ARGUMENT) and at least
+ * ember_model_required_bytes() long (EMBER_ERR_OUT_OF_MEMORY, the message naming both sizes), and
+ * stay valid until ember_model_free(). `data` is borrowed as by ember_model_load_buffer: used in
+ * place, never copied, valid and unchanged until ember_model_free(). With an arena the load
+ * allocates nothing, except that the first load in a process selects the kernels: where that reads
+ * cpuinfo (Linux builds with EMBER_USE_CPUINFO), cpuinfo allocates its tables once for the process;
+ * call ember_kernel_variant() before to have that done earlier. */
+ember_status ember_model_load_buffer_in(const void* data, size_t size, void* arena,
+                                        size_t arena_size, ember_model** out);
+
+/* Frees the model: the memory the runtime allocated for it (none of a caller's arena, which is the
+ * caller's again afterwards) and a file's mapping. NULL is allowed. Contexts using it must be
+ * freed first. */
 void ember_model_free(ember_model* model);
 
 typedef struct ember_model_info {
@@ -84,6 +111,8 @@ typedef struct ember_model_info {
   const char* architecture; /* "llama"; owned by the model */
   uint64_t token_read_bytes; /* weight bytes one decoded token reads: every matrix multiplied (with
                                 its zero-one parameters) and one embedding row */
+  uint64_t model_bytes;      /* memory the loaded model takes besides its file: what
+                                ember_model_required_bytes() gives for the file */
 } ember_model_info;
 
 ember_status ember_model_get_info(const ember_model* model, ember_model_info* out);
