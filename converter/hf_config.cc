@@ -25,7 +25,8 @@ uint32_t get_u32(const json& j, const char* key, const std::string& file, bool r
   }
   if (it->is_number_integer() && !it->is_number_unsigned()) {
     const int64_t v = it->get<int64_t>();
-    if (v < 0) fail(file, std::string("field '") + key + "' is negative (" + std::to_string(v) + ")");
+    if (v < 0)
+      fail(file, std::string("field '") + key + "' is negative (" + std::to_string(v) + ")");
   }
   const uint64_t v = it->get<uint64_t>();
   if (v > std::numeric_limits<uint32_t>::max()) {
@@ -98,11 +99,14 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
     if (!it->is_array() || it->empty() || !(*it)[0].is_string()) {
       fail(file, "'architectures' is not a non-empty list of strings");
     }
-    if (it->size() != 1) fail(file, "'architectures' lists " + std::to_string(it->size()) + " classes; expected one");
+    if (it->size() != 1)
+      fail(file, "'architectures' lists " + std::to_string(it->size()) + " classes; expected one");
     arch = (*it)[0].get<std::string>();
   }
-  if (auto it = j.find("model_type"); it != j.end() && it->is_string()) model_type = it->get<std::string>();
-  if (arch.empty() && model_type.empty()) fail(file, "neither 'architectures' nor 'model_type' is given");
+  if (auto it = j.find("model_type"); it != j.end() && it->is_string())
+    model_type = it->get<std::string>();
+  if (arch.empty() && model_type.empty())
+    fail(file, "neither 'architectures' nor 'model_type' is given");
   if (!arch.empty() && arch != "LlamaForCausalLM") {
     fail(file, "unsupported architecture '" + arch + "' (supported: LlamaForCausalLM)");
   }
@@ -129,20 +133,22 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
     if (v == 0) fail(file, std::string("field '") + name + "' is 0");
   }
   if (c.num_heads % c.num_kv_heads != 0) {
-    fail(file, "num_attention_heads " + std::to_string(c.num_heads) + " is not a multiple of num_key_value_heads " +
-                   std::to_string(c.num_kv_heads));
+    fail(file, "num_attention_heads " + std::to_string(c.num_heads) +
+                   " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
   }
   if (j.contains("head_dim") && !j["head_dim"].is_null()) {
     c.head_dim = get_u32(j, "head_dim", file);
     if (c.head_dim == 0) fail(file, "field 'head_dim' is 0");
   } else {
     if (c.hidden_size % c.num_heads != 0) {
-      fail(file, "hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of num_attention_heads " +
-                     std::to_string(c.num_heads) + " and no head_dim is given");
+      fail(file, "hidden_size " + std::to_string(c.hidden_size) +
+                     " is not a multiple of num_attention_heads " + std::to_string(c.num_heads) +
+                     " and no head_dim is given");
     }
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  if (c.head_dim % 2 != 0) fail(file, "head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
+  if (c.head_dim % 2 != 0)
+    fail(file, "head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
 
   c.rope_theta = get_float(j, "rope_theta", file, 10000.0f);
   if (!(c.rope_theta > 0.0f)) fail(file, "rope_theta must be positive");
@@ -172,12 +178,14 @@ ConfigSpec parse_hf_config(const json& j, const std::string& file) {
   }
   if (auto it = j.find("bos_token_id"); it != j.end() && it->is_number_integer()) {
     const int64_t v = it->get<int64_t>();
-    if (v >= 0 && v <= std::numeric_limits<int32_t>::max()) c.bos_token_id = static_cast<int32_t>(v);
+    if (v >= 0 && v <= std::numeric_limits<int32_t>::max())
+      c.bos_token_id = static_cast<int32_t>(v);
   }
   add_token_ids(j, "eos_token_id", file, &c.eos_token_ids);
   for (int32_t id : c.eos_token_ids) {
     if (static_cast<uint32_t>(id) >= c.vocab_size) {
-      fail(file, "eos_token_id " + std::to_string(id) + " >= vocab_size " + std::to_string(c.vocab_size));
+      fail(file,
+           "eos_token_id " + std::to_string(id) + " >= vocab_size " + std::to_string(c.vocab_size));
     }
   }
   return c;
@@ -196,7 +204,8 @@ ConfigSpec load_hf_config(const std::string& dir) {
     add_token_ids(g, "eos_token_id", gen, &c.eos_token_ids);
     for (int32_t id : c.eos_token_ids) {
       if (static_cast<uint32_t>(id) >= c.vocab_size) {
-        fail(gen, "eos_token_id " + std::to_string(id) + " >= vocab_size " + std::to_string(c.vocab_size));
+        fail(gen, "eos_token_id " + std::to_string(id) + " >= vocab_size " +
+                      std::to_string(c.vocab_size));
       }
     }
   }

@@ -2,15 +2,14 @@
 //
 // Supported: Llama (architectures ["LlamaForCausalLM"] / model_type "llama"). Anything else is
 // refused with "unsupported architecture 'X'" rather than converted into a silently wrong model.
-// head_dim defaults to hidden_size / num_attention_heads, num_key_value_heads to num_attention_heads;
-// rope_scaling {linear, dynamic, llama3, yarn} is parsed into the spec; eos ids are the union of
-// config.json's and generation_config.json's eos_token_id (an int or a list).
+// head_dim defaults to hidden_size / num_attention_heads, num_key_value_heads to
+// num_attention_heads; rope_scaling {linear, dynamic, llama3, yarn} is parsed into the spec; eos
+// ids are the union of config.json's and generation_config.json's eos_token_id (an int or a list).
 #ifndef EMBER_CONVERTER_HF_CONFIG_H_
 #define EMBER_CONVERTER_HF_CONFIG_H_
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "model_ir.h"
 

@@ -17,7 +17,8 @@ namespace {
 // Folds the config's eos ids into the tokenizer's stop set and checks the tokenizer fits the model.
 void reconcile_tokenizer(const ConfigSpec& c, TokenizerSpec* t, const std::string& dir) {
   for (int32_t id : c.eos_token_ids) {
-    if (std::find(t->eos_ids.begin(), t->eos_ids.end(), id) == t->eos_ids.end()) t->eos_ids.push_back(id);
+    if (std::find(t->eos_ids.begin(), t->eos_ids.end(), id) == t->eos_ids.end())
+      t->eos_ids.push_back(id);
   }
   if (t->pieces.size() > c.vocab_size) {
     throw ConvertError(dir + "/tokenizer.json: " + std::to_string(t->pieces.size()) +
@@ -30,7 +31,8 @@ void reconcile_tokenizer(const ConfigSpec& c, TokenizerSpec* t, const std::strin
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
       size_t ie = i, je = j;
       while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
       while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
@@ -52,7 +54,8 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-std::vector<std::pair<std::string, std::vector<uint64_t>>> expected_llama_tensors(const ConfigSpec& c) {
+std::vector<std::pair<std::string, std::vector<uint64_t>>> expected_llama_tensors(
+    const ConfigSpec& c) {
   const uint64_t d = c.hidden_size, ff = c.intermediate_size, v = c.vocab_size;
   const uint64_t q = uint64_t{c.num_heads} * c.head_dim, kv = uint64_t{c.num_kv_heads} * c.head_dim;
   std::vector<std::pair<std::string, std::vector<uint64_t>>> t;
@@ -96,9 +99,12 @@ void validate_llama_tensors(const ConfigSpec& c, std::map<std::string, FloatTens
     auto lm = tensors->find("lm_head.weight");
     auto emb = tensors->find("model.embed_tokens.weight");
     if (lm != tensors->end()) {
-      if (emb == tensors->end() || lm->second.shape != emb->second.shape || lm->second.data != emb->second.data) {
-        throw ConvertError(source + ": config.json has tie_word_embeddings true but lm_head.weight differs from "
-                           "model.embed_tokens.weight");
+      if (emb == tensors->end() || lm->second.shape != emb->second.shape ||
+          lm->second.data != emb->second.data) {
+        throw ConvertError(
+            source +
+            ": config.json has tie_word_embeddings true but lm_head.weight differs from "
+            "model.embed_tokens.weight");
       }
       tensors->erase(lm);
     }
@@ -115,8 +121,9 @@ void validate_llama_tensors(const ConfigSpec& c, std::map<std::string, FloatTens
       continue;
     }
     if (it->second.shape != shape) {
-      throw ConvertError(source + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) +
-                         " but config.json implies " + shape_str(shape));
+      throw ConvertError(source + ": tensor '" + name + "' has shape " +
+                         shape_str(it->second.shape) + " but config.json implies " +
+                         shape_str(shape));
     }
   }
   std::vector<std::string> unexpected;
@@ -125,7 +132,8 @@ void validate_llama_tensors(const ConfigSpec& c, std::map<std::string, FloatTens
   }
   auto list = [](const std::vector<std::string>& names) {
     std::string s;
-    for (size_t i = 0; i < names.size() && i < 8; ++i) s += (i ? ", " : "") + std::string("'") + names[i] + "'";
+    for (size_t i = 0; i < names.size() && i < 8; ++i)
+      s += (i ? ", " : "") + std::string("'") + names[i] + "'";
     if (names.size() > 8) s += ", ... (" + std::to_string(names.size()) + " in all)";
     return s;
   };
@@ -136,7 +144,8 @@ void validate_llama_tensors(const ConfigSpec& c, std::map<std::string, FloatTens
   }
   for (const auto& kv : *tensors) {
     for (float x : kv.second.data) {
-      if (!std::isfinite(x)) throw ConvertError(source + ": tensor '" + kv.first + "' holds a NaN or infinity");
+      if (!std::isfinite(x))
+        throw ConvertError(source + ": tensor '" + kv.first + "' holds a NaN or infinity");
     }
   }
 }

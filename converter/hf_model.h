@@ -18,7 +18,8 @@ namespace convert {
 
 // (name, shape) of every tensor a Llama model with this config has, in file order (embedding,
 // layer by layer, final norm, lm_head unless tied).
-std::vector<std::pair<std::string, std::vector<uint64_t>>> expected_llama_tensors(const ConfigSpec& c);
+std::vector<std::pair<std::string, std::vector<uint64_t>>> expected_llama_tensors(
+    const ConfigSpec& c);
 
 // Checks `tensors` against the config. Drops tensors that carry no weights of their own
 // (rotary_emb.inv_freq buffers; an lm_head.weight equal to the tied embedding). Throws ConvertError

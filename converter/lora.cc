@@ -526,8 +526,7 @@ void add_replacement(const ParsedKey& p, const std::string& key, const FloatTens
       fail(ad.weights_file,
            what + ": unexpected key form (expected ...modules_to_save[.<adapter>].weight)");
   } else if (p.rest.back() != "weight") {
-    fail(ad.weights_file,
-         what + ": not a LoRA tensor (no lora_A / lora_B segment) nor a weight");
+    fail(ad.weights_file, what + ": not a LoRA tensor (no lora_A / lora_B segment) nor a weight");
   }
   bool listed = false;
   for (const std::string& m : ad.config.modules_to_save)
@@ -536,8 +535,8 @@ void add_replacement(const ParsedKey& p, const std::string& key, const FloatTens
     fail(ad.weights_file, what + ": not a LoRA tensor, and module '" + p.module +
                               "' is not listed in modules_to_save of adapter_config.json");
   if (replacements->count(p.module))
-    fail(ad.weights_file, what + ": a second replacement for module '" + p.module +
-                              "' (already '" + (*replacements)[p.module].key + "')");
+    fail(ad.weights_file, what + ": a second replacement for module '" + p.module + "' (already '" +
+                              (*replacements)[p.module].key + "')");
   (*replacements)[p.module] = Replacement{key, &t};
 }
 
@@ -549,8 +548,7 @@ SortedTensors sort_tensors(const Adapter& ad) {
     const ParsedKey p = parse_key(key);
     const std::string what = "tensor '" + key + "'";
     if (p.kind == "lora_magnitude_vector")
-      fail(ad.weights_file,
-           what + " is a DoRA magnitude vector: DoRA adapters are not supported");
+      fail(ad.weights_file, what + " is a DoRA magnitude vector: DoRA adapters are not supported");
     if (!p.rest.empty() && p.rest.back() == "bias")
       fail(ad.weights_file, what +
                                 " is a bias: LoRA / modules_to_save biases are not supported (the "
@@ -595,11 +593,11 @@ PlannedMerge plan_merge(const Adapter& ad, float scale, const ModelIR& ir, const
     fail(weights_file, "tensor '" + any_key + "': base weight '" + mod->second + "' has shape " +
                            shape_str(w.shape) + ", not a 2-D Linear / Embedding weight");
   if (a.shape.size() != 2)
-    fail(weights_file, "tensor '" + pair.a_key + "' has shape " + shape_str(a.shape) +
-                           ", expected 2-D [r, in]");
+    fail(weights_file,
+         "tensor '" + pair.a_key + "' has shape " + shape_str(a.shape) + ", expected 2-D [r, in]");
   if (b.shape.size() != 2)
-    fail(weights_file, "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) +
-                           ", expected 2-D [out, r]");
+    fail(weights_file,
+         "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) + ", expected 2-D [out, r]");
   if (a.shape[0] != b.shape[1])
     fail(weights_file, "tensors '" + pair.a_key + "' " + shape_str(a.shape) + " and '" +
                            pair.b_key + "' " + shape_str(b.shape) + " disagree on the rank");
@@ -629,8 +627,7 @@ PlannedMerge plan_merge(const Adapter& ad, float scale, const ModelIR& ir, const
   if (b.shape[0] != w_out)
     fail(weights_file, "tensor '" + pair.b_key + "' has shape " + shape_str(b.shape) +
                            " but base weight '" + mod->second + "' " + shape_str(w.shape) +
-                           " needs [" + std::to_string(w_out) + ", " + std::to_string(pm.r) +
-                           "]");
+                           " needs [" + std::to_string(w_out) + ", " + std::to_string(pm.r) + "]");
   const double scaling =
       c.use_rslora ? pm.alpha / std::sqrt(static_cast<double>(pm.r)) : pm.alpha / pm.r;
   pm.factor = static_cast<double>(scale) * scaling;
@@ -639,8 +636,7 @@ PlannedMerge plan_merge(const Adapter& ad, float scale, const ModelIR& ir, const
 
 // Every LoRA pair planned, and every selected module has one.
 std::vector<PlannedMerge> plan_merges(const Adapter& ad, float scale, const ModelIR& ir,
-                                      const Modules& modules,
-                                      const std::set<std::string>& targets,
+                                      const Modules& modules, const std::set<std::string>& targets,
                                       const SortedTensors& sorted) {
   std::vector<PlannedMerge> plan;
   for (const auto& kv : sorted.pairs)
@@ -730,8 +726,8 @@ void merge_pair(const PlannedMerge& pm, const std::string& weights_file, ModelIR
       wrow[i] = merged;
     }
   }
-  log << "  " << pm.tensor_name << ": |dW|/|W| = " << relative_change(d2, w_norm) << " (r "
-      << pm.r << ", alpha " << pm.alpha << ", factor " << pm.factor << ")\n";
+  log << "  " << pm.tensor_name << ": |dW|/|W| = " << relative_change(d2, w_norm) << " (r " << pm.r
+      << ", alpha " << pm.alpha << ", factor " << pm.factor << ")\n";
 }
 
 // Replaces `module`'s weight with `t`; untie the head of a tied model where PEFT's replacement
@@ -761,8 +757,8 @@ void replace_module(const std::string& module, const FloatTensor& t, ModelIR* ir
   }
   const double w_norm = frobenius(w.data);
   w.data = t.data;
-  log << "  " << target << ": replaced (modules_to_save), |dW|/|W| = "
-      << relative_change(d2, w_norm) << "\n";
+  log << "  " << target
+      << ": replaced (modules_to_save), |dW|/|W| = " << relative_change(d2, w_norm) << "\n";
   touched->insert(target);
 }
 

@@ -5,13 +5,12 @@
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "hf_model.h"
 #include "lora.h"
@@ -19,7 +18,8 @@
 #include "synthetic.h"
 
 #ifndef EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER
-#define EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER "../shared/tokenizers/llama2"  // relative to the cwd
+#define EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER \
+  "../shared/tokenizers/llama2"  // relative to the cwd
 #endif
 #include "writer.h"
 
@@ -30,9 +30,11 @@ std::string quoted_command_line(int argc, char** argv) {
   std::string s;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
-    const bool plain = !a.empty() && a.find_first_not_of(
-                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@%") ==
-                                         std::string::npos;
+    const bool plain =
+        !a.empty() &&
+        a.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@%") ==
+            std::string::npos;
     if (!s.empty()) s += ' ';
     if (plain) {
       s += a;
@@ -52,7 +54,8 @@ int run(int argc, char** argv) {
   int64_t group = 16;
   bool force = false, tokenizer_only = false;
   std::vector<std::string> loras;
-  app.add_option("HF_DIR", hf_dir, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)");
+  app.add_option("HF_DIR", hf_dir,
+                 "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)");
   app.add_option("-o,--output", out, "output .ember file")->required();
   app.add_option("--quant", quant, "weight type: f32, f16 or u8 (zero-one)")
       ->check(CLI::IsMember({"f32", "f16", "u8"}));
@@ -61,21 +64,27 @@ int run(int argc, char** argv) {
                  "greedy output, 64 is smaller and faster)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   app.add_flag("--force", force, "overwrite OUT if it exists");
-  app.add_flag("--tokenizer-only", tokenizer_only, "write only the tokenizer (no config, no tensors)");
-  app.add_option("--lora", loras, "PEFT LoRA adapter DIR[:SCALE] merged in float32 before quantizing (repeatable)");
+  app.add_flag("--tokenizer-only", tokenizer_only,
+               "write only the tokenizer (no config, no tensors)");
+  app.add_option("--lora", loras,
+                 "PEFT LoRA adapter DIR[:SCALE] merged in float32 before quantizing (repeatable)");
   std::string synthetic, synthetic_tokenizer = EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER;
   uint64_t seed = 1;
   app.add_option("--synthetic", synthetic,
-                 "random-weight model of a named shape instead of HF_DIR: stories15m, stories110m, tinyllama-1.1b");
+                 "random-weight model of a named shape instead of HF_DIR: stories15m, stories110m, "
+                 "tinyllama-1.1b");
   app.add_option("--seed", seed, "random seed for --synthetic");
-  app.add_option("--synthetic-tokenizer", synthetic_tokenizer, "tokenizer.json directory for --synthetic");
+  app.add_option("--synthetic-tokenizer", synthetic_tokenizer,
+                 "tokenizer.json directory for --synthetic");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (hf_dir.empty() && synthetic.empty()) throw ConvertError("missing HF_DIR (a Hugging Face model directory)");
-  if (!hf_dir.empty() && !synthetic.empty()) throw ConvertError("give either HF_DIR or --synthetic, not both");
+  if (hf_dir.empty() && synthetic.empty())
+    throw ConvertError("missing HF_DIR (a Hugging Face model directory)");
+  if (!hf_dir.empty() && !synthetic.empty())
+    throw ConvertError("give either HF_DIR or --synthetic, not both");
 
   WriteOptions opts;
   opts.mode = parse_quant_mode(quant);
@@ -87,7 +96,8 @@ int run(int argc, char** argv) {
 
   ModelIR ir;
   if (!synthetic.empty()) {
-    if (tokenizer_only || !loras.empty()) throw ConvertError("--synthetic takes no --tokenizer-only or --lora");
+    if (tokenizer_only || !loras.empty())
+      throw ConvertError("--synthetic takes no --tokenizer-only or --lora");
     ir = make_synthetic(synthetic, seed, synthetic_tokenizer);
   } else if (tokenizer_only) {
     if (!loras.empty()) throw ConvertError("--lora makes no sense with --tokenizer-only");

@@ -52,8 +52,8 @@ struct TokenizerSpec {
   fb::PreTokenizer pre_tokenizer = fb::PreTokenizer::NONE;
   std::vector<std::string> pieces;
   std::vector<float> scores;
-  std::vector<uint8_t> types;                    // fb::TokenType values
-  std::vector<std::array<uint32_t, 3>> merges;   // (left, right, result) in rank order
+  std::vector<uint8_t> types;                   // fb::TokenType values
+  std::vector<std::array<uint32_t, 3>> merges;  // (left, right, result) in rank order
   int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
   bool add_bos = false, add_eos = false, byte_fallback = false, add_prefix_space = false;
   bool fuse_unk = false, ignore_merges = false;
@@ -77,7 +77,8 @@ struct AdapterRecord {
 struct ModelIR {
   ConfigSpec config;
   bool has_config = true;  // false for --tokenizer-only files
-  std::map<std::string, FloatTensor> tensors;  // HF names, HF layout (q/k rows in rotate_half order)
+  std::map<std::string, FloatTensor>
+      tensors;  // HF names, HF layout (q/k rows in rotate_half order)
   bool has_tokenizer = false;
   TokenizerSpec tokenizer;
   std::vector<AdapterRecord> adapters;

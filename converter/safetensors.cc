@@ -1,7 +1,5 @@
 #include "safetensors.h"
 
-#include "core/half.h"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
+#include "core/half.h"
 #include "util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -54,12 +52,12 @@ bool as_u64(const json& j, uint64_t* out) {
 
 }  // namespace
 
-
 std::vector<SafetensorsEntry> parse_safetensors_header(const uint8_t* data, size_t size,
                                                        const std::string& file,
                                                        std::map<std::string, std::string>* metadata,
                                                        uint64_t* data_start) {
-  if (size < 8) fail(file, "file is " + std::to_string(size) + " bytes, too short for a safetensors header");
+  if (size < 8)
+    fail(file, "file is " + std::to_string(size) + " bytes, too short for a safetensors header");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
   if (n > size - 8) {
@@ -96,7 +94,8 @@ std::vector<SafetensorsEntry> parse_safetensors_header(const uint8_t* data, size
     if (name == "__metadata__") {
       if (!v.is_object()) fail(file, "__metadata__ is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string()) fail(file, "__metadata__ value '" + m.key() + "' is not a string");
+        if (!m.value().is_string())
+          fail(file, "__metadata__ value '" + m.key() + "' is not a string");
         if (metadata) (*metadata)[m.key()] = m.value().get<std::string>();
       }
       continue;
@@ -117,7 +116,8 @@ std::vector<SafetensorsEntry> parse_safetensors_header(const uint8_t* data, size
     uint64_t count = 1;
     for (const json& d : *sh) {
       uint64_t dim;
-      if (!as_u64(d, &dim)) fail(file, where + ": shape holds a value that is not a non-negative integer");
+      if (!as_u64(d, &dim))
+        fail(file, where + ": shape holds a value that is not a non-negative integer");
       e.shape.push_back(dim);
       if (dim != 0 && count > std::numeric_limits<uint64_t>::max() / dim) {
         fail(file, where + ": shape product overflows 64 bits");
@@ -132,11 +132,12 @@ std::vector<SafetensorsEntry> parse_safetensors_header(const uint8_t* data, size
       fail(file, where + ": data_offsets hold a value that is not a non-negative integer");
     }
     if (e.begin > e.end) {
-      fail(file, where + ": data_offsets begin " + std::to_string(e.begin) + " > end " + std::to_string(e.end));
+      fail(file, where + ": data_offsets begin " + std::to_string(e.begin) + " > end " +
+                     std::to_string(e.end));
     }
     if (e.end > data_size) {
-      fail(file, where + ": data_offsets end " + std::to_string(e.end) + " is past the data region (" +
-                     std::to_string(data_size) + " bytes)");
+      fail(file, where + ": data_offsets end " + std::to_string(e.end) +
+                     " is past the data region (" + std::to_string(data_size) + " bytes)");
     }
     if (count > std::numeric_limits<uint64_t>::max() / esize) {
       fail(file, where + ": byte size overflows 64 bits");
@@ -152,20 +153,21 @@ std::vector<SafetensorsEntry> parse_safetensors_header(const uint8_t* data, size
   // Ranges must tile the data region exactly: no overlap (two tensors sharing bytes) and no hole.
   std::vector<const SafetensorsEntry*> by_offset;
   for (const auto& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
+              return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+            });
   uint64_t pos = 0;
   const SafetensorsEntry* prev = nullptr;
   for (const SafetensorsEntry* e : by_offset) {
     if (e->begin < pos) {
-      fail(file, "tensor '" + e->name + "' bytes [" + std::to_string(e->begin) + ", " + std::to_string(e->end) +
-                     ") overlap tensor '" + prev->name + "' [" + std::to_string(prev->begin) + ", " +
-                     std::to_string(prev->end) + ")");
+      fail(file, "tensor '" + e->name + "' bytes [" + std::to_string(e->begin) + ", " +
+                     std::to_string(e->end) + ") overlap tensor '" + prev->name + "' [" +
+                     std::to_string(prev->begin) + ", " + std::to_string(prev->end) + ")");
     }
     if (e->begin > pos) {
-      fail(file, "data region has a hole at bytes [" + std::to_string(pos) + ", " + std::to_string(e->begin) +
-                     ") before tensor '" + e->name + "'");
+      fail(file, "data region has a hole at bytes [" + std::to_string(pos) + ", " +
+                     std::to_string(e->begin) + ") before tensor '" + e->name + "'");
     }
     pos = e->end;
     prev = e;
@@ -213,8 +215,9 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), name,
-                             [](const SafetensorsEntry& e, const std::string& n) { return e.name < n; });
+  auto it =
+      std::lower_bound(entries_.begin(), entries_.end(), name,
+                       [](const SafetensorsEntry& e, const std::string& n) { return e.name < n; });
   return it != entries_.end() && it->name == name ? &*it : nullptr;
 }
 
@@ -248,7 +251,8 @@ std::map<std::string, FloatTensor> read_safetensors(const std::string& path) {
   return out;
 }
 
-std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir, std::string* source_dtype) {
+std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir,
+                                                        std::string* source_dtype) {
   const std::string single = dir + "/model.safetensors";
   const std::string index = dir + "/model.safetensors.index.json";
   std::map<std::string, FloatTensor> out;
@@ -270,7 +274,8 @@ std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir, 
       if (!it.value().is_string()) fail(index, "weight_map['" + it.key() + "'] is not a string");
       const std::string shard = it.value().get<std::string>();
       if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
-        fail(index, "weight_map['" + it.key() + "'] = '" + shard + "' is not a file name in the model directory");
+        fail(index, "weight_map['" + it.key() + "'] = '" + shard +
+                        "' is not a file name in the model directory");
       }
       shards[shard].push_back(it.key());
     }
@@ -284,7 +289,8 @@ std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir, 
         }
       }
       for (const auto& name : names) {
-        if (!f.find(name)) fail(f.path(), "tensor '" + name + "' listed in " + index + " is missing");
+        if (!f.find(name))
+          fail(f.path(), "tensor '" + name + "' listed in " + index + " is missing");
         dtypes.insert(f.find(name)->dtype);
         out.emplace(name, f.read(name));
       }

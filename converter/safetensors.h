@@ -1,8 +1,8 @@
 // Hugging Face safetensors reader (single file or sharded via model.safetensors.index.json).
 //
 // File: [uint64 LE header length N][N bytes JSON header][data region]. The header maps each tensor
-// name to {dtype, shape, data_offsets: [begin, end)} relative to the data region; "__metadata__" is an
-// optional string->string map. Every field is checked before use (the header is hostile input):
+// name to {dtype, shape, data_offsets: [begin, end)} relative to the data region; "__metadata__" is
+// an optional string->string map. Every field is checked before use (the header is hostile input):
 // N inside the file, offsets in range, begin <= end, shape product x dtype size == end - begin (no
 // overflow), ranges neither overlapping nor leaving holes, no duplicate names, known dtypes only.
 // Any violation throws ConvertError naming the file and the tensor.
@@ -26,17 +26,16 @@ namespace convert {
 
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype;             // "F32", "F16", "BF16"
-  std::vector<uint64_t> shape;   // outermost first ([] = scalar)
-  uint64_t begin = 0, end = 0;   // byte range in the data region
+  std::string dtype;            // "F32", "F16", "BF16"
+  std::vector<uint64_t> shape;  // outermost first ([] = scalar)
+  uint64_t begin = 0, end = 0;  // byte range in the data region
 };
 
 // Parses and validates the header of a safetensors image held in memory (`size` bytes, the whole
 // file). `file` only names the file in error messages. Entries come back sorted by name.
-std::vector<SafetensorsEntry> parse_safetensors_header(const uint8_t* data, size_t size,
-                                                       const std::string& file,
-                                                       std::map<std::string, std::string>* metadata = nullptr,
-                                                       uint64_t* data_start = nullptr);
+std::vector<SafetensorsEntry> parse_safetensors_header(
+    const uint8_t* data, size_t size, const std::string& file,
+    std::map<std::string, std::string>* metadata = nullptr, uint64_t* data_start = nullptr);
 
 // A validated, mmapped safetensors file.
 class SafetensorsFile {
@@ -68,10 +67,10 @@ std::map<std::string, FloatTensor> read_safetensors(const std::string& path);
 // The weights of a Hugging Face model directory: model.safetensors, or the shards listed by
 // model.safetensors.index.json (weight_map: tensor name -> shard file in the same directory; every
 // listed tensor must be in its shard, no tensor may appear in two shards). Throws ConvertError when
-// neither file exists. `source_dtype` (optional) receives the dtype(s) read, e.g. "BF16" or "F16+F32".
+// neither file exists. `source_dtype` (optional) receives the dtype(s) read, e.g. "BF16" or
+// "F16+F32".
 std::map<std::string, FloatTensor> load_safetensors_dir(const std::string& dir,
                                                         std::string* source_dtype = nullptr);
-
 
 }  // namespace convert
 }  // namespace ember

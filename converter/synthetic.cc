@@ -1,6 +1,7 @@
 // Random-weight Llama models of named shapes, for benchmarks. The weights are uniform in
-// +-0.02*sqrt(3) (std 0.02, the usual Llama initialisation), norms are 1, from a seeded xoshiro256**
-// stream: the same (shape, seed) gives the same model on every machine. The tokenizer is real.
+// +-0.02*sqrt(3) (std 0.02, the usual Llama initialisation), norms are 1, from a seeded
+// xoshiro256** stream: the same (shape, seed) gives the same model on every machine. The tokenizer
+// is real.
 #include "synthetic.h"
 
 #include <cmath>
@@ -65,12 +66,14 @@ ModelIR make_synthetic(const std::string& shape, uint64_t seed, const std::strin
     if (shape == k.name) s = &k;
     known += known.empty() ? k.name : std::string(", ") + k.name;
   }
-  if (s == nullptr) throw ConvertError("--synthetic: unknown shape '" + shape + "' (known: " + known + ")");
+  if (s == nullptr)
+    throw ConvertError("--synthetic: unknown shape '" + shape + "' (known: " + known + ")");
 
   ModelIR ir;
   ir.tokenizer = load_hf_tokenizer(tokenizer_dir);
   ir.has_tokenizer = true;
-  if (ir.tokenizer.pieces.empty()) throw ConvertError(tokenizer_dir + ": tokenizer has no vocabulary");
+  if (ir.tokenizer.pieces.empty())
+    throw ConvertError(tokenizer_dir + ": tokenizer has no vocabulary");
 
   ConfigSpec& c = ir.config;
   c.hidden_size = s->dim;

@@ -1,9 +1,9 @@
 // ModelIR -> .ember file (layout in schema/ember.fbs and runtime/core/format.h):
 //   [uint32 size][FlatBuffer "EMBR"][zero pad][weight region @ weights_offset, 64-aligned]
 // Each tensor's data, then its zero-one params, start on a 64-byte boundary of the weight region
-// (offsets relative to weights_offset). The file is written to OUT.tmp.XXXXXX beside OUT and renamed
-// into place only when complete, so an error never leaves a partial OUT; an existing OUT is kept
-// unless `force`.
+// (offsets relative to weights_offset). The file is written to OUT.tmp.XXXXXX beside OUT and
+// renamed into place only when complete, so an error never leaves a partial OUT; an existing OUT is
+// kept unless `force`.
 #ifndef EMBER_CONVERTER_WRITER_H_
 #define EMBER_CONVERTER_WRITER_H_
 
@@ -20,16 +20,16 @@ namespace convert {
 
 struct WriteOptions {
   QuantMode mode = QuantMode::U8;
-  uint32_t group = 64;            // zero-one group along the input dimension (0 = whole row)
-  bool force = false;             // overwrite an existing output
+  uint32_t group = 64;               // zero-one group along the input dimension (0 = whole row)
+  bool force = false;                // overwrite an existing output
   std::ostream* progress = nullptr;  // progress bar (stderr), or none
   bool progress_tty = false;         // redraw the bar in place; otherwise one line per phase
 };
 
 struct TensorReport {
   std::string name;
-  std::string type;       // "f32", "f16", "u8/g64", "u8/row"
-  uint64_t bytes = 0;     // data + params
+  std::string type;    // "f32", "f16", "u8/g64", "u8/row"
+  uint64_t bytes = 0;  // data + params
   double rel_rms_error = 0;
 };
 
@@ -40,7 +40,8 @@ struct WriteReport {
   uint64_t f32_bytes = 0;     // the same tensors stored as float32
 };
 
-// Throws ConvertError if `out` exists and !force (checked before the slow work, and again at rename).
+// Throws ConvertError if `out` exists and !force (checked before the slow work, and again at
+// rename).
 void check_output_path(const std::string& out, bool force);
 
 // Writes `ir` (tensors converted per `opts`) to `out`. Throws ConvertError on failure, leaving no

@@ -1,6 +1,6 @@
-// Facts about the .ember file that the converter (writer) and the runtime (reader) share, so the two
-// cannot drift apart. The FlatBuffer schema is schema/ember.fbs; this header holds what the schema
-// cannot express: versions, feature bits, alignment, the file layout around the FlatBuffer.
+// Facts about the .ember file that the converter (writer) and the runtime (reader) share, so the
+// two cannot drift apart. The FlatBuffer schema is schema/ember.fbs; this header holds what the
+// schema cannot express: versions, feature bits, alignment, the file layout around the FlatBuffer.
 #ifndef EMBER_CORE_FORMAT_H_
 #define EMBER_CORE_FORMAT_H_
 

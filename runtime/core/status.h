@@ -49,9 +49,9 @@ class Result {
   Status status_;
 };
 
-#define EMBER_RETURN_IF_ERROR(expr)             \
-  do {                                          \
-    ::ember::Status ember_s_ = (expr);          \
+#define EMBER_RETURN_IF_ERROR(expr)                        \
+  do {                                                     \
+    ::ember::Status ember_s_ = (expr);                     \
     if (ember_s_ != ::ember::Status::kOk) return ember_s_; \
   } while (0)
 

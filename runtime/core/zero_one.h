@@ -1,11 +1,11 @@
 // Zero-one (min-max, asymmetric uint8) quantization, shared by the converter (quantize) and the
 // runtime (kernels, dequantize). See ../shared/docs/DESIGN.md.
 //
-// A weight matrix W of shape (rows, cols) — rows = outputs, cols = inputs (K) — is cut along each row
-// into groups of `group` consecutive weights (group 0 = the whole row; the last group of a row is
-// partial when cols % group != 0). Per group: min, max, scale = (max - min) / 255,
-// q = round((x - min) / scale) in 0..255, x ~= min + q * scale. A constant group has scale 0 and
-// dequantizes exactly to min.
+// A weight matrix W of shape (rows, cols) — rows = outputs, cols = inputs (K) — is cut along each
+// row into groups of `group` consecutive weights (group 0 = the whole row; the last group of a row
+// is partial when cols % group != 0). Per group: min, max, scale = (max - min) / 255, q = round((x
+// - min) / scale) in 0..255, x ~= min + q * scale. A constant group has scale 0 and dequantizes
+// exactly to min.
 //
 // In the file: the row-block layout below (zero_one_pack), the same on every CPU.
 #ifndef EMBER_CORE_ZERO_ONE_H_
@@ -65,9 +65,9 @@ inline float zero_one_dequantize(uint8_t q, ZeroOneParams p) { return p.min + q 
 //   params: (blocks, groups, {16 scales, 16 mins}) f32: 128 bytes per block and group
 // Element (r, c): block r / 16, lane r % 16, group g = c / group, unit (c % group) / 4, byte c % 4.
 constexpr size_t kZeroOneBlockRows = 16;
-constexpr size_t kZeroOneUnitBytes = 4;                                     // of one row
+constexpr size_t kZeroOneUnitBytes = 4;                                       // of one row
 constexpr size_t kZeroOneUnitStride = kZeroOneBlockRows * kZeroOneUnitBytes;  // 64: of all rows
-constexpr size_t kZeroOneParamFloats = 2 * kZeroOneBlockRows;  // per block and group
+constexpr size_t kZeroOneParamFloats = 2 * kZeroOneBlockRows;                 // per block and group
 
 struct ZeroOneShape {
   uint64_t rows = 0, cols = 0;
@@ -103,16 +103,15 @@ inline bool zero_one_shape(uint64_t rows, uint64_t cols, uint64_t group_size, Ze
   s->units_full = (s->group + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes;
   s->units_row = s->units_full * (s->groups - 1) + s->units(s->groups - 1);
   // blocks * units_row * 64 and blocks * groups * 128 stay below 2^40 * 2^39 * 2^7: check.
-  return s->blocks <= kMax / (s->units_row * kZeroOneUnitStride) &&
-         s->blocks * s->groups <= kMax;
+  return s->blocks <= kMax / (s->units_row * kZeroOneUnitStride) && s->blocks * s->groups <= kMax;
 }
 
 // Byte (r, c) of the stored data.
 inline uint64_t zero_one_byte_offset(const ZeroOneShape& s, uint64_t r, uint64_t c) {
   const uint64_t g = c / s.group, t = c % s.group;
   return (r / kZeroOneBlockRows) * s.block_bytes() + s.group_offset(g) +
-         (t / kZeroOneUnitBytes) * kZeroOneUnitStride + (r % kZeroOneBlockRows) * kZeroOneUnitBytes +
-         t % kZeroOneUnitBytes;
+         (t / kZeroOneUnitBytes) * kZeroOneUnitStride +
+         (r % kZeroOneBlockRows) * kZeroOneUnitBytes + t % kZeroOneUnitBytes;
 }
 
 // (scale, min) of row r, group g in the stored params.
@@ -139,8 +138,8 @@ inline void zero_one_pack(const ZeroOneShape& s, const uint8_t* q, const ZeroOne
 }
 
 // Row r of a stored matrix as floats (cols values): min + q * scale per group.
-inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data,
-                                    const float* params, uint64_t r, float* out) {
+inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data, const float* params,
+                                    uint64_t r, float* out) {
   for (uint64_t g = 0; g < s.groups; ++g) {
     const ZeroOneParams p = zero_one_params_at(s, params, r, g);
     const uint64_t c1 = s.cols - g * s.group < s.group ? s.cols : (g + 1) * s.group;

@@ -87,7 +87,8 @@ void attention_group(const float* q, size_t n_heads, const float* k, const float
                                                  Isa::kKeys);
       });
       for (size_t h = 0; h < nh; ++h)
-        for (size_t l = 0; l < tail; ++l) scores[(h0 + h) * scores_stride + t0 + l] = st[h * Isa::kKeys + l];
+        for (size_t l = 0; l < tail; ++l)
+          scores[(h0 + h) * scores_stride + t0 + l] = st[h * Isa::kKeys + l];
     }
   } else {
     for (size_t h = 0; h < n_heads; ++h)

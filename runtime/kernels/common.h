@@ -31,8 +31,8 @@ inline uint32_t f32_to_bits(float f) {
 // --- exp: Ember's own, the same bits in every variant by construction -------------------------
 // Evaluated in double and rounded once to float, so that it is correctly rounded except in rare
 // near-midpoint cases: it then agrees with glibc's expf (also nearly correctly rounded) almost
-// always, which keeps the f32 path at run.c's logits (an exp with <= 1 ulp error moved stories260K's
-// logits by 1.6e-5, past the 1e-5 criterion: attention amplifies 1-ulp differences).
+// always, which keeps the f32 path at run.c's logits (an exp with <= 1 ulp error moved
+// stories260K's logits by 1.6e-5, past the 1e-5 criterion: attention amplifies 1-ulp differences).
 // The definition (SIMD variants reproduce it lane for lane, every step one IEEE operation with one
 // rounding, no FMA):
 //   NaN -> returned unchanged; x clamped to [-104, 89] in float (below, e^x rounds to 0; above,
@@ -47,12 +47,12 @@ inline uint32_t f32_to_bits(float f) {
 constexpr float kExpLo = -104.0f;
 constexpr float kExpHi = 89.0f;
 constexpr double kExpLog2e = 1.4426950408889634;  // 0x1.71547652b82fep0
-constexpr double kExpLn2 = 0.6931471805599453;     // 0x1.62e42fefa39efp-1
-constexpr double kExpRound = 6755399441055744.0;   // 1.5 * 2^52
+constexpr double kExpLn2 = 0.6931471805599453;    // 0x1.62e42fefa39efp-1
+constexpr double kExpRound = 6755399441055744.0;  // 1.5 * 2^52
 // 1 / j! for j = 10 .. 0 (Horner from the highest degree).
-constexpr double kExpC[11] = {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
-                              1.0 / 720.0,     1.0 / 120.0,    1.0 / 24.0,    1.0 / 6.0,
-                              0.5,             1.0,            1.0};
+constexpr double kExpC[11] = {
+    1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+    1.0 / 24.0,      1.0 / 6.0,      0.5,           1.0,          1.0};
 
 inline float exp_f32(float x) {
   if (x != x) return x;
@@ -116,9 +116,8 @@ struct U8Blocks {
         groups((k_ + group_ - 1) / group_),
         units_full((group_ + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes),
         group_bytes(units_full * kZeroOneUnitStride),
-        block_bytes(group_bytes * (groups - 1) +
-                    (len(groups - 1) + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes *
-                        kZeroOneUnitStride) {}
+        block_bytes(group_bytes * (groups - 1) + (len(groups - 1) + kZeroOneUnitBytes - 1) /
+                                                     kZeroOneUnitBytes * kZeroOneUnitStride) {}
   // Bytes of group g (the last may be partial).
   size_t len(size_t g) const { return k - g * group < group ? k - g * group : group; }
 };

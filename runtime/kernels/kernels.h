@@ -5,12 +5,13 @@
 // KernelTable once, from cpuinfo, and nothing else looks at the CPU.
 //
 // Same tokens on every CPU: every variant of a family returns bit-identical floats for the same
-// inputs. Integer parts are exact by construction; float parts are evaluated in the fixed order that
-// the scalar variant documents (see each family), with no FMA contraction unless the family says so.
+// inputs. Integer parts are exact by construction; float parts are evaluated in the fixed order
+// that the scalar variant documents (see each family), with no FMA contraction unless the family
+// says so.
 //
 // Float order (the definition every variant reproduces; scalar helpers in kernels/common.h). It is
-// llama2.c's run.c order, so that the f32 path reproduces run.c's logits (to ~1.4e-5 on stories260K;
-// ~5e-8 with libm's expf, see exp below):
+// llama2.c's run.c order, so that the f32 path reproduces run.c's logits (to ~1.4e-5 on
+// stories260K; ~5e-8 with libm's expf, see exp below):
 // - Float matmuls (f32 / f16 / bf16 weights widened exactly to f32): per output, one accumulator
 //   from +0, acc = acc + w[t] * x[t] for t = 0..k-1 (the product rounded first: no FMA). SIMD
 //   variants vectorize ACROSS OUTPUT ROWS (one register = the accumulators of 4 or 8 rows, W blocks
@@ -31,12 +32,13 @@
 // - The reductions above (max, sums) are O(n) and stay sequential scalar loops in every variant;
 //   exp and the element-wise multiplies / divides use SIMD (IEEE exact, hence the same bits).
 // - u8 x s8: the integer dot of each group is exact (any order, any sign trick); the float part is
-//   acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum), groups in increasing order from +0.
+//   acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum), groups in increasing order from
+//   +0.
 // - Activation quantization: d = amax / 127, a = nearbyint(x * (1 / d)) clamped to +-127 (ties to
 //   even, as cvtps2dq / fcvtns do).
 //
-// Shapes: weights are (n, k) row-major — n outputs, k inputs, like nn.Linear.weight. Activations are
-// (m, k) row-major: m tokens. Outputs are (m, ldy) with the result in columns [n0, n1).
+// Shapes: weights are (n, k) row-major — n outputs, k inputs, like nn.Linear.weight. Activations
+// are (m, k) row-major: m tokens. Outputs are (m, ldy) with the result in columns [n0, n1).
 #ifndef EMBER_KERNELS_KERNELS_H_
 #define EMBER_KERNELS_KERNELS_H_
 
@@ -72,12 +74,14 @@ using MatmulU8S8Fn = void (*)(const uint8_t* w, const float* p, size_t k, size_t
 using MatmulF32Fn = void (*)(const float* w, size_t k, const float* x, size_t m, float* y,
                              size_t ldy, size_t n0, size_t n1);
 
-// --- Half-precision weights: as MatmulF32Fn with w (n, k) IEEE f16 / bfloat16 bits, widened to f32.
+// --- Half-precision weights: as MatmulF32Fn with w (n, k) IEEE f16 / bfloat16 bits, widened to
+// f32.
 using MatmulF16Fn = void (*)(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
                              size_t ldy, size_t n0, size_t n1);
 
-// --- Float ops of the forward pass ----------------------------------------------------------------
-// y = x / sqrt(mean(x^2) + eps) * w, n values.
+// --- Float ops of the forward pass
+// ---------------------------------------------------------------- y = x / sqrt(mean(x^2) + eps) *
+// w, n values.
 using RmsNormFn = void (*)(const float* x, const float* w, size_t n, float eps, float* y);
 // out[i] = silu(gate[i]) * up[i], n values.
 using SiluMulFn = void (*)(const float* gate, const float* up, size_t n, float* out);

@@ -39,8 +39,18 @@ void run_u8_blocks(const BlockTileFn* tiles, const uint8_t* w, const float* p, s
   const U8Blocks L(k, group);
   const size_t panel = L.group_bytes < kPanelBytes ? kPanelBytes / L.group_bytes : 1;  // groups
   for (size_t b = n0 / R; b * R < n1; ++b) {
-    BlockTile t{w + b * L.block_bytes, p + b * L.groups * kZeroOneParamFloats, &L, 0, L.groups,
-                a, d, sum, 0, y + b * R, ldy, b * R < n0 ? n0 - b * R : 0,
+    BlockTile t{w + b * L.block_bytes,
+                p + b * L.groups * kZeroOneParamFloats,
+                &L,
+                0,
+                L.groups,
+                a,
+                d,
+                sum,
+                0,
+                y + b * R,
+                ldy,
+                b * R < n0 ? n0 - b * R : 0,
                 n1 - b * R < R ? n1 - b * R : R};
     if (m <= static_cast<size_t>(kMaxTile)) {
       tiles[m](t);

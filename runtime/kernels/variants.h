@@ -8,24 +8,24 @@
 namespace ember {
 namespace kernels {
 
-#define EMBER_DECLARE_VARIANT_SET(isa)                                                           \
-  void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, int8_t* a,        \
-                             float* d, int32_t* sum);                                            \
-  void u8s8_matmul_##isa(const uint8_t* w, const float* p, size_t k, size_t group,                 \
+#define EMBER_DECLARE_VARIANT_SET(isa)                                                            \
+  void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, int8_t* a,         \
+                             float* d, int32_t* sum);                                             \
+  void u8s8_matmul_##isa(const uint8_t* w, const float* p, size_t k, size_t group,                \
                          const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y, \
-                         size_t ldy, size_t n0, size_t n1);                                      \
+                         size_t ldy, size_t n0, size_t n1);                                       \
   void f32_matmul_##isa(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy, \
-                        size_t n0, size_t n1);                                                   \
-  void f16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,         \
-                        size_t ldy, size_t n0, size_t n1);                                       \
-  void bf16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,        \
-                         size_t ldy, size_t n0, size_t n1);                                      \
-  void f32_rmsnorm_##isa(const float* x, const float* w, size_t n, float eps, float* y);         \
-  void f32_silumul_##isa(const float* gate, const float* up, size_t n, float* out);              \
-  void f32_softmax_##isa(float* x, size_t n);                                                   \
-  void f32_exp_##isa(const float* x, size_t n, float* y);                                       \
-  void f32_attention_##isa(const float* q, size_t n_heads, const float* k, const float* v,       \
-                           size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,      \
+                        size_t n0, size_t n1);                                                    \
+  void f16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,          \
+                        size_t ldy, size_t n0, size_t n1);                                        \
+  void bf16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,         \
+                         size_t ldy, size_t n0, size_t n1);                                       \
+  void f32_rmsnorm_##isa(const float* x, const float* w, size_t n, float eps, float* y);          \
+  void f32_silumul_##isa(const float* gate, const float* up, size_t n, float* out);               \
+  void f32_softmax_##isa(float* x, size_t n);                                                     \
+  void f32_exp_##isa(const float* x, size_t n, float* y);                                         \
+  void f32_attention_##isa(const float* q, size_t n_heads, const float* k, const float* v,        \
+                           size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,       \
                            size_t scores_stride, float* out);
 
 EMBER_DECLARE_VARIANT_SET(scalar)
@@ -39,12 +39,12 @@ void u8s8_matmul_avx512vnni(const uint8_t* w, const float* p, size_t k, size_t g
 #if defined(__aarch64__)
 EMBER_DECLARE_VARIANT_SET(neon)
 // neon-dot and i8mm differ from neon only in the integer dot; their tables reuse neon's float ops.
-void u8s8_matmul_neondot(const uint8_t* w, const float* p, size_t k, size_t group,
-                         const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
-                         size_t ldy, size_t n0, size_t n1);
-void u8s8_matmul_i8mm(const uint8_t* w, const float* p, size_t k, size_t group,
-                      const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
-                      size_t ldy, size_t n0, size_t n1);
+void u8s8_matmul_neondot(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
+                         const float* d, const int32_t* sum, size_t m, float* y, size_t ldy,
+                         size_t n0, size_t n1);
+void u8s8_matmul_i8mm(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
+                      const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0,
+                      size_t n1);
 #endif
 
 #undef EMBER_DECLARE_VARIANT_SET

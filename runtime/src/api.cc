@@ -8,31 +8,41 @@
 #include "context.h"
 #include "core/format.h"
 #include "ember/ember.h"
+#include "ember/platform.h"
 #include "ember_generated.h"
 #include "forward.h"
 #include "kernels/kernels.h"
 #include "model.h"
-#include "ember/platform.h"
 #include "sampler.h"
 
-using ember::Status;
 using ember::set_error;
+using ember::Status;
 using ember::to_c;
 
 extern "C" {
 
 const char* ember_status_string(ember_status status) {
   switch (status) {
-    case EMBER_OK: return "EMBER_OK";
-    case EMBER_ERR_INVALID_ARGUMENT: return "EMBER_ERR_INVALID_ARGUMENT";
-    case EMBER_ERR_IO: return "EMBER_ERR_IO";
-    case EMBER_ERR_BAD_FORMAT: return "EMBER_ERR_BAD_FORMAT";
-    case EMBER_ERR_UNSUPPORTED: return "EMBER_ERR_UNSUPPORTED";
-    case EMBER_ERR_OUT_OF_MEMORY: return "EMBER_ERR_OUT_OF_MEMORY";
-    case EMBER_ERR_CONTEXT_FULL: return "EMBER_ERR_CONTEXT_FULL";
-    case EMBER_ERR_BUFFER_TOO_SMALL: return "EMBER_ERR_BUFFER_TOO_SMALL";
-    case EMBER_ERR_INTERNAL: return "EMBER_ERR_INTERNAL";
-    case EMBER_ERR_BUSY: return "EMBER_ERR_BUSY";
+    case EMBER_OK:
+      return "EMBER_OK";
+    case EMBER_ERR_INVALID_ARGUMENT:
+      return "EMBER_ERR_INVALID_ARGUMENT";
+    case EMBER_ERR_IO:
+      return "EMBER_ERR_IO";
+    case EMBER_ERR_BAD_FORMAT:
+      return "EMBER_ERR_BAD_FORMAT";
+    case EMBER_ERR_UNSUPPORTED:
+      return "EMBER_ERR_UNSUPPORTED";
+    case EMBER_ERR_OUT_OF_MEMORY:
+      return "EMBER_ERR_OUT_OF_MEMORY";
+    case EMBER_ERR_CONTEXT_FULL:
+      return "EMBER_ERR_CONTEXT_FULL";
+    case EMBER_ERR_BUFFER_TOO_SMALL:
+      return "EMBER_ERR_BUFFER_TOO_SMALL";
+    case EMBER_ERR_INTERNAL:
+      return "EMBER_ERR_INTERNAL";
+    case EMBER_ERR_BUSY:
+      return "EMBER_ERR_BUSY";
   }
   return "EMBER_ERR_UNKNOWN";
 }
@@ -98,7 +108,8 @@ ember_status load(const uint8_t* data, size_t size, void* map_handle, bool mappe
 ember_status ember_model_load_file(const char* path, ember_model** out) {
   if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: out is NULL"));
   *out = nullptr;
-  if (!path) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: path is NULL"));
+  if (!path)
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_load_file: path is NULL"));
   const void* data = nullptr;
   size_t size = 0;
   void* handle = nullptr;
@@ -127,9 +138,11 @@ ember_status ember_model_required_bytes(const void* data, size_t size, size_t* o
 
 ember_status ember_model_load_buffer_in(const void* data, size_t size, void* arena,
                                         size_t arena_size, ember_model** out) {
-  if (!out) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
+  if (!out)
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: out is NULL"));
   *out = nullptr;
-  if (!data) return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
+  if (!data)
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_load_buffer: data is NULL"));
   return load(static_cast<const uint8_t*>(data), size, nullptr, false, arena, arena_size, out);
 }
 
@@ -195,47 +208,52 @@ const char* str(const flatbuffers::String* s) { return s ? s->c_str() : ""; }
 }  // namespace
 
 ember_status ember_model_describe(const ember_model* model, char* buf, size_t cap, size_t* needed) {
-  if (!model) return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: model is NULL"));
+  if (!model)
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: model is NULL"));
   if (!buf && cap > 0) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_model_describe: buf is NULL, cap %zu", cap));
+    return to_c(
+        set_error(Status::kInvalidArgument, "ember_model_describe: buf is NULL, cap %zu", cap));
   }
   namespace fb = ember::fb;
   const fb::Model* r = model->root;
   Writer w{buf, cap};
-  w.printf("file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%llx"
-           ", optional_features 0x%llx\n",
-           model->size, r->format_version(), r->min_runtime_version(),
-           (unsigned long long)r->required_features(), (unsigned long long)r->optional_features());
+  w.printf(
+      "file: %zu bytes, format_version %u, min_runtime_version %u, required_features 0x%llx"
+      ", optional_features 0x%llx\n",
+      model->size, r->format_version(), r->min_runtime_version(),
+      (unsigned long long)r->required_features(), (unsigned long long)r->optional_features());
   if (model->has_config) {
     const ember::ModelConfig& c = model->config;
-    w.printf("config: %s, hidden_size %u, layers %u, heads %u, kv_heads %u, head_dim %u, "
-             "intermediate_size %u, vocab %u, max_context %u\n",
-             model->architecture, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads,
-             c.head_dim, c.intermediate_size, c.vocab_size, c.max_context);
-    w.printf("        rope_theta %g, rope_scaling %s (factor %g), norm_eps %g, tie_embeddings %d, "
-             "attention_bias %d, mlp_bias %d\n",
-             (double)c.rope_theta,
-             fb::EnumNameRopeScalingType(static_cast<fb::RopeScalingType>(c.rope_scaling_type)),
-             (double)c.rope_factor, (double)c.norm_eps, c.tie_embeddings, c.attention_bias,
-             c.mlp_bias);
+    w.printf(
+        "config: %s, hidden_size %u, layers %u, heads %u, kv_heads %u, head_dim %u, "
+        "intermediate_size %u, vocab %u, max_context %u\n",
+        model->architecture, c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim,
+        c.intermediate_size, c.vocab_size, c.max_context);
+    w.printf(
+        "        rope_theta %g, rope_scaling %s (factor %g), norm_eps %g, tie_embeddings %d, "
+        "attention_bias %d, mlp_bias %d\n",
+        (double)c.rope_theta,
+        fb::EnumNameRopeScalingType(static_cast<fb::RopeScalingType>(c.rope_scaling_type)),
+        (double)c.rope_factor, (double)c.norm_eps, c.tie_embeddings, c.attention_bias, c.mlp_bias);
   } else {
     w.printf("config: none (tokenizer-only file)\n");
   }
   if (const fb::Tokenizer* t = r->tokenizer()) {
-    w.printf("tokenizer: %s, pre_tokenizer %s, %u pieces, %u merges, bos %d, eos %d, unk %d, pad %d, "
-             "add_bos %d, add_eos %d, byte_fallback %d, %u special, %u added, %u eos ids\n",
-             fb::EnumNameTokenizerKind(t->kind()), fb::EnumNamePreTokenizer(t->pre_tokenizer()),
-             t->pieces() ? t->pieces()->size() : 0, t->merges() ? t->merges()->size() : 0,
-             t->bos_id(), t->eos_id(), t->unk_id(), t->pad_id(), t->add_bos(), t->add_eos(),
-             t->byte_fallback(), t->special_ids() ? t->special_ids()->size() : 0,
-             t->added_ids() ? t->added_ids()->size() : 0, t->eos_ids() ? t->eos_ids()->size() : 0);
+    w.printf(
+        "tokenizer: %s, pre_tokenizer %s, %u pieces, %u merges, bos %d, eos %d, unk %d, pad %d, "
+        "add_bos %d, add_eos %d, byte_fallback %d, %u special, %u added, %u eos ids\n",
+        fb::EnumNameTokenizerKind(t->kind()), fb::EnumNamePreTokenizer(t->pre_tokenizer()),
+        t->pieces() ? t->pieces()->size() : 0, t->merges() ? t->merges()->size() : 0, t->bos_id(),
+        t->eos_id(), t->unk_id(), t->pad_id(), t->add_bos(), t->add_eos(), t->byte_fallback(),
+        t->special_ids() ? t->special_ids()->size() : 0,
+        t->added_ids() ? t->added_ids()->size() : 0, t->eos_ids() ? t->eos_ids()->size() : 0);
   } else {
     w.printf("tokenizer: none\n");
   }
   const auto* ts = r->tensors();
   const unsigned n_t = ts ? ts->size() : 0;
-  w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n", n_t,
-           (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
+  w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n",
+           n_t, (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
            (unsigned long long)model->f32_bytes);
   for (unsigned i = 0; i < n_t; ++i) {
     const fb::Tensor* t = ts->Get(i);
@@ -263,7 +281,8 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
     w.printf("  %s: sha256 %s, r %u, alpha %g, scale %g, rslora %d, modules:", str(a->name()),
              str(a->sha256()), a->r(), (double)a->alpha(), (double)a->scale(), a->use_rslora());
     if (a->modules()) {
-      for (unsigned j = 0; j < a->modules()->size(); ++j) w.printf(" %s", str(a->modules()->Get(j)));
+      for (unsigned j = 0; j < a->modules()->size(); ++j)
+        w.printf(" %s", str(a->modules()->Get(j)));
     }
     w.printf("\n");
   }
@@ -286,8 +305,8 @@ ember_context_params ember_context_default_params(void) {
   return p;
 }
 
-ember_status ember_context_required_bytes(const ember_model* model, const ember_context_params* params,
-                                          size_t* out_bytes) {
+ember_status ember_context_required_bytes(const ember_model* model,
+                                          const ember_context_params* params, size_t* out_bytes) {
   if (!model || !params || !out_bytes) {
     return to_c(set_error(Status::kInvalidArgument, "ember_context_required_bytes: %s is NULL",
                           !model ? "model" : (!params ? "params" : "out_bytes")));
@@ -357,8 +376,9 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
     return EMBER_OK;
   }
   if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_kv_clear: seq_id %d is out of range [0, %u)",
-                          seq_id, ctx->plan.n_seq_max));
+    return to_c(set_error(Status::kInvalidArgument,
+                          "ember_kv_clear: seq_id %d is out of range [0, %u)", seq_id,
+                          ctx->plan.n_seq_max));
   }
   const Status st = check_slot_free(ctx, static_cast<uint32_t>(seq_id), "ember_kv_clear");
   if (st != Status::kOk) return to_c(st);
@@ -368,7 +388,8 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
 
 ember_status ember_decode(ember_context* ctx, const ember_batch* batch) {
   if (!ctx || !batch) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_decode: %s is NULL", !ctx ? "ctx" : "batch"));
+    return to_c(
+        set_error(Status::kInvalidArgument, "ember_decode: %s is NULL", !ctx ? "ctx" : "batch"));
   }
   for (uint32_t i = 0; batch->seq_id != nullptr && i < batch->n_tokens; ++i) {
     const int32_t s = batch->seq_id[i];
@@ -402,13 +423,15 @@ ember_sampler_params ember_sampler_default_params(void) {
 
 uint64_t ember_rng_seed(uint64_t seed) { return ember::rng_seed(seed); }
 
-ember_status ember_sample(ember_context* ctx, const float* logits, const ember_sampler_params* params,
-                          uint64_t* rng_state, int32_t* out_id) {
+ember_status ember_sample(ember_context* ctx, const float* logits,
+                          const ember_sampler_params* params, uint64_t* rng_state,
+                          int32_t* out_id) {
   if (!ctx || !logits || !params || !rng_state || !out_id) {
-    return to_c(set_error(Status::kInvalidArgument, "ember_sample: %s is NULL",
-                          !ctx ? "ctx"
-                               : (!logits ? "logits"
-                                          : (!params ? "params" : (!rng_state ? "rng_state" : "out_id")))));
+    return to_c(set_error(
+        Status::kInvalidArgument, "ember_sample: %s is NULL",
+        !ctx
+            ? "ctx"
+            : (!logits ? "logits" : (!params ? "params" : (!rng_state ? "rng_state" : "out_id")))));
   }
   return to_c(ember::sample(logits, ctx->model->config.vocab_size, *params, rng_state,
                             ctx->sample_val, ctx->sample_idx, out_id));
@@ -428,7 +451,8 @@ const char* ember_kernel_variant_name(uint32_t i) {
 const char* ember_kernel_variant(void) { return ember::kernels::active().name; }
 
 ember_status ember_force_kernel_variant(const char* name) {
-  if (!name) return to_c(set_error(Status::kInvalidArgument, "ember_force_kernel_variant: name is NULL"));
+  if (!name)
+    return to_c(set_error(Status::kInvalidArgument, "ember_force_kernel_variant: name is NULL"));
   if (!ember::kernels::force_variant(name)) {
     return to_c(set_error(Status::kUnsupported,
                           "kernel variant '%s' is unknown or cannot run on this CPU", name));

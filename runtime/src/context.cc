@@ -16,7 +16,8 @@ void compute_inv_freq(const ModelConfig& c, float* inv_freq) {
   const uint32_t half = c.head_dim / 2;
   for (uint32_t i = 0; i < half; ++i) {
     // As Hugging Face: 1 / theta^(2i / head_dim), in float32.
-    float f = 1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
+    float f =
+        1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
     if (c.rope_scaling_type == static_cast<uint8_t>(fb::RopeScalingType::LINEAR)) {
       f /= c.rope_factor;
     } else if (c.rope_scaling_type == static_cast<uint8_t>(fb::RopeScalingType::LLAMA3)) {

@@ -11,8 +11,8 @@
 #include "core/status.h"
 #include "ember/ember.h"
 #include "linear.h"
-#include "thread_pool.h"
 #include "model.h"
+#include "thread_pool.h"
 #include "xnnpack_linear.h"
 
 namespace ember {
@@ -46,44 +46,44 @@ struct Context {
   ContextPlan plan;
   uint8_t* base = nullptr;  // the block (the Context itself lives at its start)
   bool owns_block = false;
-  ThreadPool pool;        // the context's worker threads (memory outside the block: pthreadpool's)
+  ThreadPool pool;  // the context's worker threads (memory outside the block: pthreadpool's)
   LinearExecutor linear;
   XnnpackLinear xnnpack;  // use_xnnpack: f32 weights' XNNPACK operators (memory outside the block)
 
   // Buffers (shape comments in floats unless said). B = n_batch_max, S = n_seq_max, T = n_ctx.
-  float* k_cache = nullptr;      // (S, layers, kv_heads, T, head_dim): a head's keys contiguous
-  float* v_cache = nullptr;      // (S, layers, kv_heads, T, head_dim)
-  uint32_t* seq_len = nullptr;   // (S) cached positions per slot
+  float* k_cache = nullptr;         // (S, layers, kv_heads, T, head_dim): a head's keys contiguous
+  float* v_cache = nullptr;         // (S, layers, kv_heads, T, head_dim)
+  uint32_t* seq_len = nullptr;      // (S) cached positions per slot
   uint32_t* seq_pending = nullptr;  // (S) scratch for batch validation
-  float* x = nullptr;            // (B, dim) residual stream
-  float* xb = nullptr;           // (B, dim) normed input / rows gathered for the output head
-  float* xb2 = nullptr;          // (B, dim) projection output
-  float* q = nullptr;            // (B, q_dim)
-  float* k = nullptr;            // (B, kv_dim)
-  float* v = nullptr;            // (B, kv_dim)
-  float* att = nullptr;          // (B, q_dim) attention output
-  float* hb = nullptr;           // (B, ffn)
-  float* hb2 = nullptr;          // (B, ffn)
-  float* logits = nullptr;       // (B, vocab), rows in the order of logit_row
-  int32_t* logit_row = nullptr;  // (B) batch token -> row of `logits`, -1 = none
-  float* inv_freq = nullptr;     // (head_dim / 2) RoPE frequencies after scaling
-  float* rope_cos = nullptr;     // (B, head_dim / 2)
-  float* rope_sin = nullptr;     // (B, head_dim / 2)
-  float* scores = nullptr;       // (num_heads, T) attention scores
-  float* sample_val = nullptr;   // (vocab) sampler scratch
-  int32_t* sample_idx = nullptr; // (vocab)
-  void* tok_work = nullptr;      // tokenizer.work_bytes(n_prompt_bytes_max)
-  char* text = nullptr;          // detokenizer output for one token (text_bytes)
-  int32_t* batch_tok = nullptr;  // (B) a batch built by ember_step: tokens,
-  int32_t* batch_pos = nullptr;  // (B) positions,
-  int32_t* batch_seq = nullptr;  // (B) slots,
+  float* x = nullptr;               // (B, dim) residual stream
+  float* xb = nullptr;              // (B, dim) normed input / rows gathered for the output head
+  float* xb2 = nullptr;             // (B, dim) projection output
+  float* q = nullptr;               // (B, q_dim)
+  float* k = nullptr;               // (B, kv_dim)
+  float* v = nullptr;               // (B, kv_dim)
+  float* att = nullptr;             // (B, q_dim) attention output
+  float* hb = nullptr;              // (B, ffn)
+  float* hb2 = nullptr;             // (B, ffn)
+  float* logits = nullptr;          // (B, vocab), rows in the order of logit_row
+  int32_t* logit_row = nullptr;     // (B) batch token -> row of `logits`, -1 = none
+  float* inv_freq = nullptr;        // (head_dim / 2) RoPE frequencies after scaling
+  float* rope_cos = nullptr;        // (B, head_dim / 2)
+  float* rope_sin = nullptr;        // (B, head_dim / 2)
+  float* scores = nullptr;          // (num_heads, T) attention scores
+  float* sample_val = nullptr;      // (vocab) sampler scratch
+  int32_t* sample_idx = nullptr;    // (vocab)
+  void* tok_work = nullptr;         // tokenizer.work_bytes(n_prompt_bytes_max)
+  char* text = nullptr;             // detokenizer output for one token (text_bytes)
+  int32_t* batch_tok = nullptr;     // (B) a batch built by ember_step: tokens,
+  int32_t* batch_pos = nullptr;     // (B) positions,
+  int32_t* batch_seq = nullptr;     // (B) slots,
   uint8_t* batch_logits = nullptr;  // (B) which tokens want logits
-  Request* requests = nullptr;   // (R) request records, R = plan.n_requests
-  int32_t* req_ids = nullptr;    // (R, T + 1) each record's prompt and generated ids
-  char* req_hold = nullptr;      // (R, hold_bytes) each record's held-back text
-  int32_t* slot_owner = nullptr; // (S) the record that holds a slot, -1 = free
+  Request* requests = nullptr;      // (R) request records, R = plan.n_requests
+  int32_t* req_ids = nullptr;       // (R, T + 1) each record's prompt and generated ids
+  char* req_hold = nullptr;         // (R, hold_bytes) each record's held-back text
+  int32_t* slot_owner = nullptr;    // (S) the record that holds a slot, -1 = free
   uint64_t next_request_id = 1, next_order = 0, n_steps = 0;
-  uint32_t n_last_batch = 0;     // tokens of the last ember_decode
+  uint32_t n_last_batch = 0;  // tokens of the last ember_decode
 };
 
 // Builds a context in `block` (plan.total bytes, 64-aligned).

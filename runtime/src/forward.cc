@@ -77,9 +77,9 @@ struct LayerJob {
   const kernels::KernelTable* kt;
   const LayerWeights* w;
   uint32_t layer;
-  size_t n;  // batch tokens
-  const float* norm;      // norm weight of the next block (residual_norm)
-  const float* bias;      // bias of the projection in xb2 (residual_norm), may be null
+  size_t n;           // batch tokens
+  const float* norm;  // norm weight of the next block (residual_norm)
+  const float* bias;  // bias of the projection in xb2 (residual_norm), may be null
 };
 
 // Work item = query head h: every token of the batch, in batch order (each token sees positions
@@ -111,7 +111,7 @@ void kv_group_tokens(void* arg, size_t g) {
   lin.rows(w.wk, ctx->k, k0, k0 + hd);
   lin.rows(w.wv, ctx->v, k0, k0 + hd);
   for (size_t i = 0; i < job.n; ++i) {
-    float* q = ctx->q + i * qd + q0;  // (r, hd)
+    float* q = ctx->q + i * qd + q0;   // (r, hd)
     float* k = ctx->k + i * kvd + k0;  // (hd)
     float* v = ctx->v + i * kvd + k0;  // (hd)
     if (w.bq) add_bias(q, w.bq + q0, 1, r * hd);
@@ -121,12 +121,14 @@ void kv_group_tokens(void* arg, size_t g) {
     const float* sn = ctx->rope_sin + i * half;
     rope(q, static_cast<uint32_t>(r), c.head_dim, cs, sn);
     rope(k, 1, c.head_dim, cs, sn);
-    const size_t off = kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, g, size_t(job.b->pos[i]));
+    const size_t off =
+        kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, g, size_t(job.b->pos[i]));
     std::memcpy(ctx->k_cache + off, k, hd * sizeof(float));
     std::memcpy(ctx->v_cache + off, v, hd * sizeof(float));
   }
   for (size_t i = 0; i < job.n; ++i) {
-    attention_heads(ctx, job.layer, static_cast<uint32_t>(i), static_cast<uint32_t>(job.b->seq_id[i]),
+    attention_heads(ctx, job.layer, static_cast<uint32_t>(i),
+                    static_cast<uint32_t>(job.b->seq_id[i]),
                     static_cast<uint32_t>(job.b->pos[i]) + 1, g * r, r);
   }
 }
@@ -192,7 +194,8 @@ void rope_append_tokens(void* arg, size_t i0, size_t count) {
     rope(q, c.num_heads, c.head_dim, cs, sn);
     rope(k, c.num_kv_heads, c.head_dim, cs, sn);
     for (size_t h = 0; h < c.num_kv_heads; ++h) {
-      const size_t off = kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, h, size_t(job.b->pos[i]));
+      const size_t off =
+          kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, h, size_t(job.b->pos[i]));
       std::memcpy(ctx->k_cache + off, k + h * hd, hd * sizeof(float));
       std::memcpy(ctx->v_cache + off, v + h * hd, hd * sizeof(float));
     }

@@ -1,6 +1,6 @@
-// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers verifier,
-// then versions, config, and every tensor's name, shape, dtype, offsets and quantization params)
-// before anything reads a weight. Every failure names the field or tensor and the values.
+// Model load: the file is checked layer by layer (size, alignment, identifier, FlatBuffers
+// verifier, then versions, config, and every tensor's name, shape, dtype, offsets and quantization
+// params) before anything reads a weight. Every failure names the field or tensor and the values.
 #include "model.h"
 
 #include <cmath>
@@ -142,8 +142,8 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
     return set_error(Status::kBadFormat,
                      "tensor '%s': data_offset %llu + size %llu is past the weight region (%llu "
                      "bytes)",
-                     name, (unsigned long long)t->data_offset(),
-                     (unsigned long long)t->data_size(), (unsigned long long)m.weights_size);
+                     name, (unsigned long long)t->data_offset(), (unsigned long long)t->data_size(),
+                     (unsigned long long)m.weights_size);
   }
   WeightRef w;
   w.type = dt;
@@ -236,13 +236,13 @@ Status check_config(const fb::ModelConfig* c, ModelConfig* out, const char** arc
       return set_error(Status::kUnsupported, "config.rope_scaling.type %s is not supported",
                        fb::EnumNameRopeScalingType(t));
     }
-    if (t != fb::RopeScalingType::NONE &&
-        !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
+    if (t != fb::RopeScalingType::NONE && !(std::isfinite(rs->factor()) && rs->factor() > 0.0f)) {
       return set_error(Status::kBadFormat, "config.rope_scaling.factor = %g", (double)rs->factor());
     }
     if (t == fb::RopeScalingType::LLAMA3 &&
         !(rs->original_max_position_embeddings() > 0 && std::isfinite(rs->low_freq_factor()) &&
-          std::isfinite(rs->high_freq_factor()) && rs->high_freq_factor() > rs->low_freq_factor())) {
+          std::isfinite(rs->high_freq_factor()) &&
+          rs->high_freq_factor() > rs->low_freq_factor())) {
       return set_error(Status::kBadFormat,
                        "config.rope_scaling (llama3): original_max_position_embeddings %u, "
                        "low_freq_factor %g, high_freq_factor %g",
@@ -440,9 +440,8 @@ Status check_file(const uint8_t* data, size_t size, bool verify, uint32_t* fb_si
                      size);
   }
   if (reinterpret_cast<uintptr_t>(data) % kBufferAlignment != 0) {
-    return set_error(Status::kInvalidArgument,
-                     "model buffer at %p is not %zu-byte aligned", static_cast<const void*>(data),
-                     kBufferAlignment);
+    return set_error(Status::kInvalidArgument, "model buffer at %p is not %zu-byte aligned",
+                     static_cast<const void*>(data), kBufferAlignment);
   }
   // 2. The size prefix must describe a FlatBuffer inside the file.
   uint32_t fb_size = 0;
@@ -455,14 +454,15 @@ Status check_file(const uint8_t* data, size_t size, bool verify, uint32_t* fb_si
   }
   // 3. Identifier.
   if (std::memcmp(data + 8, kFileIdentifier, 4) != 0) {
-    return set_error(Status::kBadFormat,
-                     "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
-                     "an ember file",
-                     data[8] >= 32 && data[8] < 127 ? data[8] : '?',
-                     data[9] >= 32 && data[9] < 127 ? data[9] : '?',
-                     data[10] >= 32 && data[10] < 127 ? data[10] : '?',
-                     data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10],
-                     data[11], kFileIdentifier);
+    return set_error(
+        Status::kBadFormat,
+        "file identifier is '%c%c%c%c' (bytes %02x %02x %02x %02x), expected '%s': not "
+        "an ember file",
+        data[8] >= 32 && data[8] < 127 ? data[8] : '?',
+        data[9] >= 32 && data[9] < 127 ? data[9] : '?',
+        data[10] >= 32 && data[10] < 127 ? data[10] : '?',
+        data[11] >= 32 && data[11] < 127 ? data[11] : '?', data[8], data[9], data[10], data[11],
+        kFileIdentifier);
   }
   // 4. FlatBuffers verifier over exactly the prefixed buffer.
   if (verify) {

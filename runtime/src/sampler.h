@@ -23,8 +23,8 @@ int32_t argmax(const float* logits, size_t n);
 Status check_sampler(const ember_sampler_params& params);
 
 // Samples from `logits` (n values). val (n floats) and idx (n ids) are scratch.
-Status sample(const float* logits, size_t n, const ember_sampler_params& params, uint64_t* rng_state,
-              float* val, int32_t* idx, int32_t* out_id);
+Status sample(const float* logits, size_t n, const ember_sampler_params& params,
+              uint64_t* rng_state, float* val, int32_t* idx, int32_t* out_id);
 
 }  // namespace ember
 

@@ -7,9 +7,10 @@
 namespace ember {
 
 #if EMBER_USE_PTHREADPOOL
-// Flags of every dispatch. 0: between dispatches the workers spin a while, then sleep (pthreadpool's
-// default, for a device that runs the model alone); PTHREADPOOL_FLAG_YIELD_WORKERS makes them sleep
-// at once (-DEMBER_POOL_FLAGS=PTHREADPOOL_FLAG_YIELD_WORKERS), better when the cores are shared.
+// Flags of every dispatch. 0: between dispatches the workers spin a while, then sleep
+// (pthreadpool's default, for a device that runs the model alone); PTHREADPOOL_FLAG_YIELD_WORKERS
+// makes them sleep at once (-DEMBER_POOL_FLAGS=PTHREADPOOL_FLAG_YIELD_WORKERS), better when the
+// cores are shared.
 #ifndef EMBER_POOL_FLAGS
 #define EMBER_POOL_FLAGS 0
 #endif

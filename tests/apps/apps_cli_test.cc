@@ -5,10 +5,9 @@
 // crash.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,8 +45,10 @@ std::string quote(const std::string& s) {
 
 // An exit that is a deliberate error, not a crash (no signal, no sanitizer abort).
 void expect_clean_failure(const Cmd& r, const std::string& what) {
-  EXPECT_GT(r.code, 0) << what << ": expected a failure\nstdout: " << r.out << "\nstderr: " << r.err;
-  EXPECT_LT(r.code, 128) << what << ": exit code " << r.code << " looks like a crash\nstderr: " << r.err;
+  EXPECT_GT(r.code, 0) << what << ": expected a failure\nstdout: " << r.out
+                       << "\nstderr: " << r.err;
+  EXPECT_LT(r.code, 128) << what << ": exit code " << r.code
+                         << " looks like a crash\nstderr: " << r.err;
   EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << what << ": " << r.err;
   EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << what << ": " << r.err;
 }
@@ -67,7 +68,8 @@ void expect_fails_with(const std::string& cmd, const std::string& what, const st
 // stories260K converted with `args` (e.g. "--quant f32"; "" for the defaults) as `var`.
 #define REQUIRE_STORIES(var, args) EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", args)
 
-// --- ember-run ------------------------------------------------------------------------------------
+// --- ember-run
+// ------------------------------------------------------------------------------------
 
 // Greedy generation of every prompt of greedy.json prints exactly what run.c printed (the prompt,
 // the generated text, stopping at BOS where run.c stopped, a newline), with 1 and 2 threads.
@@ -81,8 +83,9 @@ TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
     const std::string want = res["run_c_stdout"].get<std::string>();
     const int n = expected["n_new_tokens"].get<int>();
     for (int threads : {1, 2}) {
-      const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " -p " + quote(prompt) +
-                        " -n " + std::to_string(n) + " --temp 0 -t " + std::to_string(threads));
+      const Cmd r =
+          run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " -p " + quote(prompt) + " -n " +
+              std::to_string(n) + " --temp 0 -t " + std::to_string(threads));
       ASSERT_EQ(r.code, 0) << r.err;
       EXPECT_EQ(r.out, want) << "prompt '" << prompt << "', " << threads << " thread(s)";
       // The figures a user reads before flashing anything.
@@ -107,9 +110,9 @@ TEST(EmberRun, BatchFileGivesRunCIdsForEveryPrompt) {
     ember_test::write_file(file, text.data(), text.size());
     for (int parallel : {1, 2, 3, 5}) {
       SCOPED_TRACE(testing::Message() << "--parallel " << parallel << (reverse ? " reversed" : ""));
-      const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " +
-                        quote(file) + " --parallel " + std::to_string(parallel) +
-                        " -n 200 --temp 0");
+      const Cmd r =
+          run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " + quote(file) +
+              " --parallel " + std::to_string(parallel) + " -n 200 --temp 0");
       ASSERT_EQ(r.code, 0) << r.err;
       std::istringstream lines(r.out);
       std::string line;
@@ -203,7 +206,8 @@ TEST(EmberRun, RejectsBadInputWithAMessage) {
   expect_fails_with(bin + " -m " + quote(model) + " -p hi -n many", "-n many", "-n");
 }
 
-// --- ember-tokenize -------------------------------------------------------------------------------
+// --- ember-tokenize
+// -------------------------------------------------------------------------------
 
 TEST(EmberTokenize, IdsMatchRunCPromptIds) {
   EMBER_REQUIRE_SHARED(expected_path, "models/stories260K/expected/greedy.json");
@@ -211,8 +215,8 @@ TEST(EmberTokenize, IdsMatchRunCPromptIds) {
   const json expected = ember_test::read_json(expected_path);
   for (const json& res : expected["results"]) {
     const std::string prompt = res["prompt"].get<std::string>();
-    const Cmd r = run(std::string(EMBER_TOKENIZE_BIN) + " -m " + quote(model) + " -p " + quote(prompt) +
-                      " --ids");
+    const Cmd r = run(std::string(EMBER_TOKENIZE_BIN) + " -m " + quote(model) + " -p " +
+                      quote(prompt) + " --ids");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(json::parse(r.out), res["prompt_ids"]) << "prompt '" << prompt << "'";
   }
@@ -229,7 +233,8 @@ TEST(EmberTokenize, RejectsBadInputWithAMessage) {
                     "an id past the vocabulary", "");
 }
 
-// --- ember-bench ----------------------------------------------------------------------------------
+// --- ember-bench
+// ----------------------------------------------------------------------------------
 
 // --json: one object per (threads, test) in order, with every documented field, spreads that
 // bracket the median, and a decode roofline that is what the printed figures give.
@@ -305,7 +310,8 @@ TEST(EmberBench, TablePrintsEveryTest) {
 TEST(EmberBench, DepthRunsTestsAfterAFilledCache) {
   REQUIRE_STORIES(model, "");
   const std::string bin = EMBER_BENCH_BIN;
-  Cmd r = run(bin + " -m " + quote(model) + " -p 8 -n 4 -d 0,300 -t 1 -r 1 --bandwidth-mib 0 --json");
+  Cmd r =
+      run(bin + " -m " + quote(model) + " -p 8 -n 4 -d 0,300 -t 1 -r 1 --bandwidth-mib 0 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const json a = json::parse(r.out);
   ASSERT_EQ(a.size(), 4u) << r.out;

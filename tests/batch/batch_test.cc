@@ -130,8 +130,8 @@ TEST_F(BatchGolden, EveryPromptGetsLlama2cIdsWhateverTheCompany) {
     SCOPED_TRACE(testing::Message() << "slots " << su.slots << " batch " << su.batch << " threads "
                                     << su.threads << (su.reverse ? " reversed" : ""));
     // n_batch_max must hold a decode token of every slot.
-    ContextPtr ctx = batch_context(model_.get(), su.slots, 5, std::max(su.batch, su.slots),
-                                   su.threads);
+    ContextPtr ctx =
+        batch_context(model_.get(), su.slots, 5, std::max(su.batch, su.slots), su.threads);
     ASSERT_TRUE(ctx);
     std::vector<size_t> order(gold_.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = su.reverse ? order.size() - 1 - i : i;
@@ -172,7 +172,7 @@ TEST(Batch, SeededSamplingDoesNotDependOnCompany) {
   EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant u8");
   ModelPtr model = load_model(path);
   const std::vector<std::string> prompts = {"Once upon a time", "The cat", "A big red ball was",
-                                            "Tom said", "", "She ran to the"};
+                                            "Tom said",         "",        "She ran to the"};
   auto params = [&](size_t i, Outcome* o) {
     ember_request_params p = ember_request_default_params();
     p.prompt = prompts[i].c_str();
@@ -279,8 +279,9 @@ TEST_F(BatchGolden, RefusedBeforeAdmission) {
   ContextPtr ctx = batch_context(model_.get(), 1, 1, 8, 1, /*n_ctx=*/16);
   Outcome o;
   // Longer than the context: refused, and no place is taken.
-  const std::string long_prompt = "Once upon a time there was a little girl named Lily who liked to "
-                                  "play in the park with her big red ball every day";
+  const std::string long_prompt =
+      "Once upon a time there was a little girl named Lily who liked to "
+      "play in the park with her big red ball every day";
   ember_request_params p = greedy_params(long_prompt, &o);
   uint64_t id = 0;
   EXPECT_EQ(ember_request_submit(ctx.get(), &p, &id), EMBER_ERR_CONTEXT_FULL);
@@ -352,10 +353,10 @@ TEST_F(BatchGolden, StopIdsAndStrings) {
   };
   const size_t at = full.find(" named Lily");
   const std::vector<Case> cases = {
-      {{" named Lily"}, full.substr(0, at)},          // across several tokens
+      {{" named Lily"}, full.substr(0, at)},  // across several tokens
       {{"zzz", "little"}, full.substr(0, full.find("little"))},
       {{"Lily.", "girl"}, full.substr(0, full.find("girl"))},  // the earliest match wins
-      {{"no such text at all"}, full},                // never matches: everything, at the end
+      {{"no such text at all"}, full},  // never matches: everything, at the end
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.stops[0]);

@@ -64,7 +64,8 @@ void BM_u8s8(benchmark::State& st, const KernelTable* t, size_t m, size_t n, siz
                    pr.y.data(), n, 0, n);
     benchmark::ClobberMemory();
   }
-  st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["MAC/s"] =
+      benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
   st.counters["wB/s"] = benchmark::Counter(double(pr.q.size() + 4 * pr.p.size()) * st.iterations(),
                                            benchmark::Counter::kIsRate);
 }
@@ -125,8 +126,8 @@ void BM_u8s8_dram(benchmark::State& st, const KernelTable* t, size_t m) {
   t->quantize_acts_s8(x.data(), m, ds.k, 64, a.data(), d.data(), s.data());
   size_t c = 0;
   for (auto _ : st) {
-    t->matmul_u8s8(ds.q(c), ds.params(c), ds.k, 64, a.data(), d.data(), s.data(), m, y.data(),
-                   ds.n, 0, ds.n);
+    t->matmul_u8s8(ds.q(c), ds.params(c), ds.k, 64, a.data(), d.data(), s.data(), m, y.data(), ds.n,
+                   0, ds.n);
     benchmark::ClobberMemory();
     c = c + 1 == ds.count ? 0 : c + 1;
   }
@@ -154,7 +155,8 @@ void BM_quant(benchmark::State& st, const KernelTable* t, size_t m, size_t k, si
     t->quantize_acts_s8(pr.x.data(), m, k, g, pr.a.data(), pr.d.data(), pr.s.data());
     benchmark::ClobberMemory();
   }
-  st.counters["val/s"] = benchmark::Counter(double(m) * k * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["val/s"] =
+      benchmark::Counter(double(m) * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k) {
@@ -163,7 +165,8 @@ void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size
     t->matmul_f32(w.data(), k, x.data(), m, y.data(), n, 0, n);
     benchmark::ClobberMemory();
   }
-  st.counters["MAC/s"] = benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["MAC/s"] =
+      benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 // Float ops of the forward pass at stories110m's shapes: softmax over n keys, SiLU*mul over a
@@ -178,7 +181,8 @@ void BM_softmax(benchmark::State& st, const KernelTable* t, size_t n) {
     t->softmax(x.data(), n);
     benchmark::ClobberMemory();
   }
-  st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["val/s"] =
+      benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 // The same softmax with libm's expf per element (the kernels' code before exp_f32), for comparison.
@@ -199,7 +203,8 @@ void BM_softmax_libm(benchmark::State& st, size_t n) {
     for (size_t i = 0; i < n; ++i) x[i] = x[i] / sum;
     benchmark::ClobberMemory();
   }
-  st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["val/s"] =
+      benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_silu(benchmark::State& st, const KernelTable* t, size_t n) {
@@ -216,7 +221,8 @@ void BM_silu(benchmark::State& st, const KernelTable* t, size_t n) {
     }
     benchmark::ClobberMemory();
   }
-  st.counters["val/s"] = benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["val/s"] =
+      benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 // `heads` query heads sharing one KV head (8: TinyLlama's GQA group; 1: MHA) over n_keys keys.
@@ -243,9 +249,15 @@ void BM_attention(benchmark::State& st, const KernelTable* t, size_t heads, size
 }
 
 void register_all() {
-  struct Shape { const char* name; size_t n, k; };
-  const Shape shapes[] = {{"tl-qkv", 2048, 2048}, {"tl-up", 5632, 2048}, {"tl-down", 2048, 5632},
-                          {"s110-up", 2048, 768}, {"s110-down", 768, 2048}};
+  struct Shape {
+    const char* name;
+    size_t n, k;
+  };
+  const Shape shapes[] = {{"tl-qkv", 2048, 2048},
+                          {"tl-up", 5632, 2048},
+                          {"tl-down", 2048, 5632},
+                          {"s110-up", 2048, 768},
+                          {"s110-down", 768, 2048}};
   benchmark::RegisterBenchmark("softmax/libm-expf/n512", BM_softmax_libm, size_t{512})
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("silu/libm-expf/n131072", BM_silu, nullptr, size_t{131072})
@@ -260,30 +272,36 @@ void register_all() {
         ->Unit(benchmark::kMicrosecond);
     for (size_t heads : {size_t{1}, size_t{8}})
       for (size_t n : {size_t{64}, size_t{128}, size_t{512}, size_t{2048}})
-        benchmark::RegisterBenchmark(("attention/" + v + "/hd64/h" + std::to_string(heads) + "/n" +
-                                      std::to_string(n)).c_str(),
-                                     BM_attention, t, heads, n, size_t{1})
+        benchmark::RegisterBenchmark(
+            ("attention/" + v + "/hd64/h" + std::to_string(heads) + "/n" + std::to_string(n))
+                .c_str(),
+            BM_attention, t, heads, n, size_t{1})
             ->Unit(benchmark::kMicrosecond);
     // 256 caches of 1024 keys x 64 dims (K and V, 512 KiB each): 128 MiB, from DRAM.
     benchmark::RegisterBenchmark(("attention/" + v + "/hd64/h8/n1024/dram").c_str(), BM_attention,
                                  t, size_t{8}, size_t{1024}, size_t{256})
         ->Unit(benchmark::kMicrosecond);
     for (const Shape& s : shapes)
-      for (size_t m : {size_t{1}, size_t{2}, size_t{4}, size_t{8}, size_t{16}, size_t{64}, size_t{512}}) {
+      for (size_t m :
+           {size_t{1}, size_t{2}, size_t{4}, size_t{8}, size_t{16}, size_t{64}, size_t{512}}) {
         if (v == "scalar" && m > 4) continue;
-        benchmark::RegisterBenchmark(("u8s8/" + v + "/" + s.name + "/m" + std::to_string(m) + "/g64").c_str(),
-                                     BM_u8s8, t, m, s.n, s.k, size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
+        benchmark::RegisterBenchmark(
+            ("u8s8/" + v + "/" + s.name + "/m" + std::to_string(m) + "/g64").c_str(), BM_u8s8, t, m,
+            s.n, s.k,
+            size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
             ->Unit(benchmark::kMillisecond);
       }
     for (size_t m : {size_t{1}, size_t{2}, size_t{8}})
       benchmark::RegisterBenchmark(
           ("u8s8/" + v + "/tl-up/m" + std::to_string(m) + "/g64/dram").c_str(), BM_u8s8_dram, t, m)
           ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t, size_t{512},
-                                 size_t{2048}, size_t{64})->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t,
+                                 size_t{512}, size_t{2048}, size_t{64})
+        ->Unit(benchmark::kMicrosecond);
     for (size_t m : {size_t{1}, size_t{64}})
-      benchmark::RegisterBenchmark(("f32/" + v + "/2048x2048/m" + std::to_string(m)).c_str(), BM_f32, t,
-                                   m, size_t{2048}, size_t{2048})->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("f32/" + v + "/2048x2048/m" + std::to_string(m)).c_str(),
+                                   BM_f32, t, m, size_t{2048}, size_t{2048})
+          ->Unit(benchmark::kMillisecond);
   }
 }
 

@@ -1,6 +1,6 @@
 // ember-convert end to end: converts the shared checkpoints, then reads the .ember file back here
-// (FlatBuffers Verifier + the layout rules of schema/ember.fbs) and compares every stored tensor with
-// the source weights; bad inputs each give exit code 1, a message, and no output file.
+// (FlatBuffers Verifier + the layout rules of schema/ember.fbs) and compares every stored tensor
+// with the source weights; bad inputs each give exit code 1, a message, and no output file.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +9,8 @@
 #include <functional>
 
 #include "converter_test_util.h"
-#include "core/half.h"
 #include "core/format.h"
+#include "core/half.h"
 #include "core/zero_one.h"
 #include "ember_generated.h"
 #include "hf_model.h"
@@ -38,7 +38,8 @@ struct EmberFile {
       ADD_FAILURE() << path << " is too short";
       return;
     }
-    EXPECT_TRUE(flatbuffers::BufferHasIdentifier(bytes.data(), kFileIdentifier, /*size_prefixed=*/true));
+    EXPECT_TRUE(
+        flatbuffers::BufferHasIdentifier(bytes.data(), kFileIdentifier, /*size_prefixed=*/true));
     uint32_t fb_size;
     std::memcpy(&fb_size, bytes.data(), 4);
     if (uint64_t{fb_size} + kSizePrefixBytes > bytes.size()) {
@@ -67,14 +68,17 @@ struct EmberFile {
       if (t->name()->str() == name) return t;
     return nullptr;
   }
-  const uint8_t* data(const fb::Tensor* t) const { return bytes.data() + model->weights_offset() + t->data_offset(); }
+  const uint8_t* data(const fb::Tensor* t) const {
+    return bytes.data() + model->weights_offset() + t->data_offset();
+  }
   const uint8_t* params(const fb::Tensor* t) const {
     return bytes.data() + model->weights_offset() + t->params_offset();
   }
 };
 
 // Every tensor in `f` equals (f32/f16) or approximates within scale/2 (u8) the source weights.
-void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMode mode, uint32_t group) {
+void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMode mode,
+                          uint32_t group) {
   ASSERT_NE(f.model, nullptr);
   const auto src = load_safetensors_dir(hf_dir);
   ASSERT_EQ(f.model->tensors()->size(), src.size());
@@ -103,7 +107,8 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
       for (size_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, f.data(t) + 2 * i, 2);
-        ASSERT_LE(std::fabs(f16_to_f32(h) - w.data[i]), std::fabs(w.data[i]) * 0x1p-11f + 0x1p-25f) << i;
+        ASSERT_LE(std::fabs(f16_to_f32(h) - w.data[i]), std::fabs(w.data[i]) * 0x1p-11f + 0x1p-25f)
+            << i;
       }
     } else {
       ASSERT_EQ(t->dtype(), fb::DType::U8_ZERO_ONE);
@@ -226,7 +231,8 @@ TEST(ConvertCli, Bf16AndF16SourcesWidenExactly) {
     ASSERT_FALSE(out.empty());
     EmberFile f(out);
     ASSERT_NE(f.model, nullptr);
-    EXPECT_EQ(f.model->provenance()->source_dtype()->str(), std::string(sub) == "hf-bf16" ? "BF16" : "F16");
+    EXPECT_EQ(f.model->provenance()->source_dtype()->str(),
+              std::string(sub) == "hf-bf16" ? "BF16" : "F16");
     check_against_source(f, root + "/" + sub, QuantMode::F32, 0);
   }
 }
@@ -262,7 +268,8 @@ TEST(ConvertCli, RefusesOverwriteWithoutForce) {
   CommandResult r = run_convert(hf + " -o " + out + " --quant f32");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("ember-convert: error:"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("already exists (use --force to overwrite)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("already exists (use --force to overwrite)"), std::string::npos)
+      << r.output;
   const auto kept = ember_test::read_file(out);
   EXPECT_EQ(std::string(kept.begin(), kept.end()), "keep me");
   r = run_convert(hf + " -o " + out + " --quant f32 --force");
@@ -273,7 +280,8 @@ TEST(ConvertCli, RefusesOverwriteWithoutForce) {
 
 // Runs the converter on `dir`, expects exit 1 with `needle` in the message and no output left.
 void expect_convert_error(const std::string& dir, const std::string& needle) {
-  const std::string outdir = ember_test::make_temp_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
+  const std::string outdir =
+      ember_test::make_temp_dir("out-" + std::to_string(std::hash<std::string>()(dir + needle)));
   const std::string out = outdir + "/m.ember";
   const CommandResult r = run_convert(dir + " -o " + out);
   EXPECT_EQ(r.code, 1) << r.output;
@@ -359,12 +367,13 @@ TEST(ConvertCli, NoPartialFileWhenWritingFails) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string outdir = ember_test::make_temp_dir("fsize");
   const std::string out = outdir + "/m.ember";
-  // RLIMIT_FSIZE of 100 KiB (the f32 file is ~1 MiB): write() fails with EFBIG mid-file (SIGXFSZ ignored).
+  // RLIMIT_FSIZE of 100 KiB (the f32 file is ~1 MiB): write() fails with EFBIG mid-file (SIGXFSZ
+  // ignored).
   std::string log;
-  const int code = ember_test::run_command(
-      "sh -c \"trap '' XFSZ; ulimit -f 200; exec " + ember_test::convert_bin() + " " + hf + " -o " + out +
-          " --quant f32\"",
-      &log);
+  const int code = ember_test::run_command("sh -c \"trap '' XFSZ; ulimit -f 200; exec " +
+                                               ember_test::convert_bin() + " " + hf + " -o " + out +
+                                               " --quant f32\"",
+                                           &log);
   EXPECT_EQ(code, 1) << log;
   EXPECT_NE(log.find("write failed"), std::string::npos) << log;
   EXPECT_FALSE(exists(out));

@@ -10,10 +10,9 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/convert.h"
 #include "support/json_file.h"
@@ -41,7 +40,8 @@ inline std::vector<uint8_t> make_safetensors(const std::map<std::string, RawTens
   h["__metadata__"] = {{"format", "pt"}};
   uint64_t off = 0;
   for (const auto& [name, t] : tensors) {
-    h[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
+    h[name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
     off += t.bytes.size();
   }
   std::string hs = h.dump();
@@ -52,13 +52,15 @@ inline std::vector<uint8_t> make_safetensors(const std::map<std::string, RawTens
     const uint64_t n = hs.size();
     for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
     out.insert(out.end(), hs.begin(), hs.end());
-    for (const auto& kv : tensors) out.insert(out.end(), kv.second.bytes.begin(), kv.second.bytes.end());
+    for (const auto& kv : tensors)
+      out.insert(out.end(), kv.second.bytes.begin(), kv.second.bytes.end());
     return out;
   }();
 }
 
 // A file with a hand-written header text and data region.
-inline std::vector<uint8_t> make_raw_safetensors(const std::string& header, const std::vector<uint8_t>& data,
+inline std::vector<uint8_t> make_raw_safetensors(const std::string& header,
+                                                 const std::vector<uint8_t>& data,
                                                  uint64_t claimed_len = UINT64_MAX) {
   std::vector<uint8_t> out(8);
   const uint64_t n = claimed_len == UINT64_MAX ? header.size() : claimed_len;
@@ -72,7 +74,9 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& b) 
   write_file(path, b.data(), b.size());
 }
 
-inline void write_text(const std::string& path, const std::string& s) { write_file(path, s.data(), s.size()); }
+inline void write_text(const std::string& path, const std::string& s) {
+  write_file(path, s.data(), s.size());
+}
 
 inline bool exists(const std::string& p) {
   struct stat st;
@@ -95,7 +99,8 @@ inline std::map<std::string, RawTensor> read_raw_safetensors(const std::string& 
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     const nlohmann::json& e = it.value();
-    const auto begin = e.at("data_offsets")[0].get<long>(), end = e.at("data_offsets")[1].get<long>();
+    const auto begin = e.at("data_offsets")[0].get<long>(),
+               end = e.at("data_offsets")[1].get<long>();
     out[it.key()] = {e.at("dtype").get<std::string>(), e.at("shape").get<std::vector<uint64_t>>(),
                      std::vector<uint8_t>(data + begin, data + end)};
   }

@@ -1,8 +1,9 @@
 // config.json / generation_config.json -> ConfigSpec, on the two shared models and crafted configs.
+#include "hf_config.h"
+
 #include <gtest/gtest.h>
 
 #include "converter_test_util.h"
-#include "hf_config.h"
 
 namespace ember {
 namespace convert {
@@ -64,7 +65,8 @@ TEST(HfConfig, UnsupportedArchitecture) {
   json j = stories_like();
   j["architectures"] = {"MistralForCausalLM"};
   j["model_type"] = "mistral";
-  EXPECT_NE(error_of(j).find("unsupported architecture 'MistralForCausalLM'"), std::string::npos) << error_of(j);
+  EXPECT_NE(error_of(j).find("unsupported architecture 'MistralForCausalLM'"), std::string::npos)
+      << error_of(j);
   j = stories_like();
   j.erase("architectures");
   j["model_type"] = "gpt2";
@@ -83,8 +85,11 @@ TEST(HfConfig, HeadDimAndKvHeadsDefaults) {
 
 TEST(HfConfig, RopeScaling) {
   json j = stories_like();
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
   ConfigSpec c = parse_hf_config(j, "config.json");
   EXPECT_EQ(c.rope_scaling_type, fb::RopeScalingType::LLAMA3);
   EXPECT_FLOAT_EQ(c.rope_factor, 8.0f);
@@ -95,7 +100,8 @@ TEST(HfConfig, RopeScaling) {
   EXPECT_FLOAT_EQ(c.rope_factor, 2.0f);
   j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
   EXPECT_EQ(parse_hf_config(j, "config.json").rope_scaling_type, fb::RopeScalingType::DYNAMIC);
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 4096}};
+  j["rope_scaling"] = {
+      {"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 4096}};
   EXPECT_EQ(parse_hf_config(j, "config.json").rope_scaling_type, fb::RopeScalingType::YARN);
   j["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 4.0}};
   EXPECT_NE(error_of(j).find("unsupported rope_scaling type 'longrope'"), std::string::npos);

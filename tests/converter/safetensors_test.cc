@@ -1,12 +1,13 @@
 // The safetensors reader against crafted files: every way a header can lie gives a ConvertError
 // that names the file and the tensor, never a crash (run under ASan/UBSan too).
+#include "safetensors.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "converter_test_util.h"
-#include "safetensors.h"
 
 namespace ember {
 namespace convert {
@@ -21,7 +22,8 @@ void expect_error(const std::vector<uint8_t>& file, const std::vector<std::strin
   const std::string msg = ember_test::error_message<ConvertError>(
       [&] { parse_safetensors_header(file.data(), file.size(), "crafted.safetensors"); });
   EXPECT_NE(msg.find("crafted.safetensors"), std::string::npos) << msg;
-  for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+  for (const auto& n : needles)
+    EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
 }
 
 std::vector<uint8_t> zeros(size_t n) { return std::vector<uint8_t>(n, 0); }
@@ -66,13 +68,15 @@ TEST(Safetensors, HeaderNotJsonOrNotObject) {
 }
 
 TEST(Safetensors, OffsetsPastEnd) {
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", zeros(8)),
-               {"tensor 'w'", "past the data region"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", zeros(8)),
+      {"tensor 'w'", "past the data region"});
 }
 
 TEST(Safetensors, BeginAfterEnd) {
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", zeros(8)),
-               {"tensor 'w'", "begin 8 > end 4"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", zeros(8)),
+      {"tensor 'w'", "begin 8 > end 4"});
 }
 
 TEST(Safetensors, OverlappingTensors) {
@@ -88,48 +92,60 @@ TEST(Safetensors, OverlappingTensors) {
 }
 
 TEST(Safetensors, HoleOrTrailingBytes) {
-  expect_error(make_raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", zeros(8)),
-               {"hole", "'a'"});
-  expect_error(make_raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", zeros(8)),
-               {"data region is 8 bytes", "cover 4"});
+  expect_error(
+      make_raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", zeros(8)),
+      {"hole", "'a'"});
+  expect_error(
+      make_raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", zeros(8)),
+      {"data region is 8 bytes", "cover 4"});
 }
 
 TEST(Safetensors, ShapeDisagreesWithByteRange) {
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", zeros(8)),
-               {"tensor 'w'", "3 F32 values (12 bytes)", "span 8 bytes"});
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,16]}})", zeros(16)),
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", zeros(8)),
+      {"tensor 'w'", "3 F32 values (12 bytes)", "span 8 bytes"});
+  expect_error(make_raw_safetensors(R"({"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,16]}})",
+                                    zeros(16)),
                {"tensor 'w'", "8 bytes"});
 }
 
 TEST(Safetensors, ShapeProductOverflow) {
   // 2^32 * 2^32 * 4 wraps to 0 in 64 bits; 2^62 * 4 bytes wraps too.
-  expect_error(make_raw_safetensors(
-                   R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}})", {}),
-               {"tensor 'w'", "overflows"});
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})",
-                                    {}),
-               {"tensor 'w'", "overflows"});
+  expect_error(
+      make_raw_safetensors(
+          R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}})", {}),
+      {"tensor 'w'", "overflows"});
+  expect_error(
+      make_raw_safetensors(
+          R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", {}),
+      {"tensor 'w'", "overflows"});
 }
 
 TEST(Safetensors, BadShapeValues) {
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", {}),
-               {"tensor 'w'", "non-negative integer"});
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,0]}})", {}),
-               {"tensor 'w'"});
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":"4","data_offsets":[0,16]}})", zeros(16)),
-               {"tensor 'w'", "shape"});
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", zeros(4)),
-               {"tensor 'w'", "data_offsets"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", {}),
+      {"tensor 'w'", "non-negative integer"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,0]}})", {}),
+      {"tensor 'w'"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":"4","data_offsets":[0,16]}})", zeros(16)),
+      {"tensor 'w'", "shape"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", zeros(4)),
+      {"tensor 'w'", "data_offsets"});
   expect_error(make_raw_safetensors(R"({"w":{"shape":[1],"data_offsets":[0,4]}})", zeros(4)),
                {"tensor 'w'", "dtype"});
   expect_error(make_raw_safetensors(R"({"w":[1,2,3]})", {}), {"tensor 'w'", "not an object"});
 }
 
 TEST(Safetensors, UnknownDtype) {
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,8]}})", zeros(8)),
-               {"tensor 'w'", "unsupported dtype 'Q4_K'"});
-  expect_error(make_raw_safetensors(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", zeros(8)),
-               {"tensor 'w'", "'I64'"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,8]}})", zeros(8)),
+      {"tensor 'w'", "unsupported dtype 'Q4_K'"});
+  expect_error(
+      make_raw_safetensors(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", zeros(8)),
+      {"tensor 'w'", "'I64'"});
 }
 
 TEST(Safetensors, DuplicateNames) {
@@ -185,9 +201,10 @@ TEST(Safetensors, ShardedIndex) {
   ember_test::write_bytes(dir + "/model-00001-of-00002.safetensors", make_safetensors(s1));
   ember_test::write_bytes(dir + "/model-00002-of-00002.safetensors", make_safetensors(s2));
   const std::string index = dir + "/model.safetensors.index.json";
-  ember_test::write_text(index, R"({"metadata":{},"weight_map":{"x.weight":"model-00001-of-00002.safetensors",)"
-                                R"("y.weight":"model-00001-of-00002.safetensors",)"
-                                R"("z.weight":"model-00002-of-00002.safetensors"}})");
+  ember_test::write_text(
+      index, R"({"metadata":{},"weight_map":{"x.weight":"model-00001-of-00002.safetensors",)"
+             R"("y.weight":"model-00001-of-00002.safetensors",)"
+             R"("z.weight":"model-00002-of-00002.safetensors"}})");
   std::string dt;
   auto t = load_safetensors_dir(dir, &dt);
   ASSERT_EQ(t.size(), 3u);
@@ -199,14 +216,18 @@ TEST(Safetensors, ShardedIndex) {
   s2["y.weight"] = {"F32", {1}, ember_test::f32_bytes({4})};
   ember_test::write_bytes(dir + "/model-00002-of-00002.safetensors", make_safetensors(s2));
   {
-    const std::string e = ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
+    const std::string e =
+        ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
     EXPECT_NE(e.find("'y.weight' is not listed"), std::string::npos) << e;
   }
   // A listed tensor missing from its shard.
-  ember_test::write_text(index, R"({"weight_map":{"x.weight":"model-00001-of-00002.safetensors",)"
-                                R"("y.weight":"model-00001-of-00002.safetensors","w.weight":"model-00001-of-00002.safetensors"}})");
+  ember_test::write_text(
+      index,
+      R"({"weight_map":{"x.weight":"model-00001-of-00002.safetensors",)"
+      R"("y.weight":"model-00001-of-00002.safetensors","w.weight":"model-00001-of-00002.safetensors"}})");
   {
-    const std::string e = ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
+    const std::string e =
+        ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
     EXPECT_NE(e.find("'w.weight'"), std::string::npos) << e;
   }
   // A shard path that leaves the directory.
@@ -221,7 +242,8 @@ TEST(Safetensors, ShardedIndex) {
 TEST(Safetensors, NoWeightsInDirectory) {
   const std::string dir = ember_test::make_temp_dir("noweights");
   {
-    const std::string e = ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
+    const std::string e =
+        ember_test::error_message<ConvertError>([&] { load_safetensors_dir(dir); });
     EXPECT_NE(e.find("no model.safetensors"), std::string::npos) << e;
   }
 }
@@ -233,8 +255,10 @@ TEST(Safetensors, LoadsTheThreeStories260KCheckpoints) {
     auto t = load_safetensors_dir(root + "/" + sub, &dt);
     EXPECT_EQ(t.size(), 47u) << sub;
     EXPECT_EQ(t["model.embed_tokens.weight"].shape, (std::vector<uint64_t>{512, 64})) << sub;
-    EXPECT_EQ(t["model.layers.4.mlp.down_proj.weight"].shape, (std::vector<uint64_t>{64, 172})) << sub;
-    EXPECT_EQ(dt, std::string(sub) == "hf" ? "F32" : (std::string(sub) == "hf-f16" ? "F16" : "BF16"));
+    EXPECT_EQ(t["model.layers.4.mlp.down_proj.weight"].shape, (std::vector<uint64_t>{64, 172}))
+        << sub;
+    EXPECT_EQ(dt,
+              std::string(sub) == "hf" ? "F32" : (std::string(sub) == "hf-f16" ? "F16" : "BF16"));
   }
 }
 

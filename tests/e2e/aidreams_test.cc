@@ -3,8 +3,8 @@
 // numpy forward (reference_forward.py, reading the safetensors) plus determinism and f32-vs-u8.
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -89,9 +89,10 @@ TEST(Aidreams260K, LogitsMatchNumpyReference) {
       argmax_same += argmax_of(want) == ids[p + 1];
     }
   }
-  std::printf("[ aidreams ] 128 positions: max |ember - numpy| = %.3g; greedy = numpy argmax at "
-              "%zu of %zu generated positions\n",
-              max_abs, argmax_same, checked);
+  std::printf(
+      "[ aidreams ] 128 positions: max |ember - numpy| = %.3g; greedy = numpy argmax at "
+      "%zu of %zu generated positions\n",
+      max_abs, argmax_same, checked);
   EXPECT_EQ(argmax_same, checked);
 }
 

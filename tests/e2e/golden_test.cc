@@ -47,8 +47,9 @@ void expect_logits_match(const std::vector<std::vector<float>>& got, const nlohm
     EXPECT_EQ(argmax_of(got[p]), ref["argmax"][p].get<int32_t>()) << what << " position " << p;
   }
   EXPECT_EQ(strict, 0) << what << ": " << strict << " logits beyond max(1e-5, 1e-4|ref|)";
-  std::printf("[ %s ] max |logit - reference| = %.3g; %d of %zu logits above max(1e-5, 1e-4|ref|)\n",
-              what, max_abs, strict, got.size() * (got.empty() ? 0 : got[0].size()));
+  std::printf(
+      "[ %s ] max |logit - reference| = %.3g; %d of %zu logits above max(1e-5, 1e-4|ref|)\n", what,
+      max_abs, strict, got.size() * (got.empty() ? 0 : got[0].size()));
 }
 
 TEST_P(GoldenTest, GreedyIdsMatchRunC) {
@@ -93,13 +94,12 @@ TEST_P(GoldenTest, LogitsMatchRunC) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stories260K, GoldenTest,
-    ::testing::Values(GoldenCase{"f32", "hf", "f32", "greedy.json", "logits.json"},
-                      GoldenCase{"bf16_as_f32", "hf-bf16", "f32", "greedy_bf16.json",
-                                 "logits_bf16.json"},
-                      GoldenCase{"f16_as_f32", "hf-f16", "f32", "greedy_f16.json",
-                                 "logits_f16.json"},
-                      // f16 weights kept as f16 (exact: the checkpoint's values are halves).
-                      GoldenCase{"f16", "hf-f16", "f16", "greedy_f16.json", "logits_f16.json"}),
+    ::testing::Values(
+        GoldenCase{"f32", "hf", "f32", "greedy.json", "logits.json"},
+        GoldenCase{"bf16_as_f32", "hf-bf16", "f32", "greedy_bf16.json", "logits_bf16.json"},
+        GoldenCase{"f16_as_f32", "hf-f16", "f32", "greedy_f16.json", "logits_f16.json"},
+        // f16 weights kept as f16 (exact: the checkpoint's values are halves).
+        GoldenCase{"f16", "hf-f16", "f16", "greedy_f16.json", "logits_f16.json"}),
     [](const ::testing::TestParamInfo<GoldenCase>& i) { return std::string(i.param.name); });
 
 // Two sequence slots decoded in one batch give each slot the logits it gets alone.
@@ -114,7 +114,8 @@ TEST(GoldenSlots, InterleavedSequencesMatchSeparateRuns) {
   p.n_seq_max = 2;
   p.n_batch_max = 8;
   ember_context* raw = nullptr;
-  ASSERT_EQ(ember_context_create(model.get(), &p, nullptr, 0, &raw), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_context_create(model.get(), &p, nullptr, 0, &raw), EMBER_OK)
+      << ember_last_error();
   ContextPtr ctx(raw);
   // Slot 1 runs 3 tokens behind slot 0; batches of 4 hold 2 tokens of each.
   std::vector<std::vector<float>> got0, got1;

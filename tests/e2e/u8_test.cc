@@ -51,9 +51,10 @@ TEST(U8Stories260K, TeacherForcedTop1AndKl) {
   }
   const double top1 = double(agree) / got.size();
   const double mean_kl = kl_sum / got.size();
-  std::printf("[ u8 ] teacher-forced over %zu positions: top-1 agreement %.2f%% (%zu), mean "
-              "KL(f32 || u8) %.6f nats, max %.6f\n",
-              got.size(), 100 * top1, agree, mean_kl, kl_max);
+  std::printf(
+      "[ u8 ] teacher-forced over %zu positions: top-1 agreement %.2f%% (%zu), mean "
+      "KL(f32 || u8) %.6f nats, max %.6f\n",
+      got.size(), 100 * top1, agree, mean_kl, kl_max);
   EXPECT_GE(top1, 0.98);
   EXPECT_LE(mean_kl, 0.002);
 }

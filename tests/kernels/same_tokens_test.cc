@@ -4,17 +4,16 @@
 // a synthetic stories15m. Bit-identical floats are what make the ids identical (kernels.h float
 // order), so the logits are compared with memcmp, not a tolerance. Also built in the aarch64 cross
 // build (run under qemu-aarch64, the models converted by a host ember-convert), where it checks the
-// ARM variants. And on every CPU, every variant and thread count generates llama2.c's greedy ids for
-// the f32 stories260K (../shared/models/stories260K/expected/greedy.json, from run.c on another
+// ARM variants. And on every CPU, every variant and thread count generates llama2.c's greedy ids
+// for the f32 stories260K (../shared/models/stories260K/expected/greedy.json, from run.c on another
 // machine): the same tokens on x86 and on ARM, checked against something no one here wrote.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ember/ember.h"
 #include "support/convert.h"
@@ -61,8 +60,8 @@ Outcome run_model(const std::string& path, uint32_t threads) {
     out.ids.resize(64);
     size_t n_ids = 0;
     const char* prompt = "Once upon a time";
-    EXPECT_EQ(ember_generate(ctx, prompt, std::strlen(prompt), &gp, nullptr, nullptr, out.ids.data(),
-                             out.ids.size(), &n_ids, nullptr),
+    EXPECT_EQ(ember_generate(ctx, prompt, std::strlen(prompt), &gp, nullptr, nullptr,
+                             out.ids.data(), out.ids.size(), &n_ids, nullptr),
               EMBER_OK)
         << ember_last_error();
     out.ids.resize(n_ids);
@@ -85,7 +84,8 @@ void expect_same_everywhere(const std::string& path) {
       SCOPED_TRACE(testing::Message() << path << " variant " << name << " threads " << threads);
       const Outcome o = run_model(path, threads);
       ASSERT_EQ(o.logits.size(), ref.logits.size());
-      EXPECT_EQ(0, std::memcmp(o.logits.data(), ref.logits.data(), ref.logits.size() * sizeof(float)))
+      EXPECT_EQ(0,
+                std::memcmp(o.logits.data(), ref.logits.data(), ref.logits.size() * sizeof(float)))
           << "logits differ from scalar / 1 thread";
       EXPECT_EQ(o.ids, ref.ids) << "generated ids differ from scalar / 1 thread";
     }
@@ -132,8 +132,8 @@ TEST(SameTokens, F32StoriesGeneratesRunCIdsWithEveryVariant) {
       ASSERT_EQ(ember_context_create(model, &cp, nullptr, 0, &ctx), EMBER_OK) << ember_last_error();
       for (const auto& r : ref["results"]) {
         const std::string prompt = r["prompt"];
-        SCOPED_TRACE(testing::Message() << "variant " << name << " threads " << threads << " prompt '"
-                                        << prompt << "'");
+        SCOPED_TRACE(testing::Message() << "variant " << name << " threads " << threads
+                                        << " prompt '" << prompt << "'");
         const auto want = r["generated_ids_ignoring_bos_stop"].get<std::vector<int32_t>>();
         ASSERT_GE(want.size(), n_new);
         ASSERT_EQ(ember_kv_clear(ctx, -1), EMBER_OK);
@@ -144,8 +144,8 @@ TEST(SameTokens, F32StoriesGeneratesRunCIdsWithEveryVariant) {
         std::vector<int32_t> ids(256);
         size_t n = 0;
         ember_generate_stats st;
-        ASSERT_EQ(ember_generate(ctx, prompt.data(), prompt.size(), &gp, nullptr, nullptr, ids.data(),
-                                 ids.size(), &n, &st),
+        ASSERT_EQ(ember_generate(ctx, prompt.data(), prompt.size(), &gp, nullptr, nullptr,
+                                 ids.data(), ids.size(), &n, &st),
                   EMBER_OK)
             << ember_last_error();
         const std::vector<int32_t> got(ids.begin() + st.n_prompt_tokens, ids.begin() + n);

@@ -593,8 +593,9 @@ TEST(LoraArg, Parse) {
 void expect_refused(const std::string& dir, const std::vector<std::string>& parts) {
   ModelIR ir = make_base();
   std::ostringstream log;
-  const std::string msg =
-      ember_test::error_message<ConvertError>([&] { apply_loras(ir, {{dir, 1.0f}}, log); });
+  const std::string msg = ember_test::error_message<ConvertError>([&] {
+    apply_loras(ir, {{dir, 1.0f}}, log);
+  });
   EXPECT_FALSE(msg.empty()) << "no error for " << dir;
   for (const std::string& p : parts)
     EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;

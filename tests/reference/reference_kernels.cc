@@ -109,7 +109,8 @@ void rmsnorm(const float* x, const float* w, size_t n, float eps, double* y) {
 }
 
 void silu_mul(const float* gate, const float* up, size_t n, double* y) {
-  for (size_t i = 0; i < n; ++i) y[i] = gate[i] / (1.0 + std::exp(-static_cast<double>(gate[i]))) * up[i];
+  for (size_t i = 0; i < n; ++i)
+    y[i] = gate[i] / (1.0 + std::exp(-static_cast<double>(gate[i]))) * up[i];
 }
 
 void softmax(const float* x, size_t n, double* y) {

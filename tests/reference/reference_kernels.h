@@ -12,8 +12,8 @@
 
 namespace ember_ref {
 
-// Activation quantization per the contract: d = max|x| / 127 (float), a = round-half-even(x * (1/d))
-// clamped to +-127, sum = sum of a. x (m, k); a (m, k); d, sum (m, groups).
+// Activation quantization per the contract: d = max|x| / 127 (float), a = round-half-even(x *
+// (1/d)) clamped to +-127, sum = sum of a. x (m, k); a (m, k); d, sum (m, groups).
 void quantize_acts_s8(const float* x, size_t m, size_t k, size_t group, int8_t* a, float* d,
                       int32_t* sum);
 

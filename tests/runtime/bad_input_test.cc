@@ -88,8 +88,10 @@ TEST_F(BadInputTest, TruncatedFileAtManyOffsets) {
   size_t failures = 0;
   for (size_t c : cuts) {
     std::vector<uint8_t> part(file_.begin(), file_.begin() + c);
-    if (load(part) != EMBER_OK) ++failures;
-    else ADD_FAILURE() << "a file cut at " << c << " of " << file_.size() << " bytes loaded";
+    if (load(part) != EMBER_OK)
+      ++failures;
+    else
+      ADD_FAILURE() << "a file cut at " << c << " of " << file_.size() << " bytes loaded";
   }
   EXPECT_EQ(failures, cuts.size());
   std::string msg;
@@ -117,9 +119,10 @@ TEST_F(BadInputTest, FlippedBytesAnywhereInTheFlatBufferNeverCrash) {
     refused += load(bad) != EMBER_OK;
     ++total;
   }
-  std::printf("  %zu of %zu single-byte corruptions of the FlatBuffer refused (the rest hit "
-              "strings, scores or padding)\n",
-              refused, total);
+  std::printf(
+      "  %zu of %zu single-byte corruptions of the FlatBuffer refused (the rest hit "
+      "strings, scores or padding)\n",
+      refused, total);
   EXPECT_GT(refused, 0u);
 }
 
@@ -190,7 +193,8 @@ TEST_F(BadInputTest, InconsistentConfig) {
 TEST_F(BadInputTest, MissingTensor) {
   ModelSpec s = read_spec(file_);
   s.erase("model.layers.3.mlp.up_proj.weight");
-  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {"model.layers.3.mlp.up_proj.weight", "missing"});
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT,
+              {"model.layers.3.mlp.up_proj.weight", "missing"});
   s = read_spec(file_);
   s.tie_embeddings = false;  // then lm_head.weight must exist
   expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {"lm_head.weight", "missing"});
@@ -223,9 +227,11 @@ TEST_F(BadInputTest, BadQuantizationParams) {
   const ModelSpec base = read_spec(file);
   const TensorSpec* t = nullptr;
   for (const auto& ts : base.tensors)
-    if (ts.dtype == ember::fb::DType::U8_ZERO_ONE && ts.name.find("v_proj") != std::string::npos) t = &ts;
+    if (ts.dtype == ember::fb::DType::U8_ZERO_ONE && ts.name.find("v_proj") != std::string::npos)
+      t = &ts;
   ASSERT_NE(t, nullptr) << "no u8 tensor in the --quant u8 file";
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), -1.0f}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), -1.0f}) {
     ModelSpec s = base;
     std::memcpy(&s.weights[t->params_offset + 4 * 3], &bad, 4);  // scale of row 3, group 0
     expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "scale"});
@@ -347,7 +353,8 @@ TEST_F(BadInputTest, NullPointers) {
   EXPECT_EQ(ember_context_required_bytes(model.get(), &cp, nullptr), EMBER_ERR_INVALID_ARGUMENT);
   ember_context* c = nullptr;
   EXPECT_EQ(ember_context_create(nullptr, &cp, nullptr, 0, &c), EMBER_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(ember_context_create(model.get(), &cp, nullptr, 0, nullptr), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_context_create(model.get(), &cp, nullptr, 0, nullptr),
+            EMBER_ERR_INVALID_ARGUMENT);
   ContextPtr ctx = make_context(model.get());
   ASSERT_TRUE(ctx);
   EXPECT_EQ(ember_decode(nullptr, nullptr), EMBER_ERR_INVALID_ARGUMENT);
@@ -372,10 +379,12 @@ TEST_F(BadInputTest, NullPointers) {
   ember_generate_params gp = ember_generate_default_params();
   EXPECT_EQ(ember_generate(nullptr, "a", 1, &gp, nullptr, nullptr, nullptr, 0, nullptr, nullptr),
             EMBER_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(ember_generate(ctx.get(), "a", 1, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr),
-            EMBER_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(ember_generate(ctx.get(), nullptr, 5, &gp, nullptr, nullptr, nullptr, 0, nullptr, nullptr),
-            EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      ember_generate(ctx.get(), "a", 1, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr),
+      EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      ember_generate(ctx.get(), nullptr, 5, &gp, nullptr, nullptr, nullptr, 0, nullptr, nullptr),
+      EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ember_generate(ctx.get(), "a", 1, &gp, nullptr, nullptr, nullptr, 10, nullptr, nullptr),
             EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ember_force_kernel_variant(nullptr), EMBER_ERR_INVALID_ARGUMENT);
@@ -390,7 +399,8 @@ TEST_F(BadInputTest, BadBatches) {
   cp.n_seq_max = 2;
   cp.n_batch_max = 4;
   ember_context* raw = nullptr;
-  ASSERT_EQ(ember_context_create(model.get(), &cp, nullptr, 0, &raw), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_context_create(model.get(), &cp, nullptr, 0, &raw), EMBER_OK)
+      << ember_last_error();
   ContextPtr ctx(raw);
   auto run = [&](std::vector<int32_t> tok, std::vector<int32_t> pos, std::vector<int32_t> seq) {
     ember_batch b{uint32_t(tok.size()), tok.data(), pos.data(), seq.data(), nullptr};
@@ -405,7 +415,7 @@ TEST_F(BadInputTest, BadBatches) {
   EXPECT_EQ(run({1}, {1}, {0}), EMBER_ERR_INVALID_ARGUMENT);  // slot 0 starts at 0
   EXPECT_NE(std::string(ember_last_error()).find("pos 1"), std::string::npos);
   EXPECT_EQ(run({1, 5}, {0, 0}, {0, 0}), EMBER_ERR_INVALID_ARGUMENT);  // repeated position
-  EXPECT_EQ(run({1}, {0}, {2}), EMBER_ERR_INVALID_ARGUMENT);  // seq out of range
+  EXPECT_EQ(run({1}, {0}, {2}), EMBER_ERR_INVALID_ARGUMENT);           // seq out of range
   EXPECT_EQ(run({1}, {0}, {-1}), EMBER_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(run({1, 2, 3, 4, 5}, {0, 1, 2, 3, 4}, {0, 0, 0, 0, 0}), EMBER_ERR_INVALID_ARGUMENT);
   // Nothing above touched the cache.
@@ -450,7 +460,8 @@ TEST_F(BadInputTest, PromptLongerThanTheContext) {
   ASSERT_TRUE(model);
   ContextPtr ctx = make_context(model.get(), /*n_ctx=*/16);
   ASSERT_TRUE(ctx);
-  const std::string prompt = "Once upon a time there was a little girl named Lily who liked to play";
+  const std::string prompt =
+      "Once upon a time there was a little girl named Lily who liked to play";
   ember_generate_params gp = ember_generate_default_params();
   gp.max_new_tokens = 4;
   ember_status s = ember_generate(ctx.get(), prompt.data(), prompt.size(), &gp, nullptr, nullptr,

@@ -21,7 +21,6 @@
 #include "e2e/e2e_util.h"
 #include "support/heap_counter.h"
 
-
 namespace ember_test {
 namespace {
 
@@ -62,7 +61,8 @@ TEST(Memory, ArenaOfExactlyRequiredBytes) {
   EXPECT_EQ(ember_context_create(model.get(), &cp, static_cast<char*>(arena) + 16, need, &ctx),
             EMBER_ERR_INVALID_ARGUMENT);
   // Exactly `need` bytes: ASan would flag any use past the end during a full generation.
-  ASSERT_EQ(ember_context_create(model.get(), &cp, arena, need, &ctx), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_context_create(model.get(), &cp, arena, need, &ctx), EMBER_OK)
+      << ember_last_error();
   const auto ids = generate_greedy(ctx, "Once upon a time", 100, false);
   EXPECT_EQ(ids.size(), 100u);
   ember_context_free(ctx);
@@ -123,7 +123,8 @@ TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
       ASSERT_TRUE(model);
       ember_model_info info;
       ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
-      const uint64_t group = std::strcmp(quant, "f32") == 0 ? 0 : (std::strstr(quant, "32") ? 32 : 1);
+      const uint64_t group =
+          std::strcmp(quant, "f32") == 0 ? 0 : (std::strstr(quant, "32") ? 32 : 1);
       // u8: blocks of 16 rows (padded), each group's bytes in units of 4 per row, and per block and
       // group 16 scales + 16 mins (runtime/core/zero_one.h).
       auto blocks = [](uint64_t rows) { return (rows + 15) / 16; };
@@ -135,7 +136,8 @@ TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
         return blocks(rows) * 16 * row_bytes + blocks(rows) * groups * 128;
       };
       const uint64_t dim = info.hidden_size, ffn = info.intermediate_size;
-      const uint64_t qd = uint64_t{info.num_heads} * info.head_dim, kvd = uint64_t{info.num_kv_heads} * info.head_dim;
+      const uint64_t qd = uint64_t{info.num_heads} * info.head_dim,
+                     kvd = uint64_t{info.num_kv_heads} * info.head_dim;
       uint64_t want = matrix(info.vocab_size, dim);
       // One embedding row: a u8 row lies in its block's lines, so one block is read.
       const uint64_t row_units = group == 0 ? info.vocab_size : blocks(info.vocab_size);
@@ -198,13 +200,11 @@ TEST_P(NoHeap, DecodeSampleGenerate) {
               threads, n, n_allocs);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, NoHeap,
-                         ::testing::Combine(::testing::Values("f32", "u8"),
-                                            ::testing::Values(1u, 2u)),
-                         [](const ::testing::TestParamInfo<std::tuple<const char*, uint32_t>>& i) {
-                           return std::string(std::get<0>(i.param)) + "_threads" +
-                                  std::to_string(std::get<1>(i.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Models, NoHeap, ::testing::Combine(::testing::Values("f32", "u8"), ::testing::Values(1u, 2u)),
+    [](const ::testing::TestParamInfo<std::tuple<const char*, uint32_t>>& i) {
+      return std::string(std::get<0>(i.param)) + "_threads" + std::to_string(std::get<1>(i.param));
+    });
 
 // --------------------------------------------------------------- the model in a caller's arena --
 

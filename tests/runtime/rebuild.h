@@ -1,7 +1,7 @@
-// Test-only: reads a valid .ember file into plain structs that a test edits (drop a tensor, lie about
-// an offset, change the config) and writes it back as a new file — the way a corrupted or hostile
-// file would look. The tokenizer is not copied (the edits target config and tensors; a file without
-// a tokenizer loads for decode-only use, which the control case checks).
+// Test-only: reads a valid .ember file into plain structs that a test edits (drop a tensor, lie
+// about an offset, change the config) and writes it back as a new file — the way a corrupted or
+// hostile file would look. The tokenizer is not copied (the edits target config and tensors; a file
+// without a tokenizer loads for decode-only use, which the control case checks).
 #ifndef EMBER_TESTS_RUNTIME_REBUILD_H_
 #define EMBER_TESTS_RUNTIME_REBUILD_H_
 
@@ -114,8 +114,8 @@ inline std::vector<uint8_t> write_spec(const ModelSpec& s) {
     }
     auto tv2 = bb.CreateVector(t2);
     const uint64_t wsize = s.weights_size_override ? s.weights_size_override : s.weights.size();
-    auto root = fb::CreateModel(bb, s.format_version, s.min_runtime_version, s.required_features,
-                                0, c2, 0, tv2, wo, wsize);
+    auto root = fb::CreateModel(bb, s.format_version, s.min_runtime_version, s.required_features, 0,
+                                c2, 0, tv2, wo, wsize);
     fb::FinishSizePrefixedModelBuffer(bb, root);
     return std::vector<uint8_t>(bb.GetBufferPointer(), bb.GetBufferPointer() + bb.GetSize());
   };

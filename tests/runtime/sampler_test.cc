@@ -20,7 +20,8 @@ class SamplerTest : public ::testing::Test {
   }
   int32_t sample(const std::vector<float>& logits, const ember_sampler_params& sp, uint64_t* rng) {
     int32_t id = -1;
-    EXPECT_EQ(ember_sample(ctx_.get(), logits.data(), &sp, rng, &id), EMBER_OK) << ember_last_error();
+    EXPECT_EQ(ember_sample(ctx_.get(), logits.data(), &sp, rng, &id), EMBER_OK)
+        << ember_last_error();
     return id;
   }
   ModelPtr model_;

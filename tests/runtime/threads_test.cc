@@ -10,14 +10,13 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "ember/ember.h"
 #include "converter/converter_test_util.h"
+#include "ember/ember.h"
 #include "support/convert.h"
 #include "support/test_support.h"
 
@@ -68,7 +67,8 @@ std::vector<float> run(const std::string& path, uint32_t threads, uint32_t chunk
       if (!l) break;
       out.insert(out.end(), l, l + info.vocab_size);
       int32_t best = 0;
-      for (uint32_t v = 1; v < info.vocab_size; ++v) best = l[v] > l[best] ? static_cast<int32_t>(v) : best;
+      for (uint32_t v = 1; v < info.vocab_size; ++v)
+        best = l[v] > l[best] ? static_cast<int32_t>(v) : best;
       t = best;
     }
     ember_context_free(ctx);
@@ -83,8 +83,9 @@ void expect_same_bits(const std::string& path, uint32_t P = 29, uint32_t max_thr
   const std::vector<float> ref = run(path, 1, P, P);
   ASSERT_FALSE(ref.empty());
   // (More threads than this machine's 2 cores are slow: one run of them.)
-  const struct { uint32_t threads, chunk; } runs[] = {{1, 5}, {1, 1}, {2, P}, {2, 5}, {2, 1},
-                                                     {3, P}, {4, P}};
+  const struct {
+    uint32_t threads, chunk;
+  } runs[] = {{1, 5}, {1, 1}, {2, P}, {2, 5}, {2, 1}, {3, P}, {4, P}};
   for (const auto& r : runs) {
     const uint32_t threads = r.threads, chunk = r.chunk;
     if (threads > max_threads) continue;
@@ -110,9 +111,9 @@ std::string biased_checkpoint(const std::string& hf) {
         std::mt19937 rng(3);
         std::normal_distribution<float> dist(0.0f, 0.1f);
         for (int l = 0; l < layers; ++l) {
-          for (const char* proj : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                   "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
-                                   "mlp.down_proj"}) {
+          for (const char* proj :
+               {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
             const std::string p = "model.layers." + std::to_string(l) + "." + proj;
             const uint64_t rows = t.at(p + ".weight").shape[0];
             std::vector<float> bias(rows);

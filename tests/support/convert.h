@@ -33,8 +33,8 @@ std::string converted_model(const std::string& source, const std::string& option
 
 // `var`: ../shared/<rel> converted with `options`. Skips (or fails, in CI) like
 // EMBER_REQUIRE_SHARED where it is absent; stops the test where the conversion fails.
-#define EMBER_REQUIRE_CONVERTED(var, rel, options)                                \
-  EMBER_REQUIRE_SHARED(var##_source_, rel);                                       \
+#define EMBER_REQUIRE_CONVERTED(var, rel, options)                               \
+  EMBER_REQUIRE_SHARED(var##_source_, rel);                                      \
   const std::string var = ::ember_test::converted_model(var##_source_, options); \
   ASSERT_FALSE(var.empty())
 

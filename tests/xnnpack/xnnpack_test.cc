@@ -22,7 +22,6 @@
 #include "e2e/e2e_util.h"
 #include "support/heap_counter.h"
 
-
 namespace ember_test {
 namespace {
 
@@ -65,8 +64,7 @@ double expect_within_golden(const std::vector<std::vector<float>>& got, const nl
   return max_abs;
 }
 
-#define REQUIRE_F32_MODEL(var) \
-  EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", "--quant f32")
+#define REQUIRE_F32_MODEL(var) EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", "--quant f32")
 
 TEST(Xnnpack, F32LogitsWithinGoldenToleranceOfRunC) {
   REQUIRE_F32_MODEL(path);

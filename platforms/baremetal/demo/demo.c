@@ -51,11 +51,13 @@ int main(void) {
   gp.echo_prompt = 1;
   const char* prompt = "Once upon a time";
   ember_generate_stats st;
-  if (ember_generate(ctx, prompt, strlen(prompt), &gp, on_text, NULL, NULL, 0, NULL, &st) != EMBER_OK) {
+  if (ember_generate(ctx, prompt, strlen(prompt), &gp, on_text, NULL, NULL, 0, NULL, &st) !=
+      EMBER_OK) {
     printf("\ngenerate failed: %s\n", ember_last_error());
     return 1;
   }
-  printf("\n[%" PRIu32 " prompt tokens, %" PRIu32 " generated]\n", st.n_prompt_tokens, st.n_generated);
+  printf("\n[%" PRIu32 " prompt tokens, %" PRIu32 " generated]\n", st.n_prompt_tokens,
+         st.n_generated);
   ember_context_free(ctx);
   ember_model_free(model);
   return 0;

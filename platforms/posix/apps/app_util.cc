@@ -42,7 +42,8 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
-bool parse_list(const std::string& s, uint32_t max, std::vector<uint32_t>* out, std::string* error) {
+bool parse_list(const std::string& s, uint32_t max, std::vector<uint32_t>* out,
+                std::string* error) {
   out->clear();
   size_t i = 0;
   while (i <= s.size()) {

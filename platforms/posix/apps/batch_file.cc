@@ -108,12 +108,18 @@ struct Run {
 
 const char* finish_name(ember_finish_reason f) {
   switch (f) {
-    case EMBER_FINISH_LENGTH: return "length";
-    case EMBER_FINISH_EOS: return "eos";
-    case EMBER_FINISH_STOP: return "stop";
-    case EMBER_FINISH_CANCELLED: return "cancelled";
-    case EMBER_FINISH_ERROR: return "error";
-    case EMBER_FINISH_NONE: break;
+    case EMBER_FINISH_LENGTH:
+      return "length";
+    case EMBER_FINISH_EOS:
+      return "eos";
+    case EMBER_FINISH_STOP:
+      return "stop";
+    case EMBER_FINISH_CANCELLED:
+      return "cancelled";
+    case EMBER_FINISH_ERROR:
+      return "error";
+    case EMBER_FINISH_NONE:
+      break;
   }
   return "none";
 }
@@ -174,14 +180,15 @@ void collect(Run& run, size_t i) {
   size_t n = 0;
   ember_request_text(run.ctx, l.id, 0, text.empty() ? nullptr : &text[0], text.size(), &n);
   text.resize(n);
-  l.result = ordered_json{{"index", i},
-              {"text", text},
-              {"ids", std::vector<int32_t>(info.generated, info.generated + info.n_generated)},
-              {"prompt_tokens", info.n_prompt_tokens},
-              {"generated_tokens", info.n_generated},
-              {"finish_reason", finish_name(info.finish)},
-              {"first_token_ms", l.first_ms < 0 ? ordered_json(nullptr) : ordered_json(l.first_ms)},
-              {"total_ms", l.total_ms}};
+  l.result = ordered_json{
+      {"index", i},
+      {"text", text},
+      {"ids", std::vector<int32_t>(info.generated, info.generated + info.n_generated)},
+      {"prompt_tokens", info.n_prompt_tokens},
+      {"generated_tokens", info.n_generated},
+      {"finish_reason", finish_name(info.finish)},
+      {"first_token_ms", l.first_ms < 0 ? ordered_json(nullptr) : ordered_json(l.first_ms)},
+      {"total_ms", l.total_ms}};
   ember_request_release(run.ctx, l.id);
 }
 
@@ -199,12 +206,14 @@ void print_summary(const std::vector<Line>& lines, double seconds) {
   for (double v : latency) mean += v;
   mean = latency.empty() ? 0 : mean / latency.size();
   const double p95 =
-      latency.empty() ? 0 : latency[std::min(latency.size() - 1, size_t(std::ceil(0.95 * latency.size())) - 1)];
+      latency.empty()
+          ? 0
+          : latency[std::min(latency.size() - 1, size_t(std::ceil(0.95 * latency.size())) - 1)];
   std::fprintf(stderr,
                "ember-run: %zu requests (%zu failed), %zu tokens in %.2f s: %.1f tokens/s; latency "
                "mean %.1f ms, p95 %.1f ms\n",
-               lines.size(), lines.size() - ok, tokens, seconds, seconds > 0 ? tokens / seconds : 0.0,
-               mean, p95);
+               lines.size(), lines.size() - ok, tokens, seconds,
+               seconds > 0 ? tokens / seconds : 0.0, mean, p95);
 }
 
 }  // namespace
@@ -217,7 +226,8 @@ int run_batch_file(const ember_model* model, ember_context_params cp, const std:
     return 1;
   }
   std::vector<Line> lines = parse_lines(text, defaults);
-  if (parallel == 0) parallel = static_cast<uint32_t>(std::min<size_t>(8, std::max<size_t>(1, lines.size())));
+  if (parallel == 0)
+    parallel = static_cast<uint32_t>(std::min<size_t>(8, std::max<size_t>(1, lines.size())));
   cp.n_seq_max = parallel;
   cp.n_queue_max = parallel;  // lines are fed as places free up
   cp.n_batch_max = std::max(cp.n_batch_max, parallel);
@@ -247,7 +257,9 @@ int run_batch_file(const ember_model* model, ember_context_params cp, const std:
     if (next_print == lines.size()) break;
     uint32_t pending = 0;
     const ember_status st = ember_step(ctx, &pending);
-    if (st != EMBER_OK) std::fprintf(stderr, "ember-run: step: %s: %s\n", ember_status_string(st), ember_last_error());
+    if (st != EMBER_OK)
+      std::fprintf(stderr, "ember-run: step: %s: %s\n", ember_status_string(st),
+                   ember_last_error());
   }
   print_summary(lines, now_seconds() - run.t0);
   return 0;

@@ -9,7 +9,6 @@
 // bandwidth is probed per thread count, and decode speed is also given as a fraction of the
 // bandwidth ceiling (B x bandwidth / weight bytes one step reads).
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -92,8 +91,10 @@ bool parse_options(int argc, char** argv, Options* o, int* exit_code) {
     std::vector<uint32_t>* list;
     const char* flag;
     uint32_t max;
-  } lists[] = {{&p_list, &o->pp, "-p", 1000000}, {&n_list, &o->tg, "-n", 1000000},
-               {&t_list, &o->threads, "-t", 256}, {&d_list, &o->depths, "-d", 1000000},
+  } lists[] = {{&p_list, &o->pp, "-p", 1000000},
+               {&n_list, &o->tg, "-n", 1000000},
+               {&t_list, &o->threads, "-t", 256},
+               {&d_list, &o->depths, "-d", 1000000},
                {&b_list, &o->parallel, "--parallel", 4096}};
   for (const auto& l : lists) {
     std::string error;
@@ -312,9 +313,19 @@ ember_status mixed_test(ember_model* model, const ember_model_info& info, uint32
 Result make_result(const std::string& model, const std::string& test, uint32_t threads,
                    uint32_t batch, uint32_t tokens, uint32_t depth, const std::vector<double>& tps,
                    double roofline, const Ceiling& c, size_t ti, uint64_t read_bytes) {
-  return {model, test, threads, batch, tokens, depth, median_of(tps),
-          *std::min_element(tps.begin(), tps.end()), *std::max_element(tps.begin(), tps.end()),
-          roofline, c.best[ti], c.median(ti), read_bytes};
+  return {model,
+          test,
+          threads,
+          batch,
+          tokens,
+          depth,
+          median_of(tps),
+          *std::min_element(tps.begin(), tps.end()),
+          *std::max_element(tps.begin(), tps.end()),
+          roofline,
+          c.best[ti],
+          c.median(ti),
+          read_bytes};
 }
 
 // Runs every test of one model; appends to `results`. Returns an exit code (0 = fine).
@@ -361,15 +372,16 @@ int run_model(const Options& o, const std::string& path, Ceiling* ceiling,
           if (o.bw_mib > 0) ceiling->probe(ti, th);
           const double med = median_of(tps);
           const double bytes = static_cast<double>(info.token_read_bytes);
-          const double limit = ceiling->best[ti] > 0 && bytes > 0 ? B * ceiling->best[ti] / bytes : 0;
+          const double limit =
+              ceiling->best[ti] > 0 && bytes > 0 ? B * ceiling->best[ti] / bytes : 0;
           const std::string test = test_name("tg", n, d);
           if (limit > 0) {
             std::fprintf(stderr,
                          "%s %s t%u b%u: %.2f t/s; best read bandwidth %.2f GB/s, %.1f MB read per "
                          "step: ceiling %.2f t/s, roofline %.1f%% (median probe round %.2f GB/s: "
                          "%.1f%% of that)\n",
-                         name.c_str(), test.c_str(), th, B, med, ceiling->best[ti] / 1e9, bytes / 1e6,
-                         limit, 100.0 * med / limit, ceiling->median(ti) / 1e9,
+                         name.c_str(), test.c_str(), th, B, med, ceiling->best[ti] / 1e9,
+                         bytes / 1e6, limit, 100.0 * med / limit, ceiling->median(ti) / 1e9,
                          100.0 * med * bytes / (B * ceiling->median(ti)));
           } else {
             std::fprintf(stderr, "%s %s t%u b%u: %.2f t/s\n", name.c_str(), test.c_str(), th, B,
@@ -387,15 +399,27 @@ int run_model(const Options& o, const std::string& path, Ceiling* ceiling,
       return 1;
     }
     if (o.mixed) {
-      Result r{name, "mixed", th, kMixedSlots, kShortNew, 0, 0, 0, 0, -1.0, ceiling->best[ti],
-               ceiling->median(ti), info.token_read_bytes};
+      Result r{name,
+               "mixed",
+               th,
+               kMixedSlots,
+               kShortNew,
+               0,
+               0,
+               0,
+               0,
+               -1.0,
+               ceiling->best[ti],
+               ceiling->median(ti),
+               info.token_read_bytes};
       s = mixed_test(model, info, th, o.xnnpack, &r);
       if (s != EMBER_OK) return fail("mixed test", s);
-      std::fprintf(stderr,
-                   "%s mixed t%u: %u short requests (%u new tokens) finish in %.1f ms alone, %.1f ms "
-                   "beside one of %u new tokens (%.2fx; the long one %.1f ms)\n",
-                   name.c_str(), th, kMixedSlots - 1, kShortNew, r.short_alone_ms,
-                   r.short_together_ms, kLongNew, r.short_together_ms / r.short_alone_ms, r.long_ms);
+      std::fprintf(
+          stderr,
+          "%s mixed t%u: %u short requests (%u new tokens) finish in %.1f ms alone, %.1f ms "
+          "beside one of %u new tokens (%.2fx; the long one %.1f ms)\n",
+          name.c_str(), th, kMixedSlots - 1, kShortNew, r.short_alone_ms, r.short_together_ms,
+          kLongNew, r.short_together_ms / r.short_alone_ms, r.long_ms);
       results->push_back(r);
     }
   }
@@ -447,10 +471,11 @@ void print_table(const std::vector<Result>& results, bool xnnpack) {
               std::string(23, '-').c_str(), std::string(10, '-').c_str());
   for (const Result& r : results) {
     if (r.test == "mixed") {
-      std::printf("| %-24s | %-*s | %7u | %5u | short requests: %.1f ms alone, %.1f ms beside a long "
-                  "one (%.2fx) |\n",
-                  r.model.c_str(), tw, r.test.c_str(), r.threads, r.batch, r.short_alone_ms,
-                  r.short_together_ms, r.short_together_ms / r.short_alone_ms);
+      std::printf(
+          "| %-24s | %-*s | %7u | %5u | short requests: %.1f ms alone, %.1f ms beside a long "
+          "one (%.2fx) |\n",
+          r.model.c_str(), tw, r.test.c_str(), r.threads, r.batch, r.short_alone_ms,
+          r.short_together_ms, r.short_together_ms / r.short_alone_ms);
       continue;
     }
     char roof[32] = "";

@@ -1,8 +1,7 @@
-// ember-run: generate text from a .ember model. Streams the prompt and the generated text on stdout;
-// timing and memory figures go to stderr. With --batch-file, every line of a file runs through the
-// continuous batcher and stdout gets one JSON object per line (batch_file.h).
+// ember-run: generate text from a .ember model. Streams the prompt and the generated text on
+// stdout; timing and memory figures go to stderr. With --batch-file, every line of a file runs
+// through the continuous batcher and stdout gets one JSON object per line (batch_file.h).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -84,15 +83,16 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   if (s != EMBER_OK) return fail("generating", s);
   const uint32_t ctx_len = o.n_ctx ? o.n_ctx : mi.max_context;
   const double kv_bytes = 2.0 * mi.num_layers * ctx_len * mi.num_kv_heads * mi.head_dim * 4.0;
-  std::fprintf(stderr, "ember-run: model %s (%s, %u layers, dim %u, vocab %u), kernels %s, %u thread(s)\n",
+  std::fprintf(stderr,
+               "ember-run: model %s (%s, %u layers, dim %u, vocab %u), kernels %s, %u thread(s)\n",
                o.model_path.c_str(), mi.architecture, mi.num_layers, mi.hidden_size, mi.vocab_size,
                ember_kernel_variant(), o.n_threads ? o.n_threads : 1);
   std::fprintf(stderr, "ember-run: load %.2f ms\n", t_load * 1e3);
-  std::fprintf(stderr, "ember-run: prompt %u tokens in %.2f ms (%.1f tokens/s)\n", st.n_prompt_tokens,
-               st.prompt_seconds * 1e3,
+  std::fprintf(stderr, "ember-run: prompt %u tokens in %.2f ms (%.1f tokens/s)\n",
+               st.n_prompt_tokens, st.prompt_seconds * 1e3,
                st.prompt_seconds > 0 ? st.n_prompt_tokens / st.prompt_seconds : 0.0);
-  std::fprintf(stderr, "ember-run: generated %u tokens in %.2f ms (%.1f tokens/s)\n", st.n_generated,
-               st.generate_seconds * 1e3,
+  std::fprintf(stderr, "ember-run: generated %u tokens in %.2f ms (%.1f tokens/s)\n",
+               st.n_generated, st.generate_seconds * 1e3,
                st.generate_seconds > 0 ? st.n_generated / st.generate_seconds : 0.0);
   std::fprintf(
       stderr,

@@ -18,7 +18,8 @@ typedef uint64_t WideWords __attribute__((vector_size(64), aligned(8)));
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-uint64_t wide_sum(const uint64_t* p, size_t n) {
+uint64_t
+wide_sum(const uint64_t* p, size_t n) {
   WideWords a0 = {}, a1 = {};
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {

@@ -34,8 +34,8 @@ class ProbeBuffer {
 };
 
 // Read bandwidth (bytes / s) with `threads` threads, each summing its share of `buf`: 5 rounds of a
-// plain scalar loop and a wide_sum pass (which of the two reads faster differs between hosts). Returns
-// the best pass; appends each round's better rate to `rounds`.
+// plain scalar loop and a wide_sum pass (which of the two reads faster differs between hosts).
+// Returns the best pass; appends each round's better rate to `rounds`.
 double measure_read_bandwidth(ProbeBuffer& buf, uint32_t threads, std::vector<double>* rounds);
 
 }  // namespace ember_app

@@ -1,23 +1,22 @@
 /* Ember — LLM runtime for CPU-only edge devices. The one public header.
  *
  * Lifetimes in one picture:
- *   ember_model    — verified, read-only view of a .ember file (mmap'd by the runtime, or a caller's
- *                    buffer that must outlive the model). Weights are used in place, never copied;
- *                    the few tables built at load (per-layer weight views, float copies of norms
- *                    and biases, tokenizer lookup tables) take ember_model_required_bytes(), one
- *                    block that may live in a caller-provided arena.
+ *   ember_model    — verified, read-only view of a .ember file (mmap'd by the runtime, or a
+ * caller's buffer that must outlive the model). Weights are used in place, never copied; the few
+ * tables built at load (per-layer weight views, float copies of norms and biases, tokenizer lookup
+ * tables) take ember_model_required_bytes(), one block that may live in a caller-provided arena.
  *   ember_context  — everything that changes while generating: the fixed-size KV cache (sequence
- *                    slots x n_ctx positions), activations, logits, sampler scratch. Sized once from
- *                    ember_context_params; ember_context_required_bytes() gives the exact figure and
- *                    the context may live in a caller-provided arena. Nothing is allocated after
- *                    ember_context_create(): ember_decode / ember_sample / ember_generate never touch
- *                    the heap.
- * A model may be shared by several contexts; a context is used by one thread at a time.
- * Text in, text out: ember_generate for one prompt; ember_request_submit + ember_step for many
- * prompts at once (continuous batching, below).
+ *                    slots x n_ctx positions), activations, logits, sampler scratch. Sized once
+ * from ember_context_params; ember_context_required_bytes() gives the exact figure and the context
+ * may live in a caller-provided arena. Nothing is allocated after ember_context_create():
+ * ember_decode / ember_sample / ember_generate never touch the heap. A model may be shared by
+ * several contexts; a context is used by one thread at a time. Text in, text out: ember_generate
+ * for one prompt; ember_request_submit + ember_step for many prompts at once (continuous batching,
+ * below).
  *
- * Errors: every function returns an ember_status; on failure ember_last_error() gives a message that
- * names what is wrong (thread-local where the platform has threads). No function aborts on bad input.
+ * Errors: every function returns an ember_status; on failure ember_last_error() gives a message
+ * that names what is wrong (thread-local where the platform has threads). No function aborts on bad
+ * input.
  */
 #ifndef EMBER_EMBER_H_
 #define EMBER_EMBER_H_
@@ -43,8 +42,8 @@ typedef enum ember_status {
   EMBER_ERR_CONTEXT_FULL = 6,     /* the tokens do not fit in the context (n_ctx) */
   EMBER_ERR_BUFFER_TOO_SMALL = 7, /* an output buffer is too small; the needed size is reported */
   EMBER_ERR_INTERNAL = 8,
-  EMBER_ERR_BUSY = 9              /* every request place is taken (slots and queue): retry after a
-                                   * request is released */
+  EMBER_ERR_BUSY = 9 /* every request place is taken (slots and queue): retry after a
+                      * request is released */
 } ember_status;
 
 /* Short name of a status ("EMBER_ERR_BAD_FORMAT"). Never NULL. */
@@ -104,11 +103,11 @@ typedef struct ember_model_info {
   uint32_t max_context; /* the model's trained context length */
   int32_t bos_id;       /* -1 when the tokenizer has none */
   int32_t eos_id;
-  uint64_t file_bytes;    /* size of the model file / buffer */
-  uint64_t weight_bytes;  /* bytes of the weight region (every tensor, the embedding table too) */
-  uint64_t f32_bytes;     /* what the same weights take in float32 */
+  uint64_t file_bytes;   /* size of the model file / buffer */
+  uint64_t weight_bytes; /* bytes of the weight region (every tensor, the embedding table too) */
+  uint64_t f32_bytes;    /* what the same weights take in float32 */
   uint32_t format_version;
-  const char* architecture; /* "llama"; owned by the model */
+  const char* architecture;  /* "llama"; owned by the model */
   uint64_t token_read_bytes; /* weight bytes one decoded token reads: every matrix multiplied (with
                                 its zero-one parameters) and one embedding row */
   uint64_t model_bytes;      /* memory the loaded model takes besides its file: what
@@ -117,21 +116,23 @@ typedef struct ember_model_info {
 
 ember_status ember_model_get_info(const ember_model* model, ember_model_info* out);
 
-/* Writes a human-readable description (config, tokenizer, tensors, provenance, merged adapters) into
- * `buf` (NUL-terminated, truncated to `cap`); *needed receives the full length + 1 if not NULL. */
+/* Writes a human-readable description (config, tokenizer, tensors, provenance, merged adapters)
+ * into `buf` (NUL-terminated, truncated to `cap`); *needed receives the full length + 1 if not
+ * NULL. */
 ember_status ember_model_describe(const ember_model* model, char* buf, size_t cap, size_t* needed);
 
 /* ------------------------------------------------------------ tokenizer ---- */
 
-#define EMBER_TOKENIZE_ADD_SPECIAL 1u   /* add BOS/EOS as the tokenizer config says */
-#define EMBER_TOKENIZE_PARSE_SPECIAL 2u /* match special-token text ("<s>") in the input as tokens;
-                                         * off by default: user text is plain text */
+#define EMBER_TOKENIZE_ADD_SPECIAL 1u /* add BOS/EOS as the tokenizer config says */
+#define EMBER_TOKENIZE_PARSE_SPECIAL                             \
+  2u /* match special-token text ("<s>") in the input as tokens; \
+      * off by default: user text is plain text */
 
 /* Encodes `len` bytes of `text` (any bytes; invalid UTF-8 is byte-encoded, never an error) into
- * `out_ids` (capacity `cap`). *n_out receives the number of ids; if it exceeds `cap` the call returns
- * EMBER_ERR_BUFFER_TOO_SMALL and *n_out is the needed capacity. Work memory: an 8 KiB stack buffer,
- * or for longer texts one ember_platform_alloc for the call (ember_generate never allocates: it
- * tokenizes in the context's own work area). */
+ * `out_ids` (capacity `cap`). *n_out receives the number of ids; if it exceeds `cap` the call
+ * returns EMBER_ERR_BUFFER_TOO_SMALL and *n_out is the needed capacity. Work memory: an 8 KiB stack
+ * buffer, or for longer texts one ember_platform_alloc for the call (ember_generate never
+ * allocates: it tokenizes in the context's own work area). */
 ember_status ember_tokenize(const ember_model* model, const char* text, size_t len, uint32_t flags,
                             int32_t* out_ids, size_t cap, size_t* n_out);
 
@@ -154,8 +155,8 @@ typedef struct ember_detok_stream {
 void ember_detok_stream_init(ember_detok_stream* stream, uint32_t flags);
 
 /* Appends the text of `id` (and any completed pending bytes) to `out`; *n_out = bytes written. */
-ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_stream* stream, int32_t id,
-                                     char* out, size_t cap, size_t* n_out);
+ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_stream* stream,
+                                     int32_t id, char* out, size_t cap, size_t* n_out);
 
 /* -------------------------------------------------------------- context ---- */
 
@@ -169,18 +170,18 @@ typedef struct ember_context_params {
   uint32_t n_threads;   /* worker threads for kernels (0 or 1 = the calling thread only) */
   uint32_t n_prompt_bytes_max; /* longest prompt text ember_generate tokenizes in the context's own
                                 * work area (0 = 16 * n_ctx); sized once, like everything else */
-  uint8_t use_xnnpack; /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
-                        * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
-                        * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
-                        * Results then differ from the default path in the last bits (XNNPACK sums
-                        * in its own order with FMA) and may differ between CPUs (it picks its
-                        * kernels per ISA); on one CPU they do not depend on the thread count.
-                        * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
-                        * the f32 matrices' bytes again, per context, allocated through
-                        * ember_platform_alloc outside the arena and not counted by
-                        * ember_context_required_bytes; decode still allocates nothing. A build
-                        * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
-                        * refuses 1 with EMBER_ERR_UNSUPPORTED. */
+  uint8_t use_xnnpack;  /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
+                         * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
+                         * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
+                         * Results then differ from the default path in the last bits (XNNPACK sums
+                         * in its own order with FMA) and may differ between CPUs (it picks its
+                         * kernels per ISA); on one CPU they do not depend on the thread count.
+                         * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
+                         * the f32 matrices' bytes again, per context, allocated through
+                         * ember_platform_alloc outside the arena and not counted by
+                         * ember_context_required_bytes; decode still allocates nothing. A build
+                         * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
+                         * refuses 1 with EMBER_ERR_UNSUPPORTED. */
   uint32_t n_queue_max; /* requests (ember_request_submit) that may wait for a free sequence slot
                          * beyond the n_seq_max running ones (0 = none) */
 } ember_context_params;
@@ -190,8 +191,8 @@ ember_context_params ember_context_default_params(void);
 /* Exact bytes ember_context_create() takes for these params (context struct, KV cache, activations,
  * logits, scratch; the thread pool's own memory when n_threads > 1 is not included, nor XNNPACK's
  * packed weights with use_xnnpack). */
-ember_status ember_context_required_bytes(const ember_model* model, const ember_context_params* params,
-                                          size_t* out_bytes);
+ember_status ember_context_required_bytes(const ember_model* model,
+                                          const ember_context_params* params, size_t* out_bytes);
 
 /* Creates a context. With `arena` NULL the runtime allocates the required bytes once; otherwise the
  * context is placed in [arena, arena + arena_size), which must be 64-byte aligned and at least
@@ -205,13 +206,14 @@ void ember_context_free(ember_context* ctx);
 ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id);
 
 /* A batch of tokens for one forward pass. Tokens of one sequence must come in position order and
- * each position must follow what the slot already holds (pos == cached length). Arrays of n_tokens. */
+ * each position must follow what the slot already holds (pos == cached length). Arrays of n_tokens.
+ */
 typedef struct ember_batch {
   uint32_t n_tokens;
-  const int32_t* token;    /* token ids, each in [0, vocab) */
-  const int32_t* pos;      /* positions, each in [0, n_ctx) */
-  const int32_t* seq_id;   /* sequence slots, each in [0, n_seq_max) */
-  const uint8_t* logits;   /* nonzero: compute logits for this token (NULL: only the last one) */
+  const int32_t* token;  /* token ids, each in [0, vocab) */
+  const int32_t* pos;    /* positions, each in [0, n_ctx) */
+  const int32_t* seq_id; /* sequence slots, each in [0, n_seq_max) */
+  const uint8_t* logits; /* nonzero: compute logits for this token (NULL: only the last one) */
 } ember_batch;
 
 /* Runs the model on the batch, appending each token's K/V to its slot. Logits of the tokens that
@@ -240,8 +242,8 @@ ember_sampler_params ember_sampler_default_params(void);
  * to the seed once (ember_rng_seed) and pass it to each call; same seed, same tokens. Uses the
  * context's scratch, never the heap. */
 uint64_t ember_rng_seed(uint64_t seed);
-ember_status ember_sample(ember_context* ctx, const float* logits, const ember_sampler_params* params,
-                          uint64_t* rng_state, int32_t* out_id);
+ember_status ember_sample(ember_context* ctx, const float* logits,
+                          const ember_sampler_params* params, uint64_t* rng_state, int32_t* out_id);
 
 /* ----------------------------------------------------------- generation ---- */
 
@@ -252,9 +254,9 @@ typedef int (*ember_text_callback)(const char* text, size_t len, int32_t token_i
 typedef struct ember_generate_params {
   uint32_t max_new_tokens;
   ember_sampler_params sampler;
-  int echo_prompt;          /* stream the prompt text through the callback first */
-  int stop_at_bos;          /* also stop when BOS is sampled (llama2.c models end stories with BOS) */
-  uint32_t tokenize_flags;  /* EMBER_TOKENIZE_* for the prompt (default ADD_SPECIAL) */
+  int echo_prompt; /* stream the prompt text through the callback first */
+  int stop_at_bos; /* also stop when BOS is sampled (llama2.c models end stories with BOS) */
+  uint32_t tokenize_flags; /* EMBER_TOKENIZE_* for the prompt (default ADD_SPECIAL) */
 } ember_generate_params;
 
 ember_generate_params ember_generate_default_params(void);
@@ -295,10 +297,10 @@ ember_status ember_generate(ember_context* ctx, const char* prompt, size_t promp
 #define EMBER_MAX_STOP_IDS 8     /* stop token ids per request (besides the model's EOS ids) */
 
 typedef enum ember_finish_reason {
-  EMBER_FINISH_NONE = 0,      /* still queued or running */
-  EMBER_FINISH_LENGTH = 1,    /* max_new_tokens generated, or the slot's n_ctx positions are full */
-  EMBER_FINISH_EOS = 2,       /* the model sampled an end-of-sequence id (or BOS with stop_at_bos) */
-  EMBER_FINISH_STOP = 3,      /* a stop id or stop string (neither is part of the output) */
+  EMBER_FINISH_NONE = 0,   /* still queued or running */
+  EMBER_FINISH_LENGTH = 1, /* max_new_tokens generated, or the slot's n_ctx positions are full */
+  EMBER_FINISH_EOS = 2,    /* the model sampled an end-of-sequence id (or BOS with stop_at_bos) */
+  EMBER_FINISH_STOP = 3,   /* a stop id or stop string (neither is part of the output) */
   EMBER_FINISH_CANCELLED = 4, /* ember_request_cancel / release, or the callback returned nonzero */
   EMBER_FINISH_ERROR = 5      /* the forward pass failed (ember_last_error at that ember_step) */
 } ember_finish_reason;
@@ -310,7 +312,7 @@ typedef enum ember_finish_reason {
  * during the call only. */
 typedef struct ember_request_event {
   uint64_t request;
-  int32_t token;   /* the token, or -1 on the final event */
+  int32_t token; /* the token, or -1 on the final event */
   const char* text;
   size_t text_len;
   ember_finish_reason finish;
@@ -321,21 +323,21 @@ typedef struct ember_request_event {
 typedef int (*ember_request_callback)(const ember_request_event* event, void* user);
 
 typedef struct ember_request_params {
-  const char* prompt;          /* prompt text (prompt_len bytes), tokenized at submit with */
-  size_t prompt_len;           /* tokenize_flags into the context's own memory; or NULL and: */
-  const int32_t* prompt_ids;   /* prompt ids (n_prompt_ids, each in [0, vocab)), copied at submit */
+  const char* prompt;        /* prompt text (prompt_len bytes), tokenized at submit with */
+  size_t prompt_len;         /* tokenize_flags into the context's own memory; or NULL and: */
+  const int32_t* prompt_ids; /* prompt ids (n_prompt_ids, each in [0, vocab)), copied at submit */
   size_t n_prompt_ids;
-  uint32_t tokenize_flags;     /* EMBER_TOKENIZE_* for `prompt` (default ADD_SPECIAL) */
-  uint32_t max_new_tokens;     /* default 128 */
+  uint32_t tokenize_flags;      /* EMBER_TOKENIZE_* for `prompt` (default ADD_SPECIAL) */
+  uint32_t max_new_tokens;      /* default 128 */
   ember_sampler_params sampler; /* its own seed: the request's tokens depend on nothing else */
-  const int32_t* stop_ids;     /* n_stop_ids <= EMBER_MAX_STOP_IDS ids that end the request */
+  const int32_t* stop_ids;      /* n_stop_ids <= EMBER_MAX_STOP_IDS ids that end the request */
   uint32_t n_stop_ids;
   const char* const* stop_strings; /* n_stop_strings <= EMBER_MAX_STOP_STRINGS NUL-terminated, */
   uint32_t n_stop_strings;         /* 1..EMBER_MAX_STOP_BYTES bytes each; copied at submit */
-  int stop_at_bos;             /* also finish (EOS) when BOS is sampled (llama2.c models end a story
-                                * with BOS) */
-  int ignore_eos;              /* keep generating past the model's EOS ids (benchmarks) */
-  int echo_prompt;             /* give the prompt's text to the callback first, at submit */
+  int stop_at_bos; /* also finish (EOS) when BOS is sampled (llama2.c models end a story
+                    * with BOS) */
+  int ignore_eos;  /* keep generating past the model's EOS ids (benchmarks) */
+  int echo_prompt; /* give the prompt's text to the callback first, at submit */
   ember_request_callback on_event; /* may be NULL: poll with ember_request_info / _text */
   void* user;
 } ember_request_params;
@@ -363,14 +365,14 @@ ember_status ember_request_cancel(ember_context* ctx, uint64_t request);
 ember_status ember_request_release(ember_context* ctx, uint64_t request);
 
 typedef struct ember_request_info {
-  ember_finish_reason finish;  /* EMBER_FINISH_NONE while queued or running */
-  int queued;                  /* 1 while waiting for a slot */
+  ember_finish_reason finish; /* EMBER_FINISH_NONE while queued or running */
+  int queued;                 /* 1 while waiting for a slot */
   uint32_t n_prompt_tokens;
-  uint32_t n_generated;        /* generated tokens (a stop or EOS id is not counted) */
-  const int32_t* generated;    /* the generated ids, owned by the context, valid until release */
-  size_t text_bytes;           /* generated text released so far (ember_request_text) */
-  double first_token_seconds;  /* from submit to the first generated token (0 before it) */
-  double total_seconds;        /* from submit to the finish (or to now) */
+  uint32_t n_generated;       /* generated tokens (a stop or EOS id is not counted) */
+  const int32_t* generated;   /* the generated ids, owned by the context, valid until release */
+  size_t text_bytes;          /* generated text released so far (ember_request_text) */
+  double first_token_seconds; /* from submit to the first generated token (0 before it) */
+  double total_seconds;       /* from submit to the finish (or to now) */
 } ember_request_info;
 
 ember_status ember_request_info_get(const ember_context* ctx, uint64_t request,
@@ -392,7 +394,6 @@ const char* ember_kernel_variant_name(uint32_t i);
  * the first model load; returns EMBER_ERR_UNSUPPORTED for a variant this CPU cannot run. */
 const char* ember_kernel_variant(void);
 ember_status ember_force_kernel_variant(const char* name);
-
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,11 @@
 // Attention of a group of query heads over one KV head (AttentionFn), AVX2, bit-identical to the
 // scalar kernel (kernels.h order, no FMA). Scores: 8 keys per register, one lane per key, each lane
-// the sequential interleaved sum; each K block (8 keys x 4 dims) is transposed in registers ONCE for
-// up to kScoreHeads heads (GQA: the 8 query heads of a TinyLlama KV head read and transpose K twice
-// instead of 8 times), dims j..j+3 of the first half and half + j.. of the second interleaved as
-// run.c steps through them. Softmax: f32_softmax_avx2 per head. V sum: ACROSS d, 8 accumulators of up
-// to kVHeads heads in registers while t runs (each v_t block loaded once for those heads), each
-// lane out = out + p * v in increasing t from +0.
+// the sequential interleaved sum; each K block (8 keys x 4 dims) is transposed in registers ONCE
+// for up to kScoreHeads heads (GQA: the 8 query heads of a TinyLlama KV head read and transpose K
+// twice instead of 8 times), dims j..j+3 of the first half and half + j.. of the second interleaved
+// as run.c steps through them. Softmax: f32_softmax_avx2 per head. V sum: ACROSS d, 8 accumulators
+// of up to kVHeads heads in registers while t runs (each v_t block loaded once for those heads),
+// each lane out = out + p * v in increasing t from +0.
 #include <cmath>
 
 #include "kernels/attention-group.h"
@@ -61,8 +61,10 @@ struct Avx2Attention {
       // demand loads alone leave its latency exposed (docs/performance.md).
       if (b + kPrefetchBlocks < blocks) {
         for (int l = 0; l < 8; ++l) {
-          const char* row = reinterpret_cast<const char*>(r[l] + kPrefetchBlocks * kKeys * kv_stride);
-          for (size_t o = 0; o < head_dim * sizeof(float); o += 64) _mm_prefetch(row + o, _MM_HINT_T0);
+          const char* row =
+              reinterpret_cast<const char*>(r[l] + kPrefetchBlocks * kKeys * kv_stride);
+          for (size_t o = 0; o < head_dim * sizeof(float); o += 64)
+            _mm_prefetch(row + o, _MM_HINT_T0);
         }
       }
       __m256 acc[H];

@@ -78,7 +78,8 @@ inline void tile(const typename L::T* w, size_t k, const float* x, float* y, siz
     for (int u = 0; u < 4; ++u)
       for (int i = 0; i < MR; ++i) {
         const __m256 xv = _mm256_broadcast_ss(x + (i0 + i) * k + t + u);
-        for (int b = 0; b < NB; ++b) acc[i][b] = _mm256_add_ps(acc[i][b], _mm256_mul_ps(c[b][u], xv));
+        for (int b = 0; b < NB; ++b)
+          acc[i][b] = _mm256_add_ps(acc[i][b], _mm256_mul_ps(c[b][u], xv));
       }
   }
   for (; t < k; ++t) {

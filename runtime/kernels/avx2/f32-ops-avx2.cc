@@ -1,7 +1,8 @@
-// RMSNorm, exp, SiLU*mul and softmax, AVX2, in the order of kernels.h (the scalar kernels' exactly):
-// the reductions are sequential scalar loops (O(n), compiled without contraction or reassociation);
-// exp is exp_f32 of common.h reproduced on 8 lanes (every step the same IEEE operation, no FMA);
-// the element-wise multiplies and divides are IEEE exact, so the same bits as scalar.
+// RMSNorm, exp, SiLU*mul and softmax, AVX2, in the order of kernels.h (the scalar kernels'
+// exactly): the reductions are sequential scalar loops (O(n), compiled without contraction or
+// reassociation); exp is exp_f32 of common.h reproduced on 8 lanes (every step the same IEEE
+// operation, no FMA); the element-wise multiplies and divides are IEEE exact, so the same bits as
+// scalar.
 #include <cmath>
 
 #include "kernels/avx2/avx2-common.h"
@@ -51,8 +52,8 @@ void f32_rmsnorm_avx2(const float* x, const float* w, size_t n, float eps, float
   const __m256 vs = _mm256_set1_ps(scale);
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs),
-                                          _mm256_loadu_ps(w + i)));
+    _mm256_storeu_ps(
+        y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
   }
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
@@ -75,7 +76,8 @@ void f32_softmax_avx2(float* x, size_t n) {
   for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;  // exact; scalar order keeps ±0 alike
   const __m256 vmx = _mm256_set1_ps(mx);
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx)));
   for (; i < n; ++i) x[i] = exp_f32(x[i] - mx);
   float sum = 0.0f;
   for (i = 0; i < n; ++i) sum = sum + x[i];

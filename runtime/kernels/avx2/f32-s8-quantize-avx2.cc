@@ -19,7 +19,8 @@ void f32_s8_quantize_avx2(const float* x, size_t m, size_t k, size_t group, int8
       int8_t* ag = a + i * k + k0;
       __m256 vmax = _mm256_setzero_ps();
       size_t t = 0;
-      for (; t + 8 <= len; t += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(xg + t), abs_mask));
+      for (; t + 8 <= len; t += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(xg + t), abs_mask));
       alignas(32) float mv[8];
       _mm256_store_ps(mv, vmax);
       float amax = 0.0f;

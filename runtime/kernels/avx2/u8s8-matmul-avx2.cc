@@ -132,8 +132,8 @@ constexpr BlockTileFn kTiles[5] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>};
 }  // namespace
 
 void u8s8_matmul_avx2(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
-                      const float* d, const int32_t* sum, size_t m, float* y, size_t ldy,
-                      size_t n0, size_t n1) {
+                      const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0,
+                      size_t n1) {
   run_u8_blocks<4>(kTiles, w, p, k, group, a, d, sum, m, y, ldy, n0, n1);
 }
 

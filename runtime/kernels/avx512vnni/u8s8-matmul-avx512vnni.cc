@@ -11,7 +11,8 @@
 // read (the partial unit), so nothing outside the group contributes.
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || \
     !defined(__AVX512VNNI__)
-#error "runtime/kernels/avx512vnni/ files must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni"
+#error \
+    "runtime/kernels/avx512vnni/ files must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni"
 #endif
 
 #include <immintrin.h>
@@ -36,7 +37,9 @@ typedef int32_t __attribute__((may_alias, aligned(1))) Word;
 // instruction. Written out because GCC 12 copies the accumulators of the intrinsic around every
 // vpdpbusd of an unrolled tile (and spills the weights).
 inline __m512i dpbusd_word(__m512i acc, __m512i w, const int8_t* a) {
-  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const Word*>(a)));
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0"
+          : "+v"(acc)
+          : "v"(w), "m"(*reinterpret_cast<const Word*>(a)));
   return acc;
 }
 
@@ -78,17 +81,17 @@ inline __m512 group_term(__m512 facc, __m512 vs, __m512 vm, float d, int32_t asu
   const __m512 va = _mm512_set1_ps(static_cast<float>(asum));
   const __m512 sd = _mm512_mul_ps(vs, vd);
   const __m512 md = _mm512_mul_ps(vm, vd);
-  return _mm512_add_ps(facc, _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)),
-                                           _mm512_mul_ps(md, va)));
+  return _mm512_add_ps(
+      facc, _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)), _mm512_mul_ps(md, va)));
 }
 
 // Groups [g0, g1) of one block for the tokens I...: facc[i] (16 rows) += each group's terms.
 // One token keeps 4 independent sums (2 for 2-3 tokens) so that its vpdpbusd chain does not wait
 // on the instruction's latency.
 template <size_t... I>
-inline void tile_groups(const uint8_t* wb, const float* pb, const U8Blocks& L, size_t g0,
-                        size_t g1, const int8_t* const* ar, const float* const* dr,
-                        const int32_t* const* sr, __m512* facc, std::index_sequence<I...> tok) {
+inline void tile_groups(const uint8_t* wb, const float* pb, const U8Blocks& L, size_t g0, size_t g1,
+                        const int8_t* const* ar, const float* const* dr, const int32_t* const* sr,
+                        __m512* facc, std::index_sequence<I...> tok) {
   constexpr size_t MR = sizeof...(I);
   constexpr int NA = MR == 1 ? 4 : (MR <= 3 ? 2 : 1);
   const size_t param_ahead = kPrefetchAhead * kZeroOneParamFloats / L.group_bytes;
@@ -114,9 +117,9 @@ inline void tile_groups(const uint8_t* wb, const float* pb, const U8Blocks& L, s
     if (rest != 0) partial_unit(wg + full * kZeroOneUnitStride, ar, k0 + 4 * full, rest, a0, tok);
     const __m512 vs = _mm512_loadu_ps(pg);
     const __m512 vm = _mm512_loadu_ps(pg + R);
-    ((facc[I] = group_term(facc[I], vs, vm, dr[I][g], sr[I][g],
-                           _mm512_add_epi32(_mm512_add_epi32(a0[I], a1[I]),
-                                            _mm512_add_epi32(a2[I], a3[I])))),
+    ((facc[I] = group_term(
+          facc[I], vs, vm, dr[I][g], sr[I][g],
+          _mm512_add_epi32(_mm512_add_epi32(a0[I], a1[I]), _mm512_add_epi32(a2[I], a3[I])))),
      ...);
   }
 }

@@ -15,7 +15,8 @@ void f32_rmsnorm_neon(const float* x, const float* w, size_t n, float eps, float
   const float scale = 1.0f / std::sqrt(mean + eps);
   const float32x4_t vs = vdupq_n_f32(scale);
   size_t i = 0;
-  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_f32(vld1q_f32(x + i), vs), vld1q_f32(w + i)));
+  for (; i + 4 <= n; i += 4)
+    vst1q_f32(y + i, vmulq_f32(vmulq_f32(vld1q_f32(x + i), vs), vld1q_f32(w + i)));
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
 

@@ -55,8 +55,8 @@ void f16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, fl
   matmul_seq<uint16_t, f16_to_f32>(w, k, x, m, y, ldy, n0, n1);
 }
 
-void bf16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
-                        size_t ldy, size_t n0, size_t n1) {
+void bf16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
+                        size_t n0, size_t n1) {
   matmul_seq<uint16_t, bf16_to_f32>(w, k, x, m, y, ldy, n0, n1);
 }
 

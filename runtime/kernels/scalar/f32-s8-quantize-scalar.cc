@@ -12,7 +12,8 @@ void f32_s8_quantize_scalar(const float* x, size_t m, size_t k, size_t group, in
     for (size_t g = 0; g < groups; ++g) {
       const size_t k0 = g * group;
       const size_t len = k - k0 < group ? k - k0 : group;
-      d[i * groups + g] = quantize_group_s8(x + i * k + k0, len, a + i * k + k0, sum + i * groups + g);
+      d[i * groups + g] =
+          quantize_group_s8(x + i * k + k0, len, a + i * k + k0, sum + i * groups + g);
     }
   }
 }

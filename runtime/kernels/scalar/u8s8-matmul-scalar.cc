@@ -12,12 +12,12 @@ void u8s8_matmul_scalar(const uint8_t* w, const float* p, size_t k, size_t group
   constexpr size_t R = kZeroOneBlockRows, U = kZeroOneUnitBytes, S = kZeroOneUnitStride;
   const U8Blocks L(k, group);
   for (size_t b = n0 / R; b * R < n1; ++b) {
-    const uint8_t* wb = w + b * L.block_bytes;                // (groups, units, 16, 4)
+    const uint8_t* wb = w + b * L.block_bytes;                 // (groups, units, 16, 4)
     const float* pb = p + b * L.groups * kZeroOneParamFloats;  // (groups, {16 scales, 16 mins})
     const size_t r0 = b * R < n0 ? n0 - b * R : 0;
     const size_t r1 = n1 - b * R < R ? n1 - b * R : R;
     for (size_t i = 0; i < m; ++i) {
-      const int8_t* ai = a + i * k;          // (k)
+      const int8_t* ai = a + i * k;            // (k)
       const float* di = d + i * L.groups;      // (groups)
       const int32_t* si = sum + i * L.groups;  // (groups)
       float facc[R] = {};
