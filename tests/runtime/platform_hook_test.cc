@@ -64,8 +64,7 @@ TEST(PlatformHooks, ProductAllocFailureIsOutOfMemory) {
   g_fail.store(false);
   EXPECT_EQ(s, EMBER_ERR_OUT_OF_MEMORY);
   EXPECT_EQ(model, nullptr);
-  EXPECT_NE(std::string(ember_last_error()).find("cannot allocate the model ("),
-            std::string::npos)
+  EXPECT_NE(std::string(ember_last_error()).find("cannot allocate the model ("), std::string::npos)
       << ember_last_error();
 }
 
