@@ -475,6 +475,22 @@ TableLayout table_layout(const fb::Tokenizer* t) {
   return l;
 }
 
+// The Tables at the start of `block` (l.total bytes, zeroed), its arrays placed as `l` says.
+Tables* place_tables(const TableLayout& l, void* block_v) {
+  uint8_t* block = static_cast<uint8_t*>(block_v);
+  std::memset(block, 0, l.total);
+  Tables& tb = *reinterpret_cast<Tables*>(block);
+  tb.text_off = reinterpret_cast<uint32_t*>(block + l.text_off);
+  tb.text = reinterpret_cast<char*>(block + l.text);
+  tb.piece_slots = reinterpret_cast<int32_t*>(block + l.piece_slots);
+  tb.piece_mask = l.n_piece_slots - 1;
+  tb.merge_slots = reinterpret_cast<MergeSlot*>(block + l.merge_slots);
+  tb.merge_mask = l.n_merge_slots ? l.n_merge_slots - 1 : 0;
+  tb.skip_bits = block + l.skip_bits;
+  tb.match_ids = reinterpret_cast<int32_t*>(block + l.match_ids);
+  return &tb;
+}
+
 // The decoded text of every id, one after another.
 void build_text(const fb::Tokenizer* t, Tables* tb) {
   const int32_t n = static_cast<int32_t>(t->pieces()->size());
@@ -546,6 +562,24 @@ void build_matches(const fb::Tokenizer* t, Tables* tb) {
   }
 }
 
+// True when no piece holds U+2581 after a character other than U+2581 (see Tables::split_words).
+bool metaspace_only_in_runs(const fb::Tokenizer* t) {
+  const uint32_t n = t->pieces()->size();
+  for (uint32_t i = 0; i < n; ++i) {
+    const auto* pc = t->pieces()->Get(i);
+    const uint8_t* ps = reinterpret_cast<const uint8_t*>(pc->data());
+    const size_t pl = pc->size();
+    for (size_t k = 1; k + 3 <= pl; ++k) {
+      if (ps[k] == 0xE2 && ps[k + 1] == 0x96 && ps[k + 2] == 0x81) {
+        const bool after_ms = k >= 3 && ps[k - 3] == 0xE2 && ps[k - 2] == 0x96 && ps[k - 1] == 0x81;
+        if (!after_ms) return false;
+        k += 2;
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Status Tokenizer::plan(const fb::Tokenizer* t, size_t* table_bytes) {
@@ -578,25 +612,15 @@ Status Tokenizer::init(const fb::Tokenizer* t, void* tables, size_t table_bytes)
     return set_error(Status::kInternal, "tokenizer: %zu bytes for tables of %zu bytes", table_bytes,
                      l.total);
   }
-  uint8_t* block = static_cast<uint8_t*>(tables);
-  std::memset(block, 0, l.total);
-  Tables& tb = *reinterpret_cast<Tables*>(block);
-  tb.text_off = reinterpret_cast<uint32_t*>(block + l.text_off);
-  tb.text = reinterpret_cast<char*>(block + l.text);
-  tb.piece_slots = reinterpret_cast<int32_t*>(block + l.piece_slots);
-  tb.piece_mask = l.n_piece_slots - 1;
-  tb.merge_slots = reinterpret_cast<MergeSlot*>(block + l.merge_slots);
-  tb.merge_mask = l.n_merge_slots ? l.n_merge_slots - 1 : 0;
-  tb.skip_bits = block + l.skip_bits;
-  tb.match_ids = reinterpret_cast<int32_t*>(block + l.match_ids);
+  Tables* tb = place_tables(l, tables);
   t_ = t;  // lookup_key()/lookup() read t_ and tables_
   n_vocab_ = static_cast<int32_t>(t->pieces()->size());
-  tables_ = block;
+  tables_ = tables;
   tables_bytes_ = l.total;
-  build_text(t, &tb);
+  build_text(t, tb);
   build_lookup();
-  build_merges(t, l.n_merge_slots, &tb);
-  build_matches(t, &tb);
+  build_merges(t, l.n_merge_slots, tb);
+  build_matches(t, tb);
   build_byte_tables();
   return Status::kOk;
 }
@@ -653,22 +677,8 @@ void Tokenizer::build_byte_tables() {
   }
   tb.metaspace_id = lookup(reinterpret_cast<const uint8_t*>("\xE2\x96\x81"), 3);
   // (ignore_merges looks the whole pre-tokenized word up first, so words must stay whole there.)
-  tb.split_words = !byte_level && tb.metaspace_id >= 0 && !t_->ignore_merges();
-  for (int32_t i = 0; i < n_vocab_ && tb.split_words; ++i) {
-    const auto* pc = t_->pieces()->Get(i);
-    const uint8_t* ps = reinterpret_cast<const uint8_t*>(pc->data());
-    const size_t pl = pc->size();
-    for (size_t k = 1; k + 3 <= pl; ++k) {
-      if (ps[k] == 0xE2 && ps[k + 1] == 0x96 && ps[k + 2] == 0x81) {
-        const bool after_ms = k >= 3 && ps[k - 3] == 0xE2 && ps[k - 2] == 0x96 && ps[k - 1] == 0x81;
-        if (!after_ms) {
-          tb.split_words = false;
-          break;
-        }
-        k += 2;
-      }
-    }
-  }
+  tb.split_words =
+      !byte_level && tb.metaspace_id >= 0 && !t_->ignore_merges() && metaspace_only_in_runs(t_);
   tb.space_symbols = tb.metaspace_id >= 0 ? 1 : 3;
 }
 
