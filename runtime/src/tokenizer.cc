@@ -17,55 +17,26 @@
 
 #include "core/limits.h"
 #include "ember_generated.h"
+#include "tokenizer_internal.h"
 
 namespace ember {
+
+using tok::align_up8;
+using tok::kNfcUnchanged;
+using tok::kNoRank;
+using tok::MergeSlot;
+using tok::Out;
+using tok::Sym;
+using tok::T;
+using tok::Tables;
+using tok::utf8_char;
+using tok::Work;
+
 namespace {
 
 constexpr size_t kMaxTextBytes = size_t{1} << 30;  // int32 symbol indices, 3x normalization
-constexpr uint32_t kNoRank = 0xFFFFFFFFu;
-constexpr size_t kNfcUnchanged = ~size_t{0};
 
 enum Cls : uint8_t { kOther = 0, kLetter = 1, kNumber = 2, kSpace = 3 };
-
-struct MergeSlot {
-  uint32_t left;
-  uint32_t right;
-  uint32_t rank;    // kNoRank: empty
-  uint32_t result;  // merges[rank].result, kept here to save a cache miss per merge
-};
-
-struct Sym {
-  int32_t id;
-  int32_t prev;
-  int32_t next;
-  uint32_t rank;   // rank of the merge (this, next), kNoRank if none
-  int32_t hpos;    // position in the heap, -1 if not in it
-  int32_t result;  // the id that merge makes
-};
-
-// Everything init() builds, in one block of plan() bytes (the model's memory).
-struct Tables {
-  uint32_t* text_off;    // (n_vocab + 1) offsets into text
-  char* text;            // decoded bytes of every id
-  int32_t* piece_slots;  // (piece_mask + 1) ids, -1 empty: lookup key -> id
-  uint32_t piece_mask;
-  MergeSlot* merge_slots;  // (merge_mask + 1)
-  uint32_t merge_mask;
-  uint8_t* skip_bits;         // (n_vocab bits) special tokens dropped by SKIP_SPECIAL
-  int32_t* match_ids;         // added tokens to find in text, grouped by first byte, longest first
-  uint32_t match_first[257];  // match_ids[match_first[b] .. match_first[b + 1]) start with byte b
-  int32_t byte_token[256];    // byte-level: byte -> its token; SentencePiece: <0xXX> -> id, or -1
-  int32_t ascii_id[128];      // SentencePiece: single-byte piece -> id, or -1
-  uint8_t ascii_class[128];
-  int32_t metaspace_id;    // id of "\u2581" or -1
-  uint32_t space_symbols;  // symbols one input space can become (1, or 3 with byte fallback)
-  // SentencePiece without Metaspace split: true when no piece holds U+2581 after another character
-  // (only runs of U+2581, as SentencePiece vocabularies are built). Then no merge can join a
-  // character to a following U+2581, and encoding word by word (each word starting at a U+2581
-  // that follows another character) gives exactly the ids of encoding the whole text as one word,
-  // in O(word) memory traffic instead of one heap over the whole text.
-  bool split_words;
-};
 
 inline uint32_t hash_bytes(const uint8_t* p, size_t n) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
@@ -89,52 +60,10 @@ inline uint32_t hash_pair(uint32_t a, uint32_t b) {
   return static_cast<uint32_t>(h >> 32);
 }
 
-inline size_t align_up8(size_t x) { return (x + 7) & ~size_t{7}; }
-
 uint32_t pow2_at_least(uint64_t n) {
   uint32_t p = 16;
   while (p < n) p <<= 1;
   return p;
-}
-
-// One UTF-8 character at s[i] (i < n): its length; invalid or truncated sequences are one byte and
-// give cp = 0xFFFFFFFF (class "other"; in SentencePiece mode they become byte-fallback tokens).
-inline size_t utf8_char(const uint8_t* s, size_t n, size_t i, uint32_t* cp) {
-  const uint8_t b = s[i];
-  if (b < 0x80) {
-    *cp = b;
-    return 1;
-  }
-  size_t len;
-  uint32_t c, min;
-  if (b >= 0xC2 && b <= 0xDF) {
-    len = 2, c = b & 0x1F, min = 0x80;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    len = 3, c = b & 0x0F, min = 0x800;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    len = 4, c = b & 0x07, min = 0x10000;
-  } else {
-    *cp = 0xFFFFFFFFu;
-    return 1;
-  }
-  if (i + len > n) {
-    *cp = 0xFFFFFFFFu;
-    return 1;
-  }
-  for (size_t k = 1; k < len; ++k) {
-    const uint8_t cb = s[i + k];
-    if ((cb & 0xC0) != 0x80) {
-      *cp = 0xFFFFFFFFu;
-      return 1;
-    }
-    c = (c << 6) | (cb & 0x3F);
-  }
-  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-    *cp = 0xFFFFFFFFu;
-    return 1;
-  }
-  *cp = c;
-  return len;
 }
 
 // GPT-2 bytes_to_unicode() inverse: code point -> byte, or -1.
@@ -207,8 +136,6 @@ struct Heap {
 };
 
 }  // namespace
-
-static const Tables& T(const void* p) { return *static_cast<const Tables*>(p); }
 
 int32_t Tokenizer::bos_id() const { return t_ ? t_->bos_id() : -1; }
 int32_t Tokenizer::eos_id() const { return t_ ? t_->eos_id() : -1; }
@@ -772,30 +699,6 @@ size_t Tokenizer::work_bytes(size_t text_len) const {
 
 // ------------------------------------------------------------------------------------------------
 // Encoding
-
-namespace {
-
-struct Out {
-  int32_t* ids;
-  size_t cap;
-  size_t n;
-  void emit(int32_t id) {
-    if (n < cap) ids[n] = id;
-    ++n;
-  }
-};
-
-struct Work {
-  uint8_t* norm;
-  size_t norm_cap;
-  Sym* sym;
-  int32_t* heap;
-  size_t sym_cap;
-  uint32_t* cps;  // NFC code points
-  size_t cps_cap;
-};
-
-}  // namespace
 
 // BPE over sym[0..n) (ids set), then emits the final symbols.
 void Tokenizer::bpe_emit(void* work_v, int32_t n, void* out_v) const {
