@@ -67,27 +67,31 @@ class Tokenizer {
   void* tables_ = nullptr;  // lookup tables built by init() (the model's memory, not owned)
   size_t tables_bytes_ = 0;
 
-  // Steps of init().
+  // tokenizer_tables.cc: the steps of init() that use lookup(), and the table lookups.
   void build_lookup();
   void build_byte_tables();
-  // Helpers of encode() (tokenizer.cc); void* are its private work/output structs.
   const uint8_t* lookup_key(int32_t id, size_t* len) const;
   int32_t lookup(const uint8_t* s, size_t len) const;
   uint32_t merge_rank(int32_t left, int32_t right, int32_t* result) const;
-  int char_class(uint32_t cp) const;
-  int char_class_slow(uint32_t cp) const;
-  void bpe_emit(void* work, int32_t n, void* out) const;
-  void encode_sp_word(const uint8_t* s, size_t len, void* work, void* out) const;
-  void encode_sp_segment(const uint8_t* s, size_t len, bool at_text_start, void* work,
-                         void* out) const;
-  void encode_bl_word(const uint8_t* s, size_t len, void* work, void* out) const;
-  void encode_bl_segment(const uint8_t* s, size_t len, void* work, void* out) const;
-  void split_words_bl(const uint8_t* s, size_t len, void* work, void* out) const;
-  size_t split_match(const uint8_t* s, size_t n, size_t i) const;
+  // tokenizer.cc: the sizes of encode()'s work areas.
   void plan_work(size_t len, size_t* norm, size_t* syms, size_t* cps) const;
+  // The stages of encode(); void* are its Work and Out (tokenizer_internal.h).
+  // tokenizer_normalize.cc
   uint32_t nfc_ccc(uint32_t cp) const;
   uint32_t nfc_compose(uint32_t a, uint32_t b) const;
   size_t nfc(const uint8_t* s, size_t n, uint32_t* cps, size_t cap, uint8_t* out) const;
+  // tokenizer_pretokenize.cc
+  int char_class(uint32_t cp) const;
+  int char_class_slow(uint32_t cp) const;
+  void encode_sp_segment(const uint8_t* s, size_t len, bool at_text_start, void* work,
+                         void* out) const;
+  void encode_bl_segment(const uint8_t* s, size_t len, void* work, void* out) const;
+  void split_words_bl(const uint8_t* s, size_t len, void* work, void* out) const;
+  size_t split_match(const uint8_t* s, size_t n, size_t i) const;
+  // tokenizer_bpe.cc
+  void bpe_emit(void* work, int32_t n, void* out) const;
+  void encode_sp_word(const uint8_t* s, size_t len, void* work, void* out) const;
+  void encode_bl_word(const uint8_t* s, size_t len, void* work, void* out) const;
 };
 
 }  // namespace ember
