@@ -90,6 +90,7 @@ class Tokenizer {
   size_t split_match(const uint8_t* s, size_t n, size_t i) const;
   // tokenizer_bpe.cc
   void bpe_emit(void* work, int32_t n, void* out) const;
+  bool emit_whole_word(const uint8_t* s, size_t len, void* out) const;
   void encode_sp_word(const uint8_t* s, size_t len, void* work, void* out) const;
   void encode_bl_word(const uint8_t* s, size_t len, void* work, void* out) const;
 };

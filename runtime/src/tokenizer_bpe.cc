@@ -123,19 +123,20 @@ void Tokenizer::bpe_emit(void* work_v, int32_t n, void* out_v) const {
   for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = sym[i].next) out.emit(sym[i].id);
 }
 
+// ignore_merges (Llama 3): a word that is itself a piece is emitted whole, without BPE.
+bool Tokenizer::emit_whole_word(const uint8_t* s, size_t len, void* out_v) const {
+  if (!t_->ignore_merges()) return false;
+  const int32_t id = lookup(s, len);
+  if (id < 0) return false;
+  static_cast<Out*>(out_v)->emit(id);
+  return true;
+}
+
 // SentencePiece-style word: characters -> pieces (byte fallback / unk), then BPE.
 void Tokenizer::encode_sp_word(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
-  if (len == 0) return;
+  if (len == 0 || emit_whole_word(s, len, out_v)) return;
   Work& w = *static_cast<Work*>(work_v);
-  Out& out = *static_cast<Out*>(out_v);
   const Tables& tb = T(tables_);
-  if (t_->ignore_merges()) {
-    const int32_t id = lookup(s, len);
-    if (id >= 0) {
-      out.emit(id);
-      return;
-    }
-  }
   const int32_t unk = t_->unk_id();
   const bool fuse_unk = t_->fuse_unk();
   const bool byte_fallback = t_->byte_fallback();
@@ -173,17 +174,9 @@ void Tokenizer::encode_sp_word(const uint8_t* s, size_t len, void* work_v, void*
 
 // Byte-level word: its bytes -> byte tokens, then BPE (or the whole word with ignore_merges).
 void Tokenizer::encode_bl_word(const uint8_t* s, size_t len, void* work_v, void* out_v) const {
-  if (len == 0) return;
+  if (len == 0 || emit_whole_word(s, len, out_v)) return;
   Work& w = *static_cast<Work*>(work_v);
-  Out& out = *static_cast<Out*>(out_v);
   const Tables& tb = T(tables_);
-  if (t_->ignore_merges()) {
-    const int32_t id = lookup(s, len);
-    if (id >= 0) {
-      out.emit(id);
-      return;
-    }
-  }
   for (size_t i = 0; i < len; ++i) w.sym[i].id = tb.byte_token[s[i]];
   bpe_emit(work_v, static_cast<int32_t>(len), out_v);
 }
