@@ -109,8 +109,8 @@ Figures score(const std::vector<std::vector<int32_t>>& windows, const std::vecto
 }
 
 // Tolerances: numpy and Ember's f32 logits differ by ~2e-5, which moves a perplexity by a relative
-// ~2e-5 and a KL of this size by far less than 1e-3 of it. `MatchesNumpy` checks that every
-// wrong scoring it can think of misses by more than ten times these.
+// ~2e-5 and a KL of this size by far less than 1e-3 of it. `LibraryAndCliMatchNumpyOnThreeWindows`
+// checks that each wrong scoring it can think of misses by more than ten times these.
 constexpr double kPplTol = 1e-4, kKlTol = 1e-3;
 
 bool near_rel(double got, double want, double tol) {
