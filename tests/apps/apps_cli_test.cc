@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "support/cli.h"
 #include "support/convert.h"
 #include "support/json_file.h"
 #include "support/test_support.h"
@@ -20,50 +21,10 @@ namespace {
 
 using json = nlohmann::json;
 
-struct Cmd {
-  int code;         // exit status; a signal shows as 128 + n (the shell's), -1 if the shell died
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-// Runs `cmd` through the shell with stdout and stderr kept apart.
-Cmd run(const std::string& cmd) {
-  const std::string err_path = ember_test::temp_path("stderr.txt");
-  Cmd r;
-  r.code = ember_test::run_command("{ " + cmd + " 2>'" + err_path + "'; }", &r.out);
-  const std::vector<unsigned char> err = ember_test::read_file(err_path);
-  r.err.assign(err.begin(), err.end());
-  return r;
-}
-
-// A shell word: 'text' with each ' written as '\''.
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// An exit that is a deliberate error, not a crash (no signal, no sanitizer abort).
-void expect_clean_failure(const Cmd& r, const std::string& what) {
-  EXPECT_GT(r.code, 0) << what << ": expected a failure\nstdout: " << r.out
-                       << "\nstderr: " << r.err;
-  EXPECT_LT(r.code, 128) << what << ": exit code " << r.code
-                         << " looks like a crash\nstderr: " << r.err;
-  EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << what << ": " << r.err;
-  EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << what << ": " << r.err;
-}
-
-// Runs `cmd`, which must fail cleanly (expect_clean_failure) with `needle` in its stderr (any
-// message at all when `needle` is empty).
-void expect_fails_with(const std::string& cmd, const std::string& what, const std::string& needle) {
-  const Cmd r = run(cmd);
-  expect_clean_failure(r, what);
-  if (needle.empty()) {
-    EXPECT_FALSE(r.err.empty()) << what << ": no message";
-  } else {
-    EXPECT_NE(r.err.find(needle), std::string::npos) << what << ": " << r.err;
-  }
-}
+using ember_test::Cmd;
+using ember_test::expect_fails_with;
+using ember_test::quote;
+using ember_test::run;
 
 // stories260K converted with `args` (e.g. "--quant f32"; "" for the defaults) as `var`.
 #define REQUIRE_STORIES(var, args) EMBER_REQUIRE_CONVERTED(var, "models/stories260K/hf", args)

@@ -71,4 +71,17 @@ double median_of(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+ember_status tokenize_text(const ember_model* m, const std::string& text, uint32_t flags,
+                           std::vector<int32_t>* ids) {
+  ids->resize(text.size() + 16);
+  size_t n = 0;
+  ember_status s = ember_tokenize(m, text.data(), text.size(), flags, ids->data(), ids->size(), &n);
+  if (s == EMBER_ERR_BUFFER_TOO_SMALL) {
+    ids->resize(n);
+    s = ember_tokenize(m, text.data(), text.size(), flags, ids->data(), ids->size(), &n);
+  }
+  if (s == EMBER_OK) ids->resize(n);
+  return s;
+}
+
 }  // namespace ember_app

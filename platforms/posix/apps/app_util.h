@@ -1,5 +1,6 @@
-// Small helpers shared by the POSIX apps (ember-run, ember-bench, ember-tokenize): clock, error
-// reporting, JSON string escaping, comma-separated lists. Apps use only ember.h from the runtime.
+// Small helpers shared by the POSIX apps (ember-run, ember-bench, ember-tokenize, ember-eval):
+// clock, error reporting, JSON string escaping, comma-separated lists, tokenizing a whole text.
+// Apps use only ember.h from the runtime.
 #ifndef EMBER_APPS_APP_UTIL_H_
 #define EMBER_APPS_APP_UTIL_H_
 
@@ -26,6 +27,10 @@ std::string json_escape(const std::string& s);
 bool parse_list(const std::string& s, uint32_t max, std::vector<uint32_t>* out, std::string* error);
 
 double median_of(std::vector<double> v);
+
+// `text` encoded with ember_tokenize and `flags` into *ids (resized to fit, whatever the length).
+ember_status tokenize_text(const ember_model* m, const std::string& text, uint32_t flags,
+                           std::vector<int32_t>* ids);
 
 }  // namespace ember_app
 

@@ -12,9 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "app_util.h"
 #include "ember/ember.h"
 
 namespace {
+
+using ember_app::tokenize_text;
 
 int fail(const char* what, ember_status s) {
   std::fprintf(stderr, "ember-tokenize: %s: %s: %s\n", what, ember_status_string(s),
@@ -25,19 +28,6 @@ int fail(const char* what, ember_status s) {
 double now() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
-
-ember_status encode(const ember_model* m, const std::string& text, uint32_t flags,
-                    std::vector<int32_t>* ids) {
-  ids->resize(text.size() + 16);
-  size_t n = 0;
-  ember_status s = ember_tokenize(m, text.data(), text.size(), flags, ids->data(), ids->size(), &n);
-  if (s == EMBER_ERR_BUFFER_TOO_SMALL) {
-    ids->resize(n);
-    s = ember_tokenize(m, text.data(), text.size(), flags, ids->data(), ids->size(), &n);
-  }
-  if (s == EMBER_OK) ids->resize(n);
-  return s;
 }
 
 // The text of one id as it reads inside a text (not as the first piece: a SentencePiece piece keeps
@@ -188,7 +178,7 @@ int main(int argc, char** argv) {
   const uint32_t flags = (no_bos ? 0u : EMBER_TOKENIZE_ADD_SPECIAL) |
                          (parse_special ? EMBER_TOKENIZE_PARSE_SPECIAL : 0u);
   std::vector<int32_t> ids;
-  s = encode(m, text, flags, &ids);
+  s = tokenize_text(m, text, flags, &ids);
   if (s != EMBER_OK) {
     ember_model_free(m);
     return fail("encoding", s);
