@@ -4,7 +4,6 @@
 //   (encode speed in MB/s)
 // The model may be a full model or a tokenizer-only file (ember-convert --tokenizer-only).
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -19,16 +18,7 @@ namespace {
 
 using ember_app::tokenize_text;
 
-int fail(const char* what, ember_status s) {
-  std::fprintf(stderr, "ember-tokenize: %s: %s: %s\n", what, ember_status_string(s),
-               ember_last_error());
-  return 1;
-}
-
-double now() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
+int fail(const char* what, ember_status s) { return ember_app::fail("ember-tokenize", what, s); }
 
 // The text of one id as it reads inside a text (not as the first piece: a SentencePiece piece keeps
 // its leading space). Bytes of an unfinished UTF-8 character are shown as \xNN.
@@ -55,37 +45,7 @@ std::string piece_of(const ember_model* m, int32_t id) {
   return out;
 }
 
-std::string json_string(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\r':
-        o += "\\r";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char hex[8];
-          std::snprintf(hex, sizeof(hex), "\\u%04x", c);
-          o += hex;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
-}
+std::string json_string(const std::string& s) { return "\"" + ember_app::json_escape(s) + "\""; }
 
 }  // namespace
 
@@ -186,7 +146,7 @@ int main(int argc, char** argv) {
 
   if (bench > 0) {
     // CPU time too: on a loaded machine wall time measures the scheduler, not the tokenizer.
-    const double t0 = now();
+    const double t0 = ember_app::now_seconds();
     const std::clock_t c0 = std::clock();
     for (int i = 0; i < bench; ++i) {
       size_t n = 0;
@@ -196,7 +156,7 @@ int main(int argc, char** argv) {
         return fail("encoding", s);
       }
     }
-    const double dt = now() - t0;
+    const double dt = ember_app::now_seconds() - t0;
     const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
     const double mb = text.size() * double(bench) / 1e6;
     std::fprintf(stderr,
