@@ -1,5 +1,5 @@
 // ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--force] [--tokenizer-only]
-//               [--lora DIR[:SCALE]]...
+//               [--lora DIR[:SCALE]]... [--keep-float PATTERN[:f32|f16]]...
 // ember-convert --synthetic SHAPE --seed N -o OUT.ember [--quant ...] [--group N]
 // Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hf_model.h"
+#include "keep_float.h"
 #include "lora.h"
 #include "quantize.h"
 #include "synthetic.h"
@@ -68,6 +69,14 @@ int run(int argc, char** argv) {
                "write only the tokenizer (no config, no tensors)");
   app.add_option("--lora", loras,
                  "PEFT LoRA adapter DIR[:SCALE] merged in float32 before quantizing (repeatable)");
+  std::vector<std::string> keep_float;
+  app.add_option("--keep-float", keep_float,
+                 "PATTERN[:f32|f16] (repeatable; with --quant u8 or f16): the matrices whose "
+                 "Hugging Face names match this glob (fnmatch: * ? [...], e.g. 'lm_head.weight', "
+                 "'*.down_proj.*', 'model.layers.0.*') are stored in float instead, f32 unless "
+                 ":f16 is given. In a tied model 'lm_head.weight' names the shared embedding. A "
+                 "pattern matching no matrix, or two giving one tensor different types, is an "
+                 "error");
   std::string synthetic, synthetic_tokenizer = EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER;
   uint64_t seed = 1;
   app.add_option("--synthetic", synthetic,
@@ -93,6 +102,11 @@ int run(int argc, char** argv) {
   opts.progress = &std::cerr;
   opts.progress_tty = ::isatty(STDERR_FILENO) != 0;
   check_output_path(out, force);  // fail fast, before reading gigabytes
+  std::vector<KeepFloatRule> keep_rules;
+  for (const std::string& k : keep_float) keep_rules.push_back(parse_keep_float(k));
+  check_keep_float_mode(keep_rules, opts.mode);
+  if (!keep_rules.empty() && tokenizer_only)
+    throw ConvertError("--keep-float makes no sense with --tokenizer-only");
 
   ModelIR ir;
   if (!synthetic.empty()) {
@@ -110,6 +124,7 @@ int run(int argc, char** argv) {
       apply_loras(ir, reqs, std::cerr);
     }
   }
+  apply_keep_float(keep_rules, opts.mode, &ir);
   ir.command_line = quoted_command_line(argc, argv);
 
   const WriteReport report = write_ember(ir, out, opts);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "ember_generated.h"
 
 namespace ember {
@@ -74,6 +75,14 @@ struct AdapterRecord {
   std::vector<std::string> modules;
 };
 
+// A matrix stored in float instead of --quant's type, and the --keep-float rule that chose it
+// (recorded in the file as fb::FloatChoice).
+struct FloatChoiceRecord {
+  std::string name;  // the tensor (a name in ModelIR::tensors)
+  DType dtype = DType::kF32;
+  std::string pattern;  // the rule, "PATTERN:TYPE"
+};
+
 struct ModelIR {
   ConfigSpec config;
   bool has_config = true;  // false for --tokenizer-only files
@@ -83,6 +92,8 @@ struct ModelIR {
   TokenizerSpec tokenizer;
   std::vector<AdapterRecord> adapters;
   std::string source, source_dtype, command_line;
+  std::vector<std::string> keep_float;           // --keep-float rules, "PATTERN:TYPE"
+  std::vector<FloatChoiceRecord> float_choices;  // the tensors they keep in float, in name order
 };
 
 }  // namespace convert

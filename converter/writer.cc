@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "core/dtype_fb.h"
@@ -192,8 +193,17 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
     }
     tensors = fbb.CreateVector(v);
   }
+  std::vector<flatbuffers::Offset<flatbuffers::String>> keep;
+  for (const std::string& k : ir.keep_float) keep.push_back(fbb.CreateString(k));
+  std::vector<flatbuffers::Offset<fb::FloatChoice>> choices;
+  for (const FloatChoiceRecord& c : ir.float_choices) {
+    choices.push_back(
+        fb::CreateFloatChoiceDirect(fbb, c.name.c_str(), dtype_to_fb(c.dtype), c.pattern.c_str()));
+  }
   auto prov = fb::CreateProvenanceDirect(fbb, ir.source.c_str(), EMBER_VERSION_STRING,
-                                         ir.command_line.c_str(), ir.source_dtype.c_str());
+                                         ir.command_line.c_str(), ir.source_dtype.c_str(),
+                                         keep.empty() ? nullptr : &keep,
+                                         choices.empty() ? nullptr : &choices);
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Adapter>>> adapters = 0;
   if (!ir.adapters.empty()) {
     std::vector<flatbuffers::Offset<fb::Adapter>> v;
@@ -232,6 +242,9 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   std::sort(names.begin(), names.end(),
             [](const std::string* a, const std::string* b) { return natural_less(*a, *b); });
 
+  std::map<std::string, const FloatChoiceRecord*> kept;  // --keep-float: name -> its choice
+  for (const FloatChoiceRecord& c : ir.float_choices) kept[c.name] = &c;
+
   WriteReport report;
   std::vector<Placed> placed;
   placed.reserve(names.size());
@@ -242,8 +255,12 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     const FloatTensor& src = ir.tensors.at(*names[i]);
     Placed p;
     p.name = *names[i];
+    const auto keep = kept.find(p.name);
+    const bool keep_float = keep != kept.end();
+    QuantMode mode = opts.mode;
+    if (keep_float) mode = keep->second->dtype == DType::kF16 ? QuantMode::F16 : QuantMode::F32;
     try {
-      p.t = store_tensor(src, opts.mode, opts.group);
+      p.t = store_tensor(src, mode, opts.group);
     } catch (const ConvertError& e) {
       throw ConvertError("tensor '" + p.name + "': " + e.what());
     }
@@ -262,6 +279,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     tr.type = type_name(p.t);
     tr.bytes = p.t.data.size() + p.params_size;
     tr.rel_rms_error = p.t.rel_rms_error;
+    if (keep_float) tr.kept_by = keep->second->pattern;
     report.weight_bytes += tr.bytes;
     report.f32_bytes += src.data.size() * sizeof(float);
     report.tensors.push_back(tr);
@@ -300,12 +318,15 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
 
 void print_report(const WriteReport& r, std::ostream& os) {
   size_t w = 6;
-  for (const auto& t : r.tensors) w = std::max(w, t.name.size());
+  bool any_kept = false;
+  for (const auto& t : r.tensors) {
+    w = std::max(w, t.name.size());
+    any_kept = any_kept || !t.kept_by.empty();
+  }
   std::ostringstream s;
   s << std::left << std::setw(static_cast<int>(w)) << "tensor"
     << "  " << std::setw(8) << "type" << std::right << std::setw(12) << "bytes" << std::setw(14)
-    << "rel RMS err"
-    << "\n";
+    << "rel RMS err" << (any_kept ? "  kept float by" : "") << "\n";
   for (const auto& t : r.tensors) {
     s << std::left << std::setw(static_cast<int>(w)) << t.name << "  " << std::setw(8) << t.type
       << std::right << std::setw(12) << t.bytes << std::setw(14);
@@ -316,6 +337,7 @@ void print_report(const WriteReport& r, std::ostream& os) {
       e << std::scientific << std::setprecision(3) << t.rel_rms_error;
       s << e.str();
     }
+    if (!t.kept_by.empty()) s << "  '" << t.kept_by << "'";
     s << "\n";
   }
   auto mib = [](uint64_t b) {

@@ -31,6 +31,7 @@ struct TensorReport {
   std::string type;    // "f32", "f16", "u8/g64", "u8/row"
   uint64_t bytes = 0;  // data + params
   double rel_rms_error = 0;
+  std::string kept_by;  // the --keep-float rule that kept it in float, or ""
 };
 
 struct WriteReport {

@@ -255,6 +255,8 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
   w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n",
            n_t, (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
            (unsigned long long)model->f32_bytes);
+  const fb::Provenance* prov = r->provenance();
+  const auto* choices = prov ? prov->float_choices() : nullptr;
   for (unsigned i = 0; i < n_t; ++i) {
     const fb::Tensor* t = ts->Get(i);
     w.printf("  %-48s %-11s [", str(t->name()), fb::EnumNameDType(t->dtype()));
@@ -265,14 +267,32 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
     }
     w.printf("] %llu bytes", (unsigned long long)(t->data_size() + t->params_size()));
     if (t->dtype() == fb::DType::U8_ZERO_ONE) {
-      w.printf(", group %u, rel rms error %.3g", t->group_size(), (double)t->quant_rel_rms_error());
+      w.printf(", group %u", t->group_size());
+    }
+    if (t->dtype() != fb::DType::F32 || t->quant_rel_rms_error() != 0.0f) {
+      w.printf(", rel rms error %.3g", (double)t->quant_rel_rms_error());
+    }
+    // A matrix kept in float: the --keep-float rule that chose it, and a measured error if any.
+    for (unsigned c = 0; choices && c < choices->size(); ++c) {
+      const fb::FloatChoice* fc = choices->Get(c);
+      if (std::strcmp(str(fc->name()), str(t->name())) != 0) continue;
+      if (fc->pattern() && fc->pattern()->size() > 0) {
+        w.printf(", kept float by '%s'", str(fc->pattern()));
+      }
+      if (fc->kl() >= 0.0f) w.printf(", KL %.3g when quantized alone", (double)fc->kl());
+      break;
     }
     w.printf("\n");
   }
-  if (const fb::Provenance* p = r->provenance()) {
+  if (prov) {
     w.printf("provenance: source '%s', converter %s, source dtype %s\n  command: %s\n",
-             str(p->source()), str(p->converter_version()), str(p->source_dtype()),
-             str(p->command_line()));
+             str(prov->source()), str(prov->converter_version()), str(prov->source_dtype()),
+             str(prov->command_line()));
+    if (const auto* keep = prov->keep_float()) {
+      w.printf("  keep-float:");
+      for (unsigned k = 0; k < keep->size(); ++k) w.printf(" '%s'", str(keep->Get(k)));
+      w.printf(" (%u tensors kept in float)\n", choices ? choices->size() : 0);
+    }
   }
   const auto* ads = r->adapters();
   w.printf("adapters merged: %u\n", ads ? ads->size() : 0);

@@ -112,10 +112,8 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   pl.add(B * (c.head_dim / 2), sizeof(float), &p.off_rope_cos);
   pl.add(B * (c.head_dim / 2), sizeof(float), &p.off_rope_sin);
   pl.add(uint64_t{c.num_heads} * T, sizeof(float), &p.off_scores);
-  size_t k_max = c.hidden_size;
-  if (c.q_dim > k_max) k_max = c.q_dim;
-  if (c.intermediate_size > k_max) k_max = c.intermediate_size;
-  p.linear_bytes = LinearExecutor::scratch_bytes(B, k_max, m.max_groups);
+  // Activation quantization for the u8 matrices only: none for float ones (kept in float or all).
+  p.linear_bytes = LinearExecutor::scratch_bytes(B, m.u8_k_max, m.max_groups);
   pl.add(p.linear_bytes, 1, &p.off_linear);
   pl.add(V, sizeof(float), &p.off_sample_val);
   pl.add(V, sizeof(int32_t), &p.off_sample_idx);
@@ -194,13 +192,10 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   }
   for (uint32_t i = 0; i < plan.n_batch_max; ++i) ctx->logit_row[i] = -1;
   compute_inv_freq(m.config, ctx->inv_freq);
-  size_t k_max = m.config.hidden_size;
-  if (m.config.q_dim > k_max) k_max = m.config.q_dim;
-  if (m.config.intermediate_size > k_max) k_max = m.config.intermediate_size;
   Status s = ctx->pool.init(plan.n_threads);
   if (s == Status::kOk) {
     s = ctx->linear.init(&ctx->pool, block + plan.off_linear, plan.linear_bytes, plan.n_batch_max,
-                         k_max, m.max_groups);
+                         m.u8_k_max, m.max_groups);
   }
   if (s != Status::kOk) {
     ctx->~ember_context();

@@ -199,7 +199,7 @@ void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m
 }
 
 void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float* y) {
-  assert(m <= m_max_ && w.cols <= k_max_);
+  assert(m <= m_max_ && (w.type != DType::kU8ZeroOne || w.cols <= k_max_));
   if (xnn_ != nullptr && w.type == DType::kF32 && xnn_->run(w, x, m, y)) return;
   MultiJob mj;
   mj.count = 1;
@@ -238,7 +238,7 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
     for (size_t j = 0; j < count; ++j) linear(*w[j], x, m, y[j]);
     return;
   }
-  assert(m <= m_max_ && w[0]->cols <= k_max_);
+  assert(m <= m_max_ && (!u8 || w[0]->cols <= k_max_));
   const kernels::KernelTable& table = kernels::active();
   MultiJob mj;
   mj.count = count;

@@ -30,8 +30,8 @@ class XnnpackLinear;  // xnnpack_linear.h: opt-in XNNPACK operators for f32 weig
 
 class LinearExecutor {
  public:
-  // Scratch bytes for inputs of up to m_max rows x k_max columns whose weights have at most
-  // max_groups groups per row.
+  // Scratch bytes for inputs of up to m_max rows x k_max columns to u8 weights with at most
+  // max_groups groups per row (float weights need none: k_max and max_groups cover the u8 ones).
   static size_t scratch_bytes(size_t m_max, size_t k_max, size_t max_groups);
 
   LinearExecutor() = default;
@@ -43,7 +43,8 @@ class LinearExecutor {
               size_t k_max, size_t max_groups);
 
   // y (m, w.rows), row-major with leading dimension w.rows  =  x (m, w.cols) . W^T.
-  // m <= m_max, w.cols <= k_max. Results are bit-identical for any thread count.
+  // m <= m_max, and w.cols <= k_max for u8 weights. Results are bit-identical for any thread
+  // count.
   void linear(const WeightRef& w, const float* x, size_t m, float* y);
 
   // y[i] = x . w[i]^T for i in [0, count): several weights applied to ONE input x (m, cols), e.g.

@@ -322,12 +322,16 @@ Status vector_tensor(Model* m, const char* name, uint32_t n, Fill* fill, const f
 
 Status matrix_tensor(Model* m, const char* name, uint32_t rows, uint32_t cols, const Fill& fill,
                      WeightRef* out) {
-  EMBER_RETURN_IF_ERROR(check_tensor(*m, name, rows, cols, !fill.build, out));
-  if (out->type == DType::kU8ZeroOne) {
-    const size_t g = zero_one_groups_per_row(cols, out->group);
-    if (g > m->max_groups) m->max_groups = g;
-  }
-  return Status::kOk;
+  return check_tensor(*m, name, rows, cols, !fill.build, out);
+}
+
+// A matrix the forward pass multiplies: a u8 one sizes the activation quantization's scratch
+// (float ones need none, so a model with some matrices kept in float plans only what it uses).
+void note_multiplied(Model* m, const WeightRef& w) {
+  if (w.type != DType::kU8ZeroOne) return;
+  const size_t g = zero_one_groups_per_row(w.cols, w.group);
+  if (g > m->max_groups) m->max_groups = g;
+  if (w.cols > m->u8_k_max) m->u8_k_max = w.cols;
 }
 
 // Bytes of a matrix in the weights region: its values and, for u8, its zero-one parameters.
@@ -411,6 +415,7 @@ Status load_weights(Model* m, Fill* fill) {
     EMBER_RETURN_IF_ERROR(matrix_tensor(m, "lm_head.weight", c.vocab_size, dim, *fill, &m->output));
   }
   EMBER_RETURN_IF_ERROR(vector_tensor(m, "model.norm.weight", dim, fill, &m->final_norm));
+  note_multiplied(m, m->output);
   uint64_t read = matrix_bytes(m->output);
   if (!c.tie_embeddings) {
     const uint64_t rows = m->embed.type == DType::kU8ZeroOne
@@ -425,6 +430,7 @@ Status load_weights(Model* m, Fill* fill) {
     for (const WeightRef* w :
          {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down}) {
       read += matrix_bytes(*w);
+      note_multiplied(m, *w);
     }
   }
   m->token_read_bytes = read;
