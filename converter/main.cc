@@ -1,5 +1,6 @@
 // ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--force] [--tokenizer-only]
 //               [--lora DIR[:SCALE]]... [--keep-float PATTERN[:f32|f16]]...
+//               [--auto-float BUDGET[:f16|f32] [--eval-text FILE]]
 // ember-convert --synthetic SHAPE --seed N -o OUT.ember [--quant ...] [--group N]
 // Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "auto_float.h"
 #include "hf_model.h"
 #include "keep_float.h"
 #include "lora.h"
@@ -48,6 +50,32 @@ std::string quoted_command_line(int argc, char** argv) {
   return s;
 }
 
+// --auto-float and the options of its evaluation.
+struct AutoFloatArgs {
+  std::string budget, eval_text;
+  uint32_t ctx = 0, threads = 1;
+  int64_t chunks = -1;
+};
+
+void add_auto_float_options(CLI::App& app, AutoFloatArgs* a) {
+  app.add_option("--auto-float", a->budget,
+                 "BUDGET[:f16|f32] (with --quant u8): keep in float (default f16) the matrices "
+                 "whose quantization moves the model's output most, measured one by one against "
+                 "the f32 model (KL), worst first, while the file grows by at most BUDGET: '5%' of "
+                 "the quantized file, or bytes: '10MB', '2MiB', '300000'");
+  app.add_option("--eval-text", a->eval_text,
+                 "text file --auto-float measures on (default: windows sampled from the f32 "
+                 "model at temperature 1, seed 1)");
+  app.add_option("--eval-ctx", a->ctx,
+                 "--auto-float's window in tokens (default min(512, context))");
+  app.add_option("--eval-chunks", a->chunks,
+                 "--auto-float's windows per measurement (default: about 2048 scored tokens; 0 = "
+                 "every window of --eval-text)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app.add_option("--eval-threads", a->threads, "threads for --auto-float's measurements")
+      ->check(CLI::Range(1, 256));
+}
+
 int run(int argc, char** argv) {
   using namespace ember::convert;
   CLI::App app{"ember-convert: Hugging Face Llama checkpoint -> .ember model file"};
@@ -77,6 +105,8 @@ int run(int argc, char** argv) {
                  ":f16 is given. In a tied model 'lm_head.weight' names the shared embedding. A "
                  "pattern matching no matrix, or two giving one tensor different types, is an "
                  "error");
+  AutoFloatArgs af;
+  add_auto_float_options(app, &af);
   std::string synthetic, synthetic_tokenizer = EMBER_CONVERT_DEFAULT_SYNTHETIC_TOKENIZER;
   uint64_t seed = 1;
   app.add_option("--synthetic", synthetic,
@@ -107,6 +137,17 @@ int run(int argc, char** argv) {
   check_keep_float_mode(keep_rules, opts.mode);
   if (!keep_rules.empty() && tokenizer_only)
     throw ConvertError("--keep-float makes no sense with --tokenizer-only");
+  AutoFloatOptions auto_float;
+  if (!af.budget.empty()) {
+    auto_float = parse_auto_float(af.budget);
+    if (opts.mode != QuantMode::U8) throw ConvertError("--auto-float needs --quant u8");
+    if (tokenizer_only) throw ConvertError("--auto-float makes no sense with --tokenizer-only");
+    auto_float.eval_text = af.eval_text;
+    auto_float.ctx = af.ctx;
+    auto_float.chunks = af.chunks;
+    auto_float.threads = af.threads;
+    auto_float.log = &std::cerr;
+  }
 
   ModelIR ir;
   if (!synthetic.empty()) {
@@ -126,6 +167,7 @@ int run(int argc, char** argv) {
   }
   apply_keep_float(keep_rules, opts.mode, &ir);
   ir.command_line = quoted_command_line(argc, argv);
+  if (!af.budget.empty()) print_auto_float(choose_auto_float(&ir, opts, auto_float), std::cout);
 
   const WriteReport report = write_ember(ir, out, opts);
   if (!tokenizer_only) print_report(report, std::cout);

@@ -81,6 +81,7 @@ struct FloatChoiceRecord {
   std::string name;  // the tensor (a name in ModelIR::tensors)
   DType dtype = DType::kF32;
   std::string pattern;  // the rule, "PATTERN:TYPE"
+  double kl = -1;       // --auto-float: KL when this matrix alone is quantized; -1 = not measured
 };
 
 struct ModelIR {
@@ -92,8 +93,9 @@ struct ModelIR {
   TokenizerSpec tokenizer;
   std::vector<AdapterRecord> adapters;
   std::string source, source_dtype, command_line;
-  std::vector<std::string> keep_float;           // --keep-float rules, "PATTERN:TYPE"
-  std::vector<FloatChoiceRecord> float_choices;  // the tensors they keep in float, in name order
+  std::vector<std::string> keep_float;            // --keep-float rules, "PATTERN:TYPE"
+  std::vector<FloatChoiceRecord> float_choices;   // the tensors they keep in float, in name order
+  std::vector<FloatChoiceRecord> float_measured;  // --auto-float: measured and left quantized
 };
 
 }  // namespace convert

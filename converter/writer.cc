@@ -196,9 +196,11 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
   std::vector<flatbuffers::Offset<flatbuffers::String>> keep;
   for (const std::string& k : ir.keep_float) keep.push_back(fbb.CreateString(k));
   std::vector<flatbuffers::Offset<fb::FloatChoice>> choices;
-  for (const FloatChoiceRecord& c : ir.float_choices) {
-    choices.push_back(
-        fb::CreateFloatChoiceDirect(fbb, c.name.c_str(), dtype_to_fb(c.dtype), c.pattern.c_str()));
+  for (const auto* list : {&ir.float_choices, &ir.float_measured}) {
+    for (const FloatChoiceRecord& c : *list) {
+      choices.push_back(fb::CreateFloatChoiceDirect(fbb, c.name.c_str(), dtype_to_fb(c.dtype),
+                                                    c.pattern.c_str(), static_cast<float>(c.kl)));
+    }
   }
   auto prov = fb::CreateProvenanceDirect(fbb, ir.source.c_str(), EMBER_VERSION_STRING,
                                          ir.command_line.c_str(), ir.source_dtype.c_str(),

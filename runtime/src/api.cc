@@ -291,7 +291,10 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
     if (const auto* keep = prov->keep_float()) {
       w.printf("  keep-float:");
       for (unsigned k = 0; k < keep->size(); ++k) w.printf(" '%s'", str(keep->Get(k)));
-      w.printf(" (%u tensors kept in float)\n", choices ? choices->size() : 0);
+      unsigned kept = 0;
+      for (unsigned c = 0; choices && c < choices->size(); ++c)
+        kept += choices->Get(c)->pattern() && choices->Get(c)->pattern()->size() > 0;
+      w.printf(" (%u tensors kept in float)\n", kept);
     }
   }
   const auto* ads = r->adapters();
