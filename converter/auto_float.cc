@@ -15,6 +15,7 @@
 #include "ember/ember.h"
 #include "eval_core.h"
 #include "hf_model.h"
+#include "keep_float.h"
 #include "quantize.h"
 #include "util.h"
 
@@ -136,8 +137,8 @@ std::vector<int32_t> eval_tokens_for(const ember_model* ref, const AutoFloatOpti
     throw ConvertError("--auto-float: " + err);
   }
   const uint64_t scored = ember_app::eval_scored_per_window(ctx);
-  uint64_t want = a.chunks > 0 ? static_cast<uint64_t>(a.chunks)
-                               : (kTargetTokens + scored - 1) / scored;
+  uint64_t want =
+      a.chunks > 0 ? static_cast<uint64_t>(a.chunks) : (kTargetTokens + scored - 1) / scored;
   if (a.chunks == 0 && !a.eval_text.empty()) want = windows;
   eo->ctx = ctx;
   eo->chunks = static_cast<uint32_t>(std::min<uint64_t>(want, windows));
@@ -186,13 +187,7 @@ AutoFloatOptions parse_auto_float(const std::string& arg) {
   const size_t colon = s.rfind(':');
   if (colon != std::string::npos) {
     const std::string type = s.substr(colon + 1);
-    if (type == "f16") {
-      a.dtype = DType::kF16;
-    } else if (type == "f32") {
-      a.dtype = DType::kF32;
-    } else {
-      fail_arg(arg, "the type after ':' must be f16 or f32");
-    }
+    if (!float_type_named(type, &a.dtype)) fail_arg(arg, "the type after ':' must be f16 or f32");
     s.resize(colon);
   }
   size_t used = 0;
@@ -203,8 +198,8 @@ AutoFloatOptions parse_auto_float(const std::string& arg) {
     fail_arg(arg, "expected a budget such as 5%, 10MB, 1.5MiB or a byte count");
   }
   static const std::pair<const char*, double> kUnits[] = {
-      {"", 1},      {"B", 1},          {"KB", 1e3},       {"MB", 1e6},
-      {"GB", 1e9},  {"KiB", 1 << 10},  {"MiB", 1 << 20},  {"GiB", double(1 << 30)},
+      {"", 1},     {"B", 1},         {"KB", 1e3},      {"MB", 1e6},
+      {"GB", 1e9}, {"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", double(1 << 30)},
   };
   const std::string unit = s.substr(used);
   if (!std::isfinite(v) || v < 0) fail_arg(arg, "the budget must be a number >= 0");
@@ -274,8 +269,8 @@ AutoFloatResult choose_auto_float(ModelIR* ir, const WriteOptions& opts,
     r.ranking.push_back({names[i], er.kl_mean, keep_bytes > now ? keep_bytes - now : 0, false});
     r.tokens = er.tokens;
     if (a.log) {
-      *a.log << "auto-float: " << (i + 1) << "/" << names.size() << " " << names[i]
-             << " KL " << er.kl_mean << "\n"
+      *a.log << "auto-float: " << (i + 1) << "/" << names.size() << " " << names[i] << " KL "
+             << er.kl_mean << "\n"
              << std::flush;
     }
   }
@@ -307,8 +302,9 @@ void print_auto_float(const AutoFloatResult& r, std::ostream& os) {
        << std::setprecision(4) << e.kl << std::setw(12) << e.grow_bytes << "  "
        << (e.kept ? "float" : "quantized") << "\n";
   }
-  os << "auto-float: " << std::count_if(r.ranking.begin(), r.ranking.end(),
-                                        [](const AutoFloatEntry& e) { return e.kept; })
+  os << "auto-float: "
+     << std::count_if(r.ranking.begin(), r.ranking.end(),
+                      [](const AutoFloatEntry& e) { return e.kept; })
      << " matrices kept in float, +" << r.grown_bytes << " bytes\n";
 }
 

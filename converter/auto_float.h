@@ -25,17 +25,17 @@ namespace ember {
 namespace convert {
 
 struct AutoFloatOptions {
-  double budget = 0;             // bytes, or a fraction of the quantized file with `percent`
+  double budget = 0;  // bytes, or a fraction of the quantized file with `percent`
   bool percent = false;
-  DType dtype = DType::kF16;     // what the chosen matrices are stored as
-  std::string text;              // the argument as given, recorded in the file
-  std::string eval_text;         // evaluation text file; empty: sampled from the f32 model
-  uint32_t ctx = 0;              // evaluation window (0 = eval_core's default)
-  int64_t chunks = -1;           // windows per measurement: -1 = enough for about 2048 scored
-                                 // tokens, 0 = every whole window of eval_text
-  uint32_t threads = 1;          // worker threads of the evaluation contexts
-  uint64_t seed = 1;             // for the sampled windows
-  std::ostream* log = nullptr;   // the measurements as they are made
+  DType dtype = DType::kF16;    // what the chosen matrices are stored as
+  std::string text;             // the argument as given, recorded in the file
+  std::string eval_text;        // evaluation text file; empty: sampled from the f32 model
+  uint32_t ctx = 0;             // evaluation window (0 = eval_core's default)
+  int64_t chunks = -1;          // windows per measurement: -1 = enough for about 2048 scored
+                                // tokens, 0 = every whole window of eval_text
+  uint32_t threads = 1;         // worker threads of the evaluation contexts
+  uint64_t seed = 1;            // for the sampled windows
+  std::ostream* log = nullptr;  // the measurements as they are made
 };
 
 // "5%", "10MB", "1.5MiB", "300000" (bytes), optionally ":f16" / ":f32"; throws ConvertError naming
@@ -63,8 +63,7 @@ struct AutoFloatResult {
 // --keep-float ones, which it leaves as they are and does not measure) and every measured KL to
 // ir->float_measured. `opts` is what the file will be written with (--quant u8). Throws
 // ConvertError on any failure.
-AutoFloatResult choose_auto_float(ModelIR* ir, const WriteOptions& opts,
-                                  const AutoFloatOptions& a);
+AutoFloatResult choose_auto_float(ModelIR* ir, const WriteOptions& opts, const AutoFloatOptions& a);
 
 // The ranking and the choice, one line per matrix.
 void print_auto_float(const AutoFloatResult& r, std::ostream& os);

@@ -55,6 +55,12 @@ const char* float_name(DType t) { return t == DType::kF16 ? "f16" : "f32"; }
 
 }  // namespace
 
+bool float_type_named(const std::string& s, DType* t) {
+  if (s != "f16" && s != "f32") return false;
+  *t = s == "f16" ? DType::kF16 : DType::kF32;
+  return true;
+}
+
 std::string KeepFloatRule::text() const { return pattern + ":" + float_name(dtype); }
 
 KeepFloatRule parse_keep_float(const std::string& arg) {
@@ -63,13 +69,8 @@ KeepFloatRule parse_keep_float(const std::string& arg) {
   const size_t colon = arg.rfind(':');
   if (colon != std::string::npos) {
     const std::string type = arg.substr(colon + 1);
-    if (type == "f32") {
-      r.dtype = DType::kF32;
-    } else if (type == "f16") {
-      r.dtype = DType::kF16;
-    } else {
+    if (!float_type_named(type, &r.dtype))
       bad_rule(arg, "unknown type ':" + type + "' (expected :f32 or :f16 after the pattern)");
-    }
     r.pattern = arg.substr(0, colon);
   }
   if (r.pattern.empty()) bad_rule(arg, "empty pattern");

@@ -30,6 +30,9 @@ struct KeepFloatRule {
   std::string text() const;   // "PATTERN:TYPE", as the file records it
 };
 
+// "f16" / "f32" -> *t; false (and *t unchanged) for anything else.
+bool float_type_named(const std::string& s, DType* t);
+
 // One --keep-float argument; throws ConvertError naming it when it is empty, has a type other than
 // f16 / f32, or is not a well-formed glob (a '[' without its ']', a trailing '\').
 KeepFloatRule parse_keep_float(const std::string& arg);

@@ -131,11 +131,10 @@ void ranking_beats_guesses(const std::string& model, const std::string& text_nam
   head_first.push_back(head);
   for (const std::string& n : layer_order)
     if (n.rfind("model.layers.", 0) == 0) head_first.push_back(n);
-  layer_order.erase(std::remove_if(layer_order.begin(), layer_order.end(),
-                                   [](const std::string& n) {
-                                     return n.rfind("model.layers.", 0) != 0;
-                                   }),
-                    layer_order.end());
+  layer_order.erase(
+      std::remove_if(layer_order.begin(), layer_order.end(),
+                     [](const std::string& n) { return n.rfind("model.layers.", 0) != 0; }),
+      layer_order.end());
 
   // The reference and the held-out tokens: the windows after those the ranking measured.
   ModelIR f32 = ir;
@@ -163,19 +162,19 @@ void ranking_beats_guesses(const std::string& model, const std::string& text_nam
   uint64_t bytes_u8 = 0, bytes_auto = 0, bytes_layers = 0, bytes_head = 0;
   const double kl_u8 = kl_with(&ir, {}, o, held, eo, ref_logits, &bytes_u8);
   const double kl_auto = kl_with(&ir, chosen, o, held, eo, ref_logits, &bytes_auto);
-  const double kl_layers = kl_with(&ir, fill(layer_order, grow, r.budget_bytes), o, held, eo,
-                                   ref_logits, &bytes_layers);
-  const double kl_head = kl_with(&ir, fill({head}, grow, r.budget_bytes), o, held, eo,
-                                 ref_logits, &bytes_head);
+  const double kl_layers =
+      kl_with(&ir, fill(layer_order, grow, r.budget_bytes), o, held, eo, ref_logits, &bytes_layers);
+  const double kl_head =
+      kl_with(&ir, fill({head}, grow, r.budget_bytes), o, held, eo, ref_logits, &bytes_head);
   uint64_t bytes_head_layers = 0;
   const double kl_head_layers = kl_with(&ir, fill(head_first, grow, r.budget_bytes), o, held, eo,
                                         ref_logits, &bytes_head_layers);
-  std::printf("%s held-out KL: u8 %.3g (%llu B), auto %.3g (%llu B), first layers %.3g (%llu B), "
-              "head alone %.3g (%llu B), head then layers %.3g (%llu B)\n",
-              model.c_str(), kl_u8, (unsigned long long)bytes_u8, kl_auto,
-              (unsigned long long)bytes_auto, kl_layers, (unsigned long long)bytes_layers, kl_head,
-              (unsigned long long)bytes_head, kl_head_layers,
-              (unsigned long long)bytes_head_layers);
+  std::printf(
+      "%s held-out KL: u8 %.3g (%llu B), auto %.3g (%llu B), first layers %.3g (%llu B), "
+      "head alone %.3g (%llu B), head then layers %.3g (%llu B)\n",
+      model.c_str(), kl_u8, (unsigned long long)bytes_u8, kl_auto, (unsigned long long)bytes_auto,
+      kl_layers, (unsigned long long)bytes_layers, kl_head, (unsigned long long)bytes_head,
+      kl_head_layers, (unsigned long long)bytes_head_layers);
   EXPECT_LE(bytes_auto, bytes_u8 + r.budget_bytes);
   EXPECT_LE(bytes_layers, bytes_u8 + r.budget_bytes);
   EXPECT_LE(bytes_head, bytes_u8 + r.budget_bytes);
