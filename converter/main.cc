@@ -1,5 +1,5 @@
-// ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--force] [--tokenizer-only]
-//               [--lora DIR[:SCALE]]...
+// ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--params f32|f16]
+//               [--act-group N] [--force] [--tokenizer-only] [--lora DIR[:SCALE]]...
 // ember-convert --synthetic SHAPE --seed N -o OUT.ember [--quant ...] [--group N]
 // Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
@@ -50,8 +50,8 @@ std::string quoted_command_line(int argc, char** argv) {
 int run(int argc, char** argv) {
   using namespace ember::convert;
   CLI::App app{"ember-convert: Hugging Face Llama checkpoint -> .ember model file"};
-  std::string hf_dir, out, quant = "u8";
-  int64_t group = 16;
+  std::string hf_dir, out, quant = "u8", params = "f32";
+  int64_t group = 16, act_group = 0;
   bool force = false, tokenizer_only = false;
   std::vector<std::string> loras;
   app.add_option("HF_DIR", hf_dir,
@@ -62,6 +62,14 @@ int run(int argc, char** argv) {
   app.add_option("--group", group,
                  "u8 group size along the input dimension (0 = a whole row; default 16: tracks f32 "
                  "greedy output, 64 is smaller and faster)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  app.add_option("--params", params,
+                 "u8 scale and min per group: f32 (8 + 64/G bits per weight) or f16 (8 + 32/G; "
+                 "needs runtime 3)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+  app.add_option("--act-group", act_group,
+                 "u8: quantize activations in groups of N (a multiple of 4 dividing --group; "
+                 "0 = the weight group; needs runtime 3 where smaller)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   app.add_flag("--force", force, "overwrite OUT if it exists");
   app.add_flag("--tokenizer-only", tokenizer_only,
@@ -88,7 +96,9 @@ int run(int argc, char** argv) {
 
   WriteOptions opts;
   opts.mode = parse_quant_mode(quant);
-  opts.group = static_cast<uint32_t>(group);
+  opts.u8.group = static_cast<uint32_t>(group);
+  opts.u8.params = params == "f16" ? ember::DType::kF16 : ember::DType::kF32;
+  opts.u8.act_group = static_cast<uint32_t>(act_group);
   opts.force = force;
   opts.progress = &std::cerr;
   opts.progress_tty = ::isatty(STDERR_FILENO) != 0;

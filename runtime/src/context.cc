@@ -115,7 +115,7 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   size_t k_max = c.hidden_size;
   if (c.q_dim > k_max) k_max = c.q_dim;
   if (c.intermediate_size > k_max) k_max = c.intermediate_size;
-  p.linear_bytes = LinearExecutor::scratch_bytes(B, k_max, m.max_groups);
+  p.linear_bytes = LinearExecutor::scratch_bytes(B, k_max, m.max_groups, m.max_act_groups);
   pl.add(p.linear_bytes, 1, &p.off_linear);
   pl.add(V, sizeof(float), &p.off_sample_val);
   pl.add(V, sizeof(int32_t), &p.off_sample_idx);
@@ -200,7 +200,7 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   Status s = ctx->pool.init(plan.n_threads);
   if (s == Status::kOk) {
     s = ctx->linear.init(&ctx->pool, block + plan.off_linear, plan.linear_bytes, plan.n_batch_max,
-                         k_max, m.max_groups);
+                         k_max, m.max_groups, m.max_act_groups);
   }
   if (s != Status::kOk) {
     ctx->~ember_context();

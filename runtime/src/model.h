@@ -84,6 +84,7 @@ struct Model {
   LayerWeights* layers = nullptr;     // (num_layers), in the block
   float* vectors = nullptr;           // the float copies of norms/biases, in the block
   size_t max_groups = 1;              // most zero-one groups per row over all u8 matrices
+  size_t max_act_groups = 1;          // most activation groups per row over all u8 matrices
   size_t max_piece_bytes = 0;         // longest tokenizer piece (sizes the detok buffer)
 
   Tokenizer tokenizer;  // its tables in the block
