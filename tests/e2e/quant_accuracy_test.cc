@@ -2,8 +2,8 @@
 // same tokens for every configuration: the greedy continuations of stories260K's reference prompts
 // (expected/greedy.json, llama2.c's) and, for aidreams260K (no expected file), Ember's f32 greedy
 // continuations of the same prompts to its 128-token context. The f32 logits are Ember's f32 model
-// (llama2.c's to ~1e-5); the quantized ones come through the C API (ember_decode + ember_get_logits).
-// The 8-bit block format of llama.cpp (Q8_0) is emulated by the numpy reference
+// (llama2.c's to ~1e-5); the quantized ones come through the C API (ember_decode +
+// ember_get_logits). The 8-bit block format of llama.cpp (Q8_0) is emulated by the numpy reference
 // (reference_forward.py --q8_0) on the same tokens; its float path is checked against Ember's f32
 // first, so that the comparison measures quantization only.
 #include <algorithm>
@@ -204,10 +204,10 @@ TEST(QuantAccuracy, DefaultU8AtGroup64BeatsQ8_0) {
   }
 }
 
-// The grid: weight group {16, 32, 64, 128} x activation group {16, 32, = group} x params {f32, f16},
-// printed per model (docs/performance.md has the table). Every configuration stays within a loose
-// budget (mean KL <= 0.005, top-1 >= 95%), and at each group and activation group f16 params cost
-// at most 25% more mean KL than f32 (the scale and min round to 11 bits).
+// The grid: weight group {16, 32, 64, 128} x activation group {16, 32, = group} x params {f32,
+// f16}, printed per model (docs/performance.md has the table). Every configuration stays within a
+// loose budget (mean KL <= 0.005, top-1 >= 95%), and at each group and activation group f16 params
+// cost at most 25% more mean KL than f32 (the scale and min round to 11 bits).
 TEST(QuantAccuracy, GroupGrid) {
   EMBER_REQUIRE_SHARED(greedy, "models/stories260K/expected/greedy.json");
   for (const SharedModel& sm : kModels) {
