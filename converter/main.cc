@@ -1,6 +1,7 @@
-// ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--force] [--tokenizer-only]
-//               [--lora DIR[:SCALE]]... [--keep-float PATTERN[:f32|f16]]...
-//               [--auto-float BUDGET[:f16|f32] [--eval-text FILE]]
+// ember-convert HF_DIR -o OUT.ember [--quant f32|f16|u8] [--group N] [--params f32|f16]
+//               [--act-group N] [--force] [--tokenizer-only] [--lora DIR[:SCALE]]...
+//               [--keep-float PATTERN[:f32|f16]]... [--auto-float BUDGET[:f16|f32] [--eval-text
+//               FILE]]
 // ember-convert --synthetic SHAPE --seed N -o OUT.ember [--quant ...] [--group N]
 // Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
@@ -79,7 +80,7 @@ void add_auto_float_options(CLI::App& app, AutoFloatArgs* a) {
 int run(int argc, char** argv) {
   using namespace ember::convert;
   CLI::App app{"ember-convert: Hugging Face Llama checkpoint -> .ember model file"};
-  std::string hf_dir, out, quant = "u8";
+  std::string hf_dir, out, quant = "u8", params = "f16", act_group = "auto";
   int64_t group = 16;
   bool force = false, tokenizer_only = false;
   std::vector<std::string> loras;
@@ -92,6 +93,19 @@ int run(int argc, char** argv) {
                  "u8 group size along the input dimension (0 = a whole row; default 16: tracks f32 "
                  "greedy output, 64 is smaller and faster)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  app.add_option("--params", params,
+                 "u8 scale and min per group: f16 (default, 8 + 32/G bits per weight) or f32 "
+                 "(8 + 64/G, readable by runtime 2)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+  app.add_option("--act-group", act_group,
+                 "u8: quantize activations in groups of N (a multiple of 4 dividing the group; 0 = "
+                 "the weight group, as runtime 2); default auto: 16 where the group is larger")
+      ->check([](const std::string& v) {
+        if (v == "auto") return std::string();
+        return v.find_first_not_of("0123456789") == std::string::npos && !v.empty() && v.size() <= 9
+                   ? std::string()
+                   : "'" + v + "' is not auto or a number of values";
+      });
   app.add_flag("--force", force, "overwrite OUT if it exists");
   app.add_flag("--tokenizer-only", tokenizer_only,
                "write only the tokenizer (no config, no tensors)");
@@ -127,7 +141,10 @@ int run(int argc, char** argv) {
 
   WriteOptions opts;
   opts.mode = parse_quant_mode(quant);
-  opts.group = static_cast<uint32_t>(group);
+  opts.u8.group = static_cast<uint32_t>(group);
+  opts.u8.params = params == "f16" ? ember::DType::kF16 : ember::DType::kF32;
+  opts.u8.act_group =
+      act_group == "auto" ? kAutoActGroup : static_cast<uint32_t>(std::stoul(act_group));
   opts.force = force;
   opts.progress = &std::cerr;
   opts.progress_tty = ::isatty(STDERR_FILENO) != 0;

@@ -156,8 +156,12 @@ std::string type_name(const StoredTensor& t) {
       return "f16";
     case DType::kBF16:
       return "bf16";
-    case DType::kU8ZeroOne:
-      return t.group_size == 0 ? "u8/row" : "u8/g" + std::to_string(t.group_size);
+    case DType::kU8ZeroOne: {
+      std::string n = t.group_size == 0 ? "u8/row" : "u8/g" + std::to_string(t.group_size);
+      if (t.params_dtype == DType::kF16) n += "/f16";
+      if (t.act_group != 0) n += "/a" + std::to_string(t.act_group);
+      return n;
+    }
   }
   return "?";
 }
@@ -189,7 +193,8 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
     for (const Placed& p : placed) {
       v.push_back(fb::CreateTensorDirect(
           fbb, p.name.c_str(), &p.t.shape, dtype_to_fb(p.t.dtype), p.t.group_size, p.data_offset,
-          p.t.data.size(), p.params_offset, p.params_size, static_cast<float>(p.t.rel_rms_error)));
+          p.t.data.size(), p.params_offset, p.params_size, static_cast<float>(p.t.rel_rms_error),
+          dtype_to_fb(p.t.params_dtype), p.t.act_group));
     }
     tensors = fbb.CreateVector(v);
   }
@@ -217,9 +222,12 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
     }
     adapters = fbb.CreateVector(v);
   }
-  // Only u8 tensors changed layout in format 2: a float-only file stays readable by runtime 1.
-  const uint32_t min_runtime =
-      (required_features & kFeatureZeroOneU8) != 0 ? kFormatVersionU8Blocks : 1;
+  // Only u8 tensors changed layout in format 2: a float-only file stays readable by runtime 1, and
+  // one whose u8 tensors use neither f16 params nor activation groups by runtime 2.
+  uint32_t min_runtime = (required_features & kFeatureZeroOneU8) != 0 ? kFormatVersionU8Blocks : 1;
+  if ((required_features & (kFeatureZeroOneF16Params | kFeatureActGroups)) != 0) {
+    min_runtime = kFormatVersionU8Params;
+  }
   auto root = fb::CreateModel(fbb, kFormatVersion, min_runtime, required_features, 0, config, tok,
                               tensors, weights_offset, weights_size, prov, adapters);
   fbb.FinishSizePrefixed(root, kFileIdentifier);
@@ -262,18 +270,22 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     QuantMode mode = opts.mode;
     if (keep_float) mode = keep->second->dtype == DType::kF16 ? QuantMode::F16 : QuantMode::F32;
     try {
-      p.t = store_tensor(src, mode, opts.group);
+      p.t = store_tensor(src, mode, opts.u8);
     } catch (const ConvertError& e) {
       throw ConvertError("tensor '" + p.name + "': " + e.what());
     }
     if (p.t.dtype == DType::kU8ZeroOne) required |= kFeatureZeroOneU8;
+    if (p.t.dtype == DType::kU8ZeroOne && p.t.params_dtype == DType::kF16) {
+      required |= kFeatureZeroOneF16Params;
+    }
+    if (p.t.dtype == DType::kU8ZeroOne && p.t.act_group != 0) required |= kFeatureActGroups;
     if (p.t.dtype == DType::kF16) required |= kFeatureF16;
     if (p.t.dtype == DType::kBF16) required |= kFeatureBF16;
     p.data_offset = offset;
     offset = align_up(offset + p.t.data.size(), kWeightAlignment);
     if (!p.t.params.empty()) {
       p.params_offset = offset;
-      p.params_size = p.t.params.size() * sizeof(float);
+      p.params_size = p.t.params.size();
       offset = align_up(offset + p.params_size, kWeightAlignment);
     }
     TensorReport tr;
@@ -327,10 +339,10 @@ void print_report(const WriteReport& r, std::ostream& os) {
   }
   std::ostringstream s;
   s << std::left << std::setw(static_cast<int>(w)) << "tensor"
-    << "  " << std::setw(8) << "type" << std::right << std::setw(12) << "bytes" << std::setw(14)
+    << "  " << std::setw(15) << "type" << std::right << std::setw(12) << "bytes" << std::setw(14)
     << "rel RMS err" << (any_kept ? "  kept float by" : "") << "\n";
   for (const auto& t : r.tensors) {
-    s << std::left << std::setw(static_cast<int>(w)) << t.name << "  " << std::setw(8) << t.type
+    s << std::left << std::setw(static_cast<int>(w)) << t.name << "  " << std::setw(15) << t.type
       << std::right << std::setw(12) << t.bytes << std::setw(14);
     if (t.rel_rms_error == 0) {
       s << "0";

@@ -20,7 +20,7 @@ namespace convert {
 
 struct WriteOptions {
   QuantMode mode = QuantMode::U8;
-  uint32_t group = 64;               // zero-one group along the input dimension (0 = whole row)
+  U8Options u8;                      // zero-one group, params type, activation group
   bool force = false;                // overwrite an existing output
   std::ostream* progress = nullptr;  // progress bar (stderr), or none
   bool progress_tty = false;         // redraw the bar in place; otherwise one line per phase
@@ -28,7 +28,7 @@ struct WriteOptions {
 
 struct TensorReport {
   std::string name;
-  std::string type;    // "f32", "f16", "u8/g64", "u8/row"
+  std::string type;    // "f32", "f16", "u8/g64", "u8/row", "u8/g64/f16/a16"
   uint64_t bytes = 0;  // data + params
   double rel_rms_error = 0;
   std::string kept_by;  // the --keep-float rule that kept it in float, or ""

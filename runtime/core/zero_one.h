@@ -15,6 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
+#include "core/half.h"
+
 namespace ember {
 
 struct ZeroOneParams {
@@ -62,24 +65,35 @@ inline float zero_one_dequantize(uint8_t q, ZeroOneParams p) { return p.min + q 
 // activation word, and reads each weight once whatever the number of tokens). A group of `len`
 // bytes has ceil(len / 4) units; the bytes past len in its last unit are 0.
 //   data:   (blocks, groups, units of the group, 16 rows, 4 bytes) u8
-//   params: (blocks, groups, {16 scales, 16 mins}) f32: 128 bytes per block and group
+//   params: (blocks, groups, {16 scales, 16 mins}) f32: 128 bytes per block and group, or IEEE
+//           f16 (Tensor.params_dtype, format 3): 64 bytes, one cache line
 // Element (r, c): block r / 16, lane r % 16, group g = c / group, unit (c % group) / 4, byte c % 4.
+// Bits per weight: 8 + 2 * 32 / group with f32 params (9.0 at group 64), 8 + 2 * 16 / group with
+// f16 (8.5 at group 64).
 constexpr size_t kZeroOneBlockRows = 16;
 constexpr size_t kZeroOneUnitBytes = 4;                                       // of one row
 constexpr size_t kZeroOneUnitStride = kZeroOneBlockRows * kZeroOneUnitBytes;  // 64: of all rows
-constexpr size_t kZeroOneParamFloats = 2 * kZeroOneBlockRows;                 // per block and group
+constexpr size_t kZeroOneParamFloats = 2 * kZeroOneBlockRows;  // values per block and group
+
+// Bytes of one stored scale or min: 4 (kF32) or 2 (kF16); 0 for any other type (not a params
+// type).
+constexpr size_t zero_one_param_bytes(DType t) {
+  return t == DType::kF32 ? 4 : (t == DType::kF16 ? 2 : 0);
+}
 
 struct ZeroOneShape {
   uint64_t rows = 0, cols = 0;
-  uint64_t group = 0;       // bytes per group (the row length for group_size 0)
-  uint64_t groups = 0;      // per row; the last may be partial
-  uint64_t blocks = 0;      // ceil(rows / 16)
-  uint64_t units_full = 0;  // units of a full group
-  uint64_t units_row = 0;   // units of all the groups of a row
+  uint64_t group = 0;               // bytes per group (the row length for group_size 0)
+  uint64_t groups = 0;              // per row; the last may be partial
+  uint64_t blocks = 0;              // ceil(rows / 16)
+  uint64_t units_full = 0;          // units of a full group
+  uint64_t units_row = 0;           // units of all the groups of a row
+  DType params_type = DType::kF32;  // of the stored scales and mins: kF32 or kF16
   uint64_t block_bytes() const { return units_row * kZeroOneUnitStride; }
   uint64_t data_bytes() const { return blocks * block_bytes(); }
+  // Values (scales and mins) of the params, padding included, and their bytes.
   uint64_t params_floats() const { return blocks * groups * kZeroOneParamFloats; }
-  uint64_t params_bytes() const { return params_floats() * sizeof(float); }
+  uint64_t params_bytes() const { return params_floats() * zero_one_param_bytes(params_type); }
   // Bytes of group g's weights in a block, from the block's start (every group before is full).
   uint64_t group_offset(uint64_t g) const { return g * units_full * kZeroOneUnitStride; }
   // Units of group g (the last one may have fewer).
@@ -89,10 +103,14 @@ struct ZeroOneShape {
   }
 };
 
-// The layout of a (rows, cols) matrix with `group_size` (0 = a whole row). False when a size does
-// not fit in 64 bits (rows, cols from an untrusted file) or rows / cols is 0.
-inline bool zero_one_shape(uint64_t rows, uint64_t cols, uint64_t group_size, ZeroOneShape* s) {
+// The layout of a (rows, cols) matrix with `group_size` (0 = a whole row) and params of
+// `params_type`. False when a size does not fit in 64 bits (rows, cols from an untrusted file),
+// rows / cols is 0 or params_type is neither kF32 nor kF16.
+inline bool zero_one_shape(uint64_t rows, uint64_t cols, uint64_t group_size, ZeroOneShape* s,
+                           DType params_type = DType::kF32) {
   if (rows == 0 || cols == 0 || group_size > cols) return false;
+  if (zero_one_param_bytes(params_type) == 0) return false;
+  s->params_type = params_type;
   constexpr uint64_t kMax = uint64_t{1} << 40;  // far above any real matrix, far below overflow
   if (rows > kMax || cols > kMax) return false;
   s->rows = rows;
@@ -114,31 +132,72 @@ inline uint64_t zero_one_byte_offset(const ZeroOneShape& s, uint64_t r, uint64_t
          (r % kZeroOneBlockRows) * kZeroOneUnitBytes + t % kZeroOneUnitBytes;
 }
 
+// Activation groups (format 3): a matrix whose weight groups are `group` long may have its
+// activations quantized in groups of act_group values, which divides the group and is a multiple
+// of the 4-byte unit, so that no unit straddles two of them. 0 means the weight group. The act
+// groups of a row are numbered from its start: group g holds act groups [g * group / act_group,
+// ...), the last one partial where the row is.
+inline bool zero_one_act_group_valid(uint64_t group, uint64_t act_group) {
+  return act_group == 0 ||
+         (act_group <= group && act_group % kZeroOneUnitBytes == 0 && group % act_group == 0);
+}
+inline size_t zero_one_act_group_len(size_t group, uint32_t act_group) {
+  return act_group == 0 ? group : act_group;
+}
+
+// Internal linkage: these convert f16 params through core/half.h's helpers, which have it too.
+namespace {
+
+// One stored param value as float (exact for f16).
+inline float zero_one_param(const void* params, DType t, uint64_t i) {
+  if (t == DType::kF16) return f16_to_f32(static_cast<const uint16_t*>(params)[i]);
+  return static_cast<const float*>(params)[i];
+}
+
 // (scale, min) of row r, group g in the stored params.
-inline ZeroOneParams zero_one_params_at(const ZeroOneShape& s, const float* params, uint64_t r,
+inline ZeroOneParams zero_one_params_at(const ZeroOneShape& s, const void* params, uint64_t r,
                                         uint64_t g) {
-  const float* p = params + ((r / kZeroOneBlockRows) * s.groups + g) * kZeroOneParamFloats;
-  return ZeroOneParams{p[r % kZeroOneBlockRows], p[kZeroOneBlockRows + r % kZeroOneBlockRows]};
+  const uint64_t p = ((r / kZeroOneBlockRows) * s.groups + g) * kZeroOneParamFloats;
+  return ZeroOneParams{
+      zero_one_param(params, s.params_type, p + r % kZeroOneBlockRows),
+      zero_one_param(params, s.params_type, p + kZeroOneBlockRows + r % kZeroOneBlockRows)};
 }
 
 // Stores a row-major matrix q (rows, cols) with row-major params (rows, groups) in the layout
-// above: data (data_bytes()) and params (params_floats()), padding included.
+// above: data (data_bytes()) and params (params_bytes() of s.params_type, f16 rounded to nearest
+// even), padding included.
 inline void zero_one_pack(const ZeroOneShape& s, const uint8_t* q, const ZeroOneParams* p,
-                          uint8_t* data, float* params) {
+                          uint8_t* data, void* params) {
   for (uint64_t i = 0; i < s.data_bytes(); ++i) data[i] = 0;
-  for (uint64_t i = 0; i < s.params_floats(); ++i) params[i] = 0.0f;
+  const bool f16 = s.params_type == DType::kF16;
+  float* pf = static_cast<float*>(params);
+  uint16_t* ph = static_cast<uint16_t*>(params);
+  for (uint64_t i = 0; i < s.params_floats(); ++i) {
+    if (f16) {
+      ph[i] = 0;
+    } else {
+      pf[i] = 0.0f;
+    }
+  }
   for (uint64_t r = 0; r < s.rows; ++r) {
     for (uint64_t c = 0; c < s.cols; ++c) data[zero_one_byte_offset(s, r, c)] = q[r * s.cols + c];
     for (uint64_t g = 0; g < s.groups; ++g) {
-      float* pb = params + ((r / kZeroOneBlockRows) * s.groups + g) * kZeroOneParamFloats;
-      pb[r % kZeroOneBlockRows] = p[r * s.groups + g].scale;
-      pb[kZeroOneBlockRows + r % kZeroOneBlockRows] = p[r * s.groups + g].min;
+      const uint64_t b = ((r / kZeroOneBlockRows) * s.groups + g) * kZeroOneParamFloats;
+      const uint64_t is = b + r % kZeroOneBlockRows, im = is + kZeroOneBlockRows;
+      const ZeroOneParams v = p[r * s.groups + g];
+      if (f16) {
+        ph[is] = f32_to_f16(v.scale);
+        ph[im] = f32_to_f16(v.min);
+      } else {
+        pf[is] = v.scale;
+        pf[im] = v.min;
+      }
     }
   }
 }
 
 // Row r of a stored matrix as floats (cols values): min + q * scale per group.
-inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data, const float* params,
+inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data, const void* params,
                                     uint64_t r, float* out) {
   for (uint64_t g = 0; g < s.groups; ++g) {
     const ZeroOneParams p = zero_one_params_at(s, params, r, g);
@@ -148,6 +207,8 @@ inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data, 
     }
   }
 }
+
+}  // namespace
 
 }  // namespace ember
 

@@ -11,6 +11,7 @@
 
 #include "core/half.h"
 #include "core/zero_one.h"
+#include "kernels/kernels.h"
 
 namespace ember {
 namespace kernels {
@@ -106,27 +107,67 @@ inline float quantize_group_s8(const float* x, size_t n, int8_t* a, int32_t* sum
   return d;
 }
 
+// msum of one token (QuantizeActsS8Fn): for each weight group of `group` values, the sum over its
+// activation groups h of d[h] * (float)sum[h], in order from the first product (kernels.h).
+inline void act_group_msums(size_t k, size_t group, size_t act_group, const float* d,
+                            const int32_t* sum, float* msum) {
+  const size_t groups = (k + group - 1) / group, acts = (k + act_group - 1) / act_group;
+  const size_t per = group / act_group;
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t h0 = g * per, h1 = h0 + per < acts ? h0 + per : acts;
+    float f = d[h0] * static_cast<float>(sum[h0]);
+    for (size_t h = h0 + 1; h < h1; ++h) f = f + d[h] * static_cast<float>(sum[h]);
+    msum[g] = f;
+  }
+}
+
 // The stored row blocks of a u8 matrix with k columns and groups of `group` bytes
-// (core/zero_one.h), in the sizes a kernel walks them by (the model verifier checked the sizes).
+// (core/zero_one.h), in the sizes a kernel walks them by (the model verifier checked the sizes),
+// and the activation groups of `act_group` bytes it is multiplied with.
 struct U8Blocks {
   size_t k, group, groups, units_full, group_bytes, block_bytes;
-  U8Blocks(size_t k_, size_t group_)
-      : k(k_),
-        group(group_),
-        groups((k_ + group_ - 1) / group_),
-        units_full((group_ + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes),
+  size_t act_group, acts;     // activation group length, activation groups per row
+  size_t param_bytes;         // of one scale or min: 4 (f32) or 2 (f16)
+  size_t group_params_bytes;  // of one block's group: 32 values
+  U8Blocks(const U8Matrix& w, size_t act_group_)
+      : k(w.k),
+        group(w.group),
+        groups((w.k + w.group - 1) / w.group),
+        units_full((w.group + kZeroOneUnitBytes - 1) / kZeroOneUnitBytes),
         group_bytes(units_full * kZeroOneUnitStride),
         block_bytes(group_bytes * (groups - 1) + (len(groups - 1) + kZeroOneUnitBytes - 1) /
-                                                     kZeroOneUnitBytes * kZeroOneUnitStride) {}
+                                                     kZeroOneUnitBytes * kZeroOneUnitStride),
+        act_group(act_group_),
+        acts((w.k + act_group_ - 1) / act_group_),
+        param_bytes(zero_one_param_bytes(w.params_type)),
+        group_params_bytes(kZeroOneParamFloats * param_bytes) {}
   // Bytes of group g (the last may be partial).
   size_t len(size_t g) const { return k - g * group < group ? k - g * group : group; }
+  // Bytes of activation group h (the last may be partial).
+  size_t act_len(size_t h) const {
+    return k - h * act_group < act_group ? k - h * act_group : act_group;
+  }
 };
 
-// The float epilogue of one (token, row, group) of the u8 x s8 matmul.
+// The float epilogue of one (token, row, group) of the u8 x s8 matmul where the activation group
+// is the weight group.
 inline float u8s8_group_term(float scale, float min, float d, int32_t isum, int32_t asum) {
   const float sd = scale * d;
   const float md = min * d;
   return sd * static_cast<float>(isum) + md * static_cast<float>(asum);
+}
+
+// Param i of a group's 32 (16 scales, 16 mins) stored as f32 or f16 (exact widening).
+template <bool kF16>
+inline float u8_param(const uint8_t* pg, size_t i) {
+  if (kF16) {
+    uint16_t h;
+    std::memcpy(&h, pg + 2 * i, 2);
+    return f16_to_f32(h);
+  }
+  float f;
+  std::memcpy(&f, pg + 4 * i, 4);
+  return f;
 }
 
 }  // namespace

@@ -31,11 +31,20 @@
 //   NaN passes unchanged, exp(-inf) = 0, exp(+inf) = +inf.
 // - The reductions above (max, sums) are O(n) and stay sequential scalar loops in every variant;
 //   exp and the element-wise multiplies / divides use SIMD (IEEE exact, hence the same bits).
-// - u8 x s8: the integer dot of each group is exact (any order, any sign trick); the float part is
-//   acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum), groups in increasing order from
-//   +0.
+// - u8 x s8: the integer dot of each activation group is exact (any order, any sign trick); s and
+//   m are the weight group's scale and min (f16 params widened exactly to f32). Weight groups in
+//   increasing order, acc from +0. Where the activation group is the weight group (one d and
+//   asum per weight group; the only order before format 3):
+//     acc = acc + ((s * d) * (float)isum + (m * d) * (float)asum)
+//   Where a weight group holds H > 1 activation groups h = 0..H-1 (scales d_h, integer dots
+//   isum_h):
+//     f = d_0 * (float)isum_0;  f = f + d_h * (float)isum_h  for h = 1..H-1 in order;
+//     acc = acc + (s * f + m * msum)
+//   with msum the same sum over (d_h, (float)asum_h), computed once per token and weight group by
+//   the activation quantization (below).
 // - Activation quantization: d = amax / 127, a = nearbyint(x * (1 / d)) clamped to +-127 (ties to
-//   even, as cvtps2dq / fcvtns do).
+//   even, as cvtps2dq / fcvtns do), per activation group; msum of each weight group as above,
+//   in scalar code in every variant.
 //
 // Shapes: weights are (n, k) row-major — n outputs, k inputs, like nn.Linear.weight. Activations
 // are (m, k) row-major: m tokens. Outputs are (m, ldy) with the result in columns [n0, n1).
@@ -45,30 +54,48 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/zero_one.h"
 
 namespace ember {
 namespace kernels {
 
 // --- Activation quantization for the u8 x s8 matmul ---------------------------------------------
-// x (m, k) float -> a (m, k) int8 with one scale per group of `group` values along k (the weight's
-// group; group == k for per-row weights; the last group may be partial): d = max|x| / 127,
-// a = round(x / d) in -127..127 (d = 0 and a = 0 for an all-zero group), plus sum[g] = sum of a in
-// the group (for the weight-min correction). d, sum: (m, groups).
-using QuantizeActsS8Fn = void (*)(const float* x, size_t m, size_t k, size_t group, int8_t* a,
-                                  float* d, int32_t* sum);
+// x (m, k) float -> a (m, k) int8 with one scale per activation group of `act_group` values along
+// k (act_group divides `group`, the weight's group, or equals it; group == k for per-row weights;
+// the last group may be partial): d = max|x| / 127, a = round(x / d) in -127..127 (d = 0 and
+// a = 0 for an all-zero group), sum = the sum of a in the group (for the weight-min correction);
+// d, sum: (m, act groups). msum: (m, weight groups), each weight group's sum over its activation
+// groups of d * (float)sum in the Float order above (the min term of the H > 1 order).
+using QuantizeActsS8Fn = void (*)(const float* x, size_t m, size_t k, size_t group,
+                                  size_t act_group, int8_t* a, float* d, int32_t* sum, float* msum);
 
 // --- Zero-one u8 weight x s8 activation matmul ---------------------------------------------------
-// w, p: an (n, k) matrix stored in row blocks (core/zero_one.h: 16 rows, units of 4 bytes per row,
-// params (blocks, groups, {16 scales, 16 mins})), groups of `group` bytes along k (the last may be
-// partial). For rows j in [n0, n1) — any range: a variant computes the 16-row blocks that overlap
-// it and writes only those rows —
-// y[i][j] = sum over groups g of  s[j][g] * d[i][g] * (float)isum(q[j][g] . a[i][g])
-//                               + min[j][g] * d[i][g] * (float)sum[i][g]
-// accumulated in float in increasing g. Each weight is read once per call whatever m is.
-using MatmulU8S8Fn = void (*)(const uint8_t* w, const float* p, size_t k, size_t group,
-                              const int8_t* a, const float* d, const int32_t* sum, size_t m,
-                              float* y, size_t ldy, size_t n0, size_t n1);
+// A u8 matrix (n, k) as stored (core/zero_one.h): row blocks of 16 rows, units of 4 bytes per row,
+// params (blocks, groups, {16 scales, 16 mins}) of params_type, groups of `group` bytes along k
+// (the last may be partial).
+struct U8Matrix {
+  const uint8_t* data;  // (blocks, groups, units, 16, 4)
+  const void* params;   // (blocks, groups, 32) f32 or f16
+  DType params_type;    // kF32 or kF16
+  size_t k, group;
+};
+// Activations (m, k) quantized by QuantizeActsS8Fn with the matrix's group and act_group.
+struct S8Acts {
+  const int8_t* a;     // (m, k)
+  const float* d;      // (m, act groups)
+  const int32_t* sum;  // (m, act groups)
+  const float* msum;   // (m, groups); read only where act_group < group
+  size_t act_group;    // divides group (or equals it)
+};
+// For rows j in [n0, n1) — any range: a variant computes the 16-row blocks that overlap it and
+// writes only those rows —
+// y[i][j] = sum over groups g of  s[j][g] * sum_h d[i][h] * (float)isum(q[j][h] . a[i][h])
+//                               + min[j][g] * sum_h d[i][h] * (float)sum[i][h]
+// (h: the activation groups of weight group g) accumulated in float in the Float order above.
+// Each weight is read once per call whatever m is.
+using MatmulU8S8Fn = void (*)(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
+                              size_t n0, size_t n1);
 
 // --- Float matmul: y[i][j] = dot(w[j], x[i]) over k, rows j in [n0, n1); w (n, k) f32 ------------
 using MatmulF32Fn = void (*)(const float* w, size_t k, const float* x, size_t m, float* y,

@@ -16,12 +16,10 @@ namespace {  // internal linkage: compiled into files with different ISA flags (
 // shifted to the block's first row; sums start at 0 when g0 == 0, else from yb.
 struct BlockTile {
   const uint8_t* wb;  // the block's weights: (groups, units, 16, 4)
-  const float* pb;    // its params: (groups, {16 scales, 16 mins})
+  const uint8_t* pb;  // its params: (groups, {16 scales, 16 mins}) f32 or f16
   const U8Blocks* L;
   size_t g0, g1;
-  const int8_t* a;  // (m, k)
-  const float* d;   // (m, groups)
-  const int32_t* sum;
+  const S8Acts* x;  // a (m, k), d and sum (m, act groups), msum (m, groups)
   size_t i0;
   float* yb;
   size_t ldy, r0, r1;
@@ -30,23 +28,33 @@ using BlockTileFn = void (*)(const BlockTile& t);
 
 constexpr size_t kPanelBytes = 16384;
 
+// A variant's tiles[mr] (mr = 1..kMaxTile) for each form of the matmul: f32 or f16 params, with
+// the activation group equal to the weight group (kSub false) or smaller.
+struct TileSets {
+  const BlockTileFn* f32;
+  const BlockTileFn* f16;
+  const BlockTileFn* f32_sub;
+  const BlockTileFn* f16_sub;
+};
+
 template <int kMaxTile>
-void run_u8_blocks(const BlockTileFn* tiles, const uint8_t* w, const float* p, size_t k,
-                   size_t group, const int8_t* a, const float* d, const int32_t* sum, size_t m,
-                   float* y, size_t ldy, size_t n0, size_t n1) {
+void run_u8_blocks(const TileSets& sets, const U8Matrix& w, const S8Acts& x, size_t m, float* y,
+                   size_t ldy, size_t n0, size_t n1) {
   if (n1 <= n0 || m == 0) return;
   constexpr size_t R = kZeroOneBlockRows;
-  const U8Blocks L(k, group);
+  const U8Blocks L(w, x.act_group);
+  const bool f16 = w.params_type == DType::kF16, sub = x.act_group < w.group;
+  const BlockTileFn* tiles =
+      sub ? (f16 ? sets.f16_sub : sets.f32_sub) : (f16 ? sets.f16 : sets.f32);
+  const uint8_t* params = static_cast<const uint8_t*>(w.params);
   const size_t panel = L.group_bytes < kPanelBytes ? kPanelBytes / L.group_bytes : 1;  // groups
   for (size_t b = n0 / R; b * R < n1; ++b) {
-    BlockTile t{w + b * L.block_bytes,
-                p + b * L.groups * kZeroOneParamFloats,
+    BlockTile t{w.data + b * L.block_bytes,
+                params + b * L.groups * L.group_params_bytes,
                 &L,
                 0,
                 L.groups,
-                a,
-                d,
-                sum,
+                &x,
                 0,
                 y + b * R,
                 ldy,

@@ -9,11 +9,10 @@ namespace ember {
 namespace kernels {
 
 #define EMBER_DECLARE_VARIANT_SET(isa)                                                            \
-  void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, int8_t* a,         \
-                             float* d, int32_t* sum);                                             \
-  void u8s8_matmul_##isa(const uint8_t* w, const float* p, size_t k, size_t group,                \
-                         const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y, \
-                         size_t ldy, size_t n0, size_t n1);                                       \
+  void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, size_t act_group,  \
+                             int8_t* a, float* d, int32_t* sum, float* msum);                     \
+  void u8s8_matmul_##isa(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,      \
+                         size_t n0, size_t n1);                                                   \
   void f32_matmul_##isa(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy, \
                         size_t n0, size_t n1);                                                    \
   void f16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,          \
@@ -32,18 +31,15 @@ EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)
 EMBER_DECLARE_VARIANT_SET(avx2)
 // avx512vnni differs from avx2 only in the integer dot; its table reuses avx2's other kernels.
-void u8s8_matmul_avx512vnni(const uint8_t* w, const float* p, size_t k, size_t group,
-                            const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
-                            size_t ldy, size_t n0, size_t n1);
+void u8s8_matmul_avx512vnni(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
+                            size_t n0, size_t n1);
 #endif
 #if defined(__aarch64__)
 EMBER_DECLARE_VARIANT_SET(neon)
 // neon-dot and i8mm differ from neon only in the integer dot; their tables reuse neon's float ops.
-void u8s8_matmul_neondot(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
-                         const float* d, const int32_t* sum, size_t m, float* y, size_t ldy,
+void u8s8_matmul_neondot(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
                          size_t n0, size_t n1);
-void u8s8_matmul_i8mm(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
-                      const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0,
+void u8s8_matmul_i8mm(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy, size_t n0,
                       size_t n1);
 #endif
 

@@ -267,7 +267,9 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
     }
     w.printf("] %llu bytes", (unsigned long long)(t->data_size() + t->params_size()));
     if (t->dtype() == fb::DType::U8_ZERO_ONE) {
-      w.printf(", group %u", t->group_size());
+      w.printf(", group %u, %s params, act group %u", t->group_size(),
+               fb::EnumNameDType(t->params_dtype()),
+               t->act_group() != 0 ? t->act_group() : t->group_size());
     }
     if (t->dtype() != fb::DType::F32 || t->quant_rel_rms_error() != 0.0f) {
       w.printf(", rel rms error %.3g", (double)t->quant_rel_rms_error());

@@ -113,7 +113,7 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   pl.add(B * (c.head_dim / 2), sizeof(float), &p.off_rope_sin);
   pl.add(uint64_t{c.num_heads} * T, sizeof(float), &p.off_scores);
   // Activation quantization for the u8 matrices only: none for float ones (kept in float or all).
-  p.linear_bytes = LinearExecutor::scratch_bytes(B, m.u8_k_max, m.max_groups);
+  p.linear_bytes = LinearExecutor::scratch_bytes(B, m.u8_k_max, m.max_groups, m.max_act_groups);
   pl.add(p.linear_bytes, 1, &p.off_linear);
   pl.add(V, sizeof(float), &p.off_sample_val);
   pl.add(V, sizeof(int32_t), &p.off_sample_idx);
@@ -195,7 +195,7 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   Status s = ctx->pool.init(plan.n_threads);
   if (s == Status::kOk) {
     s = ctx->linear.init(&ctx->pool, block + plan.off_linear, plan.linear_bytes, plan.n_batch_max,
-                         m.u8_k_max, m.max_groups);
+                         m.u8_k_max, m.max_groups, m.max_act_groups);
   }
   if (s != Status::kOk) {
     ctx->~ember_context();

@@ -18,10 +18,8 @@ struct MatmulJob {
   const float* x;
   size_t m;
   float* y;
-  // u8 only
-  const int8_t* a;
-  const float* d;
-  const int32_t* sum;
+  // u8 only: the quantized input, and the weight's group length
+  kernels::S8Acts acts;
   size_t group;
 };
 
@@ -72,16 +70,18 @@ struct MultiJob {
 namespace {
 
 // Scratch layout (each part 64-byte aligned):
-//   a   (m_max, k_max)       int8   quantized activations
-//   d   (m_max, max_groups)  float  activation scales
-//   sum (m_max, max_groups)  int32  per-group sums of a
+//   a    (m_max, k_max)           int8   quantized activations
+//   d    (m_max, max_act_groups)  float  activation scales
+//   sum  (m_max, max_act_groups)  int32  per-activation-group sums of a
+//   msum (m_max, max_groups)      float  per-weight-group min terms (kernels.h)
 struct ScratchLayout {
-  size_t a_off, d_off, sum_off, total;
-  ScratchLayout(size_t m_max, size_t k_max, size_t max_groups) {
+  size_t a_off, d_off, sum_off, msum_off, total;
+  ScratchLayout(size_t m_max, size_t k_max, size_t max_groups, size_t max_act_groups) {
     a_off = 0;
     d_off = round_up(a_off + m_max * k_max, kAlign);
-    sum_off = round_up(d_off + m_max * max_groups * sizeof(float), kAlign);
-    total = round_up(sum_off + m_max * max_groups * sizeof(int32_t), kAlign) + kAlign;
+    sum_off = round_up(d_off + m_max * max_act_groups * sizeof(float), kAlign);
+    msum_off = round_up(sum_off + m_max * max_act_groups * sizeof(int32_t), kAlign);
+    total = round_up(msum_off + m_max * max_groups * sizeof(float), kAlign) + kAlign;
   }
 };
 
@@ -89,10 +89,12 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
   const WeightRef& w = *job.w;
   const size_t k = w.cols, ldy = w.rows;
   switch (w.type) {
-    case DType::kU8ZeroOne:
-      job.table->matmul_u8s8(static_cast<const uint8_t*>(w.data), w.params, k, job.group, job.a,
-                             job.d, job.sum, job.m, job.y, ldy, n0, n1);
+    case DType::kU8ZeroOne: {
+      const kernels::U8Matrix u{static_cast<const uint8_t*>(w.data), w.params, w.params_type, k,
+                                job.group};
+      job.table->matmul_u8s8(u, job.acts, job.m, job.y, ldy, n0, n1);
       break;
+    }
     case DType::kF32:
       job.table->matmul_f32(static_cast<const float*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
       break;
@@ -122,27 +124,35 @@ void multi_item(void* arg, size_t t) { run_multi_item(*static_cast<const MultiJo
 struct QuantJob {
   const kernels::KernelTable* table;
   const float* x;
-  size_t k, group, groups;
+  size_t k, group, groups, act_group, acts;
   int8_t* a;
   float* d;
   int32_t* sum;
+  float* msum;
 };
 
 void quant_tile(void* arg, size_t i0, size_t count) {
   const QuantJob& q = *static_cast<const QuantJob*>(arg);
-  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.a + i0 * q.k,
-                            q.d + i0 * q.groups, q.sum + i0 * q.groups);
+  q.table->quantize_acts_s8(q.x + i0 * q.k, count, q.k, q.group, q.act_group, q.a + i0 * q.k,
+                            q.d + i0 * q.acts, q.sum + i0 * q.acts, q.msum + i0 * q.groups);
 }
 
-// True when the weights can run on one prepared input: all u8 of one (cols, group), or all float
-// of one cols.
+// The activation group of u8 weight w with k columns and groups of `group`.
+size_t act_group_of(const WeightRef& w, size_t group) {
+  return zero_one_act_group_len(group, w.act_group);
+}
+
+// True when the weights can run on one prepared input: all u8 of one (cols, group, act group), or
+// all float of one cols.
 bool share_input(const WeightRef* const* w, size_t count) {
   const bool u8 = w[0]->type == DType::kU8ZeroOne;
   const size_t k = w[0]->cols;
   const size_t group = u8 ? zero_one_group_len(k, w[0]->group) : 0;
+  const size_t act = u8 ? act_group_of(*w[0], group) : 0;
   for (size_t j = 1; j < count; ++j) {
     if ((w[j]->type == DType::kU8ZeroOne) != u8 || w[j]->cols != k ||
-        (u8 && zero_one_group_len(k, w[j]->group) != group)) {
+        (u8 &&
+         (zero_one_group_len(k, w[j]->group) != group || act_group_of(*w[j], group) != act))) {
       return false;
     }
   }
@@ -151,13 +161,14 @@ bool share_input(const WeightRef* const* w, size_t count) {
 
 }  // namespace
 
-size_t LinearExecutor::scratch_bytes(size_t m_max, size_t k_max, size_t max_groups) {
-  return ScratchLayout(m_max, k_max, max_groups).total;
+size_t LinearExecutor::scratch_bytes(size_t m_max, size_t k_max, size_t max_groups,
+                                     size_t max_act_groups) {
+  return ScratchLayout(m_max, k_max, max_groups, max_act_groups).total;
 }
 
 Status LinearExecutor::init(const ThreadPool* pool, void* scratch, size_t scratch_size,
-                            size_t m_max, size_t k_max, size_t max_groups) {
-  const size_t need = scratch_bytes(m_max, k_max, max_groups);
+                            size_t m_max, size_t k_max, size_t max_groups, size_t max_act_groups) {
+  const size_t need = scratch_bytes(m_max, k_max, max_groups, max_act_groups);
   if (pool == nullptr || scratch == nullptr || scratch_size < need) {
     return set_error(Status::kBufferTooSmall, "linear scratch: %zu bytes given, %zu needed",
                      scratch_size, need);
@@ -170,31 +181,32 @@ Status LinearExecutor::init(const ThreadPool* pool, void* scratch, size_t scratc
   m_max_ = m_max;
   k_max_ = k_max;
   max_groups_ = max_groups;
+  max_act_groups_ = max_act_groups;
   return Status::kOk;
 }
 
 void LinearExecutor::quantize_input(const WeightRef& w, const float* x, size_t m, MatmulJob* job) {
   const kernels::KernelTable& table = *job->table;
-  const ScratchLayout lay(m_max_, k_max_, max_groups_);
+  const ScratchLayout lay(m_max_, k_max_, max_groups_, max_act_groups_);
   const size_t k = w.cols;
   const size_t group = zero_one_group_len(k, w.group);
   const size_t groups = zero_one_groups_per_row(k, w.group);
-  assert(groups <= max_groups_);
-  (void)groups;  // (only the assert and the pool use it)
+  const size_t act_group = act_group_of(w, group);
+  const size_t acts = (k + act_group - 1) / act_group;
+  assert(groups <= max_groups_ && acts <= max_act_groups_);
   uint8_t* base = static_cast<uint8_t*>(scratch_);
   int8_t* a = reinterpret_cast<int8_t*>(base + lay.a_off);        // (m, k)
-  float* d = reinterpret_cast<float*>(base + lay.d_off);          // (m, groups)
-  int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, groups)
+  float* d = reinterpret_cast<float*>(base + lay.d_off);          // (m, acts)
+  int32_t* sum = reinterpret_cast<int32_t*>(base + lay.sum_off);  // (m, acts)
+  float* msum = reinterpret_cast<float*>(base + lay.msum_off);    // (m, groups)
   const size_t threads = pool_->threads();
   if (threads > 1 && m >= 2 * threads && m * k >= ThreadPool::kMinParallelElements) {
-    QuantJob qj{&table, x, k, group, groups, a, d, sum};
+    QuantJob qj{&table, x, k, group, groups, act_group, acts, a, d, sum, msum};
     pool_->parallel_ranges(m, 0, quant_tile, &qj);
   } else {
-    table.quantize_acts_s8(x, m, k, group, a, d, sum);
+    table.quantize_acts_s8(x, m, k, group, act_group, a, d, sum, msum);
   }
-  job->a = a;
-  job->d = d;
-  job->sum = sum;
+  job->acts = kernels::S8Acts{a, d, sum, msum, act_group};
   job->group = group;
 }
 
@@ -203,7 +215,7 @@ void LinearExecutor::linear(const WeightRef& w, const float* x, size_t m, float*
   if (xnn_ != nullptr && w.type == DType::kF32 && xnn_->run(w, x, m, y)) return;
   MultiJob mj;
   mj.count = 1;
-  mj.jobs[0] = MatmulJob{&kernels::active(), &w, x, m, y, nullptr, nullptr, nullptr, 0};
+  mj.jobs[0] = MatmulJob{&kernels::active(), &w, x, m, y, {}, 0};
   if (w.type == DType::kU8ZeroOne) quantize_input(w, x, m, &mj.jobs[0]);
   run_multi(&mj);
 }
@@ -243,14 +255,12 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
   MultiJob mj;
   mj.count = count;
   for (size_t j = 0; j < count; ++j) {
-    mj.jobs[j] = MatmulJob{&table, w[j], x, m, y[j], nullptr, nullptr, nullptr, 0};
+    mj.jobs[j] = MatmulJob{&table, w[j], x, m, y[j], {}, 0};
   }
   if (u8) {
     quantize_input(*w[0], x, m, &mj.jobs[0]);
     for (size_t j = 1; j < count; ++j) {
-      mj.jobs[j].a = mj.jobs[0].a;
-      mj.jobs[j].d = mj.jobs[0].d;
-      mj.jobs[j].sum = mj.jobs[0].sum;
+      mj.jobs[j].acts = mj.jobs[0].acts;
       mj.jobs[j].group = mj.jobs[0].group;
     }
   }
@@ -260,23 +270,31 @@ void LinearExecutor::linear_multi(const WeightRef* const* w, float* const* y, si
 bool LinearExecutor::prepare(const WeightRef* const* w, size_t count, const float* x, size_t m) {
   if (count == 0 || w[0]->type != DType::kU8ZeroOne || !share_input(w, count)) return false;
   assert(m <= m_max_ && w[0]->cols <= k_max_);
-  MatmulJob job{&kernels::active(), w[0], x, m, nullptr, nullptr, nullptr, nullptr, 0};
+  MatmulJob job{&kernels::active(), w[0], x, m, nullptr, {}, 0};
   quantize_input(*w[0], x, m, &job);
   prep_x_ = x;
-  prep_a_ = job.a;
-  prep_d_ = job.d;
-  prep_sum_ = job.sum;
+  prep_a_ = job.acts.a;
+  prep_d_ = job.acts.d;
+  prep_sum_ = job.acts.sum;
+  prep_msum_ = job.acts.msum;
   prep_m_ = m;
   prep_k_ = w[0]->cols;
   prep_group_ = job.group;
+  prep_act_group_ = job.acts.act_group;
   return true;
 }
 
 void LinearExecutor::rows(const WeightRef& w, float* y, size_t r0, size_t r1) const {
   assert(w.type == DType::kU8ZeroOne && w.cols == prep_k_ &&
-         zero_one_group_len(w.cols, w.group) == prep_group_ && r0 <= r1 && r1 <= w.rows);
-  const MatmulJob job{&kernels::active(), &w,         prep_x_, prep_m_, y, prep_a_, prep_d_,
-                      prep_sum_,          prep_group_};
+         zero_one_group_len(w.cols, w.group) == prep_group_ &&
+         act_group_of(w, prep_group_) == prep_act_group_ && r0 <= r1 && r1 <= w.rows);
+  const MatmulJob job{&kernels::active(),
+                      &w,
+                      prep_x_,
+                      prep_m_,
+                      y,
+                      {prep_a_, prep_d_, prep_sum_, prep_msum_, prep_act_group_},
+                      prep_group_};
   run_rows(job, r0, r1);
 }
 

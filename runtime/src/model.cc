@@ -33,17 +33,24 @@ const fb::Tensor* find_tensor(const fb::Model* root, const char* name) {
   return nullptr;
 }
 
-// The zero-one parameters of a u8 tensor: size, alignment, place in the weight region and, with
-// `scan`, every value (scales finite and >= 0, mins finite).
+// The zero-one parameters of a u8 tensor: type, size, alignment, place in the weight region, the
+// activation group and, with `scan`, every value (scales finite and >= 0, mins finite).
 Status check_zero_one(const Model& m, const fb::Tensor* t, const char* name, const ZeroOneShape& zs,
                       bool scan, WeightRef* w) {
   unsigned long long pend = 0;
   if (t->params_size() != zs.params_bytes()) {
     return set_error(Status::kBadFormat,
-                     "tensor '%s': params_size %llu, %llu row blocks x %llu groups x 128 implies "
-                     "%llu",
+                     "tensor '%s': params_size %llu, %llu row blocks x %llu groups x 32 %s params "
+                     "implies %llu",
                      name, (unsigned long long)t->params_size(), (unsigned long long)zs.blocks,
-                     (unsigned long long)zs.groups, (unsigned long long)zs.params_bytes());
+                     (unsigned long long)zs.groups, dtype_name(dtype_to_fb(zs.params_type)),
+                     (unsigned long long)zs.params_bytes());
+  }
+  if (!zero_one_act_group_valid(zs.group, t->act_group())) {
+    return set_error(Status::kBadFormat,
+                     "tensor '%s': act_group %u for groups of %llu (must divide the group and be "
+                     "a multiple of %zu)",
+                     name, t->act_group(), (unsigned long long)zs.group, kZeroOneUnitBytes);
   }
   if (t->params_offset() % kWeightAlignment != 0) {
     return set_error(Status::kBadFormat, "tensor '%s': params_offset %llu is not %zu-byte aligned",
@@ -56,10 +63,9 @@ Status check_zero_one(const Model& m, const fb::Tensor* t, const char* name, con
                      name, (unsigned long long)t->params_offset(),
                      (unsigned long long)t->params_size(), (unsigned long long)m.weights_size);
   }
-  const float* p = reinterpret_cast<const float*>(m.weights + t->params_offset());
+  const void* p = m.weights + t->params_offset();
   for (uint64_t i = 0; scan && i < zs.params_floats(); ++i) {
-    float v;
-    std::memcpy(&v, p + i, sizeof v);
+    const float v = zero_one_param(p, zs.params_type, i);
     const bool is_scale = i % kZeroOneParamFloats < kZeroOneBlockRows;
     if (!std::isfinite(v) || (is_scale && v < 0.0f)) {
       const uint64_t block = i / kZeroOneParamFloats / zs.groups;
@@ -71,7 +77,9 @@ Status check_zero_one(const Model& m, const fb::Tensor* t, const char* name, con
     }
   }
   w->params = p;
+  w->params_type = zs.params_type;
   w->group = t->group_size();
+  w->act_group = t->act_group() == static_cast<uint32_t>(zs.group) ? 0 : t->act_group();
   return Status::kOk;
 }
 
@@ -121,7 +129,13 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                        "again with this version's ember-convert",
                        name, m.root->format_version(), kFormatVersionU8Blocks);
     }
-    if (t->group_size() > mcols || !zero_one_shape(mrows, mcols, t->group_size(), &zs)) {
+    DType pt = DType::kF32;
+    if (!dtype_from_fb(t->params_dtype(), &pt) || zero_one_param_bytes(pt) == 0) {
+      return set_error(Status::kUnsupported, "tensor '%s': params_dtype %s (%u); F32 or F16 only",
+                       name, dtype_name(t->params_dtype()),
+                       static_cast<unsigned>(t->params_dtype()));
+    }
+    if (t->group_size() > mcols || !zero_one_shape(mrows, mcols, t->group_size(), &zs, pt)) {
       return set_error(Status::kBadFormat, "tensor '%s': group_size %u for rows of %llu", name,
                        t->group_size(), (unsigned long long)mcols);
     }
@@ -287,7 +301,7 @@ float vector_element(const WeightRef& w, size_t i) {
       return bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
     case DType::kU8ZeroOne: {
       ZeroOneShape s;  // (checked by check_tensor)
-      zero_one_shape(w.rows, w.cols, w.group, &s);
+      zero_one_shape(w.rows, w.cols, w.group, &s, w.params_type);
       const uint8_t q = static_cast<const uint8_t*>(w.data)[zero_one_byte_offset(s, 0, i)];
       return zero_one_dequantize(q, zero_one_params_at(s, w.params, 0, i / s.group));
     }
@@ -332,6 +346,9 @@ void note_multiplied(Model* m, const WeightRef& w) {
   const size_t g = zero_one_groups_per_row(w.cols, w.group);
   if (g > m->max_groups) m->max_groups = g;
   if (w.cols > m->u8_k_max) m->u8_k_max = w.cols;
+  const size_t h = zero_one_act_group_len(zero_one_group_len(w.cols, w.group), w.act_group);
+  const size_t acts = (w.cols + h - 1) / h;
+  if (acts > m->max_act_groups) m->max_act_groups = acts;
 }
 
 // Bytes of a matrix in the weights region: its values and, for u8, its zero-one parameters.
@@ -340,7 +357,7 @@ uint64_t matrix_bytes(const WeightRef& w) {
   switch (w.type) {
     case DType::kU8ZeroOne: {
       ZeroOneShape s;  // (checked at load)
-      zero_one_shape(w.rows, w.cols, w.group, &s);
+      zero_one_shape(w.rows, w.cols, w.group, &s, w.params_type);
       return s.data_bytes() + s.params_bytes();  // padding rows included: they are read too
     }
     case DType::kF16:
@@ -614,7 +631,7 @@ void dequantize_row(const WeightRef& w, size_t row, float* out) {
     }
     case DType::kU8ZeroOne: {
       ZeroOneShape s;  // (checked at load)
-      zero_one_shape(w.rows, n, w.group, &s);
+      zero_one_shape(w.rows, n, w.group, &s, w.params_type);
       zero_one_dequantize_row(s, static_cast<const uint8_t*>(w.data), w.params, row, out);
       break;
     }

@@ -84,7 +84,8 @@ struct Model {
   LayerWeights* layers = nullptr;     // (num_layers), in the block
   float* vectors = nullptr;           // the float copies of norms/biases, in the block
   size_t max_groups = 0;  // most zero-one groups per row over the u8 matrices multiplied (0: none)
-  size_t u8_k_max = 0;    // most columns (inputs) of a u8 matrix multiplied (0: none)
+  size_t max_act_groups = 0;   // most activation groups per row over those matrices (0: none)
+  size_t u8_k_max = 0;         // most columns (inputs) of a u8 matrix multiplied (0: none)
   size_t max_piece_bytes = 0;  // longest tokenizer piece (sizes the detok buffer)
 
   Tokenizer tokenizer;  // its tables in the block

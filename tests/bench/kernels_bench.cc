@@ -25,16 +25,21 @@ namespace {
 using ember::ZeroOneParams;
 using ember::kernels::KernelTable;
 
-// An (n, k) u8 matrix in the stored row-block layout, m tokens of activations.
+// An (n, k) u8 matrix in the stored row-block layout (params f32 or f16), m tokens of activations
+// quantized in groups of `act` (0: the weight group).
 struct U8Problem {
-  size_t m, n, k, group, groups;
+  size_t m, n, k, group, groups, act, acts;
+  ember::DType pt;
   std::vector<uint8_t> q;  // row blocks
-  std::vector<float> p;    // their params
-  std::vector<float> x, d, y;
+  std::vector<uint8_t> p;  // their params
+  std::vector<float> x, d, ms, y;
   std::vector<int8_t> a;
   std::vector<int32_t> s;
-  U8Problem(size_t m_, size_t n_, size_t k_, size_t g_) : m(m_), n(n_), k(k_), group(g_) {
+  U8Problem(size_t m_, size_t n_, size_t k_, size_t g_, size_t act_ = 0,
+            ember::DType pt_ = ember::DType::kF32)
+      : m(m_), n(n_), k(k_), group(g_), act(act_ == 0 ? g_ : act_), pt(pt_) {
     groups = (k + group - 1) / group;
+    acts = (k + act - 1) / act;
     std::mt19937 rng(1);
     std::uniform_int_distribution<int> u8(0, 255);
     std::uniform_real_distribution<float> uf(-1, 1);
@@ -43,30 +48,42 @@ struct U8Problem {
     std::vector<ZeroOneParams> rp(n * groups);
     for (auto& v : rp) v = {uf(rng) * 0.01f, uf(rng)};
     ember::ZeroOneShape shape;
-    if (!ember::zero_one_shape(n, k, group, &shape)) std::abort();
+    if (!ember::zero_one_shape(n, k, group, &shape, pt)) std::abort();
     q.resize(shape.data_bytes());
-    p.resize(shape.params_floats());
+    p.resize(shape.params_bytes());
     ember::zero_one_pack(shape, rows.data(), rp.data(), q.data(), p.data());
     x.resize(m * k);
     for (auto& v : x) v = uf(rng);
     a.resize(m * k);
-    d.resize(m * groups);
-    s.resize(m * groups);
+    d.resize(m * acts);
+    s.resize(m * acts);
+    ms.resize(m * groups);
     y.resize(m * n);
+  }
+  void quantize(const KernelTable* t) {
+    t->quantize_acts_s8(x.data(), m, k, group, act, a.data(), d.data(), s.data(), ms.data());
+  }
+  ember::kernels::U8Matrix matrix() const {
+    return ember::kernels::U8Matrix{q.data(), p.data(), pt, k, group};
+  }
+  ember::kernels::S8Acts in() const {
+    return ember::kernels::S8Acts{a.data(), d.data(), s.data(), ms.data(), act};
   }
 };
 
-void BM_u8s8(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k, size_t g) {
-  U8Problem pr(m, n, k, g);
-  t->quantize_acts_s8(pr.x.data(), m, k, g, pr.a.data(), pr.d.data(), pr.s.data());
+void BM_u8s8(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k, size_t g,
+             size_t act, ember::DType pt) {
+  U8Problem pr(m, n, k, g, act, pt);
+  pr.quantize(t);
+  const ember::kernels::U8Matrix w = pr.matrix();
+  const ember::kernels::S8Acts x = pr.in();
   for (auto _ : st) {
-    t->matmul_u8s8(pr.q.data(), pr.p.data(), k, g, pr.a.data(), pr.d.data(), pr.s.data(), m,
-                   pr.y.data(), n, 0, n);
+    t->matmul_u8s8(w, x, m, pr.y.data(), n, 0, n);
     benchmark::ClobberMemory();
   }
   st.counters["MAC/s"] =
       benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
-  st.counters["wB/s"] = benchmark::Counter(double(pr.q.size() + 4 * pr.p.size()) * st.iterations(),
+  st.counters["wB/s"] = benchmark::Counter(double(pr.q.size() + pr.p.size()) * st.iterations(),
                                            benchmark::Counter::kIsRate);
 }
 
@@ -120,14 +137,15 @@ DramSet& dram_set() {  // built once, shared by the dram benchmarks (tinyllama's
 
 void BM_u8s8_dram(benchmark::State& st, const KernelTable* t, size_t m) {
   DramSet& ds = dram_set();
-  std::vector<float> x(m * ds.k, 0.5f), d(m * ds.groups), y(m * ds.n);
+  std::vector<float> x(m * ds.k, 0.5f), d(m * ds.groups), ms(m * ds.groups), y(m * ds.n);
   std::vector<int8_t> a(m * ds.k);
   std::vector<int32_t> s(m * ds.groups);
-  t->quantize_acts_s8(x.data(), m, ds.k, 64, a.data(), d.data(), s.data());
+  t->quantize_acts_s8(x.data(), m, ds.k, 64, 64, a.data(), d.data(), s.data(), ms.data());
+  const ember::kernels::S8Acts in{a.data(), d.data(), s.data(), ms.data(), 64};
   size_t c = 0;
   for (auto _ : st) {
-    t->matmul_u8s8(ds.q(c), ds.params(c), ds.k, 64, a.data(), d.data(), s.data(), m, y.data(), ds.n,
-                   0, ds.n);
+    t->matmul_u8s8(ember::kernels::U8Matrix{ds.q(c), ds.params(c), ember::DType::kF32, ds.k, 64},
+                   in, m, y.data(), ds.n, 0, ds.n);
     benchmark::ClobberMemory();
     c = c + 1 == ds.count ? 0 : c + 1;
   }
@@ -152,7 +170,7 @@ void BM_stream_dram(benchmark::State& st) {
 void BM_quant(benchmark::State& st, const KernelTable* t, size_t m, size_t k, size_t g) {
   U8Problem pr(m, 1, k, g);
   for (auto _ : st) {
-    t->quantize_acts_s8(pr.x.data(), m, k, g, pr.a.data(), pr.d.data(), pr.s.data());
+    pr.quantize(t);
     benchmark::ClobberMemory();
   }
   st.counters["val/s"] =
@@ -285,10 +303,16 @@ void register_all() {
       for (size_t m :
            {size_t{1}, size_t{2}, size_t{4}, size_t{8}, size_t{16}, size_t{64}, size_t{512}}) {
         if (v == "scalar" && m > 4) continue;
+        const size_t g =
+            size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64);
         benchmark::RegisterBenchmark(
             ("u8s8/" + v + "/" + s.name + "/m" + std::to_string(m) + "/g64").c_str(), BM_u8s8, t, m,
-            s.n, s.k,
-            size_t(std::getenv("BENCH_GROUP") ? std::atoi(std::getenv("BENCH_GROUP")) : 64))
+            s.n, s.k, g, size_t{0}, ember::DType::kF32)
+            ->Unit(benchmark::kMillisecond);
+        // f16 params, activation groups of 16 (format 3).
+        benchmark::RegisterBenchmark(
+            ("u8s8/" + v + "/" + s.name + "/m" + std::to_string(m) + "/g64-f16-a16").c_str(),
+            BM_u8s8, t, m, s.n, s.k, g, size_t{16}, ember::DType::kF16)
             ->Unit(benchmark::kMillisecond);
       }
     for (size_t m : {size_t{1}, size_t{2}, size_t{8}})

@@ -54,9 +54,13 @@ struct EmberFile {
     }
     model = fb::GetSizePrefixedModel(bytes.data());
     EXPECT_EQ(model->format_version(), kFormatVersion);
-    // Format 2 changed only the u8 layout: a file without u8 tensors stays readable by runtime 1.
-    const bool u8 = (model->required_features() & kFeatureZeroOneU8) != 0;
-    EXPECT_EQ(model->min_runtime_version(), u8 ? kFormatVersionU8Blocks : 1u);
+    // Format 2 changed only the u8 layout: a file without u8 tensors stays readable by runtime 1;
+    // format 3 added f16 params and activation groups: a file without them, by runtime 2.
+    const uint64_t req = model->required_features();
+    const bool u8 = (req & kFeatureZeroOneU8) != 0;
+    const bool v3 = (req & (kFeatureZeroOneF16Params | kFeatureActGroups)) != 0;
+    EXPECT_EQ(model->min_runtime_version(),
+              v3 ? kFormatVersionU8Params : (u8 ? kFormatVersionU8Blocks : 1u));
     EXPECT_EQ(model->required_features() & ~kKnownRequiredFeatures, 0u);
     EXPECT_EQ(model->weights_offset() % kWeightAlignment, 0u);
     EXPECT_GE(model->weights_offset(), kSizePrefixBytes + fb_size);
@@ -115,15 +119,20 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
       const uint64_t rows = w.shape[0], cols = w.shape[1];
       ASSERT_EQ(t->group_size(), group > cols ? cols : group);
       const uint64_t glen = group == 0 || group > cols ? cols : group;
+      const bool f16 = t->params_dtype() == fb::DType::F16;
+      ASSERT_TRUE(f16 || t->params_dtype() == fb::DType::F32);
+      ASSERT_TRUE(f16 == ((f.model->required_features() & kFeatureZeroOneF16Params) != 0));
+      ASSERT_TRUE(t->act_group() == 0 || (f.model->required_features() & kFeatureActGroups) != 0);
       ZeroOneShape shape;
-      ASSERT_TRUE(zero_one_shape(rows, cols, t->group_size(), &shape));
+      ASSERT_TRUE(
+          zero_one_shape(rows, cols, t->group_size(), &shape, f16 ? DType::kF16 : DType::kF32));
       ASSERT_EQ(t->data_size(), shape.data_bytes());
       ASSERT_EQ(t->params_size(), shape.params_bytes());
       EXPECT_EQ(t->params_offset() % kWeightAlignment, 0u);
       EXPECT_GE(t->params_offset(), t->data_offset() + t->data_size());
       ASSERT_LE(t->params_offset() + t->params_size(), f.model->weights_size());
       prev_end = t->params_offset() + t->params_size();
-      std::vector<float> params(shape.params_floats());
+      std::vector<uint8_t> params(shape.params_bytes());
       std::memcpy(params.data(), f.params(t), shape.params_bytes());
       long double num = 0, den = 0;
       for (uint64_t r = 0; r < rows; ++r)
@@ -131,7 +140,11 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
           const ZeroOneParams p = zero_one_params_at(shape, params.data(), r, c / glen);
           const float x = w.data[r * cols + c];
           const float d = p.min + f.data(t)[zero_one_byte_offset(shape, r, c)] * p.scale;
-          ASSERT_LE(std::fabs(x - d), p.scale * 0.501f + 1e-6f * std::fabs(x)) << r << "," << c;
+          // f16 params: a weight past the grid's ends (min and scale rounded) by up to a quarter
+          // step plus half an f16 ulp of the weight.
+          const float bound = f16 ? p.scale * 0.75f + std::fabs(x) * 0x1p-11f
+                                  : p.scale * 0.501f + 1e-6f * std::fabs(x);
+          ASSERT_LE(std::fabs(x - d), bound) << r << "," << c;
           num += (static_cast<long double>(x) - d) * (static_cast<long double>(x) - d);
           den += static_cast<long double>(x) * x;
         }
@@ -179,17 +192,71 @@ TEST(ConvertCli, Stories260KF32IsExact) {
 TEST(ConvertCli, Stories260KU8DefaultGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   std::string log;
-  const std::string out = converted_model(hf, "", &log);  // default: u8, group 16
+  // default: u8, group 16, f16 params, activation group auto (= the group at 16)
+  const std::string out = converted_model(hf, "", &log);
   ASSERT_FALSE(out.empty());
-  EXPECT_NE(log.find("u8/g16"), std::string::npos) << log;
+  EXPECT_NE(log.find("u8/g16/f16"), std::string::npos) << log;
+  EXPECT_EQ(log.find("/a16"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
-  EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureZeroOneU8));
+  EXPECT_EQ(f.model->required_features(), kFeatureZeroOneU8 | kFeatureZeroOneF16Params);
   check_against_source(f, hf, QuantMode::U8, 16);
   const fb::Tensor* down = f.tensor("model.layers.0.mlp.down_proj.weight");
   ASSERT_NE(down, nullptr);
-  EXPECT_EQ(down->params_size(), 64u * 11u * 8u);  // 172 = 10 x 16 + 12
+  EXPECT_EQ(down->params_size(), 64u * 11u * 4u);  // 172 = 10 x 16 + 12; f16 scale and min
+  EXPECT_EQ(down->params_dtype(), fb::DType::F16);
+  EXPECT_EQ(down->act_group(), 0u);
   std::printf("stories260K u8/g16 .ember: %zu bytes\n", f.bytes.size());
+}
+
+// --group 64: f16 params and activation groups of 16 by default (runtime 3); --params f32
+// --act-group 0 writes what format 2 wrote (runtime 2 reads it); an activation group that does
+// not divide the group is an error that names it.
+TEST(ConvertCli, ParamsTypeAndActGroup) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  std::string log;
+  std::string out = converted_model(hf, "--quant u8 --group 64", &log);
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE(log.find("u8/g64/f16/a16"), std::string::npos) << log;
+  {
+    EmberFile f(out);
+    ASSERT_NE(f.model, nullptr);
+    EXPECT_EQ(f.model->required_features(),
+              kFeatureZeroOneU8 | kFeatureZeroOneF16Params | kFeatureActGroups);
+    EXPECT_EQ(f.model->min_runtime_version(), kFormatVersionU8Params);
+    const fb::Tensor* q = f.tensor("model.layers.0.self_attn.q_proj.weight");
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(q->act_group(), 16u);
+    EXPECT_EQ(q->params_size(), 4u * 1u * 32u * 2u);  // 4 row blocks, 1 group, 32 f16 values
+    check_against_source(f, hf, QuantMode::U8, 64);
+  }
+  out = converted_model(hf, "--quant u8 --group 64 --params f32 --act-group 0");
+  ASSERT_FALSE(out.empty());
+  {
+    EmberFile f(out);
+    ASSERT_NE(f.model, nullptr);
+    EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureZeroOneU8));
+    EXPECT_EQ(f.model->min_runtime_version(), kFormatVersionU8Blocks);
+    check_against_source(f, hf, QuantMode::U8, 64);
+  }
+  out = converted_model(hf, "--quant u8 --group 64 --params f32 --act-group 32");
+  ASSERT_FALSE(out.empty());
+  {
+    EmberFile f(out);
+    ASSERT_NE(f.model, nullptr);
+    EXPECT_EQ(f.model->required_features(), kFeatureZeroOneU8 | kFeatureActGroups);
+    EXPECT_EQ(f.tensor("model.layers.0.self_attn.q_proj.weight")->act_group(), 32u);
+  }
+  const std::string bad = ember_test::temp_path("bad-act.ember");
+  CommandResult r = run_convert(hf + " -o " + bad + " --group 64 --act-group 24");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("--act-group 24"), std::string::npos) << r.output;
+  r = run_convert(hf + " -o " + bad + " --act-group sixteen");
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("sixteen"), std::string::npos) << r.output;
+  r = run_convert(hf + " -o " + bad + " --params f8");
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_FALSE(exists(bad));
 }
 
 TEST(ConvertCli, GroupZeroAndOddGroup) {

@@ -25,6 +25,8 @@ namespace {
 using ember::DType;
 using ember::ZeroOneParams;
 using ember::kernels::KernelTable;
+using ember::kernels::S8Acts;
+using ember::kernels::U8Matrix;
 
 const KernelTable* find_variant(const std::string& name) {
   for (size_t i = 0; i < ember::kernels::variant_count(); ++i) {
@@ -70,18 +72,35 @@ std::vector<std::tuple<size_t, size_t, size_t>> odd_shapes(size_t max_work) {
 // Group sizes: 16 (the converter's default), 32, 64, 128, an odd one and whole row (0).
 const uint32_t kGroups[] = {16, 32, 64, 128, 10, 0};
 
-// A row-major (n, k) matrix q with row-major params (n, groups) in the stored row-block layout.
+// A row-major (n, k) matrix q with row-major params (n, groups) in the stored row-block layout,
+// params f32 or f16 (rounded to nearest even by zero_one_pack).
 struct Packed {
   std::vector<uint8_t> data;
-  std::vector<float> params;
+  std::vector<uint8_t> params;
+  DType params_type;
 };
 Packed pack(const std::vector<uint8_t>& q, const std::vector<ZeroOneParams>& p, size_t n, size_t k,
-            uint32_t group) {
+            uint32_t group, DType params_type = DType::kF32) {
   ember::ZeroOneShape s;
-  EXPECT_TRUE(ember::zero_one_shape(n, k, group > k ? k : group, &s));
-  Packed out{std::vector<uint8_t>(s.data_bytes()), std::vector<float>(s.params_floats())};
+  EXPECT_TRUE(ember::zero_one_shape(n, k, group > k ? k : group, &s, params_type));
+  Packed out{std::vector<uint8_t>(s.data_bytes()), std::vector<uint8_t>(s.params_bytes()),
+             params_type};
   ember::zero_one_pack(s, q.data(), p.data(), out.data.data(), out.params.data());
   return out;
+}
+
+// The params as the kernels see them: f16 ones rounded by the reference's own conversion.
+std::vector<ZeroOneParams> as_stored(std::vector<ZeroOneParams> p, DType params_type) {
+  if (params_type == DType::kF16)
+    for (auto& v : p)
+      v = {ember_ref::f16_to_f32(ember_ref::f32_to_f16_rne(v.scale)),
+           ember_ref::f16_to_f32(ember_ref::f32_to_f16_rne(v.min))};
+  return p;
+}
+
+// The activation group of a test: 0 = the weight group G, else `act` where it fits G, else G.
+size_t act_group_for(size_t G, uint32_t act) {
+  return act != 0 && ember::zero_one_act_group_valid(G, act) ? act : G;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,16 +122,28 @@ class U8S8MatmulTester {
     group_ = v;
     return *this;
   }
+  // Activation group (0: the weight group; a value that does not fit the group: the group).
+  U8S8MatmulTester& act_group(uint32_t v) {
+    act_ = v;
+    return *this;
+  }
+  U8S8MatmulTester& params(DType v) {
+    params_ = v;
+    return *this;
+  }
   U8S8MatmulTester& seed(uint32_t v) {
     seed_ = v;
     return *this;
   }
 
   void Test(const KernelTable& t) const {
-    SCOPED_TRACE(testing::Message()
-                 << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_ << " group=" << group_);
     const size_t G = ember::zero_one_group_len(k_, group_);
+    const size_t H = act_group_for(G, act_);
+    SCOPED_TRACE(testing::Message()
+                 << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_ << " group=" << group_
+                 << " act=" << H << " params=" << (params_ == DType::kF16 ? "f16" : "f32"));
     const size_t groups = ember::zero_one_groups_per_row(k_, group_);
+    const size_t acts = (k_ + H - 1) / H;
     std::mt19937 rng(seed_);
     std::uniform_real_distribution<float> uw(-0.5f, 0.5f), ux(-3.0f, 3.0f);
     std::vector<float> w(n_ * k_), x(m_ * k_);
@@ -122,7 +153,7 @@ class U8S8MatmulTester {
     if (n_ > 1)
       for (size_t t = 0; t < std::min(G, k_); ++t) w[1 * k_ + t] = 0.25f;
     if (m_ > 1)
-      for (size_t t = 0; t < std::min(G, k_); ++t) x[1 * k_ + t] = 0.0f;
+      for (size_t t = 0; t < std::min(H, k_); ++t) x[1 * k_ + t] = 0.0f;
     std::vector<uint8_t> q(n_ * k_);
     std::vector<ZeroOneParams> p(n_ * groups);
     for (size_t j = 0; j < n_; ++j)
@@ -131,31 +162,42 @@ class U8S8MatmulTester {
         p[j * groups + g] = ember::zero_one_quantize_group(&w[j * k_ + k0], len, &q[j * k_ + k0]);
       }
 
-    // Activation quantization: exact against the reference.
+    // Activation quantization: exact against the reference; msum within the float sum's error.
     std::vector<int8_t> a(m_ * k_), ar(m_ * k_);
-    std::vector<float> d(m_ * groups), dr(m_ * groups);
-    std::vector<int32_t> s(m_ * groups), sr(m_ * groups);
-    t.quantize_acts_s8(x.data(), m_, k_, G, a.data(), d.data(), s.data());
-    ember_ref::quantize_acts_s8(x.data(), m_, k_, G, ar.data(), dr.data(), sr.data());
+    std::vector<float> d(m_ * acts), dr(m_ * acts), ms(m_ * groups);
+    std::vector<int32_t> s(m_ * acts), sr(m_ * acts);
+    std::vector<double> msr(m_ * groups);
+    t.quantize_acts_s8(x.data(), m_, k_, G, H, a.data(), d.data(), s.data(), ms.data());
+    ember_ref::quantize_acts_s8(x.data(), m_, k_, G, H, ar.data(), dr.data(), sr.data(),
+                                msr.data());
     ASSERT_EQ(0, std::memcmp(a.data(), ar.data(), a.size())) << "quantized activations differ";
     for (size_t i = 0; i < d.size(); ++i) {
       ASSERT_EQ(bits(d[i]), bits(dr[i])) << "activation scale " << i;
       ASSERT_EQ(s[i], sr[i]) << "activation sum " << i;
     }
+    for (size_t i = 0; i < ms.size(); ++i) {
+      double mag = 0;  // sum of |d * sum| over the group
+      for (size_t h = 0; h < acts; ++h)
+        if (h * H / G == i % groups)
+          mag += std::fabs(double(dr[(i / groups) * acts + h]) * sr[(i / groups) * acts + h]);
+      ASSERT_NEAR(ms[i], msr[i], 2e-7 * double(G / H + 2) * mag + 1e-30) << "msum " << i;
+    }
+    const S8Acts acts_in{a.data(), d.data(), s.data(), ms.data(), H};
 
     // Matmul over a sub-range of rows [n0, n1) with guard values around it.
     const size_t n0 = n_ > 2 ? 1 : 0, n1 = n_ > 3 ? n_ - 1 : n_;
     const size_t ldy = n_ + 3;
     const float kGuard = -12345.0f;
     std::vector<float> y(m_ * ldy, kGuard);
-    const Packed wp = pack(q, p, n_, k_, group_);
-    t.matmul_u8s8(wp.data.data(), wp.params.data(), k_, G, a.data(), d.data(), s.data(), m_,
-                  y.data(), ldy, n0, n1);
+    const Packed wp = pack(q, p, n_, k_, group_, params_);
+    const U8Matrix mat{wp.data.data(), wp.params.data(), params_, k_, G};
+    t.matmul_u8s8(mat, acts_in, m_, y.data(), ldy, n0, n1);
     std::vector<double> yr(m_ * n_), mag(m_ * n_);
-    ember_ref::matmul_u8s8(q.data(), p.data(), n_, k_, G, a.data(), d.data(), s.data(), m_,
+    const std::vector<ZeroOneParams> ps = as_stored(p, params_);
+    ember_ref::matmul_u8s8(q.data(), ps.data(), n_, k_, G, H, a.data(), d.data(), s.data(), m_,
                            yr.data(), mag.data());
-    // Float part: groups float additions of exact-integer-based terms.
-    const double rel = 2e-7 * static_cast<double>(groups + 4);
+    // Float part: float additions and multiplies of exact-integer-based terms.
+    const double rel = 2e-7 * static_cast<double>(groups + acts + 4);
     for (size_t i = 0; i < m_; ++i)
       for (size_t j = 0; j < ldy; ++j) {
         const float v = y[i * ldy + j];
@@ -168,8 +210,7 @@ class U8S8MatmulTester {
     // Bit-identical to scalar.
     if (std::string(t.name) != "scalar") {
       std::vector<float> ys(m_ * ldy, kGuard);
-      scalar_table().matmul_u8s8(wp.data.data(), wp.params.data(), k_, G, a.data(), d.data(),
-                                 s.data(), m_, ys.data(), ldy, n0, n1);
+      scalar_table().matmul_u8s8(mat, acts_in, m_, ys.data(), ldy, n0, n1);
       for (size_t i = 0; i < y.size(); ++i)
         ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar at " << i;
     }
@@ -177,13 +218,14 @@ class U8S8MatmulTester {
 
  private:
   size_t m_ = 1, n_ = 1, k_ = 1;
-  uint32_t group_ = 32, seed_ = 1;
+  uint32_t group_ = 32, act_ = 0, seed_ = 1;
+  DType params_ = DType::kF32;
 };
 
-// Integer part alone, exactly: only one group has d = 1 (the others 0) and the params are scale 1,
-// min 0 (or scale 0, min 1 for the Σa correction), so y = (float)isum (or (float)asum) exactly.
-// Activations are given directly, so any pattern (including the saturation worst case) is
-// reachable.
+// Integer part alone, exactly: only one activation group has d = 1 (the others 0) and the params
+// are scale 1, min 0 (or scale 0, min 1 for the sum-of-a correction), so y = (float)isum (or
+// (float)asum) exactly. Activations are given directly, so any pattern (including the saturation
+// worst case) is reachable.
 class U8S8IntegerTester {
  public:
   U8S8IntegerTester& m(size_t v) {
@@ -202,6 +244,10 @@ class U8S8IntegerTester {
     group_ = v;
     return *this;
   }
+  U8S8IntegerTester& act_group(uint32_t v) {
+    act_ = v;
+    return *this;
+  }
   // Fill patterns: -1 = random; otherwise the value (q in 0..255, a in -127..127); a_alt
   // alternates.
   U8S8IntegerTester& q_fill(int v) {
@@ -215,10 +261,13 @@ class U8S8IntegerTester {
   }
 
   void Test(const KernelTable& t) const {
-    SCOPED_TRACE(testing::Message() << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_
-                                    << " group=" << group_ << " q=" << q_fill_ << " a=" << a_fill_);
     const size_t G = ember::zero_one_group_len(k_, group_);
+    const size_t H = act_group_for(G, act_);
+    SCOPED_TRACE(testing::Message()
+                 << t.name << " m=" << m_ << " n=" << n_ << " k=" << k_ << " group=" << group_
+                 << " act=" << H << " q=" << q_fill_ << " a=" << a_fill_);
     const size_t groups = ember::zero_one_groups_per_row(k_, group_);
+    const size_t acts = (k_ + H - 1) / H;
     std::mt19937 rng(7);
     std::uniform_int_distribution<int> uq(0, 255), ua(-127, 127);
     std::vector<uint8_t> q(n_ * k_);
@@ -229,37 +278,42 @@ class U8S8IntegerTester {
       if (a_alt_ && (i % 2)) v = -v;
       a[i] = static_cast<int8_t>(v);
     }
-    std::vector<int32_t> s(m_ * groups, 0);
+    std::vector<int32_t> s(m_ * acts, 0);
     for (size_t i = 0; i < m_; ++i)
-      for (size_t t2 = 0; t2 < k_; ++t2) s[i * groups + t2 / G] += a[i * k_ + t2];
-    const std::vector<int64_t> dots = ember_ref::u8s8_group_dots(q.data(), n_, k_, G, a.data(), m_);
+      for (size_t t2 = 0; t2 < k_; ++t2) s[i * acts + t2 / H] += a[i * k_ + t2];
+    const std::vector<int64_t> dots = ember_ref::u8s8_group_dots(q.data(), n_, k_, H, a.data(), m_);
 
-    const size_t probe[] = {0, groups / 2, groups - 1};
-    for (size_t gi : probe) {
-      std::vector<float> d(m_ * groups, 0.0f);
-      for (size_t i = 0; i < m_; ++i) d[i * groups + gi] = 1.0f;
-      for (int which = 0; which < 2; ++which) {
-        std::vector<ZeroOneParams> p(
-            n_ * groups, which == 0 ? ZeroOneParams{1.0f, 0.0f} : ZeroOneParams{0.0f, 1.0f});
-        std::vector<float> y(m_ * n_);
-        const Packed wp = pack(q, p, n_, k_, group_);
-        t.matmul_u8s8(wp.data.data(), wp.params.data(), k_, G, a.data(), d.data(), s.data(), m_,
-                      y.data(), n_, 0, n_);
-        for (size_t i = 0; i < m_; ++i)
-          for (size_t j = 0; j < n_; ++j) {
-            const float expect = which == 0 ? static_cast<float>(dots[(i * n_ + j) * groups + gi])
-                                            : static_cast<float>(s[i * groups + gi]);
-            ASSERT_EQ(bits(y[i * n_ + j]), bits(expect))
-                << (which == 0 ? "sum q*a" : "sum a") << " of group " << gi << " at " << i << ","
-                << j << ": " << y[i * n_ + j] << " vs " << expect;
-          }
+    const size_t probe[] = {0, acts / 2, acts - 1};
+    for (size_t hi : probe) {
+      std::vector<float> d(m_ * acts, 0.0f), ms(m_ * groups, 0.0f);
+      for (size_t i = 0; i < m_; ++i) {
+        d[i * acts + hi] = 1.0f;
+        ms[i * groups + hi * H / G] = static_cast<float>(s[i * acts + hi]);
       }
+      for (DType pt : {DType::kF32, DType::kF16})
+        for (int which = 0; which < 2; ++which) {
+          std::vector<ZeroOneParams> p(
+              n_ * groups, which == 0 ? ZeroOneParams{1.0f, 0.0f} : ZeroOneParams{0.0f, 1.0f});
+          std::vector<float> y(m_ * n_);
+          const Packed wp = pack(q, p, n_, k_, group_, pt);
+          t.matmul_u8s8(U8Matrix{wp.data.data(), wp.params.data(), pt, k_, G},
+                        S8Acts{a.data(), d.data(), s.data(), ms.data(), H}, m_, y.data(), n_, 0,
+                        n_);
+          for (size_t i = 0; i < m_; ++i)
+            for (size_t j = 0; j < n_; ++j) {
+              const float expect = which == 0 ? static_cast<float>(dots[(i * n_ + j) * acts + hi])
+                                              : static_cast<float>(s[i * acts + hi]);
+              ASSERT_EQ(bits(y[i * n_ + j]), bits(expect))
+                  << (which == 0 ? "sum q*a" : "sum a") << " of act group " << hi << " at " << i
+                  << "," << j << ": " << y[i * n_ + j] << " vs " << expect;
+            }
+        }
     }
   }
 
  private:
   size_t m_ = 1, n_ = 1, k_ = 1;
-  uint32_t group_ = 32;
+  uint32_t group_ = 32, act_ = 0;
   int q_fill_ = -1, a_fill_ = -1000;
   bool a_alt_ = false;
 };
@@ -305,6 +359,75 @@ TEST_P(KernelVariantTest, U8S8BatchSizes) {
     U8S8MatmulTester().m(m).n(21).k(100).group(16).seed(static_cast<uint32_t>(m)).Test(*table_);
     if (HasFatalFailure()) return;
   }
+}
+
+// Activation groups smaller than the weight group (the H > 1 float order), f16 params with either
+// order, over odd shapes: each shape and group takes the next of the act groups 4, 8, 16, 32
+// (those that do not divide the group fall back to it) and alternates f32 / f16 params.
+TEST_P(KernelVariantTest, U8S8ActGroupsAndF16ParamsOddShapes) {
+  const uint32_t acts[] = {4, 8, 16, 32};
+  uint32_t seed = 1, turn = 0;
+  for (const auto& [m, n, k] : odd_shapes(size_t{1} << 20))
+    for (uint32_t g : kGroups) {
+      const DType pt = turn % 2 ? DType::kF16 : DType::kF32;
+      U8S8MatmulTester()
+          .m(m)
+          .n(n)
+          .k(k)
+          .group(g)
+          .act_group(acts[turn % 4])
+          .params(pt)
+          .seed(seed++)
+          .Test(*table_);
+      ++turn;
+      if (HasFatalFailure()) return;
+    }
+  U8S8MatmulTester().m(1).n(4096).k(4096).group(64).act_group(16).params(DType::kF16).Test(*table_);
+  U8S8MatmulTester().m(1).n(19).k(16415).group(128).act_group(32).params(DType::kF16).Test(*table_);
+  U8S8MatmulTester().m(33).n(255).k(4096).group(0).act_group(64).params(DType::kF32).Test(*table_);
+  U8S8MatmulTester().m(5).n(33).k(1000).group(64).params(DType::kF16).Test(*table_);
+}
+
+// The tiles and panels of every batch size with activation groups of 16 and f16 params.
+TEST_P(KernelVariantTest, U8S8ActGroupsBatchSizes) {
+  for (size_t m = 1; m <= 18; ++m) {
+    U8S8MatmulTester()
+        .m(m)
+        .n(45)
+        .k(2048)
+        .group(64)
+        .act_group(16)
+        .params(DType::kF16)
+        .seed(static_cast<uint32_t>(m))
+        .Test(*table_);
+    U8S8MatmulTester()
+        .m(m)
+        .n(21)
+        .k(100)
+        .group(32)
+        .act_group(8)
+        .params(DType::kF32)
+        .seed(static_cast<uint32_t>(m))
+        .Test(*table_);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST_P(KernelVariantTest, U8S8ActGroupsIntegerPartsExact) {
+  for (const auto& [m, n, k] : odd_shapes(size_t{1} << 17))
+    for (uint32_t g : {16u, 64u, 0u})
+      for (uint32_t h : {4u, 16u}) {
+        U8S8IntegerTester().m(m).n(n).k(k).group(g).act_group(h).Test(*table_);
+        if (HasFatalFailure()) return;
+      }
+  for (int qf : {255, 0, 129})
+    for (int af : {127, -127}) {
+      U8S8IntegerTester().m(3).n(17).k(4096).group(64).act_group(16).q_fill(qf).a_fill(af).Test(
+          *table_);
+      U8S8IntegerTester().m(3).n(17).k(67).group(0).act_group(4).q_fill(qf).a_fill(af, true).Test(
+          *table_);
+      if (HasFatalFailure()) return;
+    }
 }
 
 TEST_P(KernelVariantTest, U8S8IntegerPartsExact) {

@@ -24,11 +24,13 @@ struct Weights {
   std::vector<float> f32;
   std::vector<uint16_t> h16;
   std::vector<uint8_t> q;  // row blocks
-  std::vector<float> p;    // their params
+  std::vector<uint8_t> p;  // their params (f32 or f16)
   WeightRef ref;
 };
 
-Weights make_weights(DType type, uint32_t rows, uint32_t cols, uint32_t group, uint32_t seed) {
+// u8 weights have `params` (kF32 / kF16) and activation group `act` (0 = the weight group).
+Weights make_weights(DType type, uint32_t rows, uint32_t cols, uint32_t group, uint32_t seed,
+                     DType params = DType::kF32, uint32_t act = 0) {
   Weights w;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -69,12 +71,14 @@ Weights make_weights(DType type, uint32_t rows, uint32_t cols, uint32_t group, u
               ember::zero_one_quantize_group(&v[r * cols + k0], len, &q[r * cols + k0]);
         }
       ember::ZeroOneShape shape;
-      EXPECT_TRUE(ember::zero_one_shape(rows, cols, std::min(group, cols), &shape));
+      EXPECT_TRUE(ember::zero_one_shape(rows, cols, std::min(group, cols), &shape, params));
       w.q.resize(shape.data_bytes());
-      w.p.resize(shape.params_floats());
+      w.p.resize(shape.params_bytes());
       ember::zero_one_pack(shape, q.data(), p.data(), w.q.data(), w.p.data());
       w.ref.data = w.q.data();
       w.ref.params = w.p.data();
+      w.ref.params_type = params;
+      w.ref.act_group = act;
       break;
     }
   }
@@ -84,12 +88,13 @@ Weights make_weights(DType type, uint32_t rows, uint32_t cols, uint32_t group, u
 std::vector<float> run_linear(const WeightRef& w, const std::vector<float>& x, size_t m,
                               uint32_t threads) {
   const size_t groups = ember::zero_one_groups_per_row(w.cols, w.group == 0 ? 0 : w.group);
-  const size_t bytes = LinearExecutor::scratch_bytes(m, w.cols, groups);
+  const size_t bytes = LinearExecutor::scratch_bytes(m, w.cols, groups, w.cols);
   std::vector<uint8_t> scratch(bytes);
   ember::ThreadPool pool;
   EXPECT_EQ(pool.init(threads), ember::Status::kOk);
   LinearExecutor lin;
-  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), m, w.cols, groups), ember::Status::kOk);
+  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), m, w.cols, groups, w.cols),
+            ember::Status::kOk);
   std::vector<float> y(m * w.rows, -1.0f);
   lin.linear(w, x.data(), m, y.data());
   return y;
@@ -100,11 +105,20 @@ TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
     DType type;
     uint32_t rows, cols, group;
     size_t m;
+    DType params = DType::kF32;
+    uint32_t act = 0;
   };
   const Case cases[] = {
-      {DType::kU8ZeroOne, 67, 255, 64, 1},  {DType::kU8ZeroOne, 255, 128, 32, 7},
-      {DType::kU8ZeroOne, 129, 200, 0, 17}, {DType::kU8ZeroOne, 1000, 96, 128, 33},
-      {DType::kF32, 67, 33, 0, 3},          {DType::kF16, 130, 67, 0, 5},
+      {DType::kU8ZeroOne, 67, 255, 64, 1},
+      {DType::kU8ZeroOne, 255, 128, 32, 7},
+      {DType::kU8ZeroOne, 129, 200, 0, 17},
+      {DType::kU8ZeroOne, 1000, 96, 128, 33},
+      {DType::kU8ZeroOne, 67, 255, 64, 1, DType::kF16, 16},
+      {DType::kU8ZeroOne, 255, 128, 32, 7, DType::kF32, 8},
+      {DType::kU8ZeroOne, 129, 200, 0, 17, DType::kF16, 20},
+      {DType::kU8ZeroOne, 1000, 96, 128, 33, DType::kF16},
+      {DType::kF32, 67, 33, 0, 3},
+      {DType::kF16, 130, 67, 0, 5},
       {DType::kBF16, 33, 255, 0, 1},
   };
   const std::string active = ember::kernels::active().name;
@@ -112,7 +126,7 @@ TEST(LinearExecutor, SameBitsForAnyThreadCountAndVariant) {
   for (const Case& c : cases) {
     SCOPED_TRACE(testing::Message() << "type " << static_cast<int>(c.type) << " " << c.rows << "x"
                                     << c.cols << " group " << c.group << " m " << c.m);
-    Weights w = make_weights(c.type, c.rows, c.cols, c.group, seed++);
+    Weights w = make_weights(c.type, c.rows, c.cols, c.group, seed++, c.params, c.act);
     std::vector<float> x(c.m * c.cols);
     std::mt19937 rng(seed++);
     std::uniform_real_distribution<float> u(-2.0f, 2.0f);
@@ -143,6 +157,7 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
   struct Spec {
     DType type;
     uint32_t rows, group;
+    uint32_t act = 0;  // u8: activation group
   };
   struct Case {
     std::vector<Spec> specs;
@@ -156,6 +171,9 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
       {{{DType::kU8ZeroOne, 67, 64}, {DType::kU8ZeroOne, 200, 64}}, 255, 9},
       {{{DType::kU8ZeroOne, 33, 0}, {DType::kU8ZeroOne, 17, 0}}, 100, 5},
       {{{DType::kU8ZeroOne, 48, 32}, {DType::kU8ZeroOne, 48, 16}}, 96, 3},
+      {{{DType::kU8ZeroOne, 67, 64, 16}, {DType::kU8ZeroOne, 200, 64, 16}}, 255, 9},
+      {{{DType::kU8ZeroOne, 48, 64, 16}, {DType::kU8ZeroOne, 48, 64, 32}}, 128, 3},
+      {{{DType::kU8ZeroOne, 48, 64, 16}, {DType::kU8ZeroOne, 48, 64}}, 128, 2},
       {{{DType::kU8ZeroOne, 48, 32}, {DType::kF32, 31, 0}}, 96, 2},
       {{{DType::kF32, 35, 0}, {DType::kF16, 50, 0}, {DType::kBF16, 18, 0}}, 67, 4},
       {{{DType::kU8ZeroOne, 16, 32},
@@ -179,7 +197,8 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
     std::vector<Weights> ws;
     size_t max_groups = 1;
     for (const Spec& sp : c.specs) {
-      ws.push_back(make_weights(sp.type, sp.rows, c.cols, sp.group, seed++));
+      const DType pt = seed % 2 ? DType::kF16 : DType::kF32;
+      ws.push_back(make_weights(sp.type, sp.rows, c.cols, sp.group, seed++, pt, sp.act));
       const size_t g = ember::zero_one_groups_per_row(c.cols, sp.group);
       if (g > max_groups) max_groups = g;
     }
@@ -195,11 +214,12 @@ TEST(LinearExecutor, MultiMatchesSeparateLinears) {
     for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
       ASSERT_TRUE(ember::kernels::force_variant(ember::kernels::variant(vi).name));
       for (uint32_t threads : {1u, 2u, 3u}) {
-        std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(c.m, c.cols, max_groups));
+        std::vector<uint8_t> scratch(
+            LinearExecutor::scratch_bytes(c.m, c.cols, max_groups, c.cols));
         ember::ThreadPool pool;
         ASSERT_EQ(pool.init(threads), ember::Status::kOk);
         LinearExecutor lin;
-        ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), c.m, c.cols, max_groups),
+        ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), c.m, c.cols, max_groups, c.cols),
                   ember::Status::kOk);
         std::vector<std::vector<float>> ys;
         std::vector<float*> outs;
@@ -225,6 +245,7 @@ TEST(LinearExecutor, PreparedRowsMatchLinear) {
   Weights a = make_weights(DType::kU8ZeroOne, 96, cols, group, 7);
   Weights b = make_weights(DType::kU8ZeroOne, 33, cols, group, 8);
   Weights other_group = make_weights(DType::kU8ZeroOne, 16, cols, 64, 9);
+  Weights other_act = make_weights(DType::kU8ZeroOne, 16, cols, group, 9, DType::kF32, 16);
   Weights f = make_weights(DType::kF32, 16, cols, 0, 10);
   std::vector<float> x(m * cols);
   std::mt19937 rng(11);
@@ -235,14 +256,17 @@ TEST(LinearExecutor, PreparedRowsMatchLinear) {
   const std::vector<float> ref_a = run_linear(a.ref, x, m, 1), ref_b = run_linear(b.ref, x, m, 1);
   for (size_t vi = 0; vi < ember::kernels::variant_count(); ++vi) {
     ASSERT_TRUE(ember::kernels::force_variant(ember::kernels::variant(vi).name));
-    std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(m, cols, groups));
+    std::vector<uint8_t> scratch(LinearExecutor::scratch_bytes(m, cols, groups, cols));
     ember::ThreadPool pool;
     ASSERT_EQ(pool.init(2), ember::Status::kOk);
     LinearExecutor lin;
-    ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), m, cols, groups), ember::Status::kOk);
+    ASSERT_EQ(lin.init(&pool, scratch.data(), scratch.size(), m, cols, groups, cols),
+              ember::Status::kOk);
     const WeightRef* mixed[2] = {&a.ref, &other_group.ref};
+    const WeightRef* mixed_act[2] = {&a.ref, &other_act.ref};
     const WeightRef* floats[1] = {&f.ref};
     EXPECT_FALSE(lin.prepare(mixed, 2, x.data(), m));
+    EXPECT_FALSE(lin.prepare(mixed_act, 2, x.data(), m));
     EXPECT_FALSE(lin.prepare(floats, 1, x.data(), m));
     const WeightRef* ab[2] = {&a.ref, &b.ref};
     ASSERT_TRUE(lin.prepare(ab, 2, x.data(), m));
@@ -266,9 +290,9 @@ TEST(LinearExecutor, RejectsSmallScratch) {
   ember::ThreadPool pool;
   ASSERT_EQ(pool.init(1), ember::Status::kOk);
   LinearExecutor lin;
-  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), 4, 256, 8),
+  EXPECT_EQ(lin.init(&pool, scratch.data(), scratch.size(), 4, 256, 8, 16),
             ember::Status::kBufferTooSmall);
-  EXPECT_EQ(lin.init(&pool, nullptr, 0, 4, 256, 8), ember::Status::kBufferTooSmall);
+  EXPECT_EQ(lin.init(&pool, nullptr, 0, 4, 256, 8, 16), ember::Status::kBufferTooSmall);
 }
 
 TEST(ThreadPool, ParallelForVisitsEachIndexOnce) {

@@ -6,12 +6,12 @@
 
 namespace ember_ref {
 
-void quantize_acts_s8(const float* x, size_t m, size_t k, size_t group, int8_t* a, float* d,
-                      int32_t* sum) {
-  const size_t groups = (k + group - 1) / group;
+void quantize_acts_s8(const float* x, size_t m, size_t k, size_t group, size_t act_group, int8_t* a,
+                      float* d, int32_t* sum, double* msum) {
+  const size_t acts = (k + act_group - 1) / act_group, groups = (k + group - 1) / group;
   for (size_t i = 0; i < m; ++i) {
-    for (size_t g = 0; g < groups; ++g) {
-      const size_t k0 = g * group, k1 = std::min(k, k0 + group);
+    for (size_t h = 0; h < acts; ++h) {
+      const size_t k0 = h * act_group, k1 = std::min(k, k0 + act_group);
       float amax = 0.0f;
       for (size_t t = k0; t < k1; ++t) amax = std::max(amax, std::fabs(x[i * k + t]));
       const float dg = amax / 127.0f;
@@ -25,8 +25,14 @@ void quantize_acts_s8(const float* x, size_t m, size_t k, size_t group, int8_t* 
         a[i * k + t] = static_cast<int8_t>(v);
         s += static_cast<int32_t>(v);
       }
-      d[i * groups + g] = dg;
-      sum[i * groups + g] = s;
+      d[i * acts + h] = dg;
+      sum[i * acts + h] = s;
+    }
+    for (size_t g = 0; g < groups; ++g) {
+      double ms = 0;
+      for (size_t h = 0; h < acts; ++h)
+        if (h * act_group / group == g) ms += double(d[i * acts + h]) * sum[i * acts + h];
+      msum[i * groups + g] = ms;
     }
   }
 }
@@ -44,18 +50,19 @@ std::vector<int64_t> u8s8_group_dots(const uint8_t* q, size_t n, size_t k, size_
 }
 
 void matmul_u8s8(const uint8_t* q, const ember::ZeroOneParams* p, size_t n, size_t k, size_t group,
-                 const int8_t* a, const float* d, const int32_t* sum, size_t m, double* y,
-                 double* mag) {
-  const size_t groups = (k + group - 1) / group;
-  const std::vector<int64_t> dots = u8s8_group_dots(q, n, k, group, a, m);
+                 size_t act_group, const int8_t* a, const float* d, const int32_t* sum, size_t m,
+                 double* y, double* mag) {
+  const size_t groups = (k + group - 1) / group, acts = (k + act_group - 1) / act_group;
+  const std::vector<int64_t> dots = u8s8_group_dots(q, n, k, act_group, a, m);
   for (size_t i = 0; i < m; ++i) {
     for (size_t j = 0; j < n; ++j) {
       double acc = 0.0, mg = 0.0;
-      for (size_t g = 0; g < groups; ++g) {
+      for (size_t h = 0; h < acts; ++h) {
+        const size_t g = h * act_group / group;
         const double s = p[j * groups + g].scale, mn = p[j * groups + g].min;
-        const double dd = d[i * groups + g];
-        const double t1 = s * dd * static_cast<double>(dots[(i * n + j) * groups + g]);
-        const double t2 = mn * dd * static_cast<double>(sum[i * groups + g]);
+        const double dd = d[i * acts + h];
+        const double t1 = s * dd * static_cast<double>(dots[(i * n + j) * acts + h]);
+        const double t2 = mn * dd * static_cast<double>(sum[i * acts + h]);
         acc += t1 + t2;
         mg += std::fabs(t1) + std::fabs(t2);
       }
@@ -79,6 +86,22 @@ void matmul_f32(const float* w, size_t n, size_t k, const float* x, size_t m, do
       if (mag) mag[i * n + j] = mg;
     }
   }
+}
+
+uint16_t f32_to_f16_rne(float f) {
+  // Nearest f16 by search over the exponent (plain and slow, independent of core/half.h).
+  const double v = std::fabs(static_cast<double>(f));
+  const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+  if (std::isnan(f)) return 0x7E00;
+  if (v >= 65520.0) return sign | 0x7C00;
+  int e = v < std::ldexp(1.0, -14) ? -14 : std::ilogb(v);
+  const double ulp = std::ldexp(1.0, e - 10);
+  const double m = std::nearbyint(v / ulp);  // ties to even
+  const double r = m * ulp;
+  if (r < std::ldexp(1.0, -14)) return sign | static_cast<uint16_t>(m);  // subnormal (or 0)
+  int er = std::ilogb(r);
+  const uint16_t man = static_cast<uint16_t>(std::ldexp(r, 10 - er) - 1024.0);
+  return sign | static_cast<uint16_t>(((er + 15) << 10) | man);
 }
 
 float f16_to_f32(uint16_t h) {

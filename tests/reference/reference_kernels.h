@@ -12,26 +12,30 @@
 
 namespace ember_ref {
 
-// Activation quantization per the contract: d = max|x| / 127 (float), a = round-half-even(x *
-// (1/d)) clamped to +-127, sum = sum of a. x (m, k); a (m, k); d, sum (m, groups).
-void quantize_acts_s8(const float* x, size_t m, size_t k, size_t group, int8_t* a, float* d,
-                      int32_t* sum);
+// Activation quantization per the contract, in activation groups of `act_group` values: d = max|x|
+// / 127 (float), a = round-half-even(x * (1/d)) clamped to +-127, sum = sum of a; and, per weight
+// group of `group`, msum = the sum of its activation groups' d * sum (in double, then rounded).
+// x (m, k); a (m, k); d, sum (m, act groups); msum (m, groups).
+void quantize_acts_s8(const float* x, size_t m, size_t k, size_t group, size_t act_group, int8_t* a,
+                      float* d, int32_t* sum, double* msum);
 
 // Exact integer dots: isum[(i * n + j) * groups + g] = sum over the group of q[j][t] * a[i][t].
 std::vector<int64_t> u8s8_group_dots(const uint8_t* q, size_t n, size_t k, size_t group,
                                      const int8_t* a, size_t m);
 
-// y[i][j] = sum_g s*d*isum + m*d*asum, in double. Also returns sum_g |terms| per output in *mag
-// (for relative tolerances) when mag != nullptr.
+// y[i][j] = sum over weight groups g of s * sum_h d_h * isum_h + m * sum_h d_h * asum_h (h: the
+// activation groups of g), in double. Also returns the sum of |terms| per output in *mag (for
+// relative tolerances) when mag != nullptr. d, sum: (m, act groups).
 void matmul_u8s8(const uint8_t* q, const ember::ZeroOneParams* p, size_t n, size_t k, size_t group,
-                 const int8_t* a, const float* d, const int32_t* sum, size_t m, double* y,
-                 double* mag);
+                 size_t act_group, const int8_t* a, const float* d, const int32_t* sum, size_t m,
+                 double* y, double* mag);
 
 // y[i][j] = sum_t w[j][t] * x[i][t] in double (w already widened to float); mag = sum |w x|.
 void matmul_f32(const float* w, size_t n, size_t k, const float* x, size_t m, double* y,
                 double* mag);
 
-float f16_to_f32(uint16_t h);  // via ldexp, independent of the kernels' bit twiddling
+float f16_to_f32(uint16_t h);      // via ldexp, independent of the kernels' bit twiddling
+uint16_t f32_to_f16_rne(float f);  // nearest f16, ties to even, by arithmetic
 float bf16_to_f32(uint16_t h);
 
 void rmsnorm(const float* x, const float* w, size_t n, float eps, double* y);

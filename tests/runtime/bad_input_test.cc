@@ -220,7 +220,7 @@ TEST_F(BadInputTest, NewerVersionsAndUnknownFeaturesAreRefused) {
 
 TEST_F(BadInputTest, BadQuantizationParams) {
   const std::string hf = shared_path("models/stories260K/hf");
-  const std::string p8 = converted_model(hf, "--quant u8");
+  const std::string p8 = converted_model(hf, "--quant u8 --params f32");
   ASSERT_FALSE(p8.empty());
   const auto bytes = read_file(p8);
   const std::vector<uint8_t> file(bytes.begin(), bytes.end());
@@ -246,6 +246,65 @@ TEST_F(BadInputTest, BadQuantizationParams) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(&s.weights[t->params_offset + 4 * 20], &nan, 4);  // min of row 4, group 0
   expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "min"});
+}
+
+// f16 params (format 3): the same checks on f16 values and sizes, an unknown params type, an
+// activation group that does not fit the group.
+TEST_F(BadInputTest, BadF16ParamsAndActGroup) {
+  const std::string hf = shared_path("models/stories260K/hf");
+  const std::string p8 = converted_model(hf, "--quant u8 --group 64 --params f16 --act-group 16");
+  ASSERT_FALSE(p8.empty());
+  const auto bytes = read_file(p8);
+  const ModelSpec base = read_spec(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  const TensorSpec* t = nullptr;
+  for (const auto& ts : base.tensors)
+    if (ts.dtype == ember::fb::DType::U8_ZERO_ONE && ts.name.find("v_proj") != std::string::npos)
+      t = &ts;
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->params_dtype, ember::fb::DType::F16);
+  ASSERT_EQ(t->act_group, 16u);
+  for (uint16_t bad : {uint16_t{0x7E00}, uint16_t{0x7C00}, uint16_t{0xBC00}}) {  // NaN, inf, -1
+    ModelSpec s = base;
+    std::memcpy(&s.weights[t->params_offset + 2 * 3], &bad, 2);  // scale of row 3, group 0
+    expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "scale"});
+  }
+  ModelSpec s = base;
+  const uint16_t inf = 0xFC00;
+  std::memcpy(&s.weights[t->params_offset + 2 * 20], &inf, 2);  // min of row 4, group 0
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "min"});
+  s = base;
+  s.find(t->name)->params_size *= 2;  // the size of f32 params
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "params_size", "F16"});
+  s = base;
+  s.find(t->name)->params_dtype = ember::fb::DType::BF16;
+  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {t->name, "params_dtype", "BF16"});
+  for (uint32_t act : {6u, 24u, 128u}) {
+    s = base;
+    s.find(t->name)->act_group = act;
+    expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {t->name, "act_group"});
+  }
+  s = base;  // the control: rebuilt unchanged, it loads
+  ember_model* m = nullptr;
+  const std::vector<uint8_t> ok = write_spec(s);
+  AlignedBuffer buf(ok.data(), ok.size());
+  ASSERT_EQ(ember_model_load_buffer(buf.p, buf.n, &m), EMBER_OK) << ember_last_error();
+  ember_model_free(m);
+}
+
+// A runtime older than format 3 refuses a file that needs it by its min_runtime_version, and by
+// the feature bits where the version says less.
+TEST_F(BadInputTest, NewerRuntimeVersionOrFeatureIsRefused) {
+  const std::string hf = shared_path("models/stories260K/hf");
+  const std::string p8 = converted_model(hf, "--quant u8 --group 64");
+  ASSERT_FALSE(p8.empty());
+  const auto bytes = read_file(p8);
+  ModelSpec s = read_spec(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  EXPECT_EQ(s.min_runtime_version, 3u);
+  s.min_runtime_version = 4;
+  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"runtime version 4"});
+  s.min_runtime_version = 3;
+  s.required_features |= 1ull << 5;
+  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"features", "0x20"});
 }
 
 // Format 1 stored u8 matrices row major: this runtime refuses such a file by name and says what to

@@ -116,7 +116,8 @@ TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string untied = untied_checkpoint(hf);
   for (const std::string& dir : {hf, untied}) {
-    for (const char* quant : {"f32", "u8 --group 32", "u8 --group 0"}) {
+    for (const char* quant : {"f32", "u8 --group 32", "u8 --group 0", "u8 --group 32 --params f32",
+                              "u8 --group 0 --params f32"}) {
       const std::string path = converted_model(dir, std::string("--quant ") + quant);
       ASSERT_FALSE(path.empty());
       ModelPtr model = load_model(path);
@@ -124,16 +125,17 @@ TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
       ember_model_info info;
       ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
       const uint64_t group =
-          std::strcmp(quant, "f32") == 0 ? 0 : (std::strstr(quant, "32") ? 32 : 1);
+          std::strcmp(quant, "f32") == 0 ? 0 : (std::strstr(quant, "group 32") ? 32 : 1);
       // u8: blocks of 16 rows (padded), each group's bytes in units of 4 per row, and per block and
-      // group 16 scales + 16 mins (runtime/core/zero_one.h).
+      // group 16 scales + 16 mins (runtime/core/zero_one.h), f16 by default.
+      const uint64_t params = std::strstr(quant, "--params f32") ? 128 : 64;
       auto blocks = [](uint64_t rows) { return (rows + 15) / 16; };
       auto matrix = [&](uint64_t rows, uint64_t cols) -> uint64_t {
         if (group == 0) return 4 * rows * cols;
         const uint64_t g = group == 1 ? cols : group, groups = (cols + g - 1) / g;
         const uint64_t last = cols - (groups - 1) * g;
         const uint64_t row_bytes = (groups - 1) * ((g + 3) / 4 * 4) + (last + 3) / 4 * 4;
-        return blocks(rows) * 16 * row_bytes + blocks(rows) * groups * 128;
+        return blocks(rows) * 16 * row_bytes + blocks(rows) * groups * params;
       };
       const uint64_t dim = info.hidden_size, ffn = info.intermediate_size;
       const uint64_t qd = uint64_t{info.num_heads} * info.head_dim,

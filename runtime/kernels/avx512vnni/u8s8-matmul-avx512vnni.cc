@@ -3,8 +3,8 @@
 // The stored units (core/zero_one.h) put 4 bytes of each of a block's 16 rows in one 64-byte line,
 // so one vpdpbusd of a unit with a token's activation word broadcast adds four products to each of
 // the 16 rows' int32 sums: no transpose, no horizontal reduction, and each weight line is loaded
-// once for every token of the call (MR tokens, one accumulator each). The group epilogue
-// (kernels.h order: facc + ((s * d) * isum + (m * d) * asum)) then runs on 16 rows at once.
+// once for every token of the call (MR tokens, one accumulator each). The group epilogue (the
+// kernels.h order, f16 params widened by vcvtph2ps) then runs on 16 rows at once.
 // Tiles of up to 8 tokens (u8s8-blocks.h); with m <= 8 a thread's weights and params stream front
 // to back, prefetched ahead.
 // Bytes of a group past its length are zero in the weights, and activation bytes past it are not
@@ -85,75 +85,156 @@ inline __m512 group_term(__m512 facc, __m512 vs, __m512 vm, float d, int32_t asu
       facc, _mm512_add_ps(_mm512_mul_ps(sd, _mm512_cvtepi32_ps(isum)), _mm512_mul_ps(md, va)));
 }
 
-// Groups [g0, g1) of one block for the tokens I...: facc[i] (16 rows) += each group's terms.
-// One token keeps 4 independent sums (2 for 2-3 tokens) so that its vpdpbusd chain does not wait
-// on the instruction's latency.
+// The 16 scales (or mins) of a group's params at p: f32, or f16 widened exactly (vcvtph2ps).
+template <bool kF16>
+inline __m512 load_params(const uint8_t* p) {
+  if (kF16) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_loadu_ps(p);
+}
+
+// out[i] = the integer dots of the tokens I... with `len` bytes of one group's weights from the
+// unit at wg, their activations at ar[i] + k0. One token keeps 4 independent sums (2 for 2-3
+// tokens) so that its vpdpbusd chain does not wait on the instruction's latency.
 template <size_t... I>
-inline void tile_groups(const uint8_t* wb, const float* pb, const U8Blocks& L, size_t g0, size_t g1,
-                        const int8_t* const* ar, const float* const* dr, const int32_t* const* sr,
-                        __m512* facc, std::index_sequence<I...> tok) {
+inline void range_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, size_t len,
+                       __m512i* out, std::index_sequence<I...> tok) {
   constexpr size_t MR = sizeof...(I);
   constexpr int NA = MR == 1 ? 4 : (MR <= 3 ? 2 : 1);
-  const size_t param_ahead = kPrefetchAhead * kZeroOneParamFloats / L.group_bytes;
+  const size_t full = len / 4, rest = len % 4;
+  __m512i a0[MR], a1[MR], a2[MR], a3[MR];  // sums of the units u with u % NA == 0, 1, 2, 3
+  ((a0[I] = a1[I] = a2[I] = a3[I] = _mm512_setzero_si512()), ...);
+  size_t u = 0;
+  for (; u + NA <= full; u += NA) {
+    const uint8_t* line = wg + u * kZeroOneUnitStride;
+    unit(line, ar, k0 + 4 * u, a0, tok);
+    if (NA > 1) unit(line + kZeroOneUnitStride, ar, k0 + 4 * u + 4, a1, tok);
+    if (NA > 2) {
+      unit(line + 2 * kZeroOneUnitStride, ar, k0 + 4 * u + 8, a2, tok);
+      unit(line + 3 * kZeroOneUnitStride, ar, k0 + 4 * u + 12, a3, tok);
+    }
+  }
+  for (; u < full; ++u) unit(wg + u * kZeroOneUnitStride, ar, k0 + 4 * u, a0, tok);
+  if (rest != 0) partial_unit(wg + full * kZeroOneUnitStride, ar, k0 + 4 * full, rest, a0, tok);
+  ((out[I] = _mm512_add_epi32(_mm512_add_epi32(a0[I], a1[I]), _mm512_add_epi32(a2[I], a3[I]))),
+   ...);
+}
+
+// range_dots for one activation group of 16 bytes (4 units) in straight-line code: two chains
+// per token.
+template <size_t... I>
+inline void dots16(const uint8_t* wg, const int8_t* const* ar, size_t k0, __m512i* out,
+                   std::index_sequence<I...> tok) {
+  constexpr size_t MR = sizeof...(I);
+  __m512i a0[MR], a1[MR];
+  ((a0[I] = a1[I] = _mm512_setzero_si512()), ...);
+  unit(wg, ar, k0, a0, tok);
+  unit(wg + kZeroOneUnitStride, ar, k0 + 4, a1, tok);
+  unit(wg + 2 * kZeroOneUnitStride, ar, k0 + 8, a0, tok);
+  unit(wg + 3 * kZeroOneUnitStride, ar, k0 + 12, a1, tok);
+  ((out[I] = _mm512_add_epi32(a0[I], a1[I])), ...);
+}
+
+// The dots of one activation group of len bytes at byte t0 of the group.
+template <size_t... I>
+inline void act_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, size_t t0, size_t len,
+                     __m512i* out, std::index_sequence<I...> tok) {
+  if (len == 16) {
+    dots16(wg + t0 / 4 * kZeroOneUnitStride, ar, k0 + t0, out, tok);
+  } else {
+    range_dots(wg + t0 / 4 * kZeroOneUnitStride, ar, k0 + t0, len, out, tok);
+  }
+}
+
+// The rows of one tile: per token its activation row, scales, sums (and msums), float sums.
+template <size_t MR>
+struct TileRows {
+  const int8_t* a[MR];
+  const float* d[MR];
+  const int32_t* sum[MR];
+  const float* msum[MR];
+  __m512 facc[MR];
+};
+
+// Groups [g0, g1) of one block for the tokens I...: facc[i] (16 rows) += each group's terms, in
+// the kernels.h order of an activation group equal to the weight group (kSub false) or smaller.
+template <bool kF16, bool kSub, size_t... I>
+inline void tile_groups(const uint8_t* wb, const uint8_t* pb, const U8Blocks& L, size_t g0,
+                        size_t g1, TileRows<sizeof...(I)>& t, std::index_sequence<I...> tok) {
+  constexpr size_t MR = sizeof...(I);
+  const size_t param_ahead = kPrefetchAhead * L.group_params_bytes / L.group_bytes;
   for (size_t g = g0; g < g1; ++g) {
     const uint8_t* wg = wb + g * L.group_bytes;
-    const float* pg = pb + g * kZeroOneParamFloats;
+    const uint8_t* pg = pb + g * L.group_params_bytes;
     _mm_prefetch(reinterpret_cast<const char*>(pg + param_ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(pg + param_ahead + 16), _MM_HINT_T0);
-    const size_t k0 = g * L.group, len = L.len(g), full = len / 4, rest = len % 4;
-    __m512i a0[MR], a1[MR], a2[MR], a3[MR];  // sums of the units u with u % NA == 0, 1, 2, 3
-    ((a0[I] = a1[I] = a2[I] = a3[I] = _mm512_setzero_si512()), ...);
-    size_t u = 0;
-    for (; u + NA <= full; u += NA) {
-      const uint8_t* line = wg + u * kZeroOneUnitStride;
-      unit(line, ar, k0 + 4 * u, a0, tok);
-      if (NA > 1) unit(line + kZeroOneUnitStride, ar, k0 + 4 * u + 4, a1, tok);
-      if (NA > 2) {
-        unit(line + 2 * kZeroOneUnitStride, ar, k0 + 4 * u + 8, a2, tok);
-        unit(line + 3 * kZeroOneUnitStride, ar, k0 + 4 * u + 12, a3, tok);
-      }
+    if (!kF16) _mm_prefetch(reinterpret_cast<const char*>(pg + param_ahead + 64), _MM_HINT_T0);
+    const size_t k0 = g * L.group, len = L.len(g);
+    __m512i isum[MR];
+    if (!kSub) {
+      range_dots(wg, t.a, k0, len, isum, tok);
+      const __m512 vs = load_params<kF16>(pg), vm = load_params<kF16>(pg + R * L.param_bytes);
+      ((t.facc[I] = group_term(t.facc[I], vs, vm, t.d[I][g], t.sum[I][g], isum[I])), ...);
+      continue;
     }
-    for (; u < full; ++u) unit(wg + u * kZeroOneUnitStride, ar, k0 + 4 * u, a0, tok);
-    if (rest != 0) partial_unit(wg + full * kZeroOneUnitStride, ar, k0 + 4 * full, rest, a0, tok);
-    const __m512 vs = _mm512_loadu_ps(pg);
-    const __m512 vm = _mm512_loadu_ps(pg + R);
-    ((facc[I] = group_term(
-          facc[I], vs, vm, dr[I][g], sr[I][g],
-          _mm512_add_epi32(_mm512_add_epi32(a0[I], a1[I]), _mm512_add_epi32(a2[I], a3[I])))),
+    // f = d_0 * isum_0, then f + d_h * isum_h per activation group h of the group.
+    const size_t h0 = k0 / L.act_group, ah = L.act_group;
+    act_dots(wg, t.a, k0, 0, len < ah ? len : ah, isum, tok);
+    __m512 f[MR];
+    ((f[I] = _mm512_mul_ps(_mm512_set1_ps(t.d[I][h0]), _mm512_cvtepi32_ps(isum[I]))), ...);
+    for (size_t t0 = ah, h = h0 + 1; t0 < len; t0 += ah, ++h) {
+      act_dots(wg, t.a, k0, t0, len - t0 < ah ? len - t0 : ah, isum, tok);
+      ((f[I] = _mm512_add_ps(
+            f[I], _mm512_mul_ps(_mm512_set1_ps(t.d[I][h]), _mm512_cvtepi32_ps(isum[I])))),
+       ...);
+    }
+    const __m512 vs = load_params<kF16>(pg), vm = load_params<kF16>(pg + R * L.param_bytes);
+    ((t.facc[I] = _mm512_add_ps(
+          t.facc[I],
+          _mm512_add_ps(_mm512_mul_ps(vs, f[I]), _mm512_mul_ps(vm, _mm512_set1_ps(t.msum[I][g]))))),
      ...);
   }
 }
 
 // One tile (u8s8-blocks.h) of the tokens t.i0 + I...: the rows outside [r0, r1) are masked off on
 // load and store.
-template <size_t... I>
+template <bool kF16, bool kSub, size_t... I>
 void tile_of(const BlockTile& t, std::index_sequence<I...> tok) {
   constexpr size_t MR = sizeof...(I);
   const U8Blocks& L = *t.L;
+  const S8Acts& x = *t.x;
   const __mmask16 mask = static_cast<__mmask16>(((1u << t.r1) - 1) & ~((1u << t.r0) - 1));
-  const int8_t* ar[MR] = {t.a + (t.i0 + I) * L.k...};
-  const float* dr[MR] = {t.d + (t.i0 + I) * L.groups...};
-  const int32_t* sr[MR] = {t.sum + (t.i0 + I) * L.groups...};
-  __m512 facc[MR] = {(t.g0 == 0 ? _mm512_setzero_ps()
-                                : _mm512_maskz_loadu_ps(mask, t.yb + (t.i0 + I) * t.ldy))...};
-  tile_groups(t.wb, t.pb, L, t.g0, t.g1, ar, dr, sr, facc, tok);
-  (_mm512_mask_storeu_ps(t.yb + (t.i0 + I) * t.ldy, mask, facc[I]), ...);
+  TileRows<MR> rows{{x.a + (t.i0 + I) * L.k...},
+                    {x.d + (t.i0 + I) * L.acts...},
+                    {x.sum + (t.i0 + I) * L.acts...},
+                    {x.msum + (t.i0 + I) * L.groups...},
+                    {(t.g0 == 0 ? _mm512_setzero_ps()
+                                : _mm512_maskz_loadu_ps(mask, t.yb + (t.i0 + I) * t.ldy))...}};
+  tile_groups<kF16, kSub>(t.wb, t.pb, L, t.g0, t.g1, rows, tok);
+  (_mm512_mask_storeu_ps(t.yb + (t.i0 + I) * t.ldy, mask, rows.facc[I]), ...);
 }
 
-template <size_t MR>
+template <bool kF16, bool kSub, size_t MR>
 void tile(const BlockTile& t) {
-  tile_of(t, std::make_index_sequence<MR>());
+  tile_of<kF16, kSub>(t, std::make_index_sequence<MR>());
 }
 
-constexpr BlockTileFn kTiles[9] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>,
-                                   tile<5>, tile<6>, tile<7>, tile<8>};
+template <bool kF16, bool kSub>
+constexpr BlockTileFn kTiles[9] = {nullptr,
+                                   tile<kF16, kSub, 1>,
+                                   tile<kF16, kSub, 2>,
+                                   tile<kF16, kSub, 3>,
+                                   tile<kF16, kSub, 4>,
+                                   tile<kF16, kSub, 5>,
+                                   tile<kF16, kSub, 6>,
+                                   tile<kF16, kSub, 7>,
+                                   tile<kF16, kSub, 8>};
 
 }  // namespace
 
-void u8s8_matmul_avx512vnni(const uint8_t* w, const float* p, size_t k, size_t group,
-                            const int8_t* a, const float* d, const int32_t* sum, size_t m, float* y,
-                            size_t ldy, size_t n0, size_t n1) {
-  run_u8_blocks<8>(kTiles, w, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+void u8s8_matmul_avx512vnni(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
+                            size_t n0, size_t n1) {
+  const TileSets sets{kTiles<false, false>, kTiles<true, false>, kTiles<false, true>,
+                      kTiles<true, true>};
+  run_u8_blocks<8>(sets, w, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels

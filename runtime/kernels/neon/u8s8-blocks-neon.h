@@ -46,46 +46,50 @@ inline void u8s8_unit(const uint8_t* line, const int8x16_t* av, int32x4_t acc[MR
     for (int q = 0; q < 4; ++q) acc[i][q] = Dot::dot(acc[i][q], w[q], av[i]);
 }
 
-// One tile: MR tokens x one 16-row block over groups [t.g0, t.g1). A group's integer sums stay in
-// registers (4 x MR int32x4: 16 for 4 tokens, plus 4 weight registers); the float sums of the
-// 16 rows live in facc, in memory: 16 more registers would not fit beside them.
+// 4 scales (or mins) at p: f32, or f16 widened exactly (fcvtl).
+template <bool kF16>
+inline float32x4_t load_params4(const uint8_t* p) {
+  if (kF16)
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p))));
+  return vld1q_f32(reinterpret_cast<const float*>(p));
+}
+
+// acc[i][q] (rows 4q..4q+3) = the integer dots of MR tokens with `len` bytes of a group's weights
+// from the unit at wg, their activations at ar[i] + k0 (with kFlip: of q - 128; see above).
 template <class Dot, int MR>
-void u8s8_tile(const BlockTile& t) {
-  constexpr size_t R = kZeroOneBlockRows, S = kZeroOneUnitStride;
-  const U8Blocks& L = *t.L;
-  const int8_t* ar[MR];
-  const float* dr[MR];
-  const int32_t* sr[MR];
-  alignas(16) float facc[MR][R];
-  for (int i = 0; i < MR; ++i) {
-    ar[i] = t.a + (t.i0 + i) * L.k;
-    dr[i] = t.d + (t.i0 + i) * L.groups;
-    sr[i] = t.sum + (t.i0 + i) * L.groups;
-    const float* yr = t.yb + (t.i0 + i) * t.ldy;
-    for (size_t r = 0; r < R; ++r)  // the running sums of the rows this tile stores
-      facc[i][r] = t.g0 != 0 && r >= t.r0 && r < t.r1 ? yr[r] : 0.0f;
+inline void range_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, size_t len,
+                       int32x4_t acc[MR][4]) {
+  constexpr size_t S = kZeroOneUnitStride;
+  const size_t full = len / 4, rest = len % 4;
+  for (int i = 0; i < MR; ++i)
+    for (int q = 0; q < 4; ++q) acc[i][q] = vdupq_n_s32(0);
+  for (size_t u = 0; u < full; ++u) {
+    int8x16_t av[MR];
+    for (int i = 0; i < MR; ++i) av[i] = bcast_word(ar[i] + k0 + 4 * u);
+    u8s8_unit<Dot, MR>(wg + u * S, av, acc);
   }
-  for (size_t g = t.g0; g < t.g1; ++g) {
-    const uint8_t* wg = t.wb + g * L.group_bytes;
-    const float* pg = t.pb + g * kZeroOneParamFloats;
-    const size_t k0 = g * L.group, len = L.len(g), full = len / 4, rest = len % 4;
-    int32x4_t acc[MR][4];
-    for (int i = 0; i < MR; ++i)
-      for (int q = 0; q < 4; ++q) acc[i][q] = vdupq_n_s32(0);
-    for (size_t u = 0; u < full; ++u) {
-      int8x16_t av[MR];
-      for (int i = 0; i < MR; ++i) av[i] = bcast_word(ar[i] + k0 + 4 * u);
-      u8s8_unit<Dot, MR>(wg + u * S, av, acc);
-    }
-    if (rest != 0) {
-      int8x16_t av[MR];
-      for (int i = 0; i < MR; ++i) av[i] = bcast_partial(ar[i] + k0 + 4 * full, rest);
-      u8s8_unit<Dot, MR>(wg + full * S, av, acc);
-    }
-    // The epilogue of kernels.h on 4 rows at a time: facc + ((s * d) * isum + (m * d) * asum).
+  if (rest != 0) {
+    int8x16_t av[MR];
+    for (int i = 0; i < MR; ++i) av[i] = bcast_partial(ar[i] + k0 + 4 * full, rest);
+    u8s8_unit<Dot, MR>(wg + full * S, av, acc);
+  }
+}
+
+// One group of MR tokens: facc[i] (16 rows) += its terms in the kernels.h order of an activation
+// group equal to the weight group (kSub false) or smaller, 4 rows at a time.
+template <class Dot, bool kF16, bool kSub, int MR>
+inline void group_step(const uint8_t* wg, const uint8_t* pg, const U8Blocks& L, size_t g,
+                       const int8_t* const* ar, const float* const* dr, const int32_t* const* sr,
+                       const float* const* mr, float facc[][kZeroOneBlockRows]) {
+  constexpr size_t R = kZeroOneBlockRows;
+  const size_t k0 = g * L.group, len = L.len(g);
+  int32x4_t acc[MR][4];
+  if (!kSub) {
+    range_dots<Dot, MR>(wg, ar, k0, len, acc);
+    // facc + ((s * d) * isum + (m * d) * asum).
     for (int q = 0; q < 4; ++q) {
-      const float32x4_t vs = vld1q_f32(pg + 4 * q);
-      const float32x4_t vm = vld1q_f32(pg + R + 4 * q);
+      const float32x4_t vs = load_params4<kF16>(pg + 4 * q * L.param_bytes);
+      const float32x4_t vm = load_params4<kF16>(pg + (R + 4 * q) * L.param_bytes);
       for (int i = 0; i < MR; ++i) {
         int32x4_t isum = acc[i][q];
         if constexpr (Dot::kFlip) isum = vaddq_s32(isum, vdupq_n_s32(128 * sr[i][g]));
@@ -97,6 +101,59 @@ void u8s8_tile(const BlockTile& t) {
         vst1q_f32(facc[i] + 4 * q, vaddq_f32(vld1q_f32(facc[i] + 4 * q), term));
       }
     }
+    return;
+  }
+  // f = d_0 * isum_0, then f + d_h * isum_h per activation group h; facc + (s * f + m * msum).
+  alignas(16) float f[MR][R] = {};  // (each set by the first activation group)
+  for (size_t t0 = 0, a = k0 / L.act_group; t0 < len; t0 += L.act_group, ++a) {
+    range_dots<Dot, MR>(wg + t0 / 4 * kZeroOneUnitStride, ar, k0 + t0,
+                        len - t0 < L.act_group ? len - t0 : L.act_group, acc);
+    for (int i = 0; i < MR; ++i) {
+      const float32x4_t vd = vdupq_n_f32(dr[i][a]);
+      for (int q = 0; q < 4; ++q) {
+        int32x4_t isum = acc[i][q];
+        if constexpr (Dot::kFlip) isum = vaddq_s32(isum, vdupq_n_s32(128 * sr[i][a]));
+        const float32x4_t p = vmulq_f32(vd, vcvtq_f32_s32(isum));
+        vst1q_f32(f[i] + 4 * q, t0 == 0 ? p : vaddq_f32(vld1q_f32(f[i] + 4 * q), p));
+      }
+    }
+  }
+  for (int q = 0; q < 4; ++q) {
+    const float32x4_t vs = load_params4<kF16>(pg + 4 * q * L.param_bytes);
+    const float32x4_t vm = load_params4<kF16>(pg + (R + 4 * q) * L.param_bytes);
+    for (int i = 0; i < MR; ++i) {
+      const float32x4_t term =
+          vaddq_f32(vmulq_f32(vs, vld1q_f32(f[i] + 4 * q)), vmulq_f32(vm, vdupq_n_f32(mr[i][g])));
+      vst1q_f32(facc[i] + 4 * q, vaddq_f32(vld1q_f32(facc[i] + 4 * q), term));
+    }
+  }
+}
+
+// One tile: MR tokens x one 16-row block over groups [t.g0, t.g1). A group's integer sums stay in
+// registers (4 x MR int32x4: 16 for 4 tokens, plus 4 weight registers); the float sums of the
+// 16 rows live in facc, in memory: 16 more registers would not fit beside them.
+template <class Dot, bool kF16, bool kSub, int MR>
+void u8s8_tile(const BlockTile& t) {
+  constexpr size_t R = kZeroOneBlockRows;
+  const U8Blocks& L = *t.L;
+  const S8Acts& x = *t.x;
+  const int8_t* ar[MR];
+  const float* dr[MR];
+  const int32_t* sr[MR];
+  const float* mr[MR];
+  alignas(16) float facc[MR][R];
+  for (int i = 0; i < MR; ++i) {
+    ar[i] = x.a + (t.i0 + i) * L.k;
+    dr[i] = x.d + (t.i0 + i) * L.acts;
+    sr[i] = x.sum + (t.i0 + i) * L.acts;
+    mr[i] = x.msum + (t.i0 + i) * L.groups;
+    const float* yr = t.yb + (t.i0 + i) * t.ldy;
+    for (size_t r = 0; r < R; ++r)  // the running sums of the rows this tile stores
+      facc[i][r] = t.g0 != 0 && r >= t.r0 && r < t.r1 ? yr[r] : 0.0f;
+  }
+  for (size_t g = t.g0; g < t.g1; ++g) {
+    group_step<Dot, kF16, kSub, MR>(t.wb + g * L.group_bytes, t.pb + g * L.group_params_bytes, L, g,
+                                    ar, dr, sr, mr, facc);
   }
   for (int i = 0; i < MR; ++i) {
     float* yr = t.yb + (t.i0 + i) * t.ldy;
@@ -106,6 +163,18 @@ void u8s8_tile(const BlockTile& t) {
     }
     for (size_t r = t.r0; r < t.r1; ++r) yr[r] = facc[i][r];
   }
+}
+
+// The tiles of one Dot for run_u8_blocks: tiles[mr] for mr = 1..kMaxTile of each form.
+template <class Dot, bool kF16, bool kSub>
+constexpr BlockTileFn kNeonTiles[5] = {nullptr, u8s8_tile<Dot, kF16, kSub, 1>,
+                                       u8s8_tile<Dot, kF16, kSub, 2>, u8s8_tile<Dot, kF16, kSub, 3>,
+                                       u8s8_tile<Dot, kF16, kSub, 4>};
+
+template <class Dot>
+TileSets neon_tile_sets() {
+  return TileSets{kNeonTiles<Dot, false, false>, kNeonTiles<Dot, true, false>,
+                  kNeonTiles<Dot, false, true>, kNeonTiles<Dot, true, true>};
 }
 
 }  // namespace

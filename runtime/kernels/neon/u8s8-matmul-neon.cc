@@ -24,15 +24,11 @@ struct DotWiden {
   }
 };
 
-constexpr BlockTileFn kTiles[4] = {nullptr, neon::u8s8_tile<DotWiden, 1>,
-                                   neon::u8s8_tile<DotWiden, 2>, neon::u8s8_tile<DotWiden, 3>};
-
 }  // namespace
 
-void u8s8_matmul_neon(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
-                      const float* d, const int32_t* sum, size_t m, float* y, size_t ldy, size_t n0,
+void u8s8_matmul_neon(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy, size_t n0,
                       size_t n1) {
-  run_u8_blocks<3>(kTiles, w, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+  run_u8_blocks<3>(neon::neon_tile_sets<DotWiden>(), w, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels

@@ -23,16 +23,11 @@ struct DotSdot {
   static int32x4_t dot(int32x4_t acc, W w, int8x16_t a) { return vdotq_s32(acc, w, a); }
 };
 
-constexpr BlockTileFn kTiles[5] = {nullptr, neon::u8s8_tile<DotSdot, 1>,
-                                   neon::u8s8_tile<DotSdot, 2>, neon::u8s8_tile<DotSdot, 3>,
-                                   neon::u8s8_tile<DotSdot, 4>};
-
 }  // namespace
 
-void u8s8_matmul_neondot(const uint8_t* w, const float* p, size_t k, size_t group, const int8_t* a,
-                         const float* d, const int32_t* sum, size_t m, float* y, size_t ldy,
+void u8s8_matmul_neondot(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
                          size_t n0, size_t n1) {
-  run_u8_blocks<4>(kTiles, w, p, k, group, a, d, sum, m, y, ldy, n0, n1);
+  run_u8_blocks<4>(neon::neon_tile_sets<DotSdot>(), w, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels
