@@ -113,7 +113,9 @@ void ranking_beats_guesses(const std::string& model, const std::string& text_nam
   ModelIR ir = load_hf_model(hf);
   WriteOptions o;
   o.mode = QuantMode::U8;
-  o.group = 64;
+  o.u8.group = 64;  // with the command line's defaults: f16 params, activation groups of 16
+  o.u8.params = DType::kF16;
+  o.u8.act_group = kAutoActGroup;
   o.force = true;
   AutoFloatOptions a = parse_auto_float("10%");
   a.eval_text = text;

@@ -230,7 +230,8 @@ TEST(KeepFloatCli, MixedStories260KReadBack) {
   flatbuffers::Verifier v(bytes.data(), kSizePrefixBytes + fb_size);
   ASSERT_TRUE(fb::VerifySizePrefixedModelBuffer(v));
   const fb::Model* m = fb::GetSizePrefixedModel(bytes.data());
-  EXPECT_EQ(m->required_features(), uint64_t{kFeatureZeroOneU8 | kFeatureF16});
+  EXPECT_EQ(m->required_features(),  // u8 params are f16 by default
+            uint64_t{kFeatureZeroOneU8 | kFeatureF16 | kFeatureZeroOneF16Params});
   const auto src = load_safetensors_dir(hf);
   size_t f32 = 0, f16 = 0, u8 = 0;
   for (const fb::Tensor* t : *m->tensors()) {
