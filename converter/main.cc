@@ -81,7 +81,7 @@ int run(int argc, char** argv) {
   using namespace ember::convert;
   CLI::App app{"ember-convert: Hugging Face Llama checkpoint -> .ember model file"};
   std::string hf_dir, out, quant = "u8", params = "f16", act_group = "auto";
-  int64_t group = 16;
+  int64_t group = 64;
   bool force = false, tokenizer_only = false;
   std::vector<std::string> loras;
   app.add_option("HF_DIR", hf_dir,
@@ -89,9 +89,10 @@ int run(int argc, char** argv) {
   app.add_option("-o,--output", out, "output .ember file")->required();
   app.add_option("--quant", quant, "weight type: f32, f16 or u8 (zero-one)")
       ->check(CLI::IsMember({"f32", "f16", "u8"}));
-  app.add_option("--group", group,
-                 "u8 group size along the input dimension (0 = a whole row; default 16: tracks f32 "
-                 "greedy output, 64 is smaller and faster)")
+  app.add_option(
+         "--group", group,
+         "u8 group size along the input dimension (0 = a whole row; default 64: 8.5 bits per "
+         "weight with f16 params; see docs/accuracy.md)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   app.add_option("--params", params,
                  "u8 scale and min per group: f16 (default, 8 + 32/G bits per weight) or f32 "

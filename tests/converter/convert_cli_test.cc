@@ -192,21 +192,21 @@ TEST(ConvertCli, Stories260KF32IsExact) {
 TEST(ConvertCli, Stories260KU8DefaultGroup) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   std::string log;
-  // default: u8, group 16, f16 params, activation group auto (= the group at 16)
+  // default: u8, group 64, f16 params, activation groups of 16
   const std::string out = converted_model(hf, "", &log);
   ASSERT_FALSE(out.empty());
-  EXPECT_NE(log.find("u8/g16/f16"), std::string::npos) << log;
-  EXPECT_EQ(log.find("/a16"), std::string::npos) << log;
+  EXPECT_NE(log.find("u8/g64/f16/a16"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
-  EXPECT_EQ(f.model->required_features(), kFeatureZeroOneU8 | kFeatureZeroOneF16Params);
-  check_against_source(f, hf, QuantMode::U8, 16);
+  EXPECT_EQ(f.model->required_features(),
+            kFeatureZeroOneU8 | kFeatureZeroOneF16Params | kFeatureActGroups);
+  check_against_source(f, hf, QuantMode::U8, 64);
   const fb::Tensor* down = f.tensor("model.layers.0.mlp.down_proj.weight");
   ASSERT_NE(down, nullptr);
-  EXPECT_EQ(down->params_size(), 64u * 11u * 4u);  // 172 = 10 x 16 + 12; f16 scale and min
+  EXPECT_EQ(down->params_size(), 64u * 3u * 4u);  // 172 = 2 x 64 + 44; f16 scale and min
   EXPECT_EQ(down->params_dtype(), fb::DType::F16);
-  EXPECT_EQ(down->act_group(), 0u);
-  std::printf("stories260K u8/g16 .ember: %zu bytes\n", f.bytes.size());
+  EXPECT_EQ(down->act_group(), 16u);
+  std::printf("stories260K u8/g64 .ember: %zu bytes\n", f.bytes.size());
 }
 
 // --group 64: f16 params and activation groups of 16 by default (runtime 3); --params f32
@@ -312,7 +312,7 @@ TEST(ConvertCli, AiDreams260KOtherShapes) {
   ASSERT_NE(f.model, nullptr);
   EXPECT_EQ(f.model->config()->head_dim(), 16u);
   EXPECT_EQ(f.model->config()->num_layers(), 4u);
-  check_against_source(f, hf, QuantMode::U8, 16);  // the default group
+  check_against_source(f, hf, QuantMode::U8, 64);  // the default group
 }
 
 TEST(ConvertCli, TokenizerOnly) {
