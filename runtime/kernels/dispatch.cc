@@ -30,10 +30,11 @@ namespace {
 const KernelTable kScalar = EMBER_TABLE("scalar", scalar);
 #if EMBER_KERNELS_AVX2
 const KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
-// avx512vnni differs from avx2 only in the integer dot (vpdpbusd); it reuses avx2's float ops.
-const KernelTable kAvx512Vnni{"avx512vnni",      f32_s8_quantize_avx2, u8s8_matmul_avx512vnni,
-                              f32_matmul_avx2,   f16_matmul_avx2,      bf16_matmul_avx2,
-                              f32_rmsnorm_avx2,  f32_silumul_avx2,     f32_softmax_avx2,
+// avx512vnni differs from avx2 in the integer dot (vpdpbusd) and the float matmuls (16 rows per
+// register); it reuses avx2's other float ops.
+const KernelTable kAvx512Vnni{"avx512vnni",          f32_s8_quantize_avx2,  u8s8_matmul_avx512vnni,
+                              f32_matmul_avx512vnni, f16_matmul_avx512vnni, bf16_matmul_avx512vnni,
+                              f32_rmsnorm_avx2,      f32_silumul_avx2,      f32_softmax_avx2,
                               f32_attention_avx2};
 #endif
 #if EMBER_KERNELS_NEON

@@ -30,7 +30,14 @@ namespace kernels {
 EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)
 EMBER_DECLARE_VARIANT_SET(avx2)
-// avx512vnni differs from avx2 only in the integer dot; its table reuses avx2's other kernels.
+// avx512vnni differs from avx2 in the integer dot and the float matmuls (16 rows per register);
+// its table reuses avx2's other kernels.
+void f32_matmul_avx512vnni(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
+                           size_t n0, size_t n1);
+void f16_matmul_avx512vnni(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                           size_t ldy, size_t n0, size_t n1);
+void bf16_matmul_avx512vnni(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                            size_t ldy, size_t n0, size_t n1);
 void u8s8_matmul_avx512vnni(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
                             size_t n0, size_t n1);
 #endif

@@ -3,7 +3,8 @@
 // the code before exp_f32, for comparison), for every runnable variant.
 //   ./kernels_bench --benchmark_filter=u8s8
 // Counters: MAC/s (int8 multiply-accumulates) and weight bytes/s; .../dram: the same kernel (or the
-// read probe, stream/...) on weights that come from DRAM, bytes/s.
+// read probe, stream/...) on weights that come from DRAM, bytes/s. Float GEMVs: f32/ and f16/, from
+// cache and (tl-up/.../dram) from DRAM.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -187,6 +188,74 @@ void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size
       benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
+void BM_f16(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k) {
+  std::vector<uint16_t> w(n * k, 0x3800);  // 0.5
+  std::vector<float> x(m * k, 0.25f), y(m * n);
+  for (auto _ : st) {
+    t->matmul_f16(w.data(), k, x.data(), m, y.data(), n, 0, n);
+    benchmark::ClobberMemory();
+  }
+  st.counters["MAC/s"] =
+      benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+// Float weights from DRAM, as decode reads them: 1 GiB of (n, k) matrices of `esize`-byte values
+// (f32: 4, f16: 2) in 2 MiB pages where the OS gives them, taken in turn; B/s = weight bytes read.
+// k is 2048 (tinyllama's), or BENCH_K: a row stride that is not a multiple of 4 KiB (e.g. 2064)
+// shows what the L1 set conflicts of such strides cost.
+struct FloatDramSet {
+  size_t n, k, esize, count, mat;
+  uint8_t* base = nullptr;
+  FloatDramSet(size_t n_, size_t k_, size_t esize_) : n(n_), k(k_), esize(esize_) {
+    mat = n * k * esize;  // a multiple of 64 for the shapes used
+    count = (size_t{1} << 30) / mat;
+    const size_t huge = size_t{2} << 20, len = (count * mat + huge - 1) / huge * huge;
+#if defined(__linux__)
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) std::abort();
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, len, MADV_HUGEPAGE);
+#endif
+    base = static_cast<uint8_t*>(m);
+#else
+    base = static_cast<uint8_t*>(std::aligned_alloc(huge, len));
+    if (base == nullptr) std::abort();
+#endif
+    std::mt19937 rng(6);
+    std::uniform_real_distribution<float> u(-0.03f, 0.03f);
+    for (size_t i = 0; i < count * n * k; ++i) {
+      if (esize == 4) {
+        const float v = u(rng);
+        std::memcpy(base + 4 * i, &v, 4);
+      } else {
+        const uint16_t h = 0x2000 | static_cast<uint16_t>(rng() & 0x13FF);  // small normal halves
+        std::memcpy(base + 2 * i, &h, 2);
+      }
+    }
+  }
+  const void* w(size_t c) const { return base + c * mat; }
+};
+
+void BM_float_dram(benchmark::State& st, const KernelTable* t, size_t esize, size_t m) {
+  static const size_t bk = getenv("BENCH_K") ? atoi(getenv("BENCH_K")) : 2048;
+  static FloatDramSet f32set(5632, bk, 4), f16set(5632, bk, 2);
+  const FloatDramSet& ds = esize == 4 ? f32set : f16set;
+  std::vector<float> x(m * ds.k, 0.5f), y(m * ds.n);
+  size_t c = 0;
+  for (auto _ : st) {
+    if (esize == 4) {
+      t->matmul_f32(static_cast<const float*>(ds.w(c)), ds.k, x.data(), m, y.data(), ds.n, 0, ds.n);
+    } else {
+      t->matmul_f16(static_cast<const uint16_t*>(ds.w(c)), ds.k, x.data(), m, y.data(), ds.n, 0,
+                    ds.n);
+    }
+    benchmark::ClobberMemory();
+    c = c + 1 == ds.count ? 0 : c + 1;
+  }
+  st.counters["B/s"] =
+      benchmark::Counter(double(ds.mat) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
 // Float ops of the forward pass at stories110m's shapes: softmax over n keys, SiLU*mul over a
 // prefill's hidden activations, one attention head (head_dim 64, kv_dim 768) over n keys.
 void BM_softmax(benchmark::State& st, const KernelTable* t, size_t n) {
@@ -322,10 +391,29 @@ void register_all() {
     benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t,
                                  size_t{512}, size_t{2048}, size_t{64})
         ->Unit(benchmark::kMicrosecond);
-    for (size_t m : {size_t{1}, size_t{64}})
+    for (size_t m : {size_t{1}, size_t{64}}) {
       benchmark::RegisterBenchmark(("f32/" + v + "/2048x2048/m" + std::to_string(m)).c_str(),
                                    BM_f32, t, m, size_t{2048}, size_t{2048})
           ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("f16/" + v + "/2048x2048/m" + std::to_string(m)).c_str(),
+                                   BM_f16, t, m, size_t{2048}, size_t{2048})
+          ->Unit(benchmark::kMillisecond);
+    }
+    // The L2-resident case: a 256 x 1024 matrix (1 MiB in f32).
+    benchmark::RegisterBenchmark(("f32/" + v + "/256x1024/m1").c_str(), BM_f32, t, size_t{1},
+                                 size_t{256}, size_t{1024})
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("f16/" + v + "/256x1024/m1").c_str(), BM_f16, t, size_t{1},
+                                 size_t{256}, size_t{1024})
+        ->Unit(benchmark::kMicrosecond);
+    for (size_t m : {size_t{1}, size_t{2}}) {
+      for (size_t esize : {size_t{4}, size_t{2}}) {
+        benchmark::RegisterBenchmark(
+            ((esize == 4 ? "f32/" : "f16/") + v + "/tl-up/m" + std::to_string(m) + "/dram").c_str(),
+            BM_float_dram, t, esize, m)
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
   }
 }
 
