@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/half.h"
 #include "kernels/kernels.h"
 #include "read_probe.h"
 
@@ -96,9 +97,9 @@ struct DramSet {
   size_t n, k, groups, count, bytes;
   ember::ZeroOneShape shape;
   uint8_t* base = nullptr;
-  DramSet(size_t n_, size_t k_, size_t group) : n(n_), k(k_) {
+  DramSet(size_t n_, size_t k_, size_t group, ember::DType pt) : n(n_), k(k_) {
     groups = (k + group - 1) / group;
-    if (!ember::zero_one_shape(n, k, group, &shape)) std::abort();
+    if (!ember::zero_one_shape(n, k, group, &shape, pt)) std::abort();
     const size_t mat = shape.data_bytes() + shape.params_bytes();  // (a multiple of 64)
     count = (size_t{1} << 30) / mat;
     bytes = count * mat;
@@ -120,33 +121,43 @@ struct DramSet {
       std::memcpy(base + i, &v, 4);
     }
     for (size_t c = 0; c < count; ++c) {  // finite, small scales / mins
-      float* p = params(c);
-      for (size_t i = 0; i < shape.params_floats(); ++i)
-        p[i] = i % 32 < 16 ? 0.001f * float(i % 7 + 1) : -0.01f * float(i % 5);
+      uint8_t* p = params(c);
+      for (size_t i = 0; i < shape.params_floats(); ++i) {
+        const float v = i % 32 < 16 ? 0.001f * float(i % 7 + 1) : -0.01f * float(i % 5);
+        if (pt == ember::DType::kF16) {
+          const uint16_t h = ember::f32_to_f16(v);
+          std::memcpy(p + 2 * i, &h, 2);
+        } else {
+          std::memcpy(p + 4 * i, &v, 4);
+        }
+      }
     }
   }
   const uint8_t* q(size_t c) const { return base + c * (bytes / count); }
-  float* params(size_t c) const {
-    return reinterpret_cast<float*>(base + c * (bytes / count) + shape.data_bytes());
-  }
+  uint8_t* params(size_t c) const { return base + c * (bytes / count) + shape.data_bytes(); }
 };
 
-DramSet& dram_set() {  // built once, shared by the dram benchmarks (tinyllama's gate / up shape)
-  static DramSet set(5632, 2048, 64);
-  return set;
+// Built once each, shared by the dram benchmarks (tinyllama's gate / up shape): f32 or f16 params.
+DramSet& dram_set(ember::DType pt) {
+  static DramSet f32(5632, 2048, 64, ember::DType::kF32);
+  if (pt == ember::DType::kF32) return f32;
+  static DramSet f16(5632, 2048, 64, ember::DType::kF16);
+  return f16;
 }
 
-void BM_u8s8_dram(benchmark::State& st, const KernelTable* t, size_t m) {
-  DramSet& ds = dram_set();
-  std::vector<float> x(m * ds.k, 0.5f), d(m * ds.groups), ms(m * ds.groups), y(m * ds.n);
+void BM_u8s8_dram(benchmark::State& st, const KernelTable* t, size_t m, size_t act,
+                  ember::DType pt) {
+  DramSet& ds = dram_set(pt);
+  const size_t acts = ds.k / act;
+  std::vector<float> x(m * ds.k, 0.5f), d(m * acts), ms(m * ds.groups), y(m * ds.n);
   std::vector<int8_t> a(m * ds.k);
-  std::vector<int32_t> s(m * ds.groups);
-  t->quantize_acts_s8(x.data(), m, ds.k, 64, 64, a.data(), d.data(), s.data(), ms.data());
-  const ember::kernels::S8Acts in{a.data(), d.data(), s.data(), ms.data(), 64};
+  std::vector<int32_t> s(m * acts);
+  t->quantize_acts_s8(x.data(), m, ds.k, 64, act, a.data(), d.data(), s.data(), ms.data());
+  const ember::kernels::S8Acts in{a.data(), d.data(), s.data(), ms.data(), act};
   size_t c = 0;
   for (auto _ : st) {
-    t->matmul_u8s8(ember::kernels::U8Matrix{ds.q(c), ds.params(c), ember::DType::kF32, ds.k, 64},
-                   in, m, y.data(), ds.n, 0, ds.n);
+    t->matmul_u8s8(ember::kernels::U8Matrix{ds.q(c), ds.params(c), pt, ds.k, 64}, in, m, y.data(),
+                   ds.n, 0, ds.n);
     benchmark::ClobberMemory();
     c = c + 1 == ds.count ? 0 : c + 1;
   }
@@ -155,7 +166,7 @@ void BM_u8s8_dram(benchmark::State& st, const KernelTable* t, size_t m) {
 }
 
 void BM_stream_dram(benchmark::State& st) {
-  DramSet& ds = dram_set();
+  DramSet& ds = dram_set(ember::DType::kF32);
   const size_t mat = ds.bytes / ds.count;
   size_t c = 0;
   uint64_t sink = 0;
@@ -384,10 +395,16 @@ void register_all() {
             BM_u8s8, t, m, s.n, s.k, g, size_t{16}, ember::DType::kF16)
             ->Unit(benchmark::kMillisecond);
       }
-    for (size_t m : {size_t{1}, size_t{2}, size_t{8}})
+    for (size_t m : {size_t{1}, size_t{2}, size_t{8}}) {
       benchmark::RegisterBenchmark(
-          ("u8s8/" + v + "/tl-up/m" + std::to_string(m) + "/g64/dram").c_str(), BM_u8s8_dram, t, m)
+          ("u8s8/" + v + "/tl-up/m" + std::to_string(m) + "/g64/dram").c_str(), BM_u8s8_dram, t, m,
+          size_t{64}, ember::DType::kF32)
           ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(
+          ("u8s8/" + v + "/tl-up/m" + std::to_string(m) + "/g64-f16-a16/dram").c_str(),
+          BM_u8s8_dram, t, m, size_t{16}, ember::DType::kF16)
+          ->Unit(benchmark::kMillisecond);
+    }
     benchmark::RegisterBenchmark(("quant/" + v + "/m512/k2048/g64").c_str(), BM_quant, t,
                                  size_t{512}, size_t{2048}, size_t{64})
         ->Unit(benchmark::kMicrosecond);

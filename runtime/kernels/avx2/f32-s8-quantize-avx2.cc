@@ -48,6 +48,14 @@ void f32_s8_quantize_avx2(const float* x, size_t m, size_t k, size_t group, size
         b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(ag + t), b);
       }
+      for (; t + 8 <= len; t += 8) {  // (activation groups of 8 to 24 values)
+        __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + t), vid));
+        q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+        vsum = _mm256_add_epi32(vsum, q);
+        const __m128i p16 =
+            _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(ag + t), _mm_packs_epi16(p16, p16));
+      }
       alignas(32) int32_t sv[8];
       _mm256_store_si256(reinterpret_cast<__m256i*>(sv), vsum);
       int32_t s = sv[0] + sv[1] + sv[2] + sv[3] + sv[4] + sv[5] + sv[6] + sv[7];
