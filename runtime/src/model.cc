@@ -35,9 +35,26 @@ const fb::Tensor* find_tensor(const fb::Model* root, const char* name) {
 
 // The zero-one parameters of a u8 tensor: type, size, alignment, place in the weight region, the
 // activation group and, with `scan`, every value (scales finite and >= 0, mins finite).
+// A tensor's `what` ("data" / "params") region: aligned, and inside the weight region.
+Status check_region(const Model& m, const char* name, const char* what, uint64_t offset,
+                    uint64_t size) {
+  unsigned long long end = 0;
+  if (offset % kWeightAlignment != 0) {
+    return set_error(Status::kBadFormat, "tensor '%s': %s_offset %llu is not %zu-byte aligned",
+                     name, what, (unsigned long long)offset, kWeightAlignment);
+  }
+  if (!checked_add(offset, size, &end) || end > m.weights_size) {
+    return set_error(Status::kBadFormat,
+                     "tensor '%s': %s_offset %llu + size %llu is past the weight region (%llu "
+                     "bytes)",
+                     name, what, (unsigned long long)offset, (unsigned long long)size,
+                     (unsigned long long)m.weights_size);
+  }
+  return Status::kOk;
+}
+
 Status check_zero_one(const Model& m, const fb::Tensor* t, const char* name, const ZeroOneShape& zs,
                       bool scan, WeightRef* w) {
-  unsigned long long pend = 0;
   if (t->params_size() != zs.params_bytes()) {
     return set_error(Status::kBadFormat,
                      "tensor '%s': params_size %llu, %llu row blocks x %llu groups x 32 %s params "
@@ -52,17 +69,7 @@ Status check_zero_one(const Model& m, const fb::Tensor* t, const char* name, con
                      "a multiple of %zu)",
                      name, t->act_group(), (unsigned long long)zs.group, kZeroOneUnitBytes);
   }
-  if (t->params_offset() % kWeightAlignment != 0) {
-    return set_error(Status::kBadFormat, "tensor '%s': params_offset %llu is not %zu-byte aligned",
-                     name, (unsigned long long)t->params_offset(), kWeightAlignment);
-  }
-  if (!checked_add(t->params_offset(), t->params_size(), &pend) || pend > m.weights_size) {
-    return set_error(Status::kBadFormat,
-                     "tensor '%s': params_offset %llu + size %llu is past the weight region "
-                     "(%llu bytes)",
-                     name, (unsigned long long)t->params_offset(),
-                     (unsigned long long)t->params_size(), (unsigned long long)m.weights_size);
-  }
+  EMBER_RETURN_IF_ERROR(check_region(m, name, "params", t->params_offset(), t->params_size()));
   const void* p = m.weights + t->params_offset();
   for (uint64_t i = 0; scan && i < zs.params_floats(); ++i) {
     const float v = zero_one_param(p, zs.params_type, i);
@@ -120,7 +127,7 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
   const uint64_t mrows = rank == 2 ? rows : 1;
   const uint64_t mcols = rank == 2 ? cols : rows;
   ZeroOneShape zs;
-  unsigned long long numel = 0, bytes = 0, end = 0;
+  unsigned long long numel = 0, bytes = 0;
   if (dt == DType::kU8ZeroOne) {
     if (m.root->format_version() < kFormatVersionU8Blocks) {
       return set_error(Status::kUnsupported,
@@ -148,17 +155,7 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                      "tensor '%s': data_size %llu, shape x %s size implies %llu bytes", name,
                      (unsigned long long)t->data_size(), dtype_name(file_dt), bytes);
   }
-  if (t->data_offset() % kWeightAlignment != 0) {
-    return set_error(Status::kBadFormat, "tensor '%s': data_offset %llu is not %zu-byte aligned",
-                     name, (unsigned long long)t->data_offset(), kWeightAlignment);
-  }
-  if (!checked_add(t->data_offset(), t->data_size(), &end) || end > m.weights_size) {
-    return set_error(Status::kBadFormat,
-                     "tensor '%s': data_offset %llu + size %llu is past the weight region (%llu "
-                     "bytes)",
-                     name, (unsigned long long)t->data_offset(), (unsigned long long)t->data_size(),
-                     (unsigned long long)m.weights_size);
-  }
+  EMBER_RETURN_IF_ERROR(check_region(m, name, "data", t->data_offset(), t->data_size()));
   WeightRef w;
   w.type = dt;
   w.data = m.weights + t->data_offset();
