@@ -13,6 +13,14 @@
 #include "core/zero_one.h"
 #include "kernels/kernels.h"
 
+// Inner steps of a tile that must inline into it: an out-of-line call spills the tile's
+// accumulators through memory (GCC declines to inline them at 8 tokens by its size limits).
+#if defined(__GNUC__)
+#define EMBER_KERNEL_INLINE inline __attribute__((always_inline))
+#else
+#define EMBER_KERNEL_INLINE inline
+#endif
+
 namespace ember {
 namespace kernels {
 // Internal linkage on purpose: these helpers are compiled into files with different ISA flags

@@ -96,8 +96,8 @@ inline __m512 load_params(const uint8_t* p) {
 // unit at wg, their activations at ar[i] + k0. One token keeps 4 independent sums (2 for 2-3
 // tokens) so that its vpdpbusd chain does not wait on the instruction's latency.
 template <size_t... I>
-inline void range_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, size_t len,
-                       __m512i* out, std::index_sequence<I...> tok) {
+EMBER_KERNEL_INLINE void range_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0,
+                                    size_t len, __m512i* out, std::index_sequence<I...> tok) {
   constexpr size_t MR = sizeof...(I);
   constexpr int NA = MR == 1 ? 4 : (MR <= 3 ? 2 : 1);
   const size_t full = len / 4, rest = len % 4;
@@ -122,8 +122,8 @@ inline void range_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, si
 // range_dots for one activation group of 16 bytes (4 units) in straight-line code: two chains
 // per token.
 template <size_t... I>
-inline void dots16(const uint8_t* wg, const int8_t* const* ar, size_t k0, __m512i* out,
-                   std::index_sequence<I...> tok) {
+EMBER_KERNEL_INLINE void dots16(const uint8_t* wg, const int8_t* const* ar, size_t k0, __m512i* out,
+                                std::index_sequence<I...> tok) {
   constexpr size_t MR = sizeof...(I);
   __m512i a0[MR], a1[MR];
   ((a0[I] = a1[I] = _mm512_setzero_si512()), ...);
@@ -136,8 +136,8 @@ inline void dots16(const uint8_t* wg, const int8_t* const* ar, size_t k0, __m512
 
 // The dots of one activation group of len bytes at byte t0 of the group.
 template <size_t... I>
-inline void act_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, size_t t0, size_t len,
-                     __m512i* out, std::index_sequence<I...> tok) {
+EMBER_KERNEL_INLINE void act_dots(const uint8_t* wg, const int8_t* const* ar, size_t k0, size_t t0,
+                                  size_t len, __m512i* out, std::index_sequence<I...> tok) {
   if (len == 16) {
     dots16(wg + t0 / 4 * kZeroOneUnitStride, ar, k0 + t0, out, tok);
   } else {
@@ -158,8 +158,9 @@ struct TileRows {
 // Groups [g0, g1) of one block for the tokens I...: facc[i] (16 rows) += each group's terms, in
 // the kernels.h order of an activation group equal to the weight group (kSub false) or smaller.
 template <bool kF16, bool kSub, size_t... I>
-inline void tile_groups(const uint8_t* wb, const uint8_t* pb, const U8Blocks& L, size_t g0,
-                        size_t g1, TileRows<sizeof...(I)>& t, std::index_sequence<I...> tok) {
+EMBER_KERNEL_INLINE void tile_groups(const uint8_t* wb, const uint8_t* pb, const U8Blocks& L,
+                                     size_t g0, size_t g1, TileRows<sizeof...(I)>& t,
+                                     std::index_sequence<I...> tok) {
   constexpr size_t MR = sizeof...(I);
   const size_t param_ahead = kPrefetchAhead * L.group_params_bytes / L.group_bytes;
   for (size_t g = g0; g < g1; ++g) {
