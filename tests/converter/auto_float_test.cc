@@ -185,12 +185,52 @@ void ranking_beats_guesses(const std::string& model, const std::string& text_nam
   EXPECT_LT(kl_auto, kl_head);
 }
 
+// The ranking's quality is a measurement over thousands of tokens: the optimized build checks it.
+// Sanitized builds run the same code on one window (below), 40x slower per token.
+#if !EMBER_SANITIZED
 TEST(AutoFloat, RankingBeatsGuessesStories260K) {
   ranking_beats_guesses("stories260K", "stories.txt");
 }
 
 TEST(AutoFloat, RankingBeatsGuessesAidreams260K) {
   ranking_beats_guesses("aidreams260K", "aidreams.txt");
+}
+#endif
+
+// One window: every matrix measured once, ranked worst first, the kept ones within the budget and
+// recorded as the file's float choices, the rest as measured.
+TEST(AutoFloat, OneWindowRankingKeepsItsBudget) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  ModelIR ir = load_hf_model(hf);
+  WriteOptions o;
+  o.mode = QuantMode::U8;
+  o.u8.group = 64;
+  o.u8.params = DType::kF16;
+  o.u8.act_group = kAutoActGroup;
+  AutoFloatOptions a = parse_auto_float("10%");
+  a.eval_text = std::string(EMBER_SOURCE_DIR) + "/tests/data/eval/stories.txt";
+  a.ctx = 64;
+  a.chunks = 1;
+  const AutoFloatResult r = choose_auto_float(&ir, o, a);
+  EXPECT_EQ(r.windows, 1u);
+  EXPECT_EQ(r.ctx, 64u);
+  ASSERT_FALSE(r.ranking.empty());
+  size_t kept = 0;
+  for (size_t i = 0; i < r.ranking.size(); ++i) {
+    EXPECT_GE(r.ranking[i].kl, 0.0) << r.ranking[i].name;
+    if (i > 0) EXPECT_GE(r.ranking[i - 1].kl, r.ranking[i].kl) << r.ranking[i].name;
+    kept += r.ranking[i].kept ? 1 : 0;
+  }
+  EXPECT_GT(kept, 0u);
+  EXPECT_LE(r.grown_bytes, r.budget_bytes);
+  EXPECT_EQ(ir.float_choices.size(), kept);
+  EXPECT_EQ(ir.float_choices.size() + ir.float_measured.size(), r.ranking.size());
+  for (const FloatChoiceRecord& c : ir.float_choices) {
+    const auto it = std::find_if(r.ranking.begin(), r.ranking.end(),
+                                 [&](const AutoFloatEntry& e) { return e.name == c.name; });
+    ASSERT_NE(it, r.ranking.end()) << c.name;
+    EXPECT_TRUE(it->kept) << c.name;
+  }
 }
 
 }  // namespace
