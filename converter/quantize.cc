@@ -197,6 +197,11 @@ StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, const U8Options&
       const uint16_t h = f32_to_f16(t.data[i]);
       std::memcpy(s.data.data() + 2 * i, &h, 2);
       back[i] = f16_to_f32(h);  // exact widening, for the error figure
+      if (std::isinf(back[i]) && std::isfinite(t.data[i])) {
+        throw ConvertError("value " + std::to_string(t.data[i]) + " at index " + std::to_string(i) +
+                           " does not fit f16 (|x| < 65520 rounds to at most 65504): keep it in "
+                           "f32 (--keep-float NAME:f32, or --quant f32)");
+      }
     }
     s.rel_rms_error = relative_rms_error(t.data.data(), back.data(), t.data.size());
     return s;

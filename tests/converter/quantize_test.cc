@@ -297,6 +297,24 @@ TEST(ZeroOneQuantize, StoreTensorQuantizesOnly2D) {
   EXPECT_THROW(parse_quant_mode("q4"), ConvertError);
 }
 
+// f16 storage of a value past f16's range is an error naming the value, not an infinity in the
+// file; 65519 still rounds to 65504 and is stored.
+TEST(ZeroOneQuantize, StoreTensorF16RefusesOverflow) {
+  FloatTensor edge{{1, 2}, {65519.0f, -65519.0f}, "F32"};
+  const StoredTensor s = store_tensor(edge, QuantMode::F16, U8Options{64});
+  uint16_t h[2];
+  std::memcpy(h, s.data.data(), 4);
+  EXPECT_EQ(f16_to_f32(h[0]), 65504.0f);
+  EXPECT_EQ(f16_to_f32(h[1]), -65504.0f);
+  FloatTensor big{{2, 2}, {1.0f, 2.0f, -70000.0f, 3.0f}, "F32"};
+  const std::string e = ember_test::error_message<ConvertError>(
+      [&] { store_tensor(big, QuantMode::F16, U8Options{64}); });
+  EXPECT_NE(e.find("-70000"), std::string::npos) << e;
+  EXPECT_NE(e.find("index 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("f32"), std::string::npos) << e;
+  EXPECT_EQ(store_tensor(big, QuantMode::F32, U8Options{64}).dtype, DType::kF32);
+}
+
 TEST(F16, EdgeValuesFromTheIeeeDefinition) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3C00);
   EXPECT_EQ(f32_to_f16(-2.0f), 0xC000);
