@@ -327,6 +327,7 @@ ember_context_params ember_context_default_params(void) {
   p.n_prompt_bytes_max = 0;
   p.use_xnnpack = 0;
   p.n_queue_max = 0;
+  p.kv_type = EMBER_KV_F32;
   return p;
 }
 
@@ -340,6 +341,19 @@ ember_status ember_context_required_bytes(const ember_model* model,
   const Status s = ember::plan_context(*model, *params, &plan);
   if (s != Status::kOk) return to_c(s);
   *out_bytes = plan.total;
+  return EMBER_OK;
+}
+
+ember_status ember_kv_cache_bytes(const ember_model* model, const ember_context_params* params,
+                                  size_t* out_bytes) {
+  if (!model || !params || !out_bytes) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_kv_cache_bytes: %s is NULL",
+                          !model ? "model" : (!params ? "params" : "out_bytes")));
+  }
+  ember::ContextPlan plan;
+  const Status s = ember::plan_context(*model, *params, &plan);
+  if (s != Status::kOk) return to_c(s);
+  *out_bytes = plan.kv_bytes;
   return EMBER_OK;
 }
 

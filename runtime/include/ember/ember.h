@@ -165,6 +165,16 @@ ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_strea
 
 typedef struct ember_context ember_context;
 
+/* How the KV cache stores keys and values. Attention reads each type directly (no float copy);
+ * keys and values are converted once, when their token is appended. Bytes per cached value:
+ * f32 4, f16 2, u8 1 + 4 / head_dim (see ember_kv_cache_bytes). */
+typedef enum ember_kv_type {
+  EMBER_KV_F32 = 0, /* float32: the default, exact */
+  EMBER_KV_F16 = 1, /* IEEE half, rounded to nearest even (|x| > 65504 becomes +-inf) */
+  EMBER_KV_U8 = 2   /* zero-one u8, one f16 scale and min per token and KV head (the weights'
+                     * scheme; values clamped to +-65504) */
+} ember_kv_type;
+
 typedef struct ember_context_params {
   uint32_t n_ctx;       /* KV cache positions per sequence slot (0 = the model's max_context; more
                          * than max_context is EMBER_ERR_INVALID_ARGUMENT, not clamped) */
@@ -173,20 +183,22 @@ typedef struct ember_context_params {
   uint32_t n_threads;   /* worker threads for kernels (0 or 1 = the calling thread only) */
   uint32_t n_prompt_bytes_max; /* longest prompt text ember_generate tokenizes in the context's own
                                 * work area (0 = 16 * n_ctx); sized once, like everything else */
-  uint8_t use_xnnpack;  /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
-                         * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
-                         * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
-                         * Results then differ from the default path in the last bits (XNNPACK sums
-                         * in its own order with FMA) and may differ between CPUs (it picks its
-                         * kernels per ISA); on one CPU they do not depend on the thread count.
-                         * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
-                         * the f32 matrices' bytes again, per context, allocated through
-                         * ember_platform_alloc outside the arena and not counted by
-                         * ember_context_required_bytes; decode still allocates nothing. A build
-                         * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
-                         * refuses 1 with EMBER_ERR_UNSUPPORTED. */
-  uint32_t n_queue_max; /* requests (ember_request_submit) that may wait for a free sequence slot
-                         * beyond the n_seq_max running ones (0 = none) */
+  uint8_t use_xnnpack;   /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
+                          * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
+                          * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
+                          * Results then differ from the default path in the last bits (XNNPACK sums
+                          * in its own order with FMA) and may differ between CPUs (it picks its
+                          * kernels per ISA); on one CPU they do not depend on the thread count.
+                          * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
+                          * the f32 matrices' bytes again, per context, allocated through
+                          * ember_platform_alloc outside the arena and not counted by
+                          * ember_context_required_bytes; decode still allocates nothing. A build
+                          * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
+                          * refuses 1 with EMBER_ERR_UNSUPPORTED. */
+  uint32_t n_queue_max;  /* requests (ember_request_submit) that may wait for a free sequence slot
+                          * beyond the n_seq_max running ones (0 = none) */
+  ember_kv_type kv_type; /* KV cache type (default EMBER_KV_F32); another value is
+                          * EMBER_ERR_INVALID_ARGUMENT */
 } ember_context_params;
 
 ember_context_params ember_context_default_params(void);
@@ -196,6 +208,11 @@ ember_context_params ember_context_default_params(void);
  * packed weights with use_xnnpack). */
 ember_status ember_context_required_bytes(const ember_model* model,
                                           const ember_context_params* params, size_t* out_bytes);
+
+/* Exact bytes of the KV cache (keys, values and the u8 cache's scales and mins, every slot) that
+ * ember_context_required_bytes() includes for these params. Allocates nothing. */
+ember_status ember_kv_cache_bytes(const ember_model* model, const ember_context_params* params,
+                                  size_t* out_bytes);
 
 /* Creates a context. With `arena` NULL the runtime allocates the required bytes once; otherwise the
  * context is placed in [arena, arena + arena_size), which must be 64-byte aligned and at least
