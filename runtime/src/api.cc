@@ -444,6 +444,27 @@ const float* ember_get_logits(const ember_context* ctx, uint32_t i) {
   return ctx->logits + static_cast<size_t>(ctx->logit_row[i]) * ctx->model->config.vocab_size;
 }
 
+ember_status ember_kv_shift(ember_context* ctx, int32_t seq_id, uint32_t n_keep,
+                            uint32_t n_discard) {
+  if (!ctx) return to_c(set_error(Status::kInvalidArgument, "ember_kv_shift: ctx is NULL"));
+  if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) {
+    return to_c(set_error(Status::kInvalidArgument,
+                          "ember_kv_shift: seq_id %d is out of range [0, %u)", seq_id,
+                          ctx->plan.n_seq_max));
+  }
+  const uint32_t slot = static_cast<uint32_t>(seq_id), len = ctx->seq_len[slot];
+  const Status st = check_slot_free(ctx, slot, "ember_kv_shift");
+  if (st != Status::kOk) return to_c(st);
+  if (n_discard == 0 || n_keep > len || n_discard > len - n_keep) {
+    return to_c(set_error(Status::kInvalidArgument,
+                          "ember_kv_shift: n_keep %u + n_discard %u (must be >= 1) exceed the %u "
+                          "positions of slot %d",
+                          n_keep, n_discard, len, seq_id));
+  }
+  ember::kv_shift(ctx, slot, n_keep, n_discard);
+  return EMBER_OK;
+}
+
 uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id) {
   if (!ctx || seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) return 0;
   return ctx->seq_len[seq_id];

@@ -89,6 +89,41 @@ void kv_put(Context* ctx, bool key, KvRow r, const float* x) {
   }
 }
 
+// Reads a cached row as hd floats (f16 widened, u8 dequantized: min + q * scale).
+void kv_get(const Context* ctx, bool key, KvRow r, float* x) {
+  const size_t hd = ctx->model->config.head_dim, T = ctx->plan.n_ctx;
+  const uint8_t* cache = key ? ctx->k_cache : ctx->v_cache;
+  switch (ctx->plan.kv_type) {
+    case EMBER_KV_F16: {
+      const uint16_t* c = reinterpret_cast<const uint16_t*>(cache) + r.off;
+      for (size_t d = 0; d < hd; ++d) x[d] = f16_to_f32(c[d]);
+      break;
+    }
+    case EMBER_KV_U8: {
+      const uint16_t* params = key ? ctx->k_params : ctx->v_params;
+      const ZeroOneParams zp{f16_to_f32(params[r.p]), f16_to_f32(params[r.p + T])};
+      for (size_t d = 0; d < hd; ++d) x[d] = zero_one_dequantize(cache[r.off + d], zp);
+      break;
+    }
+    default:
+      std::memcpy(x, reinterpret_cast<const float*>(cache) + r.off, hd * sizeof(float));
+      break;
+  }
+}
+
+// Copies a cached row as stored (and its u8 params) from one position to another.
+void kv_copy(Context* ctx, bool key, KvRow from, KvRow to) {
+  const size_t hd = ctx->model->config.head_dim, T = ctx->plan.n_ctx;
+  const size_t eb = ctx->plan.kv_elem_bytes;
+  uint8_t* cache = key ? ctx->k_cache : ctx->v_cache;
+  std::memmove(cache + to.off * eb, cache + from.off * eb, hd * eb);
+  if (ctx->plan.kv_type == EMBER_KV_U8) {
+    uint16_t* params = key ? ctx->k_params : ctx->v_params;
+    params[to.p] = params[from.p];
+    params[to.p + T] = params[from.p + T];
+  }
+}
+
 // Appends one token's key and value of KV head `kvh` (hd floats each): converted once, here.
 void kv_store(Context* ctx, size_t seq, size_t layer, size_t kvh, size_t pos, const float* k,
               const float* v) {
@@ -416,6 +451,37 @@ Status decode(Context* ctx, const ember_batch& b) {
   if (n_out > 0) lin.linear(m.output, ctx->xb, n_out, ctx->logits);
   ctx->n_last_batch = static_cast<uint32_t>(n);
   return Status::kOk;
+}
+
+void kv_shift(Context* ctx, uint32_t seq, uint32_t n_keep, uint32_t n_discard) {
+  const ModelConfig& c = ctx->model->config;
+  const uint32_t len = ctx->seq_len[seq];
+  const size_t half = c.head_dim / 2;
+  // RoPE composes: a key rotated for position p, rotated again by -n_discard positions, is the
+  // key of position p - n_discard (up to rounding). The angles are computed as embed_tokens does.
+  float* cs = ctx->rope_cos;  // (half) scratch, free outside decode
+  float* sn = ctx->rope_sin;
+  const float delta = -static_cast<float>(n_discard);
+  for (size_t j = 0; j < half; ++j) {
+    const float a = delta * ctx->inv_freq[j];
+    cs[j] = std::cos(a);
+    sn[j] = std::sin(a);
+  }
+  float* row = ctx->k;  // (head_dim) scratch
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    for (uint32_t h = 0; h < c.num_kv_heads; ++h) {
+      // Increasing positions: each row is written below every row still to be read.
+      for (uint32_t pos = n_keep + n_discard; pos < len; ++pos) {
+        const KvRow from = kv_row(ctx, seq, l, h, pos),
+                    to = kv_row(ctx, seq, l, h, pos - n_discard);
+        kv_get(ctx, true, from, row);
+        rope(row, 1, c.head_dim, cs, sn);
+        kv_put(ctx, true, to, row);
+        kv_copy(ctx, false, from, to);
+      }
+    }
+  }
+  ctx->seq_len[seq] = len - n_discard;
 }
 
 }  // namespace ember

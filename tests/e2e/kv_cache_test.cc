@@ -192,5 +192,143 @@ TEST(KvCache, MemoryAtHeadDim64) {
   check_memory(path, "head_dim 64", 0.27, 0.5);
 }
 
+// --- context shift ----------------------------------------------------------------------------
+
+// stories260K cut to its first layer: its keys and values depend only on each token and its
+// position (no attention below them), so a shifted cache can be compared with the kept tokens
+// recomputed at their new positions.
+std::string one_layer_stories() {
+  const std::string hf = shared_path("models/stories260K/hf");
+  if (hf.empty()) return "";
+  const std::string dir = derived_checkpoint(
+      hf, "stories-1layer", [](nlohmann::json& c) { c["num_hidden_layers"] = 1; },
+      [](std::map<std::string, RawTensor>& t) {
+        for (auto it = t.begin(); it != t.end();) {
+          const bool deeper = it->first.rfind("model.layers.", 0) == 0 &&
+                              it->first.rfind("model.layers.0.", 0) != 0;
+          it = deeper ? t.erase(it) : std::next(it);
+        }
+      });
+  return converted_model(dir, "--quant f32");
+}
+
+// Logits of `last` after `ids` at positions 0.. on a fresh slot 0.
+std::vector<float> next_logits(ember_context* ctx, uint32_t vocab, std::vector<int32_t> ids) {
+  const auto l = teacher_forced_logits(ctx, vocab, ids, 64);
+  return l.empty() ? std::vector<float>() : l.back();
+}
+
+// Shift (keep 1, drop 16 of 40) then one more token, against the kept tokens recomputed at their
+// new positions, per cache type. Tolerances: f32 differs only by the rotation's rounding (angles
+// p * f and -n * f in float: a few 1e-6 of each key); f16 and u8 round or quantize the rotated
+// keys once more (half a step of their grid), so their bounds are those of their own error.
+TEST(KvCache, ShiftMatchesRecomputation) {
+  EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/greedy.json");
+  const std::string path = one_layer_stories();
+  ASSERT_FALSE(path.empty());
+  ModelPtr model = load_model(path);
+  ASSERT_TRUE(model);
+  ember_model_info info;
+  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
+  const nlohmann::json ref = read_json(ref_path);
+  std::vector<int32_t> ids = ref["results"][0]["prompt_ids"].get<std::vector<int32_t>>();
+  for (int32_t t : ref["results"][0]["generated_ids_ignoring_bos_stop"]) ids.push_back(t);
+  const uint32_t L = 40, keep = 1, drop = 16;
+  ASSERT_GT(ids.size(), L + 1);
+  std::vector<int32_t> kept(ids.begin(), ids.begin() + keep);
+  kept.insert(kept.end(), ids.begin() + keep + drop, ids.begin() + L + 1);  // + the next token
+  const struct {
+    ember_kv_type kv;
+    double tol;
+  } cases[] = {{EMBER_KV_F32, 1e-4}, {EMBER_KV_F16, 5e-3}, {EMBER_KV_U8, 5e-2}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(kv_name(c.kv));
+    ContextPtr a = make_kv_context(model.get(), c.kv, 64);
+    ContextPtr b = make_kv_context(model.get(), c.kv, 64);
+    ASSERT_TRUE(a && b);
+    teacher_forced_logits(a.get(), info.vocab_size,
+                          std::vector<int32_t>(ids.begin(), ids.begin() + L), 64);
+    ASSERT_EQ(ember_kv_length(a.get(), 0), L);
+    ASSERT_EQ(ember_kv_shift(a.get(), 0, keep, drop), EMBER_OK) << ember_last_error();
+    ASSERT_EQ(ember_kv_length(a.get(), 0), L - drop);
+    const int32_t pos = static_cast<int32_t>(L - drop), seq = 0;
+    ember_batch bt{1, &ids[L], &pos, &seq, nullptr};
+    ASSERT_EQ(ember_decode(a.get(), &bt), EMBER_OK) << ember_last_error();
+    const std::vector<float> la(ember_get_logits(a.get(), 0),
+                                ember_get_logits(a.get(), 0) + info.vocab_size);
+    const std::vector<float> lb = next_logits(b.get(), info.vocab_size, kept);
+    ASSERT_EQ(lb.size(), la.size());
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < la.size(); ++i) {
+      worst = std::max(worst, std::fabs(double(la[i]) - lb[i]));
+      scale = std::max(scale, std::fabs(double(lb[i])));
+    }
+    std::printf(
+        "[ kv shift ] %s: next-token logits after the shift vs recomputed: max |diff| "
+        "%.3g (logits up to %.3g), top-1 %s\n",
+        kv_name(c.kv), worst, scale, argmax_of(la) == argmax_of(lb) ? "equal" : "differs");
+    EXPECT_LE(worst, c.tol * scale);
+    EXPECT_EQ(argmax_of(la), argmax_of(lb));
+  }
+}
+
+// Bad shifts are refused by name and leave the slot as it was.
+TEST(KvCache, ShiftRefusesBadArguments) {
+  EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant u8");
+  ModelPtr model = load_model(path);
+  ASSERT_TRUE(model);
+  ContextPtr ctx = make_kv_context(model.get(), EMBER_KV_U8, 64);
+  ASSERT_TRUE(ctx);
+  ember_model_info info;
+  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
+  teacher_forced_logits(ctx.get(), info.vocab_size, tokenize(model.get(), "Once upon a time"), 64);
+  const uint32_t len = ember_kv_length(ctx.get(), 0);
+  ASSERT_GT(len, 2u);
+  EXPECT_EQ(ember_kv_shift(ctx.get(), 0, 1, 0), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_kv_shift(ctx.get(), 0, len, 1), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("n_keep"), std::string::npos)
+      << ember_last_error();
+  EXPECT_EQ(ember_kv_shift(ctx.get(), 0, 0, len + 1), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_kv_shift(ctx.get(), 1, 0, 1), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_kv_shift(ctx.get(), -1, 0, 1), EMBER_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_kv_length(ctx.get(), 0), len);
+  EXPECT_EQ(ember_kv_shift(ctx.get(), 0, 1, len - 1), EMBER_OK);
+  EXPECT_EQ(ember_kv_length(ctx.get(), 0), 1u);
+}
+
+// ember_generate with ctx_shift runs past n_ctx (400 tokens in 64 positions, every cache type),
+// the same tokens as without it until the first shift; without it, the slot's end finishes it.
+TEST(KvCache, GenerateWithCtxShiftRunsPastTheContext) {
+  EMBER_REQUIRE_CONVERTED(path, "models/stories260K/hf", "--quant u8");
+  ModelPtr model = load_model(path);
+  ASSERT_TRUE(model);
+  for (ember_kv_type kv : {EMBER_KV_F32, EMBER_KV_F16, EMBER_KV_U8}) {
+    SCOPED_TRACE(kv_name(kv));
+    ContextPtr ctx = make_kv_context(model.get(), kv, 64);
+    ASSERT_TRUE(ctx);
+    const std::vector<int32_t> plain = generate_greedy(ctx.get(), "Once upon a time", 400, false);
+    size_t n_prompt = tokenize(model.get(), "Once upon a time").size();
+    EXPECT_EQ(plain.size(), 64 - n_prompt + 1);  // the last token needs no position
+    ember_generate_params gp = ember_generate_default_params();
+    gp.max_new_tokens = 400;
+    gp.ctx_shift = 1;
+    std::vector<int32_t> ids(1024);
+    size_t n = 0;
+    ember_generate_stats st;
+    ASSERT_EQ(ember_generate(ctx.get(), "Once upon a time", 16, &gp, nullptr, nullptr, ids.data(),
+                             ids.size(), &n, &st),
+              EMBER_OK)
+        << ember_last_error();
+    EXPECT_EQ(st.n_generated, 400u);
+    ASSERT_EQ(n, n_prompt + 400);
+    EXPECT_TRUE(std::equal(plain.begin(), plain.end(), ids.begin() + n_prompt));
+    gp.n_keep = 63;  // nothing left to shift
+    EXPECT_EQ(ember_generate(ctx.get(), "Once upon a time", 16, &gp, nullptr, nullptr, nullptr, 0,
+                             nullptr, nullptr),
+              EMBER_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(ember_last_error()).find("n_keep"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace ember_test

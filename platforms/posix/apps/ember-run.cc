@@ -27,11 +27,11 @@ double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
 struct Options {
   std::string model_path, prompt, batch_file, kv_type = "f32";
-  uint32_t n_new = 128, n_ctx = 0, n_threads = 1, n_batch = 32, parallel = 0;
+  uint32_t n_new = 128, n_ctx = 0, n_threads = 1, n_batch = 32, parallel = 0, n_keep = 1;
   float temp = 0.0f, top_p = 1.0f;
   int32_t top_k = 0;
   uint64_t seed = 0;
-  bool info = false, no_stop_at_bos = false;
+  bool info = false, no_stop_at_bos = false, ctx_shift = false;
 };
 
 // --info: the description, then what a load and a context with these options take.
@@ -75,6 +75,8 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   gp.sampler.seed = o.seed;
   gp.echo_prompt = 1;
   gp.stop_at_bos = o.no_stop_at_bos ? 0 : 1;
+  gp.ctx_shift = o.ctx_shift ? 1 : 0;
+  gp.n_keep = o.n_keep;
   ember_generate_stats st;
   s = ember_generate(ctx, o.prompt.data(), o.prompt.size(), &gp, on_text, nullptr, nullptr, 0,
                      nullptr, &st);
@@ -135,6 +137,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--kv-type", o.kv_type, "KV cache type: f32, f16 or u8 (zero-one)")
       ->check(CLI::IsMember({"f32", "f16", "u8"}))
+      ->capture_default_str();
+  app.add_flag("--ctx-shift", o.ctx_shift,
+               "When the context is full, keep the first --keep positions, drop the oldest half of "
+               "the rest and go on (instead of stopping)");
+  app.add_option("--keep", o.n_keep, "Positions a context shift keeps (attention sinks)")
       ->capture_default_str();
   app.add_flag("--no-stop-at-bos", o.no_stop_at_bos,
                "Keep generating when the model samples BOS (llama2.c models end a story with BOS)");

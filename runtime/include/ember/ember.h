@@ -247,6 +247,16 @@ const float* ember_get_logits(const ember_context* ctx, uint32_t i);
 /* Cached positions in a sequence slot (0 after ember_kv_clear). */
 uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id);
 
+/* Context shift of one sequence slot, for callers of ember_decode (requests do it themselves with
+ * ctx_shift): drops positions [n_keep, n_keep + n_discard) and moves the later ones down by
+ * n_discard, their keys re-rotated for their new positions (RoPE composes: exact up to float
+ * rounding; an f16 or u8 cache rounds or quantizes the rotated keys again). The slot then holds
+ * ember_kv_length - n_discard positions and continues at that position. Needs n_discard >= 1 and
+ * n_keep + n_discard <= ember_kv_length (EMBER_ERR_INVALID_ARGUMENT otherwise, or for a slot held
+ * by a request). Allocates nothing. */
+ember_status ember_kv_shift(ember_context* ctx, int32_t seq_id, uint32_t n_keep,
+                            uint32_t n_discard);
+
 /* ------------------------------------------------------------- sampling ---- */
 
 typedef struct ember_sampler_params {
@@ -277,6 +287,8 @@ typedef struct ember_generate_params {
   int echo_prompt; /* stream the prompt text through the callback first */
   int stop_at_bos; /* also stop when BOS is sampled (llama2.c models end stories with BOS) */
   uint32_t tokenize_flags; /* EMBER_TOKENIZE_* for the prompt (default ADD_SPECIAL) */
+  int ctx_shift;           /* as ember_request_params.ctx_shift (default 0) */
+  uint32_t n_keep;         /* as ember_request_params.n_keep (default 1) */
 } ember_generate_params;
 
 ember_generate_params ember_generate_default_params(void);
@@ -358,6 +370,14 @@ typedef struct ember_request_params {
                     * with BOS) */
   int ignore_eos;  /* keep generating past the model's EOS ids (benchmarks) */
   int echo_prompt; /* give the prompt's text to the callback first, at submit */
+  int ctx_shift;   /* 0 (default): a request whose slot is full finishes (EMBER_FINISH_LENGTH).
+                    * 1: context shift instead: keep the first n_keep positions, drop the oldest
+                    * half of the rest (ember_kv_shift) and go on, up to max_new_tokens. The ids
+                    * dropped are gone from the request: after a shift, ember_request_info.generated
+                    * is NULL and ember_request_text is EMBER_ERR_UNSUPPORTED (read the text
+                    * through on_event). */
+  uint32_t n_keep; /* positions a context shift keeps (attention sinks; default 1: the BOS);
+                    * must be below n_ctx - 1 */
   ember_request_callback on_event; /* may be NULL: poll with ember_request_info / _text */
   void* user;
 } ember_request_params;
