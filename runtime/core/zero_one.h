@@ -208,6 +208,55 @@ inline void zero_one_dequantize_row(const ZeroOneShape& s, const uint8_t* data, 
   }
 }
 
+// --- KV cache rows --------------------------------------------------------------------------
+// The u8 KV cache quantizes each token's key (and value) of one KV head as one group of head_dim
+// values, with an f16 scale and min: 8 + 32 / head_dim bits per value (8.5 at head_dim 64, which
+// keeps the cache under 0.27x of float32; finer groups or f32 params would not). The min is
+// rounded down and the scale up to f16, so that min + 255 * scale still covers the row's range and
+// no value is clamped by more than rounding; values are clamped to the f16 range (|x| <= 65504).
+constexpr float kZeroOneKvMaxAbs = 65504.0f;
+
+// The f16 bits next to x on one side: the largest f16 <= x (up = false) or the smallest >= x.
+inline uint16_t f16_round_toward(float x, bool up) {
+  uint16_t h = f32_to_f16(x);
+  const float f = f16_to_f32(h);
+  if (up ? f < x : f > x) {
+    const bool neg = (h & 0x8000u) != 0;
+    if (up) {
+      h = neg ? static_cast<uint16_t>(h == 0x8000u ? 0x0001u : h - 1)
+              : static_cast<uint16_t>(h + 1);
+    } else {
+      h = neg ? static_cast<uint16_t>(h + 1) : static_cast<uint16_t>(h == 0 ? 0x8001u : h - 1);
+    }
+  }
+  return h;
+}
+
+// Quantizes one row of n values into q (n bytes) with f16 *scale and *min: x ~= min + q * scale.
+inline void zero_one_quantize_kv_row(const float* x, size_t n, uint8_t* q, uint16_t* scale,
+                                     uint16_t* min) {
+  float lo = kZeroOneKvMaxAbs, hi = -kZeroOneKvMaxAbs;
+  for (size_t i = 0; i < n; ++i) {
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+  }
+  lo = lo < -kZeroOneKvMaxAbs ? -kZeroOneKvMaxAbs : lo;
+  hi = hi > kZeroOneKvMaxAbs ? kZeroOneKvMaxAbs : hi;
+  lo = lo > hi ? hi : lo;  // n == 0, NaN only, or every value past the f16 range
+  const uint16_t mh = f16_round_toward(lo, false);
+  const float m = f16_to_f32(mh);
+  const uint16_t sh = f16_round_toward((hi - m) / 255.0f, true);
+  const float sc = f16_to_f32(sh);
+  *min = mh;
+  *scale = sh;
+  const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    float v = std::nearbyint((x[i] - m) * inv);
+    v = !(v >= 0.0f) ? 0.0f : (v > 255.0f ? 255.0f : v);  // NaN -> 0
+    q[i] = static_cast<uint8_t>(v);
+  }
+}
+
 }  // namespace
 
 }  // namespace ember

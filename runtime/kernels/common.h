@@ -81,17 +81,48 @@ inline float exp_f32(float x) {
 // silu(g) * u = (g * (1 / (1 + e^-g))) * u, run.c's order, e^x = exp_f32.
 inline float silu_mul_one(float g, float u) { return (g * (1.0f / (1.0f + exp_f32(-g)))) * u; }
 
-// Attention score of one key (AttentionFn): s = s + q[d] * k[d] sequentially from +0 over run.c's
-// head layout (RoPE pairs interleaved (2j, 2j + 1); ours are rotate_half (j, j + half), so step i
-// reads d = (i % 2) * half + i / 2), then s / sqrt(head_dim) (a division, as run.c).
-inline float attention_score_one(const float* q, const float* k, size_t hd, float sqrt_hd) {
+// A cached key or value element as float: exact for each cache type (f32, f16 bits, u8 q).
+inline float kv_widen(float x) { return x; }
+inline float kv_widen(uint16_t h) { return f16_to_f32(h); }
+inline float kv_widen(uint8_t q) { return static_cast<float>(q); }
+
+// q . k of one key (AttentionFn): s = s + q[d] * k[d] sequentially from +0 over run.c's head layout
+// (RoPE pairs interleaved (2j, 2j + 1); ours are rotate_half (j, j + half), so step i reads
+// d = (i % 2) * half + i / 2), k widened exactly from the cache type.
+template <class E>
+inline float attention_dot_one(const float* q, const E* k, size_t hd) {
   const size_t half = hd / 2;
   float s = 0.0f;
   for (size_t i = 0; i < hd; ++i) {
     const size_t d = (i % 2) * half + i / 2;
-    s = s + q[d] * k[d];
+    s = s + q[d] * kv_widen(k[d]);
   }
-  return s / sqrt_hd;
+  return s;
+}
+
+// Attention score of one float key: the dot above / sqrt(head_dim) (a division, as run.c).
+inline float attention_score_one(const float* q, const float* k, size_t hd, float sqrt_hd) {
+  return attention_dot_one(q, k, hd) / sqrt_hd;
+}
+
+// The sum of a query head's values in the dot's order (the min term of a u8 key, AttentionU8Fn).
+inline float attention_qsum(const float* q, size_t hd) {
+  const size_t half = hd / 2;
+  float s = 0.0f;
+  for (size_t i = 0; i < hd; ++i) s = s + q[(i % 2) * half + i / 2];
+  return s;
+}
+
+// The score of a u8 key from its dot with the key's q bytes (AttentionU8Fn).
+inline float u8_attention_score(float acc, float scale, float min, float qsum, float sqrt_hd) {
+  return (scale * acc + min * qsum) / sqrt_hd;
+}
+
+// pm = sum over t of p[t] * v_min[t] from +0 (the min term of a u8 value row, AttentionU8Fn).
+inline float u8_attention_pmin(const float* p, const uint16_t* v_min, size_t n_keys) {
+  float s = 0.0f;
+  for (size_t t = 0; t < n_keys; ++t) s = s + p[t] * f16_to_f32(v_min[t]);
+  return s;
 }
 
 // Activation quantization of one group (the quantize_acts_s8 contract): returns d, writes a, *sum.

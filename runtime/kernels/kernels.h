@@ -138,6 +138,31 @@ using AttentionFn = void (*)(const float* q, size_t n_heads, const float* k, con
                              size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,
                              size_t scores_stride, float* out);
 
+// --- Attention over an f16 or u8 cache ----------------------------------------------------------
+// The same contract as AttentionFn with keys and values read from the cache as stored, never
+// copied to float. f16: k_t[d] = f16_to_f32(k[t * kv_stride + d]) (exact widening), and then
+// exactly AttentionFn's order.
+using AttentionF16Fn = void (*)(const float* q, size_t n_heads, const uint16_t* k,
+                                const uint16_t* v, size_t head_dim, size_t n_keys, size_t kv_stride,
+                                float* scores, size_t scores_stride, float* out);
+// u8: zero-one rows, one (scale, min) pair per key (per token and KV head, f16, widened exactly):
+// x_t[d] = min_t + scale_t * q_t[d] (core/zero_one.h, zero_one_quantize_kv_row). The kernel uses
+// the algebra instead of dequantizing, in this order (every step one rounding):
+//   acc_t = sum over i of qh[d_i] * (float)kq_t[d_i], sequentially from +0 in the run.c order d_i;
+//   qsum = sum over i of qh[d_i] in the same order (once per head);
+//   s[t] = (k_scale_t * acc_t + k_min_t * qsum) / sqrt(head_dim);   s = softmax(s);
+//   out[d] = sum over t of (s[t] * v_scale_t) * (float)vq_t[d], t increasing from +0,
+//            then + pm, where pm = sum over t of s[t] * v_min_t, t increasing from +0.
+struct KvRowsU8 {
+  const uint8_t* q;       // (n_keys, stride): key / value t at q + t * stride, head_dim bytes
+  const uint16_t* scale;  // (n_keys) f16
+  const uint16_t* min;    // (n_keys) f16
+  size_t stride;          // >= head_dim
+};
+using AttentionU8Fn = void (*)(const float* q, size_t n_heads, const KvRowsU8& k, const KvRowsU8& v,
+                               size_t head_dim, size_t n_keys, float* scores, size_t scores_stride,
+                               float* out);
+
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "neon", "neon-dot", "i8mm", ...
   QuantizeActsS8Fn quantize_acts_s8;
@@ -149,6 +174,8 @@ struct KernelTable {
   SiluMulFn silu_mul;
   SoftmaxFn softmax;
   AttentionFn attention;
+  AttentionF16Fn attention_f16;
+  AttentionU8Fn attention_u8;
 };
 
 // The table in use: chosen once (first call) from cpuinfo, or forced by force_variant() /

@@ -25,7 +25,13 @@ namespace kernels {
   void f32_exp_##isa(const float* x, size_t n, float* y);                                         \
   void f32_attention_##isa(const float* q, size_t n_heads, const float* k, const float* v,        \
                            size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,       \
-                           size_t scores_stride, float* out);
+                           size_t scores_stride, float* out);                                     \
+  void f16_attention_##isa(const float* q, size_t n_heads, const uint16_t* k, const uint16_t* v,  \
+                           size_t head_dim, size_t n_keys, size_t kv_stride, float* scores,       \
+                           size_t scores_stride, float* out);                                     \
+  void u8_attention_##isa(const float* q, size_t n_heads, const KvRowsU8& k, const KvRowsU8& v,   \
+                          size_t head_dim, size_t n_keys, float* scores, size_t scores_stride,    \
+                          float* out);
 
 EMBER_DECLARE_VARIANT_SET(scalar)
 #if defined(__x86_64__) || defined(__i386__)

@@ -327,6 +327,7 @@ ember_context_params ember_context_default_params(void) {
   p.n_prompt_bytes_max = 0;
   p.use_xnnpack = 0;
   p.n_queue_max = 0;
+  p.kv_type = EMBER_KV_F32;
   return p;
 }
 
@@ -340,6 +341,19 @@ ember_status ember_context_required_bytes(const ember_model* model,
   const Status s = ember::plan_context(*model, *params, &plan);
   if (s != Status::kOk) return to_c(s);
   *out_bytes = plan.total;
+  return EMBER_OK;
+}
+
+ember_status ember_kv_cache_bytes(const ember_model* model, const ember_context_params* params,
+                                  size_t* out_bytes) {
+  if (!model || !params || !out_bytes) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_kv_cache_bytes: %s is NULL",
+                          !model ? "model" : (!params ? "params" : "out_bytes")));
+  }
+  ember::ContextPlan plan;
+  const Status s = ember::plan_context(*model, *params, &plan);
+  if (s != Status::kOk) return to_c(s);
+  *out_bytes = plan.kv_bytes;
   return EMBER_OK;
 }
 
@@ -428,6 +442,27 @@ ember_status ember_decode(ember_context* ctx, const ember_batch* batch) {
 const float* ember_get_logits(const ember_context* ctx, uint32_t i) {
   if (!ctx || i >= ctx->n_last_batch || ctx->logit_row[i] < 0) return nullptr;
   return ctx->logits + static_cast<size_t>(ctx->logit_row[i]) * ctx->model->config.vocab_size;
+}
+
+ember_status ember_kv_shift(ember_context* ctx, int32_t seq_id, uint32_t n_keep,
+                            uint32_t n_discard) {
+  if (!ctx) return to_c(set_error(Status::kInvalidArgument, "ember_kv_shift: ctx is NULL"));
+  if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) {
+    return to_c(set_error(Status::kInvalidArgument,
+                          "ember_kv_shift: seq_id %d is out of range [0, %u)", seq_id,
+                          ctx->plan.n_seq_max));
+  }
+  const uint32_t slot = static_cast<uint32_t>(seq_id), len = ctx->seq_len[slot];
+  const Status st = check_slot_free(ctx, slot, "ember_kv_shift");
+  if (st != Status::kOk) return to_c(st);
+  if (n_discard == 0 || n_keep > len || n_discard > len - n_keep) {
+    return to_c(set_error(Status::kInvalidArgument,
+                          "ember_kv_shift: n_keep %u + n_discard %u (must be >= 1) exceed the %u "
+                          "positions of slot %d",
+                          n_keep, n_discard, len, seq_id));
+  }
+  ember::kv_shift(ctx, slot, n_keep, n_discard);
+  return EMBER_OK;
 }
 
 uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id) {

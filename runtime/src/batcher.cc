@@ -128,16 +128,30 @@ void accept_token(Context* ctx, Request& r, int32_t id) {
     finish(ctx, r, EMBER_FINISH_STOP);
     return;
   }
-  r.ids[r.n_prompt + r.n_generated++] = id;
+  r.ids[r.n_prompt + r.n_generated++ - r.n_shifted] = id;
   if (r.n_generated == 1) r.t_first = ember_platform_now_seconds();
   const bool stopped = accept_text(ctx, r, id);
   if (r.state != RequestState::kGenerating) return;  // cancelled by its callback
   if (stopped) {
     finish(ctx, r, EMBER_FINISH_STOP);
-  } else if (r.n_generated >= r.max_new_tokens || r.n_prompt + r.n_generated > ctx->plan.n_ctx) {
-    // (the last token is sampled but never decoded: it needs no position in the slot)
+  } else if (r.n_generated >= r.max_new_tokens ||
+             (!r.ctx_shift && r.n_prompt + r.n_generated > ctx->plan.n_ctx)) {
+    // (the last token is sampled but never decoded: it needs no position in the slot; with
+    // ctx_shift a full slot is shifted before its next token is decoded)
     finish(ctx, r, EMBER_FINISH_LENGTH);
   }
+}
+
+// Context shift of a generating request whose slot is full: keeps n_keep positions, drops half of
+// the rest, from the cache (kv_shift) and from its ids alike, so that ids[i] stays position i.
+void shift_request(Context* ctx, Request& r) {
+  const uint32_t len = ctx->seq_len[r.slot];
+  const uint32_t n_discard = (len - r.n_keep) / 2;  // >= 1: n_keep < n_ctx - 1
+  kv_shift(ctx, static_cast<uint32_t>(r.slot), r.n_keep, n_discard);
+  const uint32_t n_ids = r.n_prompt + r.n_generated - r.n_shifted;  // the slot's and the next one
+  std::memmove(r.ids + r.n_keep, r.ids + r.n_keep + n_discard,
+               (n_ids - r.n_keep - n_discard) * sizeof(int32_t));
+  r.n_shifted += n_discard;
 }
 
 // Gives free slots to waiting requests, oldest first.
@@ -198,8 +212,10 @@ uint32_t build_batch(Context* ctx) {
     Request& r = ctx->requests[pick];
     r.batch_row = static_cast<int32_t>(n);
     r.last_step = ctx->n_steps;
-    push(ctx, &n, r.ids[r.n_prompt + r.n_generated - 1], r.n_prompt + r.n_generated - 1, r.slot,
-         true);
+    const uint32_t pos = r.n_prompt + r.n_generated - 1 - r.n_shifted;
+    if (r.ctx_shift && pos >= ctx->plan.n_ctx) shift_request(ctx, r);
+    const uint32_t at = r.n_prompt + r.n_generated - 1 - r.n_shifted;
+    push(ctx, &n, r.ids[at], at, r.slot, true);
   }
   // Prompt chunks, oldest admission first.
   for (uint64_t last = 0; n < B;) {
@@ -270,6 +286,11 @@ Status check_request_params(const Context* ctx, const ember_request_params& p) {
                      "request: no prompt (prompt and prompt_ids are NULL)");
   }
   EMBER_RETURN_IF_ERROR(check_sampler(p.sampler));
+  if (p.ctx_shift && uint64_t{p.n_keep} + 2 > ctx->plan.n_ctx) {
+    return set_error(Status::kInvalidArgument,
+                     "request: n_keep %u leaves nothing to shift (must be below n_ctx - 1 = %u)",
+                     p.n_keep, ctx->plan.n_ctx - 1);
+  }
   if (p.n_stop_ids > EMBER_MAX_STOP_IDS || (p.n_stop_ids > 0 && p.stop_ids == nullptr)) {
     return set_error(Status::kInvalidArgument, "request: %u stop ids (at most %d, non-NULL)",
                      p.n_stop_ids, EMBER_MAX_STOP_IDS);
@@ -354,6 +375,9 @@ Status submit_request(Context* ctx, const ember_request_params& p, uint64_t* out
   r->rng = rng_seed(p.sampler.seed);
   r->stop_at_bos = p.stop_at_bos != 0;
   r->ignore_eos = p.ignore_eos != 0;
+  r->ctx_shift = p.ctx_shift != 0;
+  r->n_keep = p.n_keep;
+  r->n_shifted = 0;
   r->n_stop_ids = p.n_stop_ids;
   for (uint32_t i = 0; i < p.n_stop_ids; ++i) r->stop_ids[i] = p.stop_ids[i];
   r->n_stop = p.n_stop_strings;
@@ -466,6 +490,12 @@ Status request_text(Context* ctx, const Request& r, size_t offset, char* out, si
                     size_t* n_out) {
   // The released text is re-derived from the ids: a fresh stream primed with the prompt, then the
   // generated pieces, cut at what has been released (stop strings never are).
+  if (r.n_shifted > 0) {
+    return set_error(Status::kUnsupported,
+                     "request %llu's context was shifted: its first ids are gone, so is its text "
+                     "(read it through on_event)",
+                     static_cast<unsigned long long>(r.id));
+  }
   ember_detok_stream st;
   ember_detok_stream_init(&st, EMBER_DETOKENIZE_SKIP_SPECIAL);
   const ember_model* m = static_cast<const ember_model*>(ctx->model);
@@ -507,6 +537,7 @@ ember_request_params ember_request_default_params(void) {
   p.tokenize_flags = EMBER_TOKENIZE_ADD_SPECIAL;
   p.max_new_tokens = 128;
   p.sampler = ember_sampler_default_params();
+  p.n_keep = 1;
   return p;
 }
 
@@ -560,7 +591,7 @@ ember_status ember_request_info_get(const ember_context* ctx, uint64_t request,
   out->queued = r->state == ember::RequestState::kQueued;
   out->n_prompt_tokens = r->n_prompt;
   out->n_generated = r->n_generated;
-  out->generated = r->ids + r->n_prompt;
+  out->generated = r->n_shifted > 0 ? nullptr : r->ids + r->n_prompt;
   out->text_bytes = static_cast<size_t>(r->text_sent);
   out->first_token_seconds = r->n_generated > 0 ? r->t_first - r->t_submit : 0.0;
   out->total_seconds = (r->state == ember::RequestState::kFinished ? r->t_end : now) - r->t_submit;

@@ -32,6 +32,9 @@ struct Request {
   ember_sampler_params sampler{};
   uint64_t rng = 0;
   bool stop_at_bos = false, ignore_eos = false;
+  bool ctx_shift = false;  // shift the slot's context when it is full (ember_kv_shift)
+  uint32_t n_keep = 0;     // positions a shift keeps
+  uint32_t n_shifted = 0;  // positions (and ids) dropped by shifts so far
   uint32_t n_stop_ids = 0, n_stop = 0;
   int32_t stop_ids[EMBER_MAX_STOP_IDS] = {};
   uint8_t stop_len[EMBER_MAX_STOP_STRINGS] = {};
@@ -42,7 +45,7 @@ struct Request {
   ember_request_callback on_event = nullptr;
   void* user = nullptr;
   double t_submit = 0, t_first = 0, t_end = 0;
-  int32_t* ids = nullptr;  // (n_ctx + 1) prompt then generated
+  int32_t* ids = nullptr;  // (n_ctx + 1) prompt then generated (after shifts: those not dropped)
   char* hold = nullptr;    // (hold capacity) text not yet released
 };
 

@@ -80,6 +80,13 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   }
   if (params.use_xnnpack) EMBER_RETURN_IF_ERROR(XnnpackLinear::check_available());
   p.use_xnnpack = params.use_xnnpack != 0;
+  if (params.kv_type != EMBER_KV_F32 && params.kv_type != EMBER_KV_F16 &&
+      params.kv_type != EMBER_KV_U8) {
+    return set_error(Status::kInvalidArgument, "kv_type %d (must be EMBER_KV_F32, _F16 or _U8)",
+                     static_cast<int>(params.kv_type));
+  }
+  p.kv_type = params.kv_type;
+  p.kv_elem_bytes = p.kv_type == EMBER_KV_F32 ? 4 : (p.kv_type == EMBER_KV_F16 ? 2 : 1);
   p.n_prompt_bytes_max =
       params.n_prompt_bytes_max == 0 ? size_t{16} * p.n_ctx : params.n_prompt_bytes_max;
 
@@ -90,9 +97,16 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   bool ok = checked_mul(S, c.num_layers, &kv) && checked_mul(kv, T, &kv) &&
             checked_mul(kv, c.kv_dim, &kv);
   if (!ok) return set_error(Status::kInvalidArgument, "KV cache size overflows");
-  pl.add(kv, sizeof(float), &p.off_k_cache);
-  pl.add(kv, sizeof(float), &p.off_v_cache);
-  p.kv_bytes = static_cast<size_t>(kv * sizeof(float) * 2);
+  // Keys, values, and for u8 one f16 scale and min per cached row (kv / head_dim rows).
+  const unsigned long long kv_params = p.kv_type == EMBER_KV_U8 ? kv / c.head_dim * 2 : 0;
+  const size_t before_kv = pl.total();
+  pl.add(kv, p.kv_elem_bytes, &p.off_k_cache);
+  pl.add(kv, p.kv_elem_bytes, &p.off_v_cache);
+  if (kv_params > 0) {
+    pl.add(kv_params, sizeof(uint16_t), &p.off_k_params);
+    pl.add(kv_params, sizeof(uint16_t), &p.off_v_params);
+  }
+  p.kv_bytes = pl.total() - before_kv;
   pl.add(S, sizeof(uint32_t), &p.off_seq_len);
   pl.add(S, sizeof(uint32_t), &p.off_seq_pending);
   pl.add(B * dim, sizeof(float), &p.off_x);
@@ -152,8 +166,12 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   ctx->plan = plan;
   ctx->base = block;
   auto f = [&](size_t off) { return reinterpret_cast<float*>(block + off); };
-  ctx->k_cache = f(plan.off_k_cache);
-  ctx->v_cache = f(plan.off_v_cache);
+  ctx->k_cache = block + plan.off_k_cache;
+  ctx->v_cache = block + plan.off_v_cache;
+  if (plan.kv_type == EMBER_KV_U8) {
+    ctx->k_params = reinterpret_cast<uint16_t*>(block + plan.off_k_params);
+    ctx->v_params = reinterpret_cast<uint16_t*>(block + plan.off_v_params);
+  }
   ctx->seq_len = reinterpret_cast<uint32_t*>(block + plan.off_seq_len);
   ctx->seq_pending = reinterpret_cast<uint32_t*>(block + plan.off_seq_pending);
   ctx->x = f(plan.off_x);

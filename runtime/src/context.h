@@ -23,7 +23,10 @@ struct ContextPlan {
   uint32_t n_requests = 0;  // request records: n_seq_max + n_queue_max
   size_t n_prompt_bytes_max = 0;
   bool use_xnnpack = false;  // ember_context_params.use_xnnpack (checked: this build has XNNPACK)
-  size_t off_k_cache = 0, off_v_cache = 0, off_seq_len = 0, off_seq_pending = 0;
+  ember_kv_type kv_type = EMBER_KV_F32;
+  size_t kv_elem_bytes = 4;  // of one cached key or value element: 4 (f32), 2 (f16), 1 (u8)
+  size_t off_k_cache = 0, off_v_cache = 0, off_k_params = 0, off_v_params = 0;
+  size_t off_seq_len = 0, off_seq_pending = 0;
   size_t off_x = 0, off_xb = 0, off_xb2 = 0, off_q = 0, off_k = 0, off_v = 0, off_att = 0;
   size_t off_hb = 0, off_hb2 = 0, off_logits = 0, off_logit_row = 0;
   size_t off_inv_freq = 0, off_rope_cos = 0, off_rope_sin = 0, off_scores = 0;
@@ -33,7 +36,7 @@ struct ContextPlan {
   size_t off_text = 0, text_bytes = 0;
   size_t off_batch_tok = 0, off_batch_pos = 0, off_batch_seq = 0, off_batch_logits = 0;
   size_t off_requests = 0, off_req_ids = 0, off_req_hold = 0, hold_bytes = 0, off_slot_owner = 0;
-  size_t kv_bytes = 0;  // both caches
+  size_t kv_bytes = 0;  // both caches, with the u8 cache's params
   size_t total = 0;
 };
 
@@ -51,8 +54,11 @@ struct Context {
   XnnpackLinear xnnpack;  // use_xnnpack: f32 weights' XNNPACK operators (memory outside the block)
 
   // Buffers (shape comments in floats unless said). B = n_batch_max, S = n_seq_max, T = n_ctx.
-  float* k_cache = nullptr;         // (S, layers, kv_heads, T, head_dim): a head's keys contiguous
-  float* v_cache = nullptr;         // (S, layers, kv_heads, T, head_dim)
+  // The KV cache in plan.kv_type's elements (float, f16 bits or u8 q): a head's keys contiguous.
+  uint8_t* k_cache = nullptr;       // (S, layers, kv_heads, T, head_dim) elements
+  uint8_t* v_cache = nullptr;       // (S, layers, kv_heads, T, head_dim)
+  uint16_t* k_params = nullptr;     // u8 only: (S, layers, kv_heads, {T scales, T mins}) f16
+  uint16_t* v_params = nullptr;     // u8 only: (S, layers, kv_heads, {T scales, T mins}) f16
   uint32_t* seq_len = nullptr;      // (S) cached positions per slot
   uint32_t* seq_pending = nullptr;  // (S) scratch for batch validation
   float* x = nullptr;               // (B, dim) residual stream

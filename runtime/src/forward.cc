@@ -15,6 +15,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/half.h"
+#include "core/zero_one.h"
 #include "kernels/kernels.h"
 
 namespace ember {
@@ -41,13 +43,93 @@ void rope(float* x, uint32_t n_heads, uint32_t head_dim, const float* cos, const
   }
 }
 
-// The cache row of KV head `kvh` at position `pos` of sequence slot `seq`, layer `layer`: the KV
-// cache is (S, layers, kv_heads, T, head_dim), so that a head's keys (and values) lie one after the
-// other and attention streams them front to back.
+// The cache row of KV head `kvh` at position `pos` of sequence slot `seq`, layer `layer`, in
+// elements: the KV cache is (S, layers, kv_heads, T, head_dim), so that a head's keys (and values)
+// lie one after the other and attention streams them front to back.
 size_t kv_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh, size_t pos) {
   const ModelConfig& c = ctx->model->config;
   return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * ctx->plan.n_ctx * c.head_dim +
          pos * c.head_dim;
+}
+
+// The u8 cache's params of (seq, layer, kvh): T scales, then T mins.
+size_t kv_params_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh) {
+  const ModelConfig& c = ctx->model->config;
+  return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * 2 * ctx->plan.n_ctx;
+}
+
+// One cached row (a key: `key`, or a value) of KV head `kvh` at position `pos` of slot `seq`.
+struct KvRow {
+  size_t off;  // of the row's first element in k_cache / v_cache (elements)
+  size_t p;    // u8: of its scale in k_params / v_params (its min is T further)
+};
+KvRow kv_row(const Context* ctx, size_t seq, size_t layer, size_t kvh, size_t pos) {
+  return {kv_offset(ctx, seq, layer, kvh, pos), kv_params_offset(ctx, seq, layer, kvh) + pos};
+}
+
+// Writes hd floats into a cached row in the cache's type: copied (f32), rounded (f16) or
+// quantized (u8).
+void kv_put(Context* ctx, bool key, KvRow r, const float* x) {
+  const size_t hd = ctx->model->config.head_dim, T = ctx->plan.n_ctx;
+  uint8_t* cache = key ? ctx->k_cache : ctx->v_cache;
+  switch (ctx->plan.kv_type) {
+    case EMBER_KV_F16: {
+      uint16_t* c = reinterpret_cast<uint16_t*>(cache) + r.off;
+      for (size_t d = 0; d < hd; ++d) c[d] = f32_to_f16(x[d]);
+      break;
+    }
+    case EMBER_KV_U8: {
+      uint16_t* params = key ? ctx->k_params : ctx->v_params;
+      zero_one_quantize_kv_row(x, hd, cache + r.off, params + r.p, params + r.p + T);
+      break;
+    }
+    default:
+      std::memcpy(reinterpret_cast<float*>(cache) + r.off, x, hd * sizeof(float));
+      break;
+  }
+}
+
+// Reads a cached row as hd floats (f16 widened, u8 dequantized: min + q * scale).
+void kv_get(const Context* ctx, bool key, KvRow r, float* x) {
+  const size_t hd = ctx->model->config.head_dim, T = ctx->plan.n_ctx;
+  const uint8_t* cache = key ? ctx->k_cache : ctx->v_cache;
+  switch (ctx->plan.kv_type) {
+    case EMBER_KV_F16: {
+      const uint16_t* c = reinterpret_cast<const uint16_t*>(cache) + r.off;
+      for (size_t d = 0; d < hd; ++d) x[d] = f16_to_f32(c[d]);
+      break;
+    }
+    case EMBER_KV_U8: {
+      const uint16_t* params = key ? ctx->k_params : ctx->v_params;
+      const ZeroOneParams zp{f16_to_f32(params[r.p]), f16_to_f32(params[r.p + T])};
+      for (size_t d = 0; d < hd; ++d) x[d] = zero_one_dequantize(cache[r.off + d], zp);
+      break;
+    }
+    default:
+      std::memcpy(x, reinterpret_cast<const float*>(cache) + r.off, hd * sizeof(float));
+      break;
+  }
+}
+
+// Copies a cached row as stored (and its u8 params) from one position to another.
+void kv_copy(Context* ctx, bool key, KvRow from, KvRow to) {
+  const size_t hd = ctx->model->config.head_dim, T = ctx->plan.n_ctx;
+  const size_t eb = ctx->plan.kv_elem_bytes;
+  uint8_t* cache = key ? ctx->k_cache : ctx->v_cache;
+  std::memmove(cache + to.off * eb, cache + from.off * eb, hd * eb);
+  if (ctx->plan.kv_type == EMBER_KV_U8) {
+    uint16_t* params = key ? ctx->k_params : ctx->v_params;
+    params[to.p] = params[from.p];
+    params[to.p + T] = params[from.p + T];
+  }
+}
+
+// Appends one token's key and value of KV head `kvh` (hd floats each): converted once, here.
+void kv_store(Context* ctx, size_t seq, size_t layer, size_t kvh, size_t pos, const float* k,
+              const float* v) {
+  const KvRow r = kv_row(ctx, seq, layer, kvh, pos);
+  kv_put(ctx, true, r, k);
+  kv_put(ctx, false, r, v);
 }
 
 // Query heads [h0, h0 + nh) of batch token `token` (sequence slot `seq`, attending to positions
@@ -66,8 +148,26 @@ void attention_heads(Context* ctx, uint32_t layer, uint32_t token, uint32_t seq,
   // q.k sequentially over run.c's head layout (RoPE pairs interleaved), divides by sqrt(head_dim),
   // softmaxes, then sums p_t * v_t in increasing t (kernels.h, AttentionFn). The heads of a group
   // share the kernel's reads of K and V.
-  kernels::active().attention(q, nh, ctx->k_cache + off, ctx->v_cache + off, hd, n_keys, hd, scores,
-                              T, out);
+  const kernels::KernelTable& kt = kernels::active();
+  switch (ctx->plan.kv_type) {
+    case EMBER_KV_F16:
+      kt.attention_f16(q, nh, reinterpret_cast<const uint16_t*>(ctx->k_cache) + off,
+                       reinterpret_cast<const uint16_t*>(ctx->v_cache) + off, hd, n_keys, hd,
+                       scores, T, out);
+      break;
+    case EMBER_KV_U8: {
+      const size_t p = kv_params_offset(ctx, seq, layer, kvh);
+      const kernels::KvRowsU8 k{ctx->k_cache + off, ctx->k_params + p, ctx->k_params + p + T, hd};
+      const kernels::KvRowsU8 v{ctx->v_cache + off, ctx->v_params + p, ctx->v_params + p + T, hd};
+      kt.attention_u8(q, nh, k, v, hd, n_keys, scores, T, out);
+      break;
+    }
+    default:
+      kt.attention(q, nh, reinterpret_cast<const float*>(ctx->k_cache) + off,
+                   reinterpret_cast<const float*>(ctx->v_cache) + off, hd, n_keys, hd, scores, T,
+                   out);
+      break;
+  }
 }
 
 // Everything the per-layer pool jobs below read: the batch, the layer, the kernels.
@@ -121,10 +221,7 @@ void kv_group_tokens(void* arg, size_t g) {
     const float* sn = ctx->rope_sin + i * half;
     rope(q, static_cast<uint32_t>(r), c.head_dim, cs, sn);
     rope(k, 1, c.head_dim, cs, sn);
-    const size_t off =
-        kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, g, size_t(job.b->pos[i]));
-    std::memcpy(ctx->k_cache + off, k, hd * sizeof(float));
-    std::memcpy(ctx->v_cache + off, v, hd * sizeof(float));
+    kv_store(ctx, size_t(job.b->seq_id[i]), job.layer, g, size_t(job.b->pos[i]), k, v);
   }
   for (size_t i = 0; i < job.n; ++i) {
     attention_heads(ctx, job.layer, static_cast<uint32_t>(i),
@@ -193,12 +290,9 @@ void rope_append_tokens(void* arg, size_t i0, size_t count) {
     const float* sn = ctx->rope_sin + i * half;
     rope(q, c.num_heads, c.head_dim, cs, sn);
     rope(k, c.num_kv_heads, c.head_dim, cs, sn);
-    for (size_t h = 0; h < c.num_kv_heads; ++h) {
-      const size_t off =
-          kv_offset(ctx, size_t(job.b->seq_id[i]), job.layer, h, size_t(job.b->pos[i]));
-      std::memcpy(ctx->k_cache + off, k + h * hd, hd * sizeof(float));
-      std::memcpy(ctx->v_cache + off, v + h * hd, hd * sizeof(float));
-    }
+    for (size_t h = 0; h < c.num_kv_heads; ++h)
+      kv_store(ctx, size_t(job.b->seq_id[i]), job.layer, h, size_t(job.b->pos[i]), k + h * hd,
+               v + h * hd);
   }
 }
 
@@ -357,6 +451,37 @@ Status decode(Context* ctx, const ember_batch& b) {
   if (n_out > 0) lin.linear(m.output, ctx->xb, n_out, ctx->logits);
   ctx->n_last_batch = static_cast<uint32_t>(n);
   return Status::kOk;
+}
+
+void kv_shift(Context* ctx, uint32_t seq, uint32_t n_keep, uint32_t n_discard) {
+  const ModelConfig& c = ctx->model->config;
+  const uint32_t len = ctx->seq_len[seq];
+  const size_t half = c.head_dim / 2;
+  // RoPE composes: a key rotated for position p, rotated again by -n_discard positions, is the
+  // key of position p - n_discard (up to rounding). The angles are computed as embed_tokens does.
+  float* cs = ctx->rope_cos;  // (half) scratch, free outside decode
+  float* sn = ctx->rope_sin;
+  const float delta = -static_cast<float>(n_discard);
+  for (size_t j = 0; j < half; ++j) {
+    const float a = delta * ctx->inv_freq[j];
+    cs[j] = std::cos(a);
+    sn[j] = std::sin(a);
+  }
+  float* row = ctx->k;  // (head_dim) scratch
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    for (uint32_t h = 0; h < c.num_kv_heads; ++h) {
+      // Increasing positions: each row is written below every row still to be read.
+      for (uint32_t pos = n_keep + n_discard; pos < len; ++pos) {
+        const KvRow from = kv_row(ctx, seq, l, h, pos),
+                    to = kv_row(ctx, seq, l, h, pos - n_discard);
+        kv_get(ctx, true, from, row);
+        rope(row, 1, c.head_dim, cs, sn);
+        kv_put(ctx, true, to, row);
+        kv_copy(ctx, false, from, to);
+      }
+    }
+  }
+  ctx->seq_len[seq] = len - n_discard;
 }
 
 }  // namespace ember

@@ -12,6 +12,12 @@ namespace ember {
 // runs the model, appends K/V to the slots and leaves logits for the tokens that asked for them.
 Status decode(Context* ctx, const ember_batch& batch);
 
+// Context shift of slot `seq` (checked by the caller: n_keep + n_discard <= its length): drops
+// positions [n_keep, n_keep + n_discard) and moves the later ones down by n_discard, their keys
+// re-rotated for their new positions (f16 / u8 keys are widened, rotated and stored again; values
+// move as stored). Allocates nothing.
+void kv_shift(Context* ctx, uint32_t seq, uint32_t n_keep, uint32_t n_discard);
+
 }  // namespace ember
 
 #endif  // EMBER_SRC_FORWARD_H_

@@ -39,6 +39,8 @@ ember_generate_params ember_generate_default_params(void) {
   p.echo_prompt = 0;
   p.stop_at_bos = 0;
   p.tokenize_flags = EMBER_TOKENIZE_ADD_SPECIAL;
+  p.ctx_shift = 0;
+  p.n_keep = 1;
   return p;
 }
 
@@ -65,6 +67,8 @@ ember_status ember_generate(ember_context* ctx, const char* prompt, size_t promp
   rp.max_new_tokens = params->max_new_tokens;
   rp.sampler = params->sampler;
   rp.stop_at_bos = params->stop_at_bos;
+  rp.ctx_shift = params->ctx_shift;
+  rp.n_keep = params->n_keep;
   rp.on_event = on_event;
   rp.user = &g;
   // The prompt's ids go to out_ids first (and its text to the callback with echo_prompt): the

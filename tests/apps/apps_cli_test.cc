@@ -56,6 +56,28 @@ TEST(EmberRun, PrintsRunCTextForEveryPrompt) {
   }
 }
 
+// --ctx-shift: 400 tokens in a context of 64 positions, with every KV cache type (the default
+// model; BOS does not stop it, so that all 400 are generated); without it, the context's end stops
+// it.
+// --kv-type shows in the memory line.
+TEST(EmberRun, CtxShiftGenerates400TokensIn64Positions) {
+  REQUIRE_STORIES(model, "");
+  for (const char* kv : {"f32", "f16", "u8"}) {
+    const Cmd r =
+        run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) +
+            " -p 'Once upon a time' -c 64 -n 400 --ctx-shift --no-stop-at-bos --kv-type " + kv);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("generated 400 tokens"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(std::string("KV cache ") + kv), std::string::npos) << r.err;
+  }
+  const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) +
+                    " -p 'Once upon a time' -c 64 -n 400 --no-stop-at-bos");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("generated 400 tokens"), std::string::npos) << r.err;
+  const Cmd bad = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " -p x --kv-type q4");
+  ember_test::expect_clean_failure(bad, "--kv-type q4");
+}
+
 // greedy.json's five prompts (the empty one included) as a batch file, with 1, 2, 3 and 5 slots, in
 // the file's order and reversed: every line's ids are run.c's, in input order on stdout.
 TEST(EmberRun, BatchFileGivesRunCIdsForEveryPrompt) {

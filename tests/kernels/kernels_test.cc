@@ -741,6 +741,107 @@ TEST_P(KernelVariantTest, Attention) {
         }
 }
 
+// The shapes of the Attention test above, for the f16 and u8 caches: (head_dim, n_keys, kv_heads,
+// heads) where heads == 3 only with two KV heads.
+template <class F>
+void for_attention_shapes(F&& f) {
+  for (size_t hd : {8, 16, 48, 64, 128, 12, 6})
+    for (size_t n_keys : {1, 3, 7, 17, 33, 255, 600})
+      for (size_t kv_heads : {1, 2, 3})
+        for (size_t heads : {1, 3, 8})
+          if (heads != 3 || kv_heads == 2) f(hd, n_keys, kv_heads, heads);
+}
+
+// f16 cache: bits vs the scalar kernel, and vs the double reference on the widened values.
+TEST_P(KernelVariantTest, AttentionF16) {
+  std::mt19937 rng(15);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for_attention_shapes([&](size_t hd, size_t n_keys, size_t kv_heads, size_t heads) {
+    SCOPED_TRACE(testing::Message() << table_->name << " head_dim=" << hd << " n_keys=" << n_keys
+                                    << " kv_heads=" << kv_heads << " heads=" << heads);
+    const size_t stride = kv_heads * hd, off = kv_heads > 1 ? hd : 0, ss = n_keys + 5;
+    std::vector<float> q(heads * hd), kf(n_keys * stride), vf(n_keys * stride);
+    std::vector<uint16_t> kc(n_keys * stride), vc(n_keys * stride);
+    for (auto& x : q) x = 3.0f * u(rng);
+    for (size_t i = 0; i < kc.size(); ++i) {
+      kc[i] = ember_ref::f32_to_f16_rne(u(rng));
+      vc[i] = ember_ref::f32_to_f16_rne(u(rng));
+      kf[i] = ember_ref::f16_to_f32(kc[i]);
+      vf[i] = ember_ref::f16_to_f32(vc[i]);
+    }
+    std::vector<float> p(heads * ss, -7.0f), out(heads * hd), ps(heads * ss, -7.0f),
+        outs(heads * hd), pf(heads * ss, -7.0f), outf(heads * hd);
+    table_->attention_f16(q.data(), heads, kc.data() + off, vc.data() + off, hd, n_keys, stride,
+                          p.data(), ss, out.data());
+    scalar_table().attention_f16(q.data(), heads, kc.data() + off, vc.data() + off, hd, n_keys,
+                                 stride, ps.data(), ss, outs.data());
+    // The f16 cache is the f32 kernel on the widened values, bit for bit.
+    scalar_table().attention(q.data(), heads, kf.data() + off, vf.data() + off, hd, n_keys, stride,
+                             pf.data(), ss, outf.data());
+    for (size_t i = 0; i < heads * ss; ++i) {
+      ASSERT_EQ(bits(p[i]), bits(ps[i])) << "p, i=" << i;
+      ASSERT_EQ(bits(p[i]), bits(pf[i])) << "p vs f32, i=" << i;
+    }
+    for (size_t i = 0; i < heads * hd; ++i) {
+      ASSERT_EQ(bits(out[i]), bits(outs[i])) << "out, i=" << i;
+      ASSERT_EQ(bits(out[i]), bits(outf[i])) << "out vs f32, i=" << i;
+    }
+  });
+}
+
+// u8 cache: bits vs the scalar kernel, and each head vs the double reference on the dequantized
+// rows (min + q * scale): the algebraic order (scale * q.k8 + min * sum q) adds roundings of
+// terms larger than the score, hence the wider bounds than the float cache's.
+TEST_P(KernelVariantTest, AttentionU8) {
+  std::mt19937 rng(16);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for_attention_shapes([&](size_t hd, size_t n_keys, size_t kv_heads, size_t heads) {
+    SCOPED_TRACE(testing::Message() << table_->name << " head_dim=" << hd << " n_keys=" << n_keys
+                                    << " kv_heads=" << kv_heads << " heads=" << heads);
+    const size_t stride = kv_heads * hd, off = kv_heads > 1 ? hd : 0, ss = n_keys + 5;
+    std::vector<float> q(heads * hd), row(hd), kd(n_keys * stride), vd(n_keys * stride);
+    std::vector<uint8_t> kc(n_keys * stride), vc(n_keys * stride);
+    std::vector<uint16_t> ksc(n_keys), kmn(n_keys), vsc(n_keys), vmn(n_keys);
+    for (auto& x : q) x = 3.0f * u(rng);
+    for (size_t t = 0; t < n_keys; ++t) {
+      // Rows with an offset, as real keys have; every fifth one constant (scale 0).
+      const float shift = 0.5f * u(rng);
+      for (int which = 0; which < 2; ++which) {
+        for (auto& x : row) x = t % 5 == 4 ? shift : u(rng) + shift;
+        uint8_t* qrow = (which ? vc.data() : kc.data()) + t * stride + off;
+        uint16_t* sc = which ? &vsc[t] : &ksc[t];
+        uint16_t* mn = which ? &vmn[t] : &kmn[t];
+        ember::zero_one_quantize_kv_row(row.data(), hd, qrow, sc, mn);
+        float* deq = (which ? vd.data() : kd.data()) + t * stride + off;
+        for (size_t d = 0; d < hd; ++d) {
+          deq[d] = static_cast<float>(ember_ref::f16_to_f32(*mn) +
+                                      double(qrow[d]) * ember_ref::f16_to_f32(*sc));
+        }
+      }
+    }
+    const ember::kernels::KvRowsU8 kr{kc.data() + off, ksc.data(), kmn.data(), stride};
+    const ember::kernels::KvRowsU8 vr{vc.data() + off, vsc.data(), vmn.data(), stride};
+    std::vector<float> p(heads * ss, -7.0f), out(heads * hd), ps(heads * ss, -7.0f),
+        outs(heads * hd);
+    table_->attention_u8(q.data(), heads, kr, vr, hd, n_keys, p.data(), ss, out.data());
+    scalar_table().attention_u8(q.data(), heads, kr, vr, hd, n_keys, ps.data(), ss, outs.data());
+    for (size_t i = 0; i < heads * ss; ++i) ASSERT_EQ(bits(p[i]), bits(ps[i])) << "p, i=" << i;
+    for (size_t i = 0; i < heads * hd; ++i)
+      ASSERT_EQ(bits(out[i]), bits(outs[i])) << "out, i=" << i;
+    for (size_t h = 0; h < heads; ++h) {
+      for (size_t t = n_keys; t < ss; ++t) ASSERT_EQ(p[h * ss + t], -7.0f) << "h=" << h;
+      std::vector<double> pr(n_keys), outr(hd), mag(hd);
+      ember_ref::attention(q.data() + h * hd, kd.data() + off, vd.data() + off, hd, n_keys, stride,
+                           pr.data(), outr.data(), mag.data());
+      for (size_t t = 0; t < n_keys; ++t)
+        ASSERT_NEAR(p[h * ss + t], pr[t], 1e-4 * pr[t] + 1e-12) << "h=" << h << " t=" << t;
+      for (size_t d = 0; d < hd; ++d)
+        ASSERT_NEAR(out[h * hd + d], outr[d], (1e-4 + 1.2e-7 * n_keys) * mag[d] + 1e-6)
+            << "h=" << h << " d=" << d;
+    }
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, KernelVariantTest,
                          testing::Values("scalar", "avx2", "avx512vnni", "neon", "neon-dot",
                                          "i8mm"),
@@ -750,6 +851,46 @@ INSTANTIATE_TEST_SUITE_P(Variants, KernelVariantTest,
                              if (c == '-') c = '_';
                            return s;
                          });
+
+// The u8 KV row quantizer: min rounded down and scale up to f16, so every value is within half a
+// step of its grid point (the grid covers the row); a constant row is exact; huge values clamp
+// to the f16 range; NaN gives q = 0, never undefined behaviour.
+TEST(KvRowQuantize, WithinHalfAStep) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (size_t n : {1, 2, 7, 8, 16, 64, 128}) {
+    for (float offset : {0.0f, 3.0f, -1000.0f, 1e-6f}) {
+      for (float range : {1.0f, 1e-3f, 100.0f, 0.0f}) {
+        std::vector<float> x(n);
+        for (auto& v : x) v = offset + range * u(rng);
+        std::vector<uint8_t> q(n);
+        uint16_t sc = 0, mn = 0;
+        ember::zero_one_quantize_kv_row(x.data(), n, q.data(), &sc, &mn);
+        const double s = ember_ref::f16_to_f32(sc), m = ember_ref::f16_to_f32(mn);
+        const double lo = *std::min_element(x.begin(), x.end());
+        const double hi = *std::max_element(x.begin(), x.end());
+        ASSERT_LE(m, lo);
+        // (float rounding of hi - m and of (x - m) / scale: a few 1e-7 of |x - m|)
+        ASSERT_GE(m + 255.0 * s, hi - 1e-6 * (hi - m));
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_LE(std::fabs(m + q[i] * s - x[i]), 0.5 * s * (1 + 1e-4) + 1e-6 * (x[i] - m))
+              << "n=" << n << " offset=" << offset << " range=" << range << " i=" << i;
+        }
+        if (range == 0.0f && ember_ref::f16_to_f32(ember_ref::f32_to_f16_rne(offset)) == offset) {
+          for (size_t i = 0; i < n; ++i) ASSERT_EQ(m + q[i] * s, x[i]);
+        }
+      }
+    }
+  }
+  const float odd[4] = {1e9f, -1e9f, NAN, 2.0f};
+  uint8_t q[4];
+  uint16_t sc = 0, mn = 0;
+  ember::zero_one_quantize_kv_row(odd, 4, q, &sc, &mn);
+  EXPECT_EQ(ember_ref::f16_to_f32(mn), -65504.0f);
+  EXPECT_EQ(q[0], 255);
+  EXPECT_EQ(q[1], 0);
+  EXPECT_EQ(q[2], 0);
+}
 
 // ---------------------------------------------------------------------------------------------
 TEST(KernelDispatch, ScalarFirstAndForceable) {

@@ -26,7 +26,7 @@ struct Outcome {
   std::vector<int32_t> ids;   // generated
 };
 
-Outcome run_model(const std::string& path, uint32_t threads) {
+Outcome run_model(const std::string& path, uint32_t threads, ember_kv_type kv_type) {
   Outcome out;
   ember_model* model = nullptr;
   EXPECT_EQ(ember_model_load_file(path.c_str(), &model), EMBER_OK) << ember_last_error();
@@ -37,6 +37,7 @@ Outcome run_model(const std::string& path, uint32_t threads) {
   cp.n_ctx = 64;
   cp.n_batch_max = 16;
   cp.n_threads = threads;
+  cp.kv_type = kv_type;
   ember_context* ctx = nullptr;
   EXPECT_EQ(ember_context_create(model, &cp, nullptr, 0, &ctx), EMBER_OK) << ember_last_error();
   if (ctx) {
@@ -71,18 +72,19 @@ Outcome run_model(const std::string& path, uint32_t threads) {
   return out;
 }
 
-void expect_same_everywhere(const std::string& path) {
+void expect_same_everywhere(const std::string& path, ember_kv_type kv_type = EMBER_KV_F32) {
   const std::string active = ember_kernel_variant();
   ASSERT_EQ(ember_force_kernel_variant("scalar"), EMBER_OK);
-  const Outcome ref = run_model(path, 1);
+  const Outcome ref = run_model(path, 1, kv_type);
   ASSERT_FALSE(ref.logits.empty());
   ASSERT_FALSE(ref.ids.empty());
   for (uint32_t v = 0; v < ember_kernel_variant_count(); ++v) {
     const char* name = ember_kernel_variant_name(v);
     ASSERT_EQ(ember_force_kernel_variant(name), EMBER_OK);
     for (uint32_t threads : {1u, 2u}) {
-      SCOPED_TRACE(testing::Message() << path << " variant " << name << " threads " << threads);
-      const Outcome o = run_model(path, threads);
+      SCOPED_TRACE(testing::Message() << path << " variant " << name << " threads " << threads
+                                      << " kv_type " << kv_type);
+      const Outcome o = run_model(path, threads, kv_type);
       ASSERT_EQ(o.logits.size(), ref.logits.size());
       EXPECT_EQ(0,
                 std::memcmp(o.logits.data(), ref.logits.data(), ref.logits.size() * sizeof(float)))
@@ -109,6 +111,23 @@ TEST(SameTokens, SyntheticModelEveryVariantAndThreadCount) {
       "", "--synthetic stories15m --seed 5 --synthetic-tokenizer " + dir);
   ASSERT_FALSE(path.empty());
   expect_same_everywhere(path);
+}
+
+// The f16 and u8 KV caches: attention reads them in every variant with the same bits (head_dim 8
+// and 48: the vector paths with their key tails).
+TEST(SameTokens, KvCacheTypesEveryVariantAndThreadCount) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  EMBER_REQUIRE_SHARED(tok, "tokenizers/llama2/tokenizer.json");
+  const std::string dir = tok.substr(0, tok.size() - std::strlen("/tokenizer.json"));
+  const std::string stories = ember_test::converted_model(hf, "--quant u8");
+  const std::string synthetic = ember_test::converted_model(
+      "", "--synthetic stories15m --seed 5 --synthetic-tokenizer " + dir);
+  ASSERT_FALSE(stories.empty());
+  ASSERT_FALSE(synthetic.empty());
+  for (ember_kv_type kv : {EMBER_KV_F16, EMBER_KV_U8}) {
+    expect_same_everywhere(stories, kv);
+    expect_same_everywhere(synthetic, kv);
+  }
 }
 
 TEST(SameTokens, F32StoriesGeneratesRunCIdsWithEveryVariant) {

@@ -154,14 +154,20 @@ TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
 
 class NoHeap : public ::testing::TestWithParam<std::tuple<const char*, uint32_t>> {};
 
-TEST_P(NoHeap, DecodeSampleGenerate) {
-  const char* quant = std::get<0>(GetParam());
-  const uint32_t threads = std::get<1>(GetParam());
-  REQUIRE_MODEL(path, quant);
+// Decode, sample and generate on a model converted with `quant`, counting heap allocations.
+void expect_no_heap(const std::string& path, const char* quant, uint32_t threads,
+                    ember_kv_type kv_type) {
   ModelPtr model = load_model(path);
   ASSERT_TRUE(model);
-  ContextPtr ctx = make_context(model.get(), 256, 16, threads);
-  ASSERT_TRUE(ctx);
+  ember_context_params cp = ember_context_default_params();
+  cp.n_ctx = 256;
+  cp.n_batch_max = 16;
+  cp.n_threads = threads;
+  cp.kv_type = kv_type;
+  ember_context* raw = nullptr;
+  ASSERT_EQ(ember_context_create(model.get(), &cp, nullptr, 0, &raw), EMBER_OK)
+      << ember_last_error();
+  ContextPtr ctx(raw);
   std::vector<int32_t> out(512);
   std::vector<int32_t> tok = {1, 403, 407, 261, 378}, pos = {0, 1, 2, 3, 4}, seq(5, 0);
   std::vector<uint8_t> want(5, 1);
@@ -198,8 +204,23 @@ TEST_P(NoHeap, DecodeSampleGenerate) {
   EXPECT_EQ(n_allocs, 0) << "heap allocations during decode/sample/generate";
   EXPECT_GT(n, 20u);
   EXPECT_GT(text.size(), prompt.size());
-  std::printf("[ memory ] %s, %u thread(s): %zu ids, 0 allocations expected, %ld seen\n", quant,
-              threads, n, n_allocs);
+  std::printf(
+      "[ memory ] %s, %u thread(s), kv_type %d: %zu ids, 0 allocations expected, %ld "
+      "seen\n",
+      quant, threads, static_cast<int>(kv_type), n, n_allocs);
+}
+
+TEST_P(NoHeap, DecodeSampleGenerate) {
+  const char* quant = std::get<0>(GetParam());
+  REQUIRE_MODEL(path, quant);
+  expect_no_heap(path, quant, std::get<1>(GetParam()), EMBER_KV_F32);
+}
+
+// The f16 and u8 KV caches convert and quantize on the stack: no heap either.
+TEST(Memory, NoHeapWithEveryKvCacheType) {
+  REQUIRE_MODEL(path, "u8");
+  for (ember_kv_type kv : {EMBER_KV_F16, EMBER_KV_U8})
+    for (uint32_t threads : {1u, 2u}) expect_no_heap(path, "u8", threads, kv);
 }
 
 INSTANTIATE_TEST_SUITE_P(

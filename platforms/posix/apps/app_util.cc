@@ -84,4 +84,17 @@ ember_status tokenize_text(const ember_model* m, const std::string& text, uint32
   return s;
 }
 
+bool kv_type_from_name(const std::string& name, ember_kv_type* out) {
+  if (name == "f32") {
+    *out = EMBER_KV_F32;
+  } else if (name == "f16") {
+    *out = EMBER_KV_F16;
+  } else if (name == "u8") {
+    *out = EMBER_KV_U8;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace ember_app

@@ -28,6 +28,9 @@ bool parse_list(const std::string& s, uint32_t max, std::vector<uint32_t>* out, 
 
 double median_of(std::vector<double> v);
 
+// "f32" | "f16" | "u8" -> the KV cache type; false for another name.
+bool kv_type_from_name(const std::string& name, ember_kv_type* out);
+
 // `text` encoded with ember_tokenize and `flags` into *ids (resized to fit, whatever the length).
 ember_status tokenize_text(const ember_model* m, const std::string& text, uint32_t flags,
                            std::vector<int32_t>* ids);

@@ -1,6 +1,6 @@
 // ember-bench: llama-bench-like throughput figures for .ember models, using only ember.h.
 //   ember-bench -m MODEL [-m MODEL2] -p 64,512 -n 128 -t 1,2 -r 5 [-d 0,1024] [--parallel 1,2,8]
-//               [--mixed] [--json] [--kernels NAME] [--xnnpack]
+//               [--mixed] [--json] [--kernels NAME] [--xnnpack] [--kv-type f32,f16,u8]
 // Tests: ppN = prefill of N tokens in one ember_decode batch (logits of the last position only);
 // tgN = N decode steps; with --parallel B, B sequences decode together (one token each per step,
 // every one with its logits), each slot holding its own tokens, and tokens/s counts all B; --mixed:
@@ -33,10 +33,11 @@ struct Options {
   uint32_t reps = 5, bw_mib = 1024;
   bool json = false, xnnpack = false, mixed = false;
   std::string kernels;
+  std::vector<std::string> kv_types;  // KV cache types, each test runs with each
 };
 
 struct Result {
-  std::string model, test;
+  std::string model, test, kv_type;
   uint32_t threads, batch, tokens, depth;
   double median, min, max, roofline;  // roofline < 0: not a decode test, 0: no bandwidth probe
   double bandwidth;                   // bytes / s: the best probe pass up to this test
@@ -75,6 +76,8 @@ bool parse_options(int argc, char** argv, Options* o, int* exit_code) {
   app.add_flag("--xnnpack", o->xnnpack,
                "use_xnnpack: f32 weight matrices through XNNPACK's f32 fully-connected operator "
                "(needs a build with -DEMBER_USE_XNNPACK=ON)");
+  std::string kv_list = "f32";
+  app.add_option("--kv-type", kv_list, "KV cache types, comma separated: f32, f16, u8");
   app.add_option("--bandwidth-mib", o->bw_mib, "buffer size for the bandwidth probe (0: skip)");
   app.add_flag("--mixed", o->mixed,
                "also run the mixed test: 1 long (512 new tokens) and 7 short (32 new tokens) "
@@ -104,6 +107,21 @@ bool parse_options(int argc, char** argv, Options* o, int* exit_code) {
       return false;
     }
   }
+  for (size_t i = 0; i <= kv_list.size();) {
+    size_t j = kv_list.find(',', i);
+    if (j == std::string::npos) j = kv_list.size();
+    const std::string item = kv_list.substr(i, j - i);
+    ember_kv_type t;
+    if (!item.empty() && !ember_app::kv_type_from_name(item, &t)) {
+      std::fprintf(stderr, "ember-bench: bad --kv-type value '%s' (f32, f16 or u8)\n",
+                   item.c_str());
+      *exit_code = 2;
+      return false;
+    }
+    if (!item.empty()) o->kv_types.push_back(item);
+    i = j + 1;
+  }
+  if (o->kv_types.empty()) o->kv_types.push_back("f32");
   o->pp.erase(std::remove(o->pp.begin(), o->pp.end(), 0u), o->pp.end());
   o->tg.erase(std::remove(o->tg.begin(), o->tg.end(), 0u), o->tg.end());
   o->parallel.erase(std::remove(o->parallel.begin(), o->parallel.end(), 0u), o->parallel.end());
@@ -136,7 +154,7 @@ class ModelBench {
     return max_d + std::max(max_p, max_n);
   }
 
-  ember_status create(uint32_t threads) {
+  ember_status create(uint32_t threads, ember_kv_type kv_type) {
     threads_ = threads;
     n_ctx_ = positions(o_);
     uint32_t max_p = 1, max_b = 1, max_d = 1;
@@ -150,6 +168,7 @@ class ModelBench {
     cp.n_batch_max = std::max({max_p, depth_batch_, max_b});
     cp.n_threads = threads;
     cp.use_xnnpack = o_.xnnpack ? 1 : 0;
+    cp.kv_type = kv_type;
     // Each slot's own token stream (xorshift, distinct per slot), positions 0..n_ctx-1.
     tok_.assign(size_t{max_b} * n_ctx_, 0);
     uint64_t rng = 0x2545F4914F6CDD1Dull;
@@ -265,7 +284,7 @@ ember_status run_requests(ember_context* ctx, const std::vector<std::vector<int3
 }
 
 ember_status mixed_test(ember_model* model, const ember_model_info& info, uint32_t threads,
-                        bool xnnpack, Result* r) {
+                        bool xnnpack, ember_kv_type kv_type, Result* r) {
   // The long request: 512 new tokens, or as many as the model's context holds.
   const uint32_t long_new = std::min(kLongNew, info.max_context - kMixedPrompt);
   ember_context_params cp = ember_context_default_params();
@@ -274,6 +293,7 @@ ember_status mixed_test(ember_model* model, const ember_model_info& info, uint32
   cp.n_batch_max = 64;
   cp.n_threads = threads;
   cp.use_xnnpack = xnnpack ? 1 : 0;
+  cp.kv_type = kv_type;
   ember_context* ctx = nullptr;
   ember_status s = ember_context_create(model, &cp, nullptr, 0, &ctx);
   if (s != EMBER_OK) return s;
@@ -312,9 +332,11 @@ ember_status mixed_test(ember_model* model, const ember_model_info& info, uint32
 
 Result make_result(const std::string& model, const std::string& test, uint32_t threads,
                    uint32_t batch, uint32_t tokens, uint32_t depth, const std::vector<double>& tps,
-                   double roofline, const Ceiling& c, size_t ti, uint64_t read_bytes) {
+                   double roofline, const Ceiling& c, size_t ti, uint64_t read_bytes,
+                   const std::string& kv_type) {
   return {model,
           test,
+          kv_type,
           threads,
           batch,
           tokens,
@@ -344,83 +366,82 @@ int run_model(const Options& o, const std::string& path, Ceiling* ceiling,
     return 1;
   }
   const size_t slash = path.find_last_of('/');
-  const std::string name = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  const std::string file = path.substr(slash == std::string::npos ? 0 : slash + 1);
   for (size_t ti = 0; ti < o.threads.size(); ++ti) {
-    const uint32_t th = o.threads[ti];
-    ModelBench bench(o, model, info, name);
-    s = bench.create(th);
-    if (s != EMBER_OK) return fail("context", s);
-    for (uint32_t d : o.depths) {
-      for (uint32_t p : o.pp) {
-        std::vector<double> tps;
-        s = bench.prefill(p, d, &tps);
-        if (s != EMBER_OK) return fail("prefill", s);
-        const std::string test = test_name("pp", p, d);
-        std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test.c_str(), th,
-                     median_of(tps));
-        results->push_back(
-            make_result(name, test, th, p, p, d, tps, -1.0, *ceiling, ti, info.token_read_bytes));
-      }
-      for (uint32_t n : o.tg) {
-        for (uint32_t B : o.parallel) {
+    // Each KV cache type right after the other with this thread count (compared in one run).
+    for (const std::string& kv : o.kv_types) {
+      ember_kv_type kv_type = EMBER_KV_F32;
+      ember_app::kv_type_from_name(kv, &kv_type);
+      const std::string name = kv == "f32" ? file : file + " kv " + kv;
+      const uint32_t th = o.threads[ti];
+      ModelBench bench(o, model, info, file);
+      s = bench.create(th, kv_type);
+      if (s != EMBER_OK) return fail("context", s);
+      for (uint32_t d : o.depths) {
+        for (uint32_t p : o.pp) {
           std::vector<double> tps;
-          s = bench.decode(n, d, B, &tps);
-          if (s != EMBER_OK) return fail("decode", s);
-          // The ceiling is the best pass of every probe with this thread count, the first and one
-          // after each decode test (not between runs: a probe evicts the caches a small model
-          // decodes from). A shared host's bandwidth swings; the best pass is the conservative one.
-          if (o.bw_mib > 0) ceiling->probe(ti, th);
-          const double med = median_of(tps);
-          const double bytes = static_cast<double>(info.token_read_bytes);
-          const double limit =
-              ceiling->best[ti] > 0 && bytes > 0 ? B * ceiling->best[ti] / bytes : 0;
-          const std::string test = test_name("tg", n, d);
-          if (limit > 0) {
-            std::fprintf(stderr,
-                         "%s %s t%u b%u: %.2f t/s; best read bandwidth %.2f GB/s, %.1f MB read per "
-                         "step: ceiling %.2f t/s, roofline %.1f%% (median probe round %.2f GB/s: "
-                         "%.1f%% of that)\n",
-                         name.c_str(), test.c_str(), th, B, med, ceiling->best[ti] / 1e9,
-                         bytes / 1e6, limit, 100.0 * med / limit, ceiling->median(ti) / 1e9,
-                         100.0 * med * bytes / (B * ceiling->median(ti)));
-          } else {
-            std::fprintf(stderr, "%s %s t%u b%u: %.2f t/s\n", name.c_str(), test.c_str(), th, B,
-                         med);
+          s = bench.prefill(p, d, &tps);
+          if (s != EMBER_OK) return fail("prefill", s);
+          const std::string test = test_name("pp", p, d);
+          std::fprintf(stderr, "%s %s t%u: %.2f t/s\n", name.c_str(), test.c_str(), th,
+                       median_of(tps));
+          results->push_back(make_result(file, test, th, p, p, d, tps, -1.0, *ceiling, ti,
+                                         info.token_read_bytes, kv));
+        }
+        for (uint32_t n : o.tg) {
+          for (uint32_t B : o.parallel) {
+            std::vector<double> tps;
+            s = bench.decode(n, d, B, &tps);
+            if (s != EMBER_OK) return fail("decode", s);
+            // The ceiling is the best pass of every probe with this thread count, the first and one
+            // after each decode test (not between runs: a probe evicts the caches a small model
+            // decodes from). A shared host's bandwidth swings; the best pass is the conservative
+            // one.
+            if (o.bw_mib > 0) ceiling->probe(ti, th);
+            const double med = median_of(tps);
+            const double bytes = static_cast<double>(info.token_read_bytes);
+            const double limit =
+                ceiling->best[ti] > 0 && bytes > 0 ? B * ceiling->best[ti] / bytes : 0;
+            const std::string test = test_name("tg", n, d);
+            if (limit > 0) {
+              std::fprintf(
+                  stderr,
+                  "%s %s t%u b%u: %.2f t/s; best read bandwidth %.2f GB/s, %.1f MB read per "
+                  "step: ceiling %.2f t/s, roofline %.1f%% (median probe round %.2f GB/s: "
+                  "%.1f%% of that)\n",
+                  name.c_str(), test.c_str(), th, B, med, ceiling->best[ti] / 1e9, bytes / 1e6,
+                  limit, 100.0 * med / limit, ceiling->median(ti) / 1e9,
+                  100.0 * med * bytes / (B * ceiling->median(ti)));
+            } else {
+              std::fprintf(stderr, "%s %s t%u b%u: %.2f t/s\n", name.c_str(), test.c_str(), th, B,
+                           med);
+            }
+            results->push_back(make_result(file, test, th, B, n, d, tps,
+                                           limit > 0 ? med / limit : 0.0, *ceiling, ti,
+                                           info.token_read_bytes, kv));
           }
-          results->push_back(make_result(name, test, th, B, n, d, tps,
-                                         limit > 0 ? med / limit : 0.0, *ceiling, ti,
-                                         info.token_read_bytes));
         }
       }
-    }
-    if (o.mixed && info.max_context < kMixedPrompt + kShortNew) {
-      std::fprintf(stderr, "ember-bench: %s: a context of %u positions is too short for --mixed\n",
-                   path.c_str(), info.max_context);
-      return 1;
-    }
-    if (o.mixed) {
-      Result r{name,
-               "mixed",
-               th,
-               kMixedSlots,
-               kShortNew,
-               0,
-               0,
-               0,
-               0,
-               -1.0,
-               ceiling->best[ti],
-               ceiling->median(ti),
-               info.token_read_bytes};
-      s = mixed_test(model, info, th, o.xnnpack, &r);
-      if (s != EMBER_OK) return fail("mixed test", s);
-      std::fprintf(
-          stderr,
-          "%s mixed t%u: %u short requests (%u new tokens) finish in %.1f ms alone, %.1f ms "
-          "beside one of %u new tokens (%.2fx; the long one %.1f ms)\n",
-          name.c_str(), th, kMixedSlots - 1, kShortNew, r.short_alone_ms, r.short_together_ms,
-          kLongNew, r.short_together_ms / r.short_alone_ms, r.long_ms);
-      results->push_back(r);
+      if (o.mixed && info.max_context < kMixedPrompt + kShortNew) {
+        std::fprintf(stderr,
+                     "ember-bench: %s: a context of %u positions is too short for --mixed\n",
+                     path.c_str(), info.max_context);
+        return 1;
+      }
+      if (o.mixed) {
+        Result r{
+            file, "mixed", kv, th,   kMixedSlots,       kShortNew,           0,
+            0,    0,       0,  -1.0, ceiling->best[ti], ceiling->median(ti), info.token_read_bytes};
+        s = mixed_test(model, info, th, o.xnnpack, kv_type, &r);
+        if (s != EMBER_OK) return fail("mixed test", s);
+        std::fprintf(
+            stderr,
+            "%s mixed t%u: %u short requests (%u new tokens) finish in %.1f ms alone, %.1f ms "
+            "beside one of %u new tokens (%.2fx; the long one %.1f ms)\n",
+            name.c_str(), th, kMixedSlots - 1, kShortNew, r.short_alone_ms, r.short_together_ms,
+            kLongNew, r.short_together_ms / r.short_alone_ms, r.long_ms);
+        results->push_back(r);
+      }
     }
   }
   return 0;
@@ -432,11 +453,11 @@ void print_json(const std::vector<Result>& results, bool xnnpack) {
     const Result& r = results[i];
     std::printf(
         "  {\"model\": \"%s\", \"kernels\": \"%s\", \"xnnpack\": %s, \"test\": \"%s\", "
-        "\"threads\": %u, \"batch\": %u, \"depth\": %u, \"tokens\": %u, \"tps_median\": %.3f, "
-        "\"tps_min\": %.3f, \"tps_max\": %.3f, \"token_read_bytes\": %llu",
+        "\"kv_type\": \"%s\", \"threads\": %u, \"batch\": %u, \"depth\": %u, \"tokens\": %u, "
+        "\"tps_median\": %.3f, \"tps_min\": %.3f, \"tps_max\": %.3f, \"token_read_bytes\": %llu",
         ember_app::json_escape(r.model).c_str(), ember_kernel_variant(), xnnpack ? "true" : "false",
-        r.test.c_str(), r.threads, r.batch, r.depth, r.tokens, r.median, r.min, r.max,
-        static_cast<unsigned long long>(r.token_read_bytes));
+        r.test.c_str(), r.kv_type.c_str(), r.threads, r.batch, r.depth, r.tokens, r.median, r.min,
+        r.max, static_cast<unsigned long long>(r.token_read_bytes));
     // Without a probe (--bandwidth-mib 0) the bandwidth and the roofline are unknown: null.
     if (r.bandwidth > 0) {
       std::printf(", \"bandwidth_gbs\": %.3f, \"bandwidth_median_gbs\": %.3f", r.bandwidth / 1e9,
@@ -470,11 +491,12 @@ void print_table(const std::vector<Result>& results, bool xnnpack) {
               std::string(7, '-').c_str(), std::string(14, '-').c_str(),
               std::string(23, '-').c_str(), std::string(10, '-').c_str());
   for (const Result& r : results) {
+    const std::string model = r.kv_type == "f32" ? r.model : r.model + " kv " + r.kv_type;
     if (r.test == "mixed") {
       std::printf(
           "| %-24s | %-*s | %7u | %5u | short requests: %.1f ms alone, %.1f ms beside a long "
           "one (%.2fx) |\n",
-          r.model.c_str(), tw, r.test.c_str(), r.threads, r.batch, r.short_alone_ms,
+          model.c_str(), tw, r.test.c_str(), r.threads, r.batch, r.short_alone_ms,
           r.short_together_ms, r.short_together_ms / r.short_alone_ms);
       continue;
     }
@@ -482,9 +504,9 @@ void print_table(const std::vector<Result>& results, bool xnnpack) {
     if (r.roofline > 0) std::snprintf(roof, sizeof roof, "%.1f%%", 100.0 * r.roofline);
     if (r.roofline == 0) std::snprintf(roof, sizeof roof, "n/a");
     const bool decode = r.roofline >= 0;
-    std::printf("| %-24s | %-*s | %7u | %5s | %12.2f | %9.2f - %9.2f | %8s |\n", r.model.c_str(),
-                tw, r.test.c_str(), r.threads, decode ? std::to_string(r.batch).c_str() : "",
-                r.median, r.min, r.max, roof);
+    std::printf("| %-24s | %-*s | %7u | %5s | %12.2f | %9.2f - %9.2f | %8s |\n", model.c_str(), tw,
+                r.test.c_str(), r.threads, decode ? std::to_string(r.batch).c_str() : "", r.median,
+                r.min, r.max, roof);
   }
 }
 

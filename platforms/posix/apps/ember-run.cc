@@ -26,12 +26,12 @@ int fail(const char* what, ember_status s) { return ember_app::fail("ember-run",
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
 struct Options {
-  std::string model_path, prompt, batch_file;
-  uint32_t n_new = 128, n_ctx = 0, n_threads = 1, n_batch = 32, parallel = 0;
+  std::string model_path, prompt, batch_file, kv_type = "f32";
+  uint32_t n_new = 128, n_ctx = 0, n_threads = 1, n_batch = 32, parallel = 0, n_keep = 1;
   float temp = 0.0f, top_p = 1.0f;
   int32_t top_k = 0;
   uint64_t seed = 0;
-  bool info = false, no_stop_at_bos = false;
+  bool info = false, no_stop_at_bos = false, ctx_shift = false;
 };
 
 // --info: the description, then what a load and a context with these options take.
@@ -75,6 +75,8 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   gp.sampler.seed = o.seed;
   gp.echo_prompt = 1;
   gp.stop_at_bos = o.no_stop_at_bos ? 0 : 1;
+  gp.ctx_shift = o.ctx_shift ? 1 : 0;
+  gp.n_keep = o.n_keep;
   ember_generate_stats st;
   s = ember_generate(ctx, o.prompt.data(), o.prompt.size(), &gp, on_text, nullptr, nullptr, 0,
                      nullptr, &st);
@@ -82,7 +84,11 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   std::fflush(stdout);
   if (s != EMBER_OK) return fail("generating", s);
   const uint32_t ctx_len = o.n_ctx ? o.n_ctx : mi.max_context;
-  const double kv_bytes = 2.0 * mi.num_layers * ctx_len * mi.num_kv_heads * mi.head_dim * 4.0;
+  size_t kv_bytes = 0, kv_f32_bytes = 0;
+  ember_context_params cp32 = cp;
+  cp32.kv_type = EMBER_KV_F32;
+  ember_kv_cache_bytes(model, &cp, &kv_bytes);
+  ember_kv_cache_bytes(model, &cp32, &kv_f32_bytes);
   std::fprintf(stderr,
                "ember-run: model %s (%s, %u layers, dim %u, vocab %u), kernels %s, %u thread(s)\n",
                o.model_path.c_str(), mi.architecture, mi.num_layers, mi.hidden_size, mi.vocab_size,
@@ -97,10 +103,12 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   std::fprintf(
       stderr,
       "ember-run: memory: file %.3f MiB, weights %.3f MiB (f32 %.3f MiB; %.3f MiB read per "
-      "token), model %.3f MiB, context %.3f MiB (KV cache %.3f MiB for n_ctx %u)\n",
+      "token), model %.3f MiB, context %.3f MiB (KV cache %s %.3f MiB for n_ctx %u, %.3fx of "
+      "f32)\n",
       mib(double(mi.file_bytes)), mib(double(mi.weight_bytes)), mib(double(mi.f32_bytes)),
       mib(double(mi.token_read_bytes)), mib(double(mi.model_bytes)), mib(double(ctx_bytes)),
-      mib(kv_bytes), ctx_len);
+      o.kv_type.c_str(), mib(double(kv_bytes)), ctx_len,
+      kv_f32_bytes ? double(kv_bytes) / double(kv_f32_bytes) : 0.0);
   return 0;
 }
 
@@ -127,6 +135,14 @@ int main(int argc, char** argv) {
   app.add_option("--parallel", o.parallel,
                  "Sequences decoding together with --batch-file (0 = min(8, lines))")
       ->capture_default_str();
+  app.add_option("--kv-type", o.kv_type, "KV cache type: f32, f16 or u8 (zero-one)")
+      ->check(CLI::IsMember({"f32", "f16", "u8"}))
+      ->capture_default_str();
+  app.add_flag("--ctx-shift", o.ctx_shift,
+               "When the context is full, keep the first --keep positions, drop the oldest half of "
+               "the rest and go on (instead of stopping)");
+  app.add_option("--keep", o.n_keep, "Positions a context shift keeps (attention sinks)")
+      ->capture_default_str();
   app.add_flag("--no-stop-at-bos", o.no_stop_at_bos,
                "Keep generating when the model samples BOS (llama2.c models end a story with BOS)");
   app.add_flag("--info", o.info,
@@ -144,6 +160,7 @@ int main(int argc, char** argv) {
   cp.n_ctx = o.n_ctx;
   cp.n_threads = o.n_threads;
   cp.n_batch_max = o.n_batch;
+  ember_app::kv_type_from_name(o.kv_type, &cp.kv_type);  // (checked by CLI11)
   if (o.info) return describe(model, cp);
   if (!o.batch_file.empty()) {
     ember_app::BatchDefaults d;

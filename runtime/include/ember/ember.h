@@ -165,6 +165,16 @@ ember_status ember_detok_stream_feed(const ember_model* model, ember_detok_strea
 
 typedef struct ember_context ember_context;
 
+/* How the KV cache stores keys and values. Attention reads each type directly (no float copy);
+ * keys and values are converted once, when their token is appended. Bytes per cached value:
+ * f32 4, f16 2, u8 1 + 4 / head_dim (see ember_kv_cache_bytes). */
+typedef enum ember_kv_type {
+  EMBER_KV_F32 = 0, /* float32: the default, exact */
+  EMBER_KV_F16 = 1, /* IEEE half, rounded to nearest even (|x| > 65504 becomes +-inf) */
+  EMBER_KV_U8 = 2   /* zero-one u8, one f16 scale and min per token and KV head (the weights'
+                     * scheme; values clamped to +-65504) */
+} ember_kv_type;
+
 typedef struct ember_context_params {
   uint32_t n_ctx;       /* KV cache positions per sequence slot (0 = the model's max_context; more
                          * than max_context is EMBER_ERR_INVALID_ARGUMENT, not clamped) */
@@ -173,20 +183,22 @@ typedef struct ember_context_params {
   uint32_t n_threads;   /* worker threads for kernels (0 or 1 = the calling thread only) */
   uint32_t n_prompt_bytes_max; /* longest prompt text ember_generate tokenizes in the context's own
                                 * work area (0 = 16 * n_ctx); sized once, like everything else */
-  uint8_t use_xnnpack;  /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
-                         * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
-                         * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
-                         * Results then differ from the default path in the last bits (XNNPACK sums
-                         * in its own order with FMA) and may differ between CPUs (it picks its
-                         * kernels per ISA); on one CPU they do not depend on the thread count.
-                         * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
-                         * the f32 matrices' bytes again, per context, allocated through
-                         * ember_platform_alloc outside the arena and not counted by
-                         * ember_context_required_bytes; decode still allocates nothing. A build
-                         * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
-                         * refuses 1 with EMBER_ERR_UNSUPPORTED. */
-  uint32_t n_queue_max; /* requests (ember_request_submit) that may wait for a free sequence slot
-                         * beyond the n_seq_max running ones (0 = none) */
+  uint8_t use_xnnpack;   /* 0 (default): Ember's own kernels for every weight. 1: float32 weight
+                          * matrices (q/k/v/o/gate/up/down, output head) run through XNNPACK's f32
+                          * fully-connected operator; u8/f16/bf16 weights keep Ember's kernels.
+                          * Results then differ from the default path in the last bits (XNNPACK sums
+                          * in its own order with FMA) and may differ between CPUs (it picks its
+                          * kernels per ISA); on one CPU they do not depend on the thread count.
+                          * XNNPACK packs (copies) every f32 matrix at ember_context_create: about
+                          * the f32 matrices' bytes again, per context, allocated through
+                          * ember_platform_alloc outside the arena and not counted by
+                          * ember_context_required_bytes; decode still allocates nothing. A build
+                          * without XNNPACK (-DEMBER_USE_XNNPACK=OFF, the default, and bare metal)
+                          * refuses 1 with EMBER_ERR_UNSUPPORTED. */
+  uint32_t n_queue_max;  /* requests (ember_request_submit) that may wait for a free sequence slot
+                          * beyond the n_seq_max running ones (0 = none) */
+  ember_kv_type kv_type; /* KV cache type (default EMBER_KV_F32); another value is
+                          * EMBER_ERR_INVALID_ARGUMENT */
 } ember_context_params;
 
 ember_context_params ember_context_default_params(void);
@@ -196,6 +208,11 @@ ember_context_params ember_context_default_params(void);
  * packed weights with use_xnnpack). */
 ember_status ember_context_required_bytes(const ember_model* model,
                                           const ember_context_params* params, size_t* out_bytes);
+
+/* Exact bytes of the KV cache (keys, values and the u8 cache's scales and mins, every slot) that
+ * ember_context_required_bytes() includes for these params. Allocates nothing. */
+ember_status ember_kv_cache_bytes(const ember_model* model, const ember_context_params* params,
+                                  size_t* out_bytes);
 
 /* Creates a context. With `arena` NULL the runtime allocates the required bytes once; otherwise the
  * context is placed in [arena, arena + arena_size), which must be 64-byte aligned and at least
@@ -230,6 +247,16 @@ const float* ember_get_logits(const ember_context* ctx, uint32_t i);
 /* Cached positions in a sequence slot (0 after ember_kv_clear). */
 uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id);
 
+/* Context shift of one sequence slot, for callers of ember_decode (requests do it themselves with
+ * ctx_shift): drops positions [n_keep, n_keep + n_discard) and moves the later ones down by
+ * n_discard, their keys re-rotated for their new positions (RoPE composes: exact up to float
+ * rounding; an f16 or u8 cache rounds or quantizes the rotated keys again). The slot then holds
+ * ember_kv_length - n_discard positions and continues at that position. Needs n_discard >= 1 and
+ * n_keep + n_discard <= ember_kv_length (EMBER_ERR_INVALID_ARGUMENT otherwise, or for a slot held
+ * by a request). Allocates nothing. */
+ember_status ember_kv_shift(ember_context* ctx, int32_t seq_id, uint32_t n_keep,
+                            uint32_t n_discard);
+
 /* ------------------------------------------------------------- sampling ---- */
 
 typedef struct ember_sampler_params {
@@ -260,6 +287,8 @@ typedef struct ember_generate_params {
   int echo_prompt; /* stream the prompt text through the callback first */
   int stop_at_bos; /* also stop when BOS is sampled (llama2.c models end stories with BOS) */
   uint32_t tokenize_flags; /* EMBER_TOKENIZE_* for the prompt (default ADD_SPECIAL) */
+  int ctx_shift;           /* as ember_request_params.ctx_shift (default 0) */
+  uint32_t n_keep;         /* as ember_request_params.n_keep (default 1) */
 } ember_generate_params;
 
 ember_generate_params ember_generate_default_params(void);
@@ -341,6 +370,14 @@ typedef struct ember_request_params {
                     * with BOS) */
   int ignore_eos;  /* keep generating past the model's EOS ids (benchmarks) */
   int echo_prompt; /* give the prompt's text to the callback first, at submit */
+  int ctx_shift;   /* 0 (default): a request whose slot is full finishes (EMBER_FINISH_LENGTH).
+                    * 1: context shift instead: keep the first n_keep positions, drop the oldest
+                    * half of the rest (ember_kv_shift) and go on, up to max_new_tokens. The ids
+                    * dropped are gone from the request: after a shift, ember_request_info.generated
+                    * is NULL and ember_request_text is EMBER_ERR_UNSUPPORTED (read the text
+                    * through on_event). */
+  uint32_t n_keep; /* positions a context shift keeps (attention sinks; default 1: the BOS);
+                    * must be below n_ctx - 1 */
   ember_request_callback on_event; /* may be NULL: poll with ember_request_info / _text */
   void* user;
 } ember_request_params;
