@@ -5,6 +5,7 @@
 // ember-convert --synthetic SHAPE --seed N -o OUT.ember [--quant ...] [--group N]
 // Reads a Hugging Face Llama checkpoint, merges LoRA adapters in float32, quantizes, writes one
 // .ember file atomically. Any error: "ember-convert: error: <message>" on stderr, exit code 1.
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -150,6 +151,7 @@ int run(int argc, char** argv) {
   opts.progress = &std::cerr;
   opts.progress_tty = ::isatty(STDERR_FILENO) != 0;
   check_output_path(out, force);  // fail fast, before reading gigabytes
+  remove_stale_temporaries(out);  // left by runs that were killed
   std::vector<KeepFloatRule> keep_rules;
   for (const std::string& k : keep_float) keep_rules.push_back(parse_keep_float(k));
   check_keep_float_mode(keep_rules, opts.mode);
@@ -196,6 +198,9 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG, which is reported, instead of
+  // SIGXFSZ killing the process without a word.
+  ::signal(SIGXFSZ, SIG_IGN);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

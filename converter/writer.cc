@@ -1,6 +1,8 @@
 #include "writer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,32 +61,58 @@ class Progress {
   size_t last_ = static_cast<size_t>(-1);
 };
 
-// The temporary output: removed unless committed.
+// The directory part of `path` ("." for a bare name) and the rest.
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+std::string base_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Makes a rename in `dir` durable: without it a power loss can bring back the old directory entry.
+void fsync_dir(const std::string& dir, const std::string& out) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ConvertError(dir + ": cannot open the directory: " + std::strerror(errno));
+  // Some filesystems cannot sync a directory (EINVAL); there the rename is as durable as it gets.
+  const bool failed = ::fsync(fd) != 0 && errno != EINVAL;
+  const int err = errno;
+  ::close(fd);
+  if (failed) {
+    throw ConvertError(out + ": written, but syncing its directory failed: " + std::strerror(err));
+  }
+}
+
+// The temporary output: removed unless committed. It holds an exclusive flock while open, so that
+// remove_stale_temporaries() can tell a live writer's temporary from a killed one's.
 class TempFile {
  public:
-  explicit TempFile(const std::string& out) {
-    path_ = out + ".tmp.XXXXXX";
+  explicit TempFile(const std::string& out) : out_(out) {
+    path_ = out + kTempInfix + "XXXXXX";
     std::vector<char> tmpl(path_.begin(), path_.end());
     tmpl.push_back('\0');
-    fd_ = ::mkstemp(tmpl.data());
+    fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
     if (fd_ < 0)
       throw ConvertError(out +
                          ": cannot create a temporary file beside it: " + std::strerror(errno));
     path_ = tmpl.data();
+    (void)::flock(fd_, LOCK_EX | LOCK_NB);  // a new file: nobody else holds it
     const mode_t mask = ::umask(0);
     ::umask(mask);
     ::fchmod(fd_, 0666 & ~mask);
   }
   ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
     if (!committed_) ::unlink(path_.c_str());
+    if (fd_ >= 0) ::close(fd_);
   }
   void write(const void* p, size_t n) {
     const char* c = static_cast<const char*>(p);
     while (n > 0) {
       const ssize_t w = ::write(fd_, c, n);
       if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) throw ConvertError(path_ + ": write failed: " + std::strerror(errno));
+      if (w <= 0) fail("write failed", w == 0 ? ENOSPC : errno);
       c += w;
       n -= static_cast<size_t>(w);
       pos_ += static_cast<uint64_t>(w);
@@ -99,43 +127,41 @@ class TempFile {
       write(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, off - pos_)));
   }
   uint64_t pos() const { return pos_; }
-  void commit(const std::string& out, bool force) {
-    if (::fsync(fd_) != 0) throw ConvertError(path_ + ": fsync failed: " + std::strerror(errno));
+  // fsync, then rename (or link) over `out` while still holding the lock, then fsync the directory:
+  // at every instant `out` is the old file or the complete new one.
+  void commit(bool force) {
+    if (::fsync(fd_) != 0) fail("fsync failed", errno);
     // Drop the written (now clean) pages from the page cache: written pages stay there as 4 KiB
     // pages, and a runtime mapping the file decodes slower than from the 2 MiB folios its own
     // faults read (platform_posix.c; docs/performance.md). A hint: its failure changes nothing.
     (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
-    if (::close(fd_) != 0) {
-      fd_ = -1;
-      throw ConvertError(path_ + ": close failed: " + std::strerror(errno));
-    }
-    fd_ = -1;
     if (force) {
-      if (::rename(path_.c_str(), out.c_str()) != 0) {
-        throw ConvertError(
-            out + ": cannot rename the temporary file into place: " + std::strerror(errno));
-      }
-    } else {
-      // link() fails if `out` appeared meanwhile: no overwrite even in a race.
-      if (::link(path_.c_str(), out.c_str()) != 0) {
-        if (errno == EEXIST)
-          throw ConvertError(out + ": already exists (use --force to overwrite)");
-        if (path_exists(out))
-          throw ConvertError(out + ": already exists (use --force to overwrite)");
-        // Filesystems without hard links: fall back to rename after the existence check.
-        if (::rename(path_.c_str(), out.c_str()) != 0) {
-          throw ConvertError(
-              out + ": cannot rename the temporary file into place: " + std::strerror(errno));
-        }
-        committed_ = true;
-        return;
-      }
+      rename_into_place();
+    } else if (::link(path_.c_str(), out_.c_str()) == 0) {  // fails if `out` appeared meanwhile
       ::unlink(path_.c_str());
+      committed_ = true;
+    } else {
+      if (errno == EEXIST || path_exists(out_))
+        throw ConvertError(out_ + ": already exists (use --force to overwrite)");
+      rename_into_place();  // filesystems without hard links: rename after the existence check
     }
-    committed_ = true;
+    ::close(fd_);  // after a successful fsync a close error cannot lose data
+    fd_ = -1;
+    fsync_dir(dir_of(out_), out_);
   }
 
  private:
+  [[noreturn]] void fail(const char* what, int err) {
+    throw ConvertError(out_ + ": " + what + " (" + std::strerror(err) +
+                       "); nothing was replaced: an existing file keeps its old contents");
+  }
+  void rename_into_place() {
+    if (::rename(path_.c_str(), out_.c_str()) != 0)
+      fail("cannot rename the temporary file into place", errno);
+    committed_ = true;
+  }
+
+  std::string out_;
   std::string path_;
   int fd_ = -1;
   uint64_t pos_ = 0;
@@ -235,6 +261,33 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
 
 }  // namespace
 
+int remove_stale_temporaries(const std::string& out) {
+  const std::string dir = dir_of(out);
+  const std::string prefix = base_of(out) + kTempInfix;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0)
+      stale.push_back(dir + "/" + name);
+  }
+  ::closedir(d);
+  int removed = 0;
+  for (const std::string& p : stale) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    // Only a regular file nobody holds locked: its writer died (a live one keeps its lock).
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        ::unlink(p.c_str()) == 0) {
+      ++removed;
+    }
+    ::close(fd);
+  }
+  return removed;
+}
+
 void check_output_path(const std::string& out, bool force) {
   if (out.empty()) throw ConvertError("no output path given (-o OUT.ember)");
   if (!force && path_exists(out))
@@ -310,6 +363,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   if (fbb.GetSize() != fb_size)
     throw ConvertError("internal error: FlatBuffer size changed between passes");
 
+  remove_stale_temporaries(out);
   TempFile tmp(out);
   tmp.write(fbb.GetBufferPointer(), fbb.GetSize());
   tmp.pad_to(weights_offset);
@@ -326,7 +380,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   }
   tmp.pad_to(weights_offset + weights_size);
   report.file_size = tmp.pos();
-  tmp.commit(out, opts.force);
+  tmp.commit(opts.force);
   return report;
 }
 

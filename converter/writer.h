@@ -1,9 +1,9 @@
 // ModelIR -> .ember file (layout in schema/ember.fbs and runtime/core/format.h):
 //   [uint32 size][FlatBuffer "EMBR"][zero pad][weight region @ weights_offset, 64-aligned]
 // Each tensor's data, then its zero-one params, start on a 64-byte boundary of the weight region
-// (offsets relative to weights_offset). The file is written to OUT.tmp.XXXXXX beside OUT and
-// renamed into place only when complete, so an error never leaves a partial OUT; an existing OUT is
-// kept unless `force`.
+// (offsets relative to weights_offset). The file is written to OUT.tmp.XXXXXX beside OUT, fsynced
+// and renamed into place only when complete (then the directory is fsynced), so an error, a full
+// disk or a kill never leaves a partial OUT; an existing OUT is kept unless `force`.
 #ifndef EMBER_CONVERTER_WRITER_H_
 #define EMBER_CONVERTER_WRITER_H_
 
@@ -40,6 +40,13 @@ struct WriteReport {
   uint64_t weight_bytes = 0;  // sum of TensorReport::bytes
   uint64_t f32_bytes = 0;     // the same tensors stored as float32
 };
+
+// The infix of the temporary beside OUT: OUT.tmp.XXXXXX.
+inline constexpr const char kTempInfix[] = ".tmp.";
+
+// Removes the temporaries (OUT.tmp.XXXXXX) that killed runs left beside `out`; a live writer's
+// temporary is locked (flock) and kept. Returns how many were removed. write_ember calls it.
+int remove_stale_temporaries(const std::string& out);
 
 // Throws ConvertError if `out` exists and !force (checked before the slow work, and again at
 // rename).

@@ -80,6 +80,14 @@ EMBER_PLATFORM_WEAK int ember_platform_map_file(const char* path, const void** d
   }
   void* p = map_aligned(fd, (size_t)st.st_size);
   int e = errno;
+  /* A file that shrank between fstat and mmap would raise SIGBUS on the first read past its new
+   * end: check its size again now that the mapping exists, and refuse any change. */
+  struct stat now;
+  if (p != MAP_FAILED && (fstat(fd, &now) != 0 || now.st_size != st.st_size)) {
+    munmap(p, (size_t)st.st_size);
+    p = MAP_FAILED;
+    e = ESTALE;
+  }
   close(fd);
   if (p == MAP_FAILED) return e;
   *data = p;

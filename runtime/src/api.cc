@@ -1,5 +1,6 @@
 // The C API (everything in ember.h except the tokenizer functions, in api_tokenizer.cc, and
 // ember_generate, in generate.cc): argument checks, then the C++ internals.
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -114,6 +115,12 @@ ember_status ember_model_load_file(const char* path, ember_model** out) {
   size_t size = 0;
   void* handle = nullptr;
   const int err = ember_platform_map_file(path, &data, &size, &handle);
+  if (err == ESTALE) {
+    return to_c(set_error(Status::kIo,
+                          "cannot map '%s': the file changed size while being mapped (replace "
+                          "model files by rename, not in place)",
+                          path));
+  }
   if (err != 0) {
     return to_c(set_error(Status::kIo, "cannot open or map '%s': %s", path, std::strerror(err)));
   }

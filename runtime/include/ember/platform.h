@@ -55,7 +55,11 @@ void ember_platform_log(const char* message);
  * The bytes must stay readable and unchanged until ember_platform_unmap_file. On failure returns a
  * nonzero errno-style code (its strerror() text goes into ember_last_error()) and leaves the
  * outputs unspecified. A platform without files returns ENOSYS, and its products load models with
- * ember_model_load_buffer instead. */
+ * ember_model_load_buffer instead. ESTALE means the file changed size while it was being mapped
+ * (ember_last_error() says so). A mapped file must not shrink afterwards either: reading a mapping
+ * past a file's end raises SIGBUS, which no check can prevent, so model files are replaced by
+ * rename (as ember-convert does), never rewritten in place; a product that cannot promise that
+ * provides a hook that reads the file into memory. */
 int ember_platform_map_file(const char* path, const void** data, size_t* size, void** handle);
 
 /* Releases a mapping: called exactly once per successful ember_platform_map_file, with the values
