@@ -64,6 +64,7 @@ struct TokenizerSpec {
   bool normalizer_nfc = false;
   std::vector<uint32_t> nfc_ccc, nfc_decomp, nfc_compose;  // see ember.fbs
   bool split_digits = false;
+  std::string chat_template;  // tokenizer_config.json's, "" = none
 };
 
 // A merged LoRA adapter, recorded in the file (fb::Adapter).

@@ -636,6 +636,28 @@ void mark_byte_tokens(TokenizerSpec* s) {
   }
 }
 
+// tokenizer_config.json's chat_template: a string, or a list of {"name", "template"} of which the
+// one named "default" (else the first) is kept, as transformers picks it.
+void read_chat_template(const json& cfg, const std::string& cfg_file, TokenizerSpec* s) {
+  if (!cfg.contains("chat_template") || cfg["chat_template"].is_null()) return;
+  const json& t = cfg["chat_template"];
+  if (t.is_string()) {
+    s->chat_template = t.get<std::string>();
+  } else if (t.is_array()) {
+    for (const json& e : t) {
+      if (!e.is_object() || !e.contains("template") || !e["template"].is_string()) {
+        fail(cfg_file, "chat_template: every entry of the list needs a \"template\" string");
+      }
+      const bool is_default = e.value("name", json()) == "default";
+      if (s->chat_template.empty() || is_default)
+        s->chat_template = e["template"].get<std::string>();
+      if (is_default) break;
+    }
+  } else {
+    fail(cfg_file, std::string("chat_template must be a string or a list, got ") + t.type_name());
+  }
+}
+
 // BOS / EOS / PAD / UNK: the post_processor's template, then tokenizer_config.json's overrides.
 void read_special_tokens(const json& tj, const std::string& dir, Parsed* p) {
   const std::string& f = p->file;
@@ -672,6 +694,7 @@ void read_special_tokens(const json& tj, const std::string& dir, Parsed* p) {
     if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) {
       s.add_eos = cfg["add_eos_token"].get<bool>();
     }
+    read_chat_template(cfg, cfg_file, &s);
   }
   if (s.add_bos && s.bos_id < 0) fail(f, "add_bos_token is set but there is no bos_token");
   if (s.add_eos && s.eos_id < 0) fail(f, "add_eos_token is set but there is no eos_token");
@@ -737,6 +760,8 @@ flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilde
   auto special_v = fbb.CreateVector(spec.special_ids);
   auto added_v = fbb.CreateVector(spec.added_ids);
   auto eos_v = fbb.CreateVector(spec.eos_ids);
+  flatbuffers::Offset<flatbuffers::String> chat_v;
+  if (!spec.chat_template.empty()) chat_v = fbb.CreateString(spec.chat_template);
   flatbuffers::Offset<flatbuffers::Vector<uint32_t>> classes_v;
   if (!spec.unicode_classes.empty()) classes_v = fbb.CreateVector(spec.unicode_classes);
 
@@ -777,6 +802,7 @@ flatbuffers::Offset<fb::Tokenizer> build_tokenizer(flatbuffers::FlatBufferBuilde
     b.add_nfc_decomp(decomp_v);
     b.add_nfc_compose(compose_v);
   }
+  if (!spec.chat_template.empty()) b.add_chat_template(chat_v);
   return b.Finish();
 }
 

@@ -192,6 +192,20 @@ ember_status ember_model_get_info(const ember_model* model, ember_model_info* ou
   return EMBER_OK;
 }
 
+ember_status ember_model_chat_template(const ember_model* model, const char** out, size_t* len) {
+  if (!model || !out || !len) {
+    return to_c(set_error(Status::kInvalidArgument, "ember_model_chat_template: %s is NULL",
+                          !model ? "model"
+                          : !out ? "out"
+                                 : "len"));
+  }
+  const ember::fb::Tokenizer* t = model->root->tokenizer();
+  const flatbuffers::String* tmpl = t ? t->chat_template() : nullptr;
+  *out = tmpl ? tmpl->c_str() : "";
+  *len = tmpl ? tmpl->size() : 0;
+  return EMBER_OK;
+}
+
 namespace {
 
 // snprintf into a bounded buffer, counting the full length.
@@ -254,6 +268,7 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
         t->eos_id(), t->unk_id(), t->pad_id(), t->add_bos(), t->add_eos(), t->byte_fallback(),
         t->special_ids() ? t->special_ids()->size() : 0,
         t->added_ids() ? t->added_ids()->size() : 0, t->eos_ids() ? t->eos_ids()->size() : 0);
+    if (t->chat_template()) w.printf("chat_template: %u bytes\n", t->chat_template()->size());
   } else {
     w.printf("tokenizer: none\n");
   }

@@ -124,6 +124,12 @@ ember_status ember_model_get_info(const ember_model* model, ember_model_info* ou
  * lists the --keep-float rules. */
 ember_status ember_model_describe(const ember_model* model, char* buf, size_t cap, size_t* needed);
 
+/* The chat template the converter kept from the checkpoint's tokenizer_config.json (a Jinja
+ * template as transformers uses it; the runtime never renders it): *out points to `*len` bytes of
+ * NUL-terminated text owned by the model, valid until ember_model_free. A file without one gives
+ * "" and 0. */
+ember_status ember_model_chat_template(const ember_model* model, const char** out, size_t* len);
+
 /* ------------------------------------------------------------ tokenizer ---- */
 
 #define EMBER_TOKENIZE_ADD_SPECIAL 1u /* add BOS/EOS as the tokenizer config says */
