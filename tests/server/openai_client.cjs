@@ -164,7 +164,8 @@ async function concurrency() {
   const growth = (after - before) / before;
   console.log('concurrency: 128 requests (after 128 to warm up) in ' + ms + ' ms, slots busy max ' + m.ember_slots_busy_max +
       ', RSS ' + before + ' -> ' + after + ' bytes (' + (growth * 100).toFixed(2) + '%)');
-  check(Math.abs(growth) <= 0.05, 'RSS within 5%');
+  // Under AddressSanitizer freed memory sits in its quarantine; LeakSanitizer checks leaks there.
+  if (cfg.check_rss !== false) check(Math.abs(growth) <= 0.05, 'RSS within 5%');
 }
 
 async function stillServing(what) {
