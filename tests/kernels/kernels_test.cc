@@ -45,7 +45,7 @@ ember::kernels::ExpFn exp_of(const KernelTable& t) {
 #if defined(__x86_64__) || defined(__i386__)
   if (n == "avx2" || n == "avx512vnni") return k::f32_exp_avx2;
 #endif
-#if defined(__aarch64__)
+#if defined(__aarch64__) || defined(__ARM_NEON)
   if (n == "neon" || n == "neon-dot" || n == "i8mm") return k::f32_exp_neon;
 #endif
   return k::f32_exp_scalar;
