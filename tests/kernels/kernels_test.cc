@@ -65,7 +65,7 @@ std::vector<std::tuple<size_t, size_t, size_t>> odd_shapes(size_t max_work) {
   for (size_t m : kDims)
     for (size_t n : kDims)
       for (size_t k : kDims)
-        if (m * n * k <= max_work) out.emplace_back(m, n, k);
+        if (uint64_t{m} * n * k <= max_work) out.emplace_back(m, n, k);  // 64-bit: 4096^3
   return out;
 }
 
