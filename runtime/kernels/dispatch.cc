@@ -12,7 +12,7 @@
 #if EMBER_USE_CPUINFO
 #include <cpuinfo.h>
 #endif
-#if defined(__aarch64__) && defined(__linux__)
+#if (defined(__aarch64__) || defined(__arm__)) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
 
@@ -39,6 +39,8 @@ const KernelTable kAvx512Vnni{"avx512vnni",          f32_s8_quantize_avx2,  u8s8
 #endif
 #if EMBER_KERNELS_NEON
 const KernelTable kNeon = EMBER_TABLE("neon", neon);
+#endif
+#if EMBER_KERNELS_NEON && defined(__aarch64__)
 const KernelTable kNeonDot{"neon-dot",         f32_s8_quantize_neon, u8s8_matmul_neondot,
                            f32_matmul_neon,    f16_matmul_neon,      bf16_matmul_neon,
                            f32_rmsnorm_neon,   f32_silumul_neon,     f32_softmax_neon,
@@ -79,7 +81,12 @@ Features detect() {
 #endif
 #if defined(__aarch64__)
   f.neon = true;  // Advanced SIMD is mandatory in ARMv8-A
+#elif defined(__arm__) && defined(__ARM_NEON) && !defined(__linux__)
+  f.neon = true;  // the whole build targets NEON (a bare-metal image has no hwcaps to read)
 #endif
+#endif
+#if defined(__arm__) && !defined(__aarch64__) && defined(__linux__)
+  f.neon = f.neon || (getauxval(AT_HWCAP) & (1ul << 12)) != 0;  // HWCAP_NEON
 #endif
 #if defined(__aarch64__) && defined(__linux__)
   // cpuinfo 2022 has no i8mm query (and may be off): read the kernel's hwcaps.
@@ -107,6 +114,8 @@ struct Registry {
 #endif
 #if EMBER_KERNELS_NEON
     if (f.neon) list[count++] = &kNeon;
+#endif
+#if EMBER_KERNELS_NEON && defined(__aarch64__)
     if (f.neon && f.neon_dot) list[count++] = &kNeonDot;
     if (f.neon && f.neon_dot && f.i8mm) list[count++] = &kI8mm;
 #endif

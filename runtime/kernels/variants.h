@@ -47,8 +47,10 @@ void bf16_matmul_avx512vnni(const uint16_t* w, size_t k, const float* x, size_t 
 void u8s8_matmul_avx512vnni(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
                             size_t n0, size_t n1);
 #endif
-#if defined(__aarch64__)
+#if defined(__aarch64__) || defined(__ARM_NEON)
 EMBER_DECLARE_VARIANT_SET(neon)
+#endif
+#if defined(__aarch64__)
 // neon-dot and i8mm differ from neon only in the integer dot; their tables reuse neon's float ops.
 void u8s8_matmul_neondot(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
                          size_t n0, size_t n1);

@@ -45,7 +45,7 @@ ember::kernels::ExpFn exp_of(const KernelTable& t) {
 #if defined(__x86_64__) || defined(__i386__)
   if (n == "avx2" || n == "avx512vnni") return k::f32_exp_avx2;
 #endif
-#if defined(__aarch64__)
+#if defined(__aarch64__) || defined(__ARM_NEON)
   if (n == "neon" || n == "neon-dot" || n == "i8mm") return k::f32_exp_neon;
 #endif
   return k::f32_exp_scalar;
@@ -65,7 +65,7 @@ std::vector<std::tuple<size_t, size_t, size_t>> odd_shapes(size_t max_work) {
   for (size_t m : kDims)
     for (size_t n : kDims)
       for (size_t k : kDims)
-        if (m * n * k <= max_work) out.emplace_back(m, n, k);
+        if (uint64_t{m} * n * k <= max_work) out.emplace_back(m, n, k);  // 64-bit: 4096^3
   return out;
 }
 

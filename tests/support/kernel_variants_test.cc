@@ -74,6 +74,19 @@ TEST(KernelVariants, RuntimeRunsEveryVariantThisCpuHas) {
     }
   }
 #endif
+#elif defined(__arm__) && defined(__linux__)
+#ifdef EMBER_QEMU_CPU
+  const std::string cpu = EMBER_QEMU_CPU;
+  if (cpu == "cortex-a7" || cpu == "cortex-a9" || cpu == "cortex-a15" || cpu == "max") {
+    expected.insert("neon");
+  } else {
+    EMBER_SKIP_OR_FAIL_IN_CI() << "the features of qemu's -cpu " << cpu << " are not listed here";
+  }
+#else
+  const std::set<std::string> f = cpuinfo_features();
+  if (f.empty()) EMBER_SKIP_OR_FAIL_IN_CI() << "no CPU features in /proc/cpuinfo";
+  if (f.count("neon")) expected.insert("neon");
+#endif
 #endif
   EXPECT_EQ(runtime_variants(), expected)
       << "the runtime's kernel variants (left) differ from what this CPU reports (right)";

@@ -40,10 +40,10 @@ inline void keys4x4(const E* const r[4], size_t d0, float32x4_t c[4]) {
   const float32x4_t t1 = vtrn2q_f32(a0, a1);  // [k0d1 k1d1 k0d3 k1d3]
   const float32x4_t t2 = vtrn1q_f32(a2, a3);
   const float32x4_t t3 = vtrn2q_f32(a2, a3);
-  c[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
-  c[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
-  c[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
-  c[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+  c[0] = neon::trn1_64(t0, t2);
+  c[1] = neon::trn1_64(t1, t3);
+  c[2] = neon::trn2_64(t0, t2);
+  c[3] = neon::trn2_64(t1, t3);
 }
 
 // The vector parts of attention_group (kernels/attention-group.h).

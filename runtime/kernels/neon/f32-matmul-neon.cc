@@ -30,12 +30,8 @@ struct LoadBF16 {
   static float load1(uint16_t v) { return bf16_to_f32(v); }
 };
 
-inline float32x4_t trn1_64(float32x4_t a, float32x4_t b) {
-  return vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(a), vreinterpretq_f64_f32(b)));
-}
-inline float32x4_t trn2_64(float32x4_t a, float32x4_t b) {
-  return vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(a), vreinterpretq_f64_f32(b)));
-}
+using neon::trn1_64;
+using neon::trn2_64;
 
 // c[t] = (w[r[0]][k0 + t], ..., w[r[3]][k0 + t]) for t = 0..3.
 template <class L>
