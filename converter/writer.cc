@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,7 +208,8 @@ flatbuffers::Offset<fb::ModelConfig> build_config(flatbuffers::FlatBufferBuilder
 // buffer's size does not depend on its value).
 void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
                       const std::vector<Placed>& placed, uint64_t required_features,
-                      uint64_t weights_offset, uint64_t weights_size) {
+                      uint64_t weights_offset, uint64_t weights_size,
+                      const std::string& weights_sha256) {
   fbb.Clear();
   flatbuffers::Offset<fb::ModelConfig> config = 0;
   if (ir.has_config) config = build_config(fbb, ir.config);
@@ -254,9 +256,52 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
   if ((required_features & (kFeatureZeroOneF16Params | kFeatureActGroups)) != 0) {
     min_runtime = kFormatVersionU8Params;
   }
+  flatbuffers::Offset<flatbuffers::String> digest = 0;
+  if (!weights_sha256.empty()) digest = fbb.CreateString(weights_sha256);
   auto root = fb::CreateModel(fbb, kFormatVersion, min_runtime, required_features, 0, config, tok,
-                              tensors, weights_offset, weights_size, prov, adapters);
+                              tensors, weights_offset, weights_size, prov, adapters, digest);
   fbb.FinishSizePrefixed(root, kFileIdentifier);
+}
+
+// Hex sha256 of the weight region exactly as written: each tensor's data and params at their
+// offsets, zero padding between and after them, weights_size bytes in all.
+std::string weights_sha256(const std::vector<Placed>& placed, uint64_t weights_size) {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  bool ok = md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1;
+  static const char zeros[4096] = {};
+  uint64_t at = 0;
+  auto pad_to = [&](uint64_t to) {
+    while (ok && at < to) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(to - at, sizeof zeros));
+      ok = EVP_DigestUpdate(md, zeros, n) == 1;
+      at += n;
+    }
+  };
+  auto put = [&](const void* p, size_t n) {
+    ok = ok && EVP_DigestUpdate(md, p, n) == 1;
+    at += n;
+  };
+  for (const Placed& p : placed) {
+    pad_to(p.data_offset);
+    if (!p.t.data.empty()) put(p.t.data.data(), p.t.data.size());
+    if (!p.t.params.empty()) {
+      pad_to(p.params_offset);
+      put(p.t.params.data(), p.params_size);
+    }
+  }
+  pad_to(weights_size);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  ok = ok && EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32;
+  EVP_MD_CTX_free(md);
+  if (!ok) throw ConvertError("sha256 of the weights failed (OpenSSL EVP_Digest*)");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
 }
 
 }  // namespace
@@ -356,10 +401,12 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
   const uint64_t weights_size = offset;
 
   flatbuffers::FlatBufferBuilder fbb(1 << 16);
-  build_flatbuffer(fbb, ir, placed, required, /*weights_offset=*/kWeightAlignment, weights_size);
+  const std::string digest = placed.empty() ? "" : weights_sha256(placed, weights_size);
+  build_flatbuffer(fbb, ir, placed, required, /*weights_offset=*/kWeightAlignment, weights_size,
+                   digest);
   const uint64_t fb_size = fbb.GetSize();  // includes the 4-byte size prefix
   const uint64_t weights_offset = align_up(fb_size, kWeightAlignment);
-  build_flatbuffer(fbb, ir, placed, required, weights_offset, weights_size);
+  build_flatbuffer(fbb, ir, placed, required, weights_offset, weights_size, digest);
   if (fbb.GetSize() != fb_size)
     throw ConvertError("internal error: FlatBuffer size changed between passes");
 
