@@ -26,6 +26,13 @@ EMBER_PLATFORM_WEAK void ember_platform_unmap_file(const void* data, size_t size
   (void)handle;
 }
 
+EMBER_PLATFORM_WEAK int ember_platform_write_file(const char* path, const void* data, size_t size) {
+  (void)path;
+  (void)data;
+  (void)size;
+  return 38; /* ENOSYS: no file system; save KV states with ember_kv_state_save */
+}
+
 /* newlib's aligned_alloc needs posix_memalign, which bare-metal newlib lacks: over-allocate with
  * malloc and keep the original pointer just below the aligned block. `alignment` is a power of 2.
  */

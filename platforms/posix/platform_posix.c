@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -97,6 +98,59 @@ EMBER_PLATFORM_WEAK int ember_platform_map_file(const char* path, const void** d
 
 EMBER_PLATFORM_WEAK void ember_platform_unmap_file(const void* data, size_t size, void* handle) {
   if (handle != NULL && size > 0) munmap((void*)data, size);
+}
+
+/* A temporary file beside `path` (same file system, so rename is atomic), written whole and
+ * fsync'ed, then renamed over `path`; the directory is fsync'ed so that the rename survives a power
+ * cut. On any failure the temporary is removed and `path` is untouched. */
+EMBER_PLATFORM_WEAK int ember_platform_write_file(const char* path, const void* data, size_t size) {
+  const size_t n = strlen(path);
+  char* tmp = (char*)malloc(n + 8);
+  if (tmp == NULL) return ENOMEM;
+  memcpy(tmp, path, n);
+  memcpy(tmp + n, ".XXXXXX", 8);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    const int e = errno;
+    free(tmp);
+    return e;
+  }
+  int e = 0;
+  for (const char* p = (const char*)data; size > 0 && e == 0;) {
+    const ssize_t w = write(fd, p, size);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      e = w < 0 ? errno : EIO;
+    } else {
+      p += w;
+      size -= (size_t)w;
+    }
+  }
+  if (e == 0 && fsync(fd) != 0) e = errno;
+  if (close(fd) != 0 && e == 0) e = errno;
+  if (e == 0 && rename(tmp, path) != 0) e = errno;
+  if (e != 0) {
+    unlink(tmp);
+    free(tmp);
+    return e;
+  }
+  /* The directory entry: fsync the parent (its name is path up to the last '/'). */
+  char* slash = strrchr(tmp, '/');
+  if (slash == tmp) {
+    slash[1] = '\0';
+  } else if (slash != NULL) {
+    *slash = '\0';
+  } else {
+    tmp[0] = '.';
+    tmp[1] = '\0';
+  }
+  const int dir = open(tmp, O_RDONLY | O_CLOEXEC);
+  if (dir >= 0) {
+    (void)fsync(dir); /* best effort: the file is complete and in place either way */
+    close(dir);
+  }
+  free(tmp);
+  return 0;
 }
 
 EMBER_PLATFORM_WEAK void* ember_platform_alloc(size_t size, size_t alignment) {

@@ -277,6 +277,7 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
   w.printf("tensors: %u, weight region %llu bytes at offset %llu (f32 equivalent %llu bytes)\n",
            n_t, (unsigned long long)r->weights_size(), (unsigned long long)r->weights_offset(),
            (unsigned long long)model->f32_bytes);
+  if (r->weights_sha256()) w.printf("weights sha256: %s\n", str(r->weights_sha256()));
   const fb::Provenance* prov = r->provenance();
   const auto* choices = prov ? prov->float_choices() : nullptr;
   for (unsigned i = 0; i < n_t; ++i) {
@@ -433,7 +434,7 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
       const Status st = check_slot_free(ctx, s, "ember_kv_clear");
       if (st != Status::kOk) return to_c(st);
     }
-    for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) ctx->seq_len[s] = 0;
+    for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) ctx->seq_len[s] = ctx->slot_valid[s] = 0;
     return EMBER_OK;
   }
   if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= ctx->plan.n_seq_max) {
@@ -443,7 +444,7 @@ ember_status ember_kv_clear(ember_context* ctx, int32_t seq_id) {
   }
   const Status st = check_slot_free(ctx, static_cast<uint32_t>(seq_id), "ember_kv_clear");
   if (st != Status::kOk) return to_c(st);
-  ctx->seq_len[seq_id] = 0;
+  ctx->seq_len[seq_id] = ctx->slot_valid[seq_id] = 0;
   return EMBER_OK;
 }
 

@@ -9,6 +9,7 @@
 #include "context.h"
 #include "ember/platform.h"
 #include "forward.h"
+#include "kv_state.h"
 #include "model.h"
 #include "sampler.h"
 
@@ -56,9 +57,10 @@ size_t stop_prefix_tail(const Request& r) {
 
 void finish(Context* ctx, Request& r, ember_finish_reason reason) {
   if (r.state == RequestState::kFree || r.state == RequestState::kFinished) return;
-  if (r.slot >= 0) {  // the slot is free for the next request at once
+  if (r.slot >= 0) {  // the slot is free for the next request at once, its cache kept for reuse
     ctx->slot_owner[r.slot] = -1;
-    ctx->seq_len[r.slot] = 0;
+    ctx->slot_stamp[r.slot] = ctx->n_steps;
+    if (reason == EMBER_FINISH_ERROR) ctx->seq_len[r.slot] = ctx->slot_valid[r.slot] = 0;
     r.slot = -1;
   }
   r.state = RequestState::kFinished;
@@ -154,11 +156,46 @@ void shift_request(Context* ctx, Request& r) {
   r.n_shifted += n_discard;
 }
 
+// Leading ids of slot s that equal the request's prompt, among the positions reusable as a cold run
+// computed them; at most n_prompt - 1 (the last prompt token is computed for its logits).
+uint32_t shared_prefix(const Context* ctx, uint32_t s, const Request& r) {
+  const int32_t* ids = ctx->slot_ids + size_t{s} * ctx->plan.n_ctx;
+  uint32_t most = ctx->slot_valid[s] < r.n_prompt - 1 ? ctx->slot_valid[s] : r.n_prompt - 1;
+  uint32_t n = 0;
+  while (n < most && ids[n] == r.ids[n]) ++n;
+  return n;
+}
+
+// The slot for a request and the prompt positions it finds cached: the free slot sharing the
+// longest prefix with its prompt, else the least recently used free one; a busy slot that shares
+// more lends its prefix (copied into the chosen free slot). -1 when no slot is free.
+int32_t place(Context* ctx, const Request& r, uint32_t* reused) {
+  int32_t best_free = -1, lru = -1, best_busy = -1;
+  uint32_t free_len = 0, busy_len = 0;
+  for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) {
+    const uint32_t n = shared_prefix(ctx, s, r);
+    if (ctx->slot_owner[s] >= 0) {
+      if (n > busy_len) best_busy = static_cast<int32_t>(s), busy_len = n;
+      continue;
+    }
+    if (lru < 0 || ctx->slot_stamp[s] < ctx->slot_stamp[lru]) lru = static_cast<int32_t>(s);
+    if (n > free_len) best_free = static_cast<int32_t>(s), free_len = n;
+  }
+  if (lru < 0) return -1;
+  if (busy_len > free_len) {
+    const int32_t s = best_free >= 0 ? best_free : lru;
+    kv_copy_prefix(ctx, static_cast<uint32_t>(best_busy), static_cast<uint32_t>(s), busy_len);
+    *reused = busy_len;
+    return s;
+  }
+  *reused = free_len;
+  return free_len > 0 ? best_free : lru;
+}
+
 // Gives free slots to waiting requests, oldest first.
 void admit(Context* ctx) {
   const uint32_t R = ctx->plan.n_requests;
-  for (uint32_t s = 0; s < ctx->plan.n_seq_max; ++s) {
-    if (ctx->slot_owner[s] >= 0) continue;
+  for (;;) {
     int32_t pick = -1;
     for (uint32_t i = 0; i < R; ++i) {
       const Request& r = ctx->requests[i];
@@ -168,11 +205,16 @@ void admit(Context* ctx) {
     }
     if (pick < 0) return;
     Request& r = ctx->requests[pick];
+    uint32_t reused = 0;
+    const int32_t s = place(ctx, r, &reused);
+    if (s < 0) return;
     r.state = RequestState::kPrefill;
-    r.slot = static_cast<int32_t>(s);
-    r.n_cached = 0;
+    r.slot = s;
+    r.n_cached = r.n_reused = reused;
     ctx->slot_owner[s] = pick;
-    ctx->seq_len[s] = 0;
+    ctx->seq_len[s] = reused;
+    if (ctx->slot_valid[s] > reused) ctx->slot_valid[s] = reused;
+    ctx->slot_stamp[s] = ctx->n_steps;
   }
 }
 
@@ -387,7 +429,7 @@ Status submit_request(Context* ctx, const ember_request_params& p, uint64_t* out
   }
   r->on_event = p.on_event;
   r->user = p.user;
-  r->n_generated = r->n_cached = r->n_hold = 0;
+  r->n_generated = r->n_cached = r->n_reused = r->n_hold = 0;
   r->text_sent = 0;
   r->slot = -1;
   r->finish = EMBER_FINISH_NONE;
@@ -595,6 +637,7 @@ ember_status ember_request_info_get(const ember_context* ctx, uint64_t request,
   out->text_bytes = static_cast<size_t>(r->text_sent);
   out->first_token_seconds = r->n_generated > 0 ? r->t_first - r->t_submit : 0.0;
   out->total_seconds = (r->state == ember::RequestState::kFinished ? r->t_end : now) - r->t_submit;
+  out->n_prompt_reused = r->n_reused;
   return EMBER_OK;
 }
 

@@ -24,6 +24,7 @@ struct Request {
   int32_t slot = -1;         // KV slot while admitted
   uint32_t n_prompt = 0;     // prompt ids at ids[0, n_prompt)
   uint32_t n_cached = 0;     // prompt ids already in the slot (the prefill cursor)
+  uint32_t n_reused = 0;     // of those, found in the cache at admission (prefix reuse)
   uint32_t n_generated = 0;  // generated ids at ids[n_prompt, n_prompt + n_generated)
   uint32_t max_new_tokens = 0;
   int32_t batch_row = -1;    // this pass: the batch token whose logits it samples from, or -1

@@ -109,6 +109,11 @@ Status plan_context(const Model& m, const ember_context_params& params, ContextP
   p.kv_bytes = pl.total() - before_kv;
   pl.add(S, sizeof(uint32_t), &p.off_seq_len);
   pl.add(S, sizeof(uint32_t), &p.off_seq_pending);
+  unsigned long long st = 0;
+  if (!checked_mul(S, T, &st)) return set_error(Status::kInvalidArgument, "slot ids overflow");
+  pl.add(st, sizeof(int32_t), &p.off_slot_ids);
+  pl.add(S, sizeof(uint32_t), &p.off_slot_valid);
+  pl.add(S, sizeof(uint64_t), &p.off_slot_stamp);
   pl.add(B * dim, sizeof(float), &p.off_x);
   pl.add(B * dim, sizeof(float), &p.off_xb);
   pl.add(B * dim, sizeof(float), &p.off_xb2);
@@ -174,6 +179,9 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   }
   ctx->seq_len = reinterpret_cast<uint32_t*>(block + plan.off_seq_len);
   ctx->seq_pending = reinterpret_cast<uint32_t*>(block + plan.off_seq_pending);
+  ctx->slot_ids = reinterpret_cast<int32_t*>(block + plan.off_slot_ids);
+  ctx->slot_valid = reinterpret_cast<uint32_t*>(block + plan.off_slot_valid);
+  ctx->slot_stamp = reinterpret_cast<uint64_t*>(block + plan.off_slot_stamp);
   ctx->x = f(plan.off_x);
   ctx->xb = f(plan.off_xb);
   ctx->xb2 = f(plan.off_xb2);
@@ -206,6 +214,8 @@ Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Con
   init_requests(ctx);
   for (uint32_t s = 0; s < plan.n_seq_max; ++s) {
     ctx->seq_len[s] = 0;
+    ctx->slot_valid[s] = 0;
+    ctx->slot_stamp[s] = 0;
     ctx->slot_owner[s] = -1;
   }
   for (uint32_t i = 0; i < plan.n_batch_max; ++i) ctx->logit_row[i] = -1;

@@ -27,6 +27,7 @@ struct ContextPlan {
   size_t kv_elem_bytes = 4;  // of one cached key or value element: 4 (f32), 2 (f16), 1 (u8)
   size_t off_k_cache = 0, off_v_cache = 0, off_k_params = 0, off_v_params = 0;
   size_t off_seq_len = 0, off_seq_pending = 0;
+  size_t off_slot_ids = 0, off_slot_valid = 0, off_slot_stamp = 0;
   size_t off_x = 0, off_xb = 0, off_xb2 = 0, off_q = 0, off_k = 0, off_v = 0, off_att = 0;
   size_t off_hb = 0, off_hb2 = 0, off_logits = 0, off_logit_row = 0;
   size_t off_inv_freq = 0, off_rope_cos = 0, off_rope_sin = 0, off_scores = 0;
@@ -61,6 +62,13 @@ struct Context {
   uint16_t* v_params = nullptr;     // u8 only: (S, layers, kv_heads, {T scales, T mins}) f16
   uint32_t* seq_len = nullptr;      // (S) cached positions per slot
   uint32_t* seq_pending = nullptr;  // (S) scratch for batch validation
+  // What each slot holds, kept after its request finishes so that a later prompt starting with
+  // the same ids reuses them: the id at each cached position, how many leading positions equal a
+  // cold computation of those ids (a context shift cuts it to its n_keep), and when it was last
+  // used (a new request takes the least recently used free slot that shares nothing).
+  int32_t* slot_ids = nullptr;      // (S, T)
+  uint32_t* slot_valid = nullptr;   // (S) <= seq_len
+  uint64_t* slot_stamp = nullptr;   // (S)
   float* x = nullptr;               // (B, dim) residual stream
   float* xb = nullptr;              // (B, dim) normed input / rows gathered for the output head
   float* xb2 = nullptr;             // (B, dim) projection output
@@ -91,6 +99,19 @@ struct Context {
   uint64_t next_request_id = 1, next_order = 0, n_steps = 0;
   uint32_t n_last_batch = 0;  // tokens of the last ember_decode
 };
+
+// Where slot `seq`'s rows of KV head `kvh` in `layer` begin, in elements of k_cache / v_cache:
+// the cache is (S, layers, kv_heads, T, head_dim), a head's keys (and values) one after the other.
+inline size_t kv_head_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh) {
+  const ModelConfig& c = ctx->model->config;
+  return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * ctx->plan.n_ctx * c.head_dim;
+}
+
+// The u8 cache's params of (seq, layer, kvh) in k_params / v_params: T scales, then T mins.
+inline size_t kv_params_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh) {
+  const ModelConfig& c = ctx->model->config;
+  return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * 2 * ctx->plan.n_ctx;
+}
 
 // Builds a context in `block` (plan.total bytes, 64-aligned).
 Status init_context(const Model& m, const ContextPlan& plan, uint8_t* block, Context** out);

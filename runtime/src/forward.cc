@@ -44,18 +44,10 @@ void rope(float* x, uint32_t n_heads, uint32_t head_dim, const float* cos, const
 }
 
 // The cache row of KV head `kvh` at position `pos` of sequence slot `seq`, layer `layer`, in
-// elements: the KV cache is (S, layers, kv_heads, T, head_dim), so that a head's keys (and values)
-// lie one after the other and attention streams them front to back.
+// elements (context.h: a head's keys and values lie one after the other, so attention streams them
+// front to back).
 size_t kv_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh, size_t pos) {
-  const ModelConfig& c = ctx->model->config;
-  return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * ctx->plan.n_ctx * c.head_dim +
-         pos * c.head_dim;
-}
-
-// The u8 cache's params of (seq, layer, kvh): T scales, then T mins.
-size_t kv_params_offset(const Context* ctx, size_t seq, size_t layer, size_t kvh) {
-  const ModelConfig& c = ctx->model->config;
-  return ((seq * c.num_layers + layer) * c.num_kv_heads + kvh) * 2 * ctx->plan.n_ctx;
+  return kv_head_offset(ctx, seq, layer, kvh) + pos * ctx->model->config.head_dim;
 }
 
 // One cached row (a key: `key`, or a value) of KV head `kvh` at position `pos` of slot `seq`.
@@ -435,7 +427,12 @@ Status decode(Context* ctx, const ember_batch& b) {
   job.norm = nullptr;
   job.bias = m.layers[c.num_layers - 1].b_down;
   for_tokens(pool, job, residual_norm_tokens<true>);
-  for (size_t i = 0; i < n; ++i) ctx->seq_len[b.seq_id[i]] = static_cast<uint32_t>(b.pos[i]) + 1;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t s = static_cast<uint32_t>(b.seq_id[i]), pos = static_cast<uint32_t>(b.pos[i]);
+    ctx->seq_len[s] = pos + 1;
+    ctx->slot_ids[size_t{s} * ctx->plan.n_ctx + pos] = b.token[i];
+    if (ctx->slot_valid[s] == pos) ctx->slot_valid[s] = pos + 1;  // (else a shift came before)
+  }
 
   // Final norm and output head, only for the tokens that want logits (gathered into xb).
   size_t n_out = 0;
@@ -481,7 +478,12 @@ void kv_shift(Context* ctx, uint32_t seq, uint32_t n_keep, uint32_t n_discard) {
       }
     }
   }
+  int32_t* ids = ctx->slot_ids + size_t{seq} * ctx->plan.n_ctx;
+  std::memmove(ids + n_keep, ids + n_keep + n_discard,
+               (len - n_keep - n_discard) * sizeof(int32_t));
   ctx->seq_len[seq] = len - n_discard;
+  // The moved positions attended to the dropped ones: only the kept ones equal a cold computation.
+  if (ctx->slot_valid[seq] > n_keep) ctx->slot_valid[seq] = n_keep;
 }
 
 }  // namespace ember

@@ -91,6 +91,7 @@ ember_status ember_generate(ember_context* ctx, const char* prompt, size_t promp
   if (stats) {
     stats->n_prompt_tokens = r->n_prompt;
     stats->n_generated = r->n_generated;
+    stats->n_prompt_reused = r->n_reused;
     const double t_prompt = r->n_generated > 0 ? r->t_first : r->t_end;
     stats->prompt_seconds = t_prompt - t0;
     stats->generate_seconds = r->t_end - t_prompt;

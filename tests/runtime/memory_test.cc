@@ -87,16 +87,18 @@ TEST(Memory, RequiredBytesGrowExactlyByTheKvCache) {
   };
   const size_t kv_per_pos = size_t{2} * info.num_layers * info.num_kv_heads * info.head_dim * 4;
   // Per position: K and V of every layer, one attention score per head, one id of the request
-  // record a slot has.
-  const size_t per_pos = kv_per_pos + size_t{info.num_heads} * 4 + 4;
+  // record a slot has, and the slot's record of its cached ids (prefix reuse).
+  const size_t per_pos = kv_per_pos + size_t{info.num_heads} * 4 + 4 + 4;
   EXPECT_EQ(bytes(128, 1) - bytes(64, 1), 64 * per_pos);
   EXPECT_EQ(bytes(256, 1) - bytes(64, 1), 192 * per_pos);
-  // A queue place is one request record (its ids and held-back text); a slot is a whole KV cache
-  // and a record.
+  // A queue place is one request record (its ids and held-back text); a slot is a whole KV cache,
+  // its ids and a record.
   const size_t record = bytes(64, 1, 1) - bytes(64, 1);
   EXPECT_GE(record, 65u * 4);
-  EXPECT_EQ(bytes(64, 2) - bytes(64, 1), 64 * kv_per_pos + record);
-  EXPECT_EQ(bytes(64, 4) - bytes(64, 1), 3 * 64 * kv_per_pos + (bytes(64, 1, 3) - bytes(64, 1)));
+  const size_t slot_ids = 64 * 4;  // (its length and stamp stay inside a 64-byte block)
+  EXPECT_EQ(bytes(64, 2) - bytes(64, 1), 64 * kv_per_pos + slot_ids + record);
+  EXPECT_EQ(bytes(64, 4) - bytes(64, 1),
+            3 * (64 * kv_per_pos + slot_ids) + (bytes(64, 1, 3) - bytes(64, 1)));
 }
 
 // A copy of the stories260K checkpoint with an untied output head (lm_head.weight = a copy of the

@@ -250,7 +250,9 @@ ember_status ember_decode(ember_context* ctx, const ember_batch* batch);
  * Owned by the context. */
 const float* ember_get_logits(const ember_context* ctx, uint32_t i);
 
-/* Cached positions in a sequence slot (0 after ember_kv_clear). */
+/* Cached positions in a sequence slot (0 after ember_kv_clear). A request's slot keeps what it
+ * cached after the request finishes (for the next prompt that starts with the same ids): clear it
+ * before decoding into it from position 0 yourself. */
 uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id);
 
 /* Context shift of one sequence slot, for callers of ember_decode (requests do it themselves with
@@ -262,6 +264,32 @@ uint32_t ember_kv_length(const ember_context* ctx, int32_t seq_id);
  * by a request). Allocates nothing. */
 ember_status ember_kv_shift(ember_context* ctx, int32_t seq_id, uint32_t n_keep,
                             uint32_t n_discard);
+
+/* Prefix sharing: copies the first n_tokens cached positions of slot src into slot dst (rows as
+ * stored, so the copy is exact), which then holds exactly those and continues at n_tokens. A system
+ * prompt or few-shot header is computed once and reused. dst must not be held by a request;
+ * n_tokens <= ember_kv_length(src); src == dst truncates. (Requests do this themselves: see
+ * "Prefix reuse" below.) Allocates nothing. */
+ember_status ember_kv_copy(ember_context* ctx, int32_t src, int32_t dst, uint32_t n_tokens);
+
+/* Saved state of one slot: its ids and cached rows as stored, tagged with the model's identity (its
+ * config and the sha256 of its weights, or of the file before them), the cache type, n_ctx and the
+ * shape, and closed by a checksum. A device resumes a conversation after a reboot without
+ * recomputing it: restore the state into a free slot, then decode (or submit a request whose prompt
+ * starts with the saved ids: it reuses them). ember_kv_state_size gives the bytes a save needs;
+ * ember_kv_state_save writes them (EMBER_ERR_BUFFER_TOO_SMALL with *n_written the size needed if
+ * cap is short). ember_kv_state_load checks everything before it writes anything: a state of
+ * another model, cache type or n_ctx is EMBER_ERR_INVALID_ARGUMENT with the mismatch named; a
+ * truncated or corrupted one EMBER_ERR_BAD_FORMAT; the slot must not be held by a request. The
+ * buffer calls allocate nothing; the file calls read through ember_platform_map_file and write
+ * through ember_platform_write_file (all or nothing), save_file allocating the state's bytes for
+ * the call. Saved states are for little-endian hosts and this runtime's state version. */
+ember_status ember_kv_state_size(const ember_context* ctx, int32_t seq_id, size_t* out_bytes);
+ember_status ember_kv_state_save(ember_context* ctx, int32_t seq_id, void* buf, size_t cap,
+                                 size_t* n_written);
+ember_status ember_kv_state_load(ember_context* ctx, int32_t seq_id, const void* buf, size_t size);
+ember_status ember_kv_state_save_file(ember_context* ctx, int32_t seq_id, const char* path);
+ember_status ember_kv_state_load_file(ember_context* ctx, int32_t seq_id, const char* path);
 
 /* ------------------------------------------------------------- sampling ---- */
 
@@ -304,6 +332,7 @@ typedef struct ember_generate_stats {
   uint32_t n_generated;
   double prompt_seconds;
   double generate_seconds;
+  uint32_t n_prompt_reused; /* prompt tokens found in the cache (not computed) */
 } ember_generate_stats;
 
 /* Text in, text out: one request (below) run to its end. The prompt is tokenized in the context's
@@ -328,7 +357,14 @@ ember_status ember_generate(ember_context* ctx, const char* prompt, size_t promp
  * the order of admission, on the chunk sizes or on the thread count. Every value of the forward
  * pass is computed per token row in a fixed order (kernels.h: integer dots exact, float sums in a
  * fixed order, attention per token over its own slot), and each request samples with its own
- * generator, seeded from its own sampler.seed. */
+ * generator, seeded from its own sampler.seed.
+ *
+ * Prefix reuse: a slot keeps the ids it cached after its request finishes. At admission a request
+ * takes the free slot whose cached ids share the longest prefix with its prompt (else the least
+ * recently used), or copies that prefix from a busy slot when one shares more, and computes only
+ * the rest of its prompt (always at least its last token, whose logits it samples from). The
+ * cached rows are those a cold run computes, so the tokens are the same; positions moved by a
+ * context shift are not reused. */
 
 #define EMBER_MAX_STOP_STRINGS 4 /* stop strings per request */
 #define EMBER_MAX_STOP_BYTES 64  /* bytes of one stop string */
@@ -419,6 +455,7 @@ typedef struct ember_request_info {
   size_t text_bytes;          /* generated text released so far (ember_request_text) */
   double first_token_seconds; /* from submit to the first generated token (0 before it) */
   double total_seconds;       /* from submit to the finish (or to now) */
+  uint32_t n_prompt_reused;   /* prompt tokens found in the cache at admission (not computed) */
 } ember_request_info;
 
 ember_status ember_request_info_get(const ember_context* ctx, uint64_t request,

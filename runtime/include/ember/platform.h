@@ -66,6 +66,12 @@ int ember_platform_map_file(const char* path, const void** data, size_t* size, v
  * it returned, when the model is freed (or its load fails). */
 void ember_platform_unmap_file(const void* data, size_t size, void* handle);
 
+/* Writes `size` bytes to the file at `path`, all or nothing: a reader sees the old file or the
+ * complete new one, never a part (POSIX: a temporary file beside it, fsync, rename). Used only by
+ * ember_kv_state_save_file. Returns 0 or a nonzero errno-style code; a platform without files
+ * returns ENOSYS (its products save states with ember_kv_state_save into their own storage). */
+int ember_platform_write_file(const char* path, const void* data, size_t size);
+
 /* Allocates `size` bytes aligned to `alignment` (a power of two; may be below sizeof(void*)); NULL
  * when out of memory (the API call then returns EMBER_ERR_OUT_OF_MEMORY). Used only for allocations
  * made once: the model handle and the tables built at load, a context created without an arena,
