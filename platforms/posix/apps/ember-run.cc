@@ -26,7 +26,7 @@ int fail(const char* what, ember_status s) { return ember_app::fail("ember-run",
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
 struct Options {
-  std::string model_path, prompt, batch_file, kv_type = "f32";
+  std::string model_path, prompt, batch_file, kv_type = "f32", prompt_cache;
   uint32_t n_new = 128, n_ctx = 0, n_threads = 1, n_batch = 32, parallel = 0, n_keep = 1;
   float temp = 0.0f, top_p = 1.0f;
   int32_t top_k = 0;
@@ -67,6 +67,15 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   if (s != EMBER_OK) return fail("creating the context", s);
   const std::unique_ptr<ember_context, void (*)(ember_context*)> ctx_owner(ctx, ember_context_free);
 
+  // --prompt-cache: a state saved by an earlier run (same model, cache type, n_ctx) into slot 0;
+  // the prompt reuses the ids it shares with it. A state that does not fit is not used (said why).
+  std::FILE* cached = o.prompt_cache.empty() ? nullptr : std::fopen(o.prompt_cache.c_str(), "rb");
+  if (cached != nullptr) {
+    std::fclose(cached);
+    if (ember_kv_state_load_file(ctx, 0, o.prompt_cache.c_str()) != EMBER_OK) {
+      std::fprintf(stderr, "ember-run: prompt cache not used: %s\n", ember_last_error());
+    }
+  }
   ember_generate_params gp = ember_generate_default_params();
   gp.max_new_tokens = o.n_new;
   gp.sampler.temperature = o.temp;
@@ -83,6 +92,10 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
   std::fputc('\n', stdout);
   std::fflush(stdout);
   if (s != EMBER_OK) return fail("generating", s);
+  if (!o.prompt_cache.empty()) {
+    s = ember_kv_state_save_file(ctx, 0, o.prompt_cache.c_str());
+    if (s != EMBER_OK) return fail("saving the prompt cache", s);
+  }
   const uint32_t ctx_len = o.n_ctx ? o.n_ctx : mi.max_context;
   size_t kv_bytes = 0, kv_f32_bytes = 0;
   ember_context_params cp32 = cp;
@@ -94,8 +107,10 @@ int generate(const ember_model* model, const ember_context_params& cp, const Opt
                o.model_path.c_str(), mi.architecture, mi.num_layers, mi.hidden_size, mi.vocab_size,
                ember_kernel_variant(), o.n_threads ? o.n_threads : 1);
   std::fprintf(stderr, "ember-run: load %.2f ms\n", t_load * 1e3);
-  std::fprintf(stderr, "ember-run: prompt %u tokens in %.2f ms (%.1f tokens/s)\n",
-               st.n_prompt_tokens, st.prompt_seconds * 1e3,
+  std::fprintf(stderr,
+               "ember-run: prompt %u tokens (%u reused from the cache) in %.2f ms (%.1f "
+               "tokens/s)\n",
+               st.n_prompt_tokens, st.n_prompt_reused, st.prompt_seconds * 1e3,
                st.prompt_seconds > 0 ? st.n_prompt_tokens / st.prompt_seconds : 0.0);
   std::fprintf(stderr, "ember-run: generated %u tokens in %.2f ms (%.1f tokens/s)\n",
                st.n_generated, st.generate_seconds * 1e3,
@@ -143,6 +158,9 @@ int main(int argc, char** argv) {
                "the rest and go on (instead of stopping)");
   app.add_option("--keep", o.n_keep, "Positions a context shift keeps (attention sinks)")
       ->capture_default_str();
+  app.add_option("--prompt-cache", o.prompt_cache,
+                 "KV state file: restored before the prompt (its shared prefix is not computed "
+                 "again) and saved after the generation");
   app.add_flag("--no-stop-at-bos", o.no_stop_at_bos,
                "Keep generating when the model samples BOS (llama2.c models end a story with BOS)");
   app.add_flag("--info", o.info,
