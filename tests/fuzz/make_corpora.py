@@ -6,6 +6,7 @@ writes OUT_DIR/corpus/<target>/* and OUT_DIR/dict/<target>.dict. Only shared mod
 (and files cut down from them) go in: nothing is committed from elsewhere.
 """
 import json
+import shutil
 import os
 import struct
 import subprocess
@@ -113,6 +114,13 @@ def main():
         put(out, "model_load", name, read(path))
     write_dict(out, "model_load", {b"EMBR", b"model.layers.0.self_attn.q_proj.weight",
                                    b"model.norm.weight", b"lm_head.weight"})
+
+    # kv_state: the harness writes its seeds (states it saves from the u8 file above) at start-up;
+    # a new corpus directory makes it write them again.
+    kv = os.path.join(out, "corpus", "kv_state")
+    shutil.rmtree(kv, ignore_errors=True)
+    os.makedirs(kv)
+    write_dict(out, "kv_state", {b"EMBERKVS", b"\x01\x00\x00\x00", b"\x20\x00\x00\x00"})
 
     # tokenizer: selector byte (tokenizer, flags) + text from the shared test vectors.
     texts = []
