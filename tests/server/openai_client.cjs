@@ -87,9 +87,12 @@ async function completions() {
     eq(prompts[i] + texts[i], cfg.expected[i].full, 'streamed choice ' + i);
     check(finish[i] !== null, 'streamed finish_reason ' + i);
   }
-  eq(JSON.stringify(usage), JSON.stringify(r.usage), 'streamed usage');
+  for (const f of ['prompt_tokens', 'completion_tokens', 'total_tokens']) eq(usage[f], r.usage[f], 'streamed usage.' + f);
+  // The same prompts again: the server's slots still hold them (prefix reuse), the texts unchanged.
+  check(usage.prompt_tokens_details.cached_tokens > 0, 'cached prompt tokens on the second call');
   check(chunks > prompts.length * 2, 'streamed in pieces (' + chunks + ' chunks)');
-  console.log('completions: streamed, ' + chunks + ' chunks, the same texts');
+  console.log('completions: streamed, ' + chunks + ' chunks, the same texts; ' +
+              usage.prompt_tokens_details.cached_tokens + ' of ' + usage.prompt_tokens + ' prompt tokens cached');
 
   const models = await client.models.list();
   check(models.data.length === 1 && models.data[0].object === 'model', 'models list');

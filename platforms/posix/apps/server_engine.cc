@@ -122,6 +122,7 @@ void Engine::collect_finished() {
     ember_request_info_get(ctx_, job->id, &info);
     ember_request_release(ctx_, job->id);
     metrics_.generated_tokens += info.n_generated;
+    metrics_.cached_tokens += info.n_prompt_reused;
     ++metrics_.requests_finished;
     if (info.finish == EMBER_FINISH_CANCELLED) ++metrics_.requests_cancelled;
     {
@@ -129,6 +130,7 @@ void Engine::collect_finished() {
       job->finish = info.finish;
       job->n_prompt_tokens = info.n_prompt_tokens;
       job->n_generated = info.n_generated;
+      job->n_cached = info.n_prompt_reused;
       job->done = true;
     }
     job->cv.notify_all();

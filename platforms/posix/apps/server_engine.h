@@ -38,7 +38,8 @@ struct Job {
   bool done = false;
   ember_finish_reason finish = EMBER_FINISH_NONE;
   uint32_t n_prompt_tokens = 0, n_generated = 0;
-  std::string error;  // why it could not run ("" = it ran)
+  uint32_t n_cached = 0;  // prompt tokens found in the KV cache (prefix reuse)
+  std::string error;      // why it could not run ("" = it ran)
 
   // Waits up to `seconds` for text or the end; moves the new text to *out. True once done (and
   // all text taken).
@@ -54,6 +55,7 @@ struct EngineMetrics {
   std::atomic<uint64_t> requests_started{0}, requests_finished{0}, requests_cancelled{0};
   std::atomic<uint64_t> requests_rejected{0};  // refused at once: every place taken
   std::atomic<uint64_t> prompt_tokens{0}, generated_tokens{0};
+  std::atomic<uint64_t> cached_tokens{0};  // prompt tokens found in the KV cache
   std::atomic<uint32_t> queued{0}, slots_busy{0}, slots_busy_max{0};
   std::atomic<double> tokens_per_second{0};  // generated tokens/s over the last seconds
 };
