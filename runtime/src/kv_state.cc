@@ -162,12 +162,12 @@ uint64_t model_identity(const Model& m) {
   const ModelConfig& c = m.config;
   // What the cached keys and values depend on: the shape and RoPE of the config, and the weights
   // (their sha256 from the converter, or else every byte of the file before them).
-  const uint32_t u[] = {c.hidden_size,      c.num_layers,
-                        c.num_heads,        c.num_kv_heads,
-                        c.head_dim,         c.intermediate_size,
-                        c.vocab_size,       c.max_context,
+  const uint32_t u[] = {c.hidden_size,       c.num_layers,
+                        c.num_heads,         c.num_kv_heads,
+                        c.head_dim,          c.intermediate_size,
+                        c.vocab_size,        c.max_context,
                         c.rope_scaling_type, c.rope_original_max_position,
-                        c.tie_embeddings,   c.attention_bias,
+                        c.tie_embeddings,    c.attention_bias,
                         c.mlp_bias};
   const float f[] = {c.rope_theta, c.rope_factor, c.rope_low_freq_factor, c.rope_high_freq_factor,
                      c.norm_eps};
@@ -189,7 +189,8 @@ void kv_copy_prefix(Context* ctx, uint32_t src, uint32_t dst, uint32_t n) {
   const size_t rows = size_t{n} * c.head_dim * eb;
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     for (uint32_t h = 0; h < c.num_kv_heads; ++h) {
-      const size_t from = kv_head_offset(ctx, src, l, h) * eb, to = kv_head_offset(ctx, dst, l, h) * eb;
+      const size_t from = kv_head_offset(ctx, src, l, h) * eb,
+                   to = kv_head_offset(ctx, dst, l, h) * eb;
       std::memcpy(ctx->k_cache + to, ctx->k_cache + from, rows);
       std::memcpy(ctx->v_cache + to, ctx->v_cache + from, rows);
       if (ctx->plan.kv_type != EMBER_KV_U8) continue;
@@ -222,8 +223,14 @@ Status kv_state_save(Context* ctx, int32_t seq_id, uint8_t* buf, size_t cap, siz
                      need, cap);
   }
   const ModelConfig& c = ctx->model->config;
-  const Header h{kVersion,     static_cast<uint32_t>(ctx->plan.kv_type), model_identity(*ctx->model),
-                 ctx->plan.n_ctx, c.num_layers, c.num_kv_heads, c.head_dim, n,
+  const Header h{kVersion,
+                 static_cast<uint32_t>(ctx->plan.kv_type),
+                 model_identity(*ctx->model),
+                 ctx->plan.n_ctx,
+                 c.num_layers,
+                 c.num_kv_heads,
+                 c.head_dim,
+                 n,
                  ctx->slot_valid[seq]};
   write_header(h, buf);
   uint8_t* p = buf + kHeaderBytes;
@@ -244,10 +251,9 @@ namespace {
 // the size, the ids and the checksum.
 Status check_state(const Context* ctx, const uint8_t* buf, size_t size, Header* out) {
   if (size < kHeaderBytes + kChecksumBytes || std::memcmp(buf, kMagic, 8) != 0) {
-    return set_error(Status::kBadFormat,
-                     "KV state: %s", size < kHeaderBytes + kChecksumBytes
-                                         ? "truncated (shorter than its header)"
-                                         : "not a saved KV state (bad magic)");
+    return set_error(Status::kBadFormat, "KV state: %s",
+                     size < kHeaderBytes + kChecksumBytes ? "truncated (shorter than its header)"
+                                                          : "not a saved KV state (bad magic)");
   }
   const Header h = read_header(buf);
   if (h.version != kVersion) {
@@ -266,9 +272,10 @@ Status check_state(const Context* ctx, const uint8_t* buf, size_t size, Header* 
                      c.head_dim);
   }
   if (h.kv_type != static_cast<uint32_t>(ctx->plan.kv_type)) {
-    return set_error(Status::kInvalidArgument,
-                     "KV state: saved with cache type %s (kv_type %u), this context's cache type is %s",
-                     kv_type_name(h.kv_type), h.kv_type, kv_type_name(ctx->plan.kv_type));
+    return set_error(
+        Status::kInvalidArgument,
+        "KV state: saved with cache type %s (kv_type %u), this context's cache type is %s",
+        kv_type_name(h.kv_type), h.kv_type, kv_type_name(ctx->plan.kv_type));
   }
   if (h.n_ctx != ctx->plan.n_ctx) {
     return set_error(Status::kInvalidArgument,
@@ -304,7 +311,8 @@ Status check_state(const Context* ctx, const uint8_t* buf, size_t size, Header* 
 
 Status kv_state_load(Context* ctx, int32_t seq_id, const uint8_t* buf, size_t size) {
   EMBER_RETURN_IF_ERROR(check_slot(ctx, seq_id, "ember_kv_state_load", true));
-  if (buf == nullptr) return set_error(Status::kInvalidArgument, "ember_kv_state_load: buf is NULL");
+  if (buf == nullptr)
+    return set_error(Status::kInvalidArgument, "ember_kv_state_load: buf is NULL");
   Header h{};
   EMBER_RETURN_IF_ERROR(check_state(ctx, buf, size, &h));
   const uint32_t seq = static_cast<uint32_t>(seq_id), n = h.n_pos;
@@ -346,12 +354,11 @@ ember_status ember_kv_copy(ember_context* ctx, int32_t src, int32_t dst, uint32_
                           static_cast<unsigned long long>(ctx->requests[ctx->slot_owner[dst]].id)));
   }
   if (n_tokens > ctx->seq_len[src]) {
-    return to_c(set_error(Status::kInvalidArgument,
-                          "ember_kv_copy: %u positions, slot %d holds %u", n_tokens, src,
-                          ctx->seq_len[src]));
+    return to_c(set_error(Status::kInvalidArgument, "ember_kv_copy: %u positions, slot %d holds %u",
+                          n_tokens, src, ctx->seq_len[src]));
   }
-  if (src != dst) ember::kv_copy_prefix(ctx, static_cast<uint32_t>(src), static_cast<uint32_t>(dst),
-                                        n_tokens);
+  if (src != dst)
+    ember::kv_copy_prefix(ctx, static_cast<uint32_t>(src), static_cast<uint32_t>(dst), n_tokens);
   ctx->seq_len[dst] = n_tokens;
   if (ctx->slot_valid[dst] > n_tokens) ctx->slot_valid[dst] = n_tokens;
   return EMBER_OK;

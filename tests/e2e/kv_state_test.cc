@@ -122,10 +122,11 @@ TEST(PrefixReuse, GenerateReusesTheCachedPrompt) {
     EXPECT_LT(ext.stats.n_prompt_reused, ext.stats.n_prompt_tokens);
     ContextPtr cold2 = make_ctx(model.get(), kv);
     EXPECT_EQ(ext.ids, generate(cold2.get(), longer, 40).ids);
-    std::printf("[ reuse %s ] prompt %u tokens: %u reused on the second run; longer prompt %u "
-                "tokens: %u reused\n",
-                kv_name(kv), again.stats.n_prompt_tokens, again.stats.n_prompt_reused,
-                ext.stats.n_prompt_tokens, ext.stats.n_prompt_reused);
+    std::printf(
+        "[ reuse %s ] prompt %u tokens: %u reused on the second run; longer prompt %u "
+        "tokens: %u reused\n",
+        kv_name(kv), again.stats.n_prompt_tokens, again.stats.n_prompt_reused,
+        ext.stats.n_prompt_tokens, ext.stats.n_prompt_reused);
   }
 }
 
@@ -218,8 +219,8 @@ TEST(KvCopy, CopiedPrefixContinuesLikeTheOriginal) {
     const uint32_t k = static_cast<uint32_t>(ids.size()) - 5;
     ASSERT_EQ(ember_kv_copy(ctx.get(), 0, 1, k), EMBER_OK) << ember_last_error();
     EXPECT_EQ(ember_kv_length(ctx.get(), 1), k);
-    const auto got = feed(ctx.get(), info.vocab_size, 1,
-                          std::vector<int32_t>(ids.begin() + k, ids.end()), k);
+    const auto got =
+        feed(ctx.get(), info.vocab_size, 1, std::vector<int32_t>(ids.begin() + k, ids.end()), k);
     ASSERT_EQ(got.size(), 5u);
     for (size_t i = 0; i < 5; ++i) EXPECT_EQ(got[i], ref[k + i]) << "position " << k + i;
     // Bad arguments are refused and change nothing.
@@ -352,8 +353,7 @@ TEST(KvState, RefusesTruncatedOrCorruptedState) {
     EXPECT_EQ(refused, state.size());
     std::vector<uint8_t> longer = state;
     longer.push_back(0);
-    EXPECT_EQ(ember_kv_state_load(b.get(), 0, longer.data(), longer.size()),
-              EMBER_ERR_BAD_FORMAT);
+    EXPECT_EQ(ember_kv_state_load(b.get(), 0, longer.data(), longer.size()), EMBER_ERR_BAD_FORMAT);
     size_t flips = 0;
     refused = 0;
     for (size_t i = 0; i < state.size(); i += (i < 48 ? 1 : 7)) {
