@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "converter/converter_test_util.h"
 #include "e2e/e2e_util.h"
 
 namespace ember_test {
@@ -224,6 +225,40 @@ TEST(KeepFloat, KeptLayersAreCloserToTheReferenceThanPlainU8) {
     EXPECT_LT(m.max_abs, p.max_abs) << "group " << group;
     EXPECT_LT(h.mean_kl, m.mean_kl) << "group " << group;
   }
+}
+
+// An untied head kept in float alone: stories260K with lm_head.weight a copy of the embedding (the
+// same model, so the reference logits hold), converted to u8 with only the head in f32. The head
+// is the one float matrix (the embedding stays u8), and the logits are closer to the reference
+// than with everything u8.
+TEST(KeepFloat, UntiedHeadKeptInFloatAlone) {
+  EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  const nlohmann::json ref = read_json(ref_path);
+  const std::string dir = derived_checkpoint(
+      hf, "untied_keep_float", [](nlohmann::json& c) { c["tie_word_embeddings"] = false; },
+      [](std::map<std::string, RawTensor>& t) {
+        t["lm_head.weight"] = t.at("model.embed_tokens.weight");
+      });
+  const std::string plain = converted_model(dir, "--quant u8 --group 64");
+  const std::string head =
+      converted_model(dir, "--quant u8 --group 64 --keep-float lm_head.weight");
+  ASSERT_FALSE(plain.empty() || head.empty());
+  ModelPtr model = load_model(head);
+  ASSERT_TRUE(model);
+  const std::string text = describe(model.get());
+  const std::string lm = tensor_line(text, "lm_head.weight");
+  EXPECT_NE(lm.find(" F32 "), std::string::npos) << lm;
+  EXPECT_NE(lm.find("kept float by 'lm_head.weight:f32'"), std::string::npos) << lm;
+  const std::string emb = tensor_line(text, "model.embed_tokens.weight");
+  EXPECT_NE(emb.find(" U8_ZERO_ONE "), std::string::npos) << emb;
+  EXPECT_NE(text.find("(1 tensors kept in float)"), std::string::npos) << text;
+  const Closeness p = closeness(plain, ref), h = closeness(head, ref);
+  std::printf(
+      "[ keep-float ] untied head alone in f32: mean KL / max |logit diff| against the "
+      "reference: u8 %.6f / %.4f, head f32 %.6f / %.4f\n",
+      p.mean_kl, p.max_abs, h.mean_kl, h.max_abs);
+  EXPECT_LT(h.mean_kl, p.mean_kl);
 }
 
 }  // namespace
