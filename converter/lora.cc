@@ -57,13 +57,7 @@ std::string sha256_hex(const std::string& path) {
   unsigned int len = 0;
   if (EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr) != 1 || len != 32)
     fail(path, "sha256 failed (OpenSSL EVP_Digest)");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return hex_string(digest, len);
 }
 
 // PEFT list semantics: equal, or ends with "." + entry.

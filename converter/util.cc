@@ -40,6 +40,16 @@ std::string shape_str(const std::vector<uint64_t>& shape) {
   return s + "]";
 }
 
+std::string hex_string(const unsigned char* bytes, size_t n) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += hex[bytes[i] >> 4];
+    out += hex[bytes[i] & 15];
+  }
+  return out;
+}
+
 void add_token_ids(const nlohmann::json& j, const char* key, const std::string& file,
                    std::vector<int32_t>* ids) {
   const nlohmann::json* v = find_field(j, key);

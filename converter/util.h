@@ -26,6 +26,9 @@ bool ends_with(const std::string& s, const std::string& suffix);
 // A tensor shape for messages: "[172, 64]".
 std::string shape_str(const std::vector<uint64_t>& shape);
 
+// Lower-case hex of n bytes (digests).
+std::string hex_string(const unsigned char* bytes, size_t n);
+
 // The JSON document in `path` (Json = nlohmann::ordered_json where the order of keys matters);
 // fails naming the file if it cannot be read or parsed.
 template <class Json = nlohmann::json>

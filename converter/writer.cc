@@ -20,6 +20,7 @@
 #include "core/format.h"
 #include "hf_model.h"
 #include "tokenizer_json.h"
+#include "util.h"
 
 #ifndef EMBER_VERSION_STRING
 #define EMBER_VERSION_STRING "unknown"
@@ -295,13 +296,7 @@ std::string weights_sha256(const std::vector<Placed>& placed, uint64_t weights_s
   ok = ok && EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32;
   EVP_MD_CTX_free(md);
   if (!ok) throw ConvertError("sha256 of the weights failed (OpenSSL EVP_Digest*)");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return hex_string(digest, len);
 }
 
 }  // namespace

@@ -87,16 +87,20 @@ std::vector<int32_t> continue_greedy(ember_context* ctx, uint32_t vocab, int32_t
   return out;
 }
 
-std::string stories_u8() { return converted_model(shared_path("models/stories260K/hf"), ""); }
+// `model` (stories260K, u8), its `info` and kPrompt's `ids`; skips without ../shared, stops where
+// anything fails.
+#define LOAD_STORIES(model, info, ids)                            \
+  EMBER_REQUIRE_SHARED(model##_src_, "models/stories260K/hf");    \
+  ModelPtr model = load_model(converted_model(model##_src_, "")); \
+  ASSERT_TRUE(model);                                             \
+  [[maybe_unused]] ember_model_info info;                         \
+  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);  \
+  [[maybe_unused]] const std::vector<int32_t> ids = tokenize(model.get(), kPrompt)
 
 const char* kPrompt = "Once upon a time, there was a little girl named Lily. She loved to play";
 
 TEST(PrefixReuse, GenerateReusesTheCachedPrompt) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
+  LOAD_STORIES(model, info, ids);
   const std::string longer = std::string(kPrompt) + " with her ball in the park.";
   for (ember_kv_type kv : {EMBER_KV_F32, EMBER_KV_U8}) {
     SCOPED_TRACE(kv_name(kv));
@@ -133,11 +137,7 @@ TEST(PrefixReuse, GenerateReusesTheCachedPrompt) {
 // Requests sharing a header: the first computes it; later ones admitted together find it in the
 // finished slot or copy it from a busy one; every request's tokens equal its cold run's.
 TEST(PrefixReuse, RequestsShareAHeaderAcrossSlots) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
+  LOAD_STORIES(model, info, prompt_ids);
   const std::string header = std::string(kPrompt) + ". One day, ";
   const char* tails[] = {"she saw a big dog.", "her mom said no.", "it was raining.",
                          "a bird sang.", "Tom came to play."};
@@ -187,11 +187,7 @@ TEST(PrefixReuse, RequestsShareAHeaderAcrossSlots) {
 
 // A shifted slot's moved positions attended to dropped ones: they are not reused (only n_keep).
 TEST(PrefixReuse, ShiftedPositionsAreNotReused) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
+  LOAD_STORIES(model, info, ids);
   ContextPtr ctx = make_ctx(model.get(), EMBER_KV_F32, 64);
   ASSERT_TRUE(ctx);
   (void)generate(ctx.get(), kPrompt, 120, /*ctx_shift=*/1);
@@ -202,14 +198,7 @@ TEST(PrefixReuse, ShiftedPositionsAreNotReused) {
 }
 
 TEST(KvCopy, CopiedPrefixContinuesLikeTheOriginal) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ember_model_info info;
-  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
-  const std::vector<int32_t> ids = tokenize(model.get(), kPrompt);
+  LOAD_STORIES(model, info, ids);
   for (ember_kv_type kv : kTypes) {
     SCOPED_TRACE(kv_name(kv));
     ContextPtr ctx = make_ctx(model.get(), kv, 256, 2);
@@ -249,15 +238,8 @@ std::vector<uint8_t> save(ember_context* ctx, int32_t seq) {
 // another slot number, too) and continues: the same tokens and the same logits, bit for bit. A
 // request whose prompt is the saved ids reuses all but the last and generates the same tokens.
 TEST(KvState, RestoredSlotContinuesExactly) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ember_model_info info;
-  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
+  LOAD_STORIES(model, info, ids);
   const uint32_t V = info.vocab_size;
-  const std::vector<int32_t> ids = tokenize(model.get(), kPrompt);
   for (ember_kv_type kv : kTypes) {
     SCOPED_TRACE(kv_name(kv));
     ContextPtr a = make_ctx(model.get(), kv);
@@ -297,16 +279,12 @@ TEST(KvState, RestoredSlotContinuesExactly) {
 }
 
 TEST(KvState, RefusesAnotherModelCacheTypeOrContextByName) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
+  LOAD_STORIES(model, info, ids);
   EMBER_REQUIRE_CONVERTED(other_path, "models/aidreams260K/hf", "");
-  const std::string path = stories_u8();
   EMBER_REQUIRE_CONVERTED(f32_path, "models/stories260K/hf", "--quant f32");
-  ModelPtr model = load_model(path), other = load_model(other_path), f32 = load_model(f32_path);
-  ASSERT_TRUE(model && other && f32);
-  const std::vector<int32_t> ids = tokenize(model.get(), kPrompt);
+  ModelPtr other = load_model(other_path), f32 = load_model(f32_path);
+  ASSERT_TRUE(other && f32);
   ContextPtr a = make_ctx(model.get(), EMBER_KV_F32, 128);  // (aidreams260K's max_context)
-  ember_model_info info;
-  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
   ASSERT_EQ(feed(a.get(), info.vocab_size, 0, ids, 0).size(), ids.size());
   const std::vector<uint8_t> state = save(a.get(), 0);
   struct Case {
@@ -330,14 +308,7 @@ TEST(KvState, RefusesAnotherModelCacheTypeOrContextByName) {
 // Every truncation and a byte flip at every 7th offset (and each header byte) is refused; the slot
 // keeps what it held.
 TEST(KvState, RefusesTruncatedOrCorruptedState) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ember_model_info info;
-  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
-  const std::vector<int32_t> ids = tokenize(model.get(), kPrompt);
+  LOAD_STORIES(model, info, ids);
   for (ember_kv_type kv : kTypes) {
     SCOPED_TRACE(kv_name(kv));
     ContextPtr a = make_ctx(model.get(), kv);
@@ -370,14 +341,7 @@ TEST(KvState, RefusesTruncatedOrCorruptedState) {
 }
 
 TEST(KvState, FileRoundTripAndErrors) {
-  EMBER_REQUIRE_SHARED(src, "models/stories260K/hf");
-  const std::string path = stories_u8();
-  ASSERT_FALSE(path.empty());
-  ModelPtr model = load_model(path);
-  ASSERT_TRUE(model);
-  ember_model_info info;
-  ASSERT_EQ(ember_model_get_info(model.get(), &info), EMBER_OK);
-  const std::vector<int32_t> ids = tokenize(model.get(), kPrompt);
+  LOAD_STORIES(model, info, ids);
   ContextPtr a = make_ctx(model.get(), EMBER_KV_U8);
   ASSERT_EQ(feed(a.get(), info.vocab_size, 0, ids, 0).size(), ids.size());
   const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "kv_state_test";
