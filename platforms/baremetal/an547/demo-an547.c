@@ -67,7 +67,9 @@ int main(void) {
     return 1;
   }
   const size_t budget_arena = model_bytes + ctx_bytes;
-  say("model %u bytes in flash; n_ctx 256; kernels scalar\n", (unsigned)size, 0, 0, 0);
+  say("model %u bytes in flash; n_ctx 256; kernels ", (unsigned)size, 0, 0, 0);
+  an547_puts(ember_kernel_variant());
+  an547_puts("\n");
   say("RAM budget: arena %u (model tables %u + context %u) + stack %u", (unsigned)budget_arena,
       (unsigned)model_bytes, (unsigned)ctx_bytes, (unsigned)an547_stack_size());
   say(" + .data/.bss %u\n", (unsigned)an547_data_bss_bytes(), 0, 0, 0);
