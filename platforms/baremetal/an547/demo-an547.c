@@ -51,6 +51,12 @@ int main(void) {
   ember_model* model = NULL;
   ember_context* ctx = NULL;
   memset(arena, ARENA_PAINT, sizeof arena);
+#ifdef EMBER_AN547_KERNELS /* a lower variant, to compare (docs/porting.md: instruction counts) */
+  if (ember_force_kernel_variant(EMBER_AN547_KERNELS) != EMBER_OK) {
+    an547_puts("unknown kernel variant " EMBER_AN547_KERNELS "\n");
+    return 1;
+  }
+#endif
   if (ember_model_required_bytes(ember_demo_model, size, &model_bytes) != EMBER_OK ||
       ember_model_load_buffer_in(ember_demo_model, size, arena, sizeof arena, &model) != EMBER_OK) {
     an547_puts("load failed: ");
