@@ -16,4 +16,5 @@ set(CMAKE_ASM_FLAGS_INIT "${EMBER_ARM_FLAGS}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "--specs=nano.specs --specs=nosys.specs -Wl,--gc-sections")
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(EMBER_BAREMETAL ON CACHE BOOL "" FORCE)
-set(EMBER_ARM_NEON OFF CACHE BOOL "" FORCE)  # Cortex-M has no NEON: the scalar kernels
+set(EMBER_ARM_NEON OFF CACHE BOOL "" FORCE)  # Cortex-M has no NEON
+set(EMBER_ARM_MVE ON CACHE BOOL "")  # Helium (-DEMBER_ARM_MVE=OFF: scalar only): the mve u8 matmul, scalar kernels otherwise

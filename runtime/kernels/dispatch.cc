@@ -51,10 +51,28 @@ const KernelTable kI8mm{
     f32_softmax_neon, f32_attention_neon,   f16_attention_neon, u8_attention_neon};
 #endif
 
+#if EMBER_KERNELS_MVE
+// Helium on a Cortex-M: the u8 x s8 matmul, where decode spends its time; the other kernels are
+// the scalar ones (docs/porting.md has the instruction counts).
+const KernelTable kMve{"mve",
+                       f32_s8_quantize_scalar,
+                       u8s8_matmul_mve,
+                       f32_matmul_scalar,
+                       f16_matmul_scalar,
+                       bf16_matmul_scalar,
+                       f32_rmsnorm_scalar,
+                       f32_silumul_scalar,
+                       f32_softmax_scalar,
+                       f32_attention_scalar,
+                       f16_attention_scalar,
+                       u8_attention_scalar};
+#endif
+
 struct Features {
   bool avx2_fma_f16c = false;
   bool avx512vnni = false;  // with AVX512F/BW/VL
   bool neon = false, neon_dot = false, i8mm = false;
+  bool mve = false;  // Armv8.1-M Helium with its float part
 };
 
 Features detect() {
@@ -84,6 +102,9 @@ Features detect() {
 #elif defined(__arm__) && defined(__ARM_NEON) && !defined(__linux__)
   f.neon = true;  // the whole build targets NEON (a bare-metal image has no hwcaps to read)
 #endif
+#endif
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2) != 0
+  f.mve = true;  // the whole build targets an M-profile core with Helium: no feature registers read
 #endif
 #if defined(__arm__) && !defined(__aarch64__) && defined(__linux__)
   f.neon = f.neon || (getauxval(AT_HWCAP) & (1ul << 12)) != 0;  // HWCAP_NEON
@@ -118,6 +139,9 @@ struct Registry {
 #if EMBER_KERNELS_NEON && defined(__aarch64__)
     if (f.neon && f.neon_dot) list[count++] = &kNeonDot;
     if (f.neon && f.neon_dot && f.i8mm) list[count++] = &kI8mm;
+#endif
+#if EMBER_KERNELS_MVE
+    if (f.mve) list[count++] = &kMve;
 #endif
     (void)f;
     const KernelTable* pick = list[count - 1];

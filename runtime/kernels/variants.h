@@ -58,6 +58,12 @@ void u8s8_matmul_i8mm(const U8Matrix& w, const S8Acts& x, size_t m, float* y, si
                       size_t n1);
 #endif
 
+#if defined(__ARM_FEATURE_MVE)
+// mve (Armv8.1-M Helium) differs from scalar only in the u8 x s8 matmul; its table reuses the rest.
+void u8s8_matmul_mve(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy, size_t n0,
+                     size_t n1);
+#endif
+
 #undef EMBER_DECLARE_VARIANT_SET
 
 }  // namespace kernels

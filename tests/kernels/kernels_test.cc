@@ -843,8 +843,8 @@ TEST_P(KernelVariantTest, AttentionU8) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, KernelVariantTest,
-                         testing::Values("scalar", "avx2", "avx512vnni", "neon", "neon-dot",
-                                         "i8mm"),
+                         testing::Values("scalar", "avx2", "avx512vnni", "neon", "neon-dot", "i8mm",
+                                         "mve"),
                          [](const testing::TestParamInfo<std::string>& i) {
                            std::string s = i.param;
                            for (auto& c : s)

@@ -51,6 +51,12 @@ int main(void) {
   ember_model* model = NULL;
   ember_context* ctx = NULL;
   memset(arena, ARENA_PAINT, sizeof arena);
+#ifdef EMBER_AN547_KERNELS /* a lower variant, to compare (docs/porting.md: instruction counts) */
+  if (ember_force_kernel_variant(EMBER_AN547_KERNELS) != EMBER_OK) {
+    an547_puts("unknown kernel variant " EMBER_AN547_KERNELS "\n");
+    return 1;
+  }
+#endif
   if (ember_model_required_bytes(ember_demo_model, size, &model_bytes) != EMBER_OK ||
       ember_model_load_buffer_in(ember_demo_model, size, arena, sizeof arena, &model) != EMBER_OK) {
     an547_puts("load failed: ");
@@ -67,7 +73,9 @@ int main(void) {
     return 1;
   }
   const size_t budget_arena = model_bytes + ctx_bytes;
-  say("model %u bytes in flash; n_ctx 256; kernels scalar\n", (unsigned)size, 0, 0, 0);
+  say("model %u bytes in flash; n_ctx 256; kernels ", (unsigned)size, 0, 0, 0);
+  an547_puts(ember_kernel_variant());
+  an547_puts("\n");
   say("RAM budget: arena %u (model tables %u + context %u) + stack %u", (unsigned)budget_arena,
       (unsigned)model_bytes, (unsigned)ctx_bytes, (unsigned)an547_stack_size());
   say(" + .data/.bss %u\n", (unsigned)an547_data_bss_bytes(), 0, 0, 0);
