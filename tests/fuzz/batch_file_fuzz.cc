@@ -17,7 +17,8 @@
 namespace {
 
 // Harness limits, so an input stays well inside the time limit: a line may rightly ask for 2^32-1
-// new tokens (a long generation is not what is fuzzed here), and a file may hold thousands of lines.
+// new tokens (a long generation is not what is fuzzed here), and a file may hold thousands of
+// lines.
 constexpr uint32_t kMaxNewTokens = 3;
 constexpr size_t kMaxLinesRun = 24;
 

@@ -227,7 +227,8 @@ def main():
         b'{"prompt": "x", "max_tokens": 2.5}', b'{"prompt": "x", "temperature": 1e300}',
         b'{"prompt": "x", "top_p": "0.9"}', b'{"prompt": "x", "top_k": 2147483648}',
         b'{"prompt": "x", "seed": -1}', b'{"prompt": "x", "seed": 1.8446744073709552e19}',
-        b'{"prompt": "x", "max_tokens": 1e400}', b'{"prompt": "x\\u0000y"}', b"\xff\xfe{"]))
+        b'{"prompt": "x", "max_tokens": 1e400}', b'{"prompt": "x\\u0000y"}', b"\xff\xfe{",
+        b'{"prompt": "x", "temperature": "\xff"}']))
     write_dict(out, "batch_file", {b"prompt", b"max_tokens", b"temperature", b"top_k", b"top_p",
                                    b"seed", b"stop", b'{"', b'":', b'",', b"null", b"true",
                                    b"\\u0000", b"\r\n", b"1e309", b"-0", b"4294967296"})
