@@ -135,7 +135,9 @@ TEST(EmberRun, BatchFileLinesAndErrors) {
       "{not json\n"
       "{\"prompt\": \"Once upon a time\", \"stop\": [\"little\", \"zzz\"]}\n"
       "{\"prompt\": \"x\", \"top_p\": 0}\n"
-      "{\"prompt\": \"Tom\", \"temperature\": 1.0, \"seed\": 7, \"max_tokens\": 12}\n";
+      "{\"prompt\": \"Tom\", \"temperature\": 1.0, \"seed\": 7, \"max_tokens\": 12}\n"
+      "{\"prompt\": \"x\", \"max_tokens\": -1}\n"
+      "{\"prompt\": \"x\", \"temperature\": 1e300}\n";
   ember_test::write_file(file, text.data(), text.size());
   const Cmd r = run(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " +
                     quote(file) + " -n 30 --temp 0");
@@ -143,7 +145,7 @@ TEST(EmberRun, BatchFileLinesAndErrors) {
   std::istringstream lines(r.out);
   std::vector<json> out;
   for (std::string line; std::getline(lines, line);) out.push_back(json::parse(line));
-  ASSERT_EQ(out.size(), 7u) << r.out;
+  ASSERT_EQ(out.size(), 9u) << r.out;
   for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i]["index"], i);
   EXPECT_EQ(out[0]["generated_tokens"], 30);
   EXPECT_EQ(out[1]["generated_tokens"], 5);
@@ -156,7 +158,10 @@ TEST(EmberRun, BatchFileLinesAndErrors) {
   EXPECT_EQ(out[4]["finish_reason"], "stop");
   EXPECT_NE(out[5]["error"].get<std::string>().find("top_p"), std::string::npos);
   EXPECT_EQ(out[6]["generated_tokens"], 12);
-  EXPECT_NE(r.err.find("7 requests (3 failed)"), std::string::npos) << r.err;
+  // Numbers out of their field's range are refused, not wrapped (-1 would be 2^32-1 new tokens).
+  EXPECT_NE(out[7]["error"].get<std::string>().find("max_tokens"), std::string::npos);
+  EXPECT_NE(out[8]["error"].get<std::string>().find("temperature"), std::string::npos);
+  EXPECT_NE(r.err.find("9 requests (5 failed)"), std::string::npos) << r.err;
   // A file that cannot be read is an error exit with a message.
   expect_fails_with(std::string(EMBER_RUN_BIN) + " -m " + quote(model) + " --batch-file " +
                         quote(ember_test::temp_path("absent.txt")),

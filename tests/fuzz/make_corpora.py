@@ -205,6 +205,42 @@ def main():
     put(out, "lora", "q-only", json.dumps(dict(c, target_modules=["q_proj"])).encode() + SEP + qk)
     write_dict(out, "lora", words)
 
+    # batch_file: ember-run --batch-file files: plain and JSON lines, every field, edge values.
+    with open(m("stories260K", "expected", "greedy.json"), encoding="utf-8") as f:
+        prompts = [r["prompt"] for r in json.load(f)["results"]]
+    line = lambda **kw: json.dumps(kw, ensure_ascii=False)
+    put(out, "batch_file", "plain", "\n".join(prompts).encode() + b"\n")
+    put(out, "batch_file", "json-greedy",
+        "\n".join(line(prompt=p, max_tokens=3, temperature=0) for p in prompts).encode())
+    put(out, "batch_file", "every-field", "\r\n".join([
+        line(prompt=prompts[0], max_tokens=3, temperature=0.8, top_k=40, top_p=0.9, seed=7,
+             stop=["\n\n", "dog"]),
+        line(prompt=prompts[2], stop="little", seed=0, top_k=0, top_p=1.0, temperature=1.5),
+        line(prompt="", max_tokens=None, temperature=None, stop=[]),
+        prompts[1]]).encode())
+    put(out, "batch_file", "edges", "\n".join([
+        line(prompt="x", max_tokens=0), line(prompt="x", max_tokens=4294967295),
+        line(prompt="x", max_tokens=16.0), line(prompt="x", top_k=-1),
+        line(prompt="x", top_k=2147483647), line(prompt="x", top_p=0),
+        line(prompt="x", temperature=-1), line(prompt="x", temperature=3.4e38),
+        line(prompt="x", seed=18446744073709551615),
+        line(prompt="x", stop=["a", "b", "c", "d"]), line(prompt="x", stop=["a", "b", "c", "d", "e"]),
+        line(prompt="x", stop="s" * 64), line(prompt="x", stop="s" * 65), line(prompt="x", stop=""),
+        line(prompt="<s></s>\u2581\u00e9\u4e2d\U0001F600"), line(prompt=" ".join(prompts) * 3),
+        "", "\r", "{}"]).encode())
+    put(out, "batch_file", "errors", b"\n".join([
+        b'{"prompt": 42}', b"{not json", b"[]", b"{\"prompt\": \"x\", \"stop\": [1]}",
+        b'{"prompt": "x", "stop": {"a": 1}}', b'{"prompt": "x", "max_tokens": -1}',
+        b'{"prompt": "x", "max_tokens": 1e20}', b'{"prompt": "x", "max_tokens": 4294967296}',
+        b'{"prompt": "x", "max_tokens": 2.5}', b'{"prompt": "x", "temperature": 1e300}',
+        b'{"prompt": "x", "top_p": "0.9"}', b'{"prompt": "x", "top_k": 2147483648}',
+        b'{"prompt": "x", "seed": -1}', b'{"prompt": "x", "seed": 1.8446744073709552e19}',
+        b'{"prompt": "x", "max_tokens": 1e400}', b'{"prompt": "x\\u0000y"}', b"\xff\xfe{",
+        b'{"prompt": "x", "temperature": "\xff"}']))
+    write_dict(out, "batch_file", {b"prompt", b"max_tokens", b"temperature", b"top_k", b"top_p",
+                                   b"seed", b"stop", b'{"', b'":', b'",', b"null", b"true",
+                                   b"\\u0000", b"\r\n", b"1e309", b"-0", b"4294967296"})
+
 
 if __name__ == "__main__":
     main()

@@ -154,6 +154,16 @@ TEST_F(BadInputTest, MisalignedTensorOffset) {
   expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {"q_proj", "aligned"});
 }
 
+// A [uint64] shape at 4 mod 8 passes FlatBuffers 2.0's verifier (it checks the vector's length
+// field, not the elements); reading it would fault on a core without unaligned 64-bit loads. The
+// file is fuzz_model_load's finding.
+TEST_F(BadInputTest, MisalignedShapeVector) {
+  const auto bytes = read_file(EMBER_FUZZ_REGRESSIONS_DIR "/model_load/shape-misaligned");
+  ASSERT_GT(bytes.size(), 1000u);
+  expect_fail(std::vector<uint8_t>(bytes.begin(), bytes.end()), EMBER_ERR_BAD_FORMAT,
+              {"shape", "8-byte aligned"});
+}
+
 TEST_F(BadInputTest, DataSizeDisagreesWithShape) {
   ModelSpec s = read_spec(file_);
   s.find("model.layers.2.mlp.gate_proj.weight")->data_size -= 4;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -17,85 +18,105 @@ namespace {
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;  // the output keeps its fields in this order
 
-// One line of the file: its request parameters (or why it cannot run) and, once run, its result.
+// A line while it runs: its request, and once run, its result.
 struct Line {
-  std::string prompt, error;
-  uint32_t max_tokens = 0;
-  ember_sampler_params sampler{};
-  std::vector<std::string> stops;
-  // Run state.
+  const BatchLine* req = nullptr;
+  std::string error;  // the request's, or the runtime's refusal at submit
   uint64_t id = 0;
   bool done = false;
   double first_ms = -1, total_ms = 0;
   ordered_json result;
 };
 
-// The lines of the file; false when it cannot be read. A last line without '\n' counts; the empty
-// rest after a final '\n' does not.
-bool read_lines(const std::string& path, std::vector<std::string>* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string all = ss.str();
-  size_t i = 0;
-  while (i < all.size()) {
-    size_t j = all.find('\n', i);
-    if (j == std::string::npos) j = all.size();
-    std::string line = all.substr(i, j - i);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    out->push_back(line);
-    i = j + 1;
+// The field `key` when present and not null.
+const json* field(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+// `v` as JSON text for a message (invalid UTF-8 replaced: a strict dump would throw).
+std::string shown(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A number that a float holds (finite). False, and *error set, when it is not one.
+bool read_float(const json& j, const char* key, float* out, std::string* error) {
+  const json* v = field(j, key);
+  if (!v) return true;
+  const double d = v->is_number() ? v->get<double>() : NAN;
+  if (!(std::fabs(d) <= std::numeric_limits<float>::max())) {
+    *error = std::string("\"") + key + "\" must be a number (a float's range), got " + shown(*v);
+    return false;
   }
+  *out = static_cast<float>(d);
   return true;
 }
 
+// An integer that T holds (16.0 counts, 16.5 does not). A converting get<T>() would wrap -1 to
+// 4294967295 max_tokens, and a double out of T's range is undefined behaviour.
+template <typename T>
+bool read_int(const json& j, const char* key, T* out, std::string* error) {
+  const json* v = field(j, key);
+  if (!v) return true;
+  using lim = std::numeric_limits<T>;
+  bool ok = false;
+  if (v->is_number_unsigned()) {
+    ok = v->get<uint64_t>() <= static_cast<uint64_t>(lim::max());
+  } else if (v->is_number_integer()) {
+    const int64_t i = v->get<int64_t>();
+    ok = i >= static_cast<int64_t>(lim::min()) &&
+         (i < 0 || static_cast<uint64_t>(i) <= static_cast<uint64_t>(lim::max()));
+  } else if (v->is_number_float()) {
+    const double d = v->get<double>();  // below 2^digits: lim::max() + 1, exact as a double
+    ok = std::floor(d) == d && d >= static_cast<double>(lim::min()) &&
+         d < std::ldexp(1.0, lim::digits);
+  }
+  if (!ok) {
+    *error = std::string("\"") + key + "\" must be an integer from " + std::to_string(lim::min()) +
+             " to " + std::to_string(lim::max()) + ", got " + shown(*v);
+    return false;
+  }
+  *out = v->is_number_float()      ? static_cast<T>(v->get<double>())
+         : v->is_number_unsigned() ? static_cast<T>(v->get<uint64_t>())
+                                   : static_cast<T>(v->get<int64_t>());
+  return true;
+}
+
+bool read_stops(const json& j, std::vector<std::string>* out, std::string* error) {
+  const json* v = field(j, "stop");
+  if (!v) return true;
+  if (v->is_string()) {
+    out->push_back(v->get<std::string>());
+    return true;
+  }
+  if (v->is_array()) {
+    for (const json& e : *v) {
+      if (!e.is_string()) break;
+      out->push_back(e.get<std::string>());
+    }
+    if (out->size() == v->size()) return true;
+  }
+  *error = "\"stop\" must be a string or an array of strings";
+  return false;
+}
+
 // A JSON line's fields over the defaults; sets l->error on anything it cannot use.
-void parse_json_line(const std::string& text, Line* l) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+void parse_json_line(const std::string& text, BatchLine* l) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     l->error = "not a JSON object";
     return;
   }
-  try {
-    if (!j.contains("prompt") || !j["prompt"].is_string()) {
-      l->error = "no \"prompt\" string";
-      return;
-    }
-    l->prompt = j["prompt"].get<std::string>();
-    if (j.contains("max_tokens")) l->max_tokens = j["max_tokens"].get<uint32_t>();
-    if (j.contains("temperature")) l->sampler.temperature = j["temperature"].get<float>();
-    if (j.contains("top_k")) l->sampler.top_k = j["top_k"].get<int32_t>();
-    if (j.contains("top_p")) l->sampler.top_p = j["top_p"].get<float>();
-    if (j.contains("seed")) l->sampler.seed = j["seed"].get<uint64_t>();
-    if (j.contains("stop")) {
-      const json& s = j["stop"];
-      if (s.is_string()) {
-        l->stops.push_back(s.get<std::string>());
-      } else if (s.is_array()) {
-        for (const json& e : s) l->stops.push_back(e.get<std::string>());
-      } else {
-        l->error = "\"stop\" must be a string or an array of strings";
-      }
-    }
-  } catch (const json::exception& e) {
-    l->error = std::string("bad field: ") + e.what();
+  const json* prompt = field(j, "prompt");
+  if (!prompt || !prompt->is_string()) {
+    l->error = "no \"prompt\" string";
+    return;
   }
-}
-
-std::vector<Line> parse_lines(const std::vector<std::string>& text, const BatchDefaults& d) {
-  std::vector<Line> lines(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    Line& l = lines[i];
-    l.max_tokens = d.max_tokens;
-    l.sampler = d.sampler;
-    if (!text[i].empty() && text[i][0] == '{') {
-      parse_json_line(text[i], &l);
-    } else {
-      l.prompt = text[i];
-    }
-  }
-  return lines;
+  l->prompt = prompt->get<std::string>();
+  std::string& e = l->error;
+  (void)(read_int(j, "max_tokens", &l->max_tokens, &e) &&
+         read_float(j, "temperature", &l->sampler.temperature, &e) &&
+         read_int(j, "top_k", &l->sampler.top_k, &e) &&
+         read_float(j, "top_p", &l->sampler.top_p, &e) &&
+         read_int(j, "seed", &l->sampler.seed, &e) && read_stops(j, &l->stops, &e));
 }
 
 struct Run {
@@ -146,14 +167,15 @@ int on_event(const ember_request_event* ev, void* user) {
 // refuses gets its error here.
 bool submit(Run& run, size_t i, std::vector<EventTarget>& targets) {
   Line& l = (*run.lines)[i];
+  const BatchLine& r = *l.req;
   ember_request_params p = ember_request_default_params();
-  p.prompt = l.prompt.c_str();
-  p.prompt_len = l.prompt.size();
-  p.max_new_tokens = l.max_tokens;
-  p.sampler = l.sampler;
+  p.prompt = r.prompt.c_str();
+  p.prompt_len = r.prompt.size();
+  p.max_new_tokens = r.max_tokens;
+  p.sampler = r.sampler;
   p.stop_at_bos = run.stop_at_bos ? 1 : 0;
   std::vector<const char*> stops;
-  for (const std::string& s : l.stops) stops.push_back(s.c_str());
+  for (const std::string& s : r.stops) stops.push_back(s.c_str());
   p.stop_strings = stops.data();
   p.n_stop_strings = static_cast<uint32_t>(stops.size());
   p.on_event = on_event;
@@ -192,7 +214,7 @@ void collect(Run& run, size_t i) {
   ember_request_release(run.ctx, l.id);
 }
 
-void print_summary(const std::vector<Line>& lines, double seconds) {
+void print_summary(const std::vector<Line>& lines, double seconds, FILE* to) {
   size_t ok = 0, tokens = 0;
   std::vector<double> latency;
   for (const Line& l : lines) {
@@ -209,7 +231,7 @@ void print_summary(const std::vector<Line>& lines, double seconds) {
       latency.empty()
           ? 0
           : latency[std::min(latency.size() - 1, size_t(std::ceil(0.95 * latency.size())) - 1)];
-  std::fprintf(stderr,
+  std::fprintf(to,
                "ember-run: %zu requests (%zu failed), %zu tokens in %.2f s: %.1f tokens/s; latency "
                "mean %.1f ms, p95 %.1f ms\n",
                lines.size(), lines.size() - ok, tokens, seconds,
@@ -218,14 +240,39 @@ void print_summary(const std::vector<Line>& lines, double seconds) {
 
 }  // namespace
 
-int run_batch_file(const ember_model* model, ember_context_params cp, const std::string& path,
-                   uint32_t parallel, const BatchDefaults& defaults) {
-  std::vector<std::string> text;
-  if (!read_lines(path, &text)) {
-    std::fprintf(stderr, "ember-run: cannot read --batch-file '%s'\n", path.c_str());
-    return 1;
+std::vector<std::string> split_batch_lines(const std::string& bytes) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    size_t j = bytes.find('\n', i);
+    if (j == std::string::npos) j = bytes.size();
+    std::string line = bytes.substr(i, j - i);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    out.push_back(std::move(line));
+    i = j + 1;
   }
-  std::vector<Line> lines = parse_lines(text, defaults);
+  return out;
+}
+
+BatchLine parse_batch_line(const std::string& text, const BatchDefaults& defaults) {
+  BatchLine l;
+  l.max_tokens = defaults.max_tokens;
+  l.sampler = defaults.sampler;
+  if (!text.empty() && text[0] == '{') {
+    parse_json_line(text, &l);
+  } else {
+    l.prompt = text;
+  }
+  return l;
+}
+
+int run_batch(const ember_model* model, ember_context_params cp, const std::vector<BatchLine>& reqs,
+              uint32_t parallel, bool stop_at_bos, FILE* out, FILE* summary) {
+  std::vector<Line> lines(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    lines[i].req = &reqs[i];
+    lines[i].error = reqs[i].error;
+  }
   if (parallel == 0)
     parallel = static_cast<uint32_t>(std::min<size_t>(8, std::max<size_t>(1, lines.size())));
   cp.n_seq_max = parallel;
@@ -235,7 +282,7 @@ int run_batch_file(const ember_model* model, ember_context_params cp, const std:
   const ember_status s = ember_context_create(model, &cp, nullptr, 0, &ctx);
   if (s != EMBER_OK) return fail("ember-run", "creating the context", s);
   const std::unique_ptr<ember_context, void (*)(ember_context*)> owner(ctx, ember_context_free);
-  Run run{model, ctx, &lines, now_seconds(), defaults.stop_at_bos};
+  Run run{model, ctx, &lines, now_seconds(), stop_at_bos};
   std::vector<EventTarget> targets(lines.size());
   for (size_t i = 0; i < lines.size(); ++i) targets[i] = {&run, i};
   size_t next_submit = 0, next_print = 0;
@@ -249,10 +296,10 @@ int run_batch_file(const ember_model* model, ember_context_params cp, const std:
       if (lines[i].done && lines[i].result.is_null()) collect(run, i);
     }
     for (; next_print < next_submit && !lines[next_print].result.is_null(); ++next_print) {
-      const std::string out =
+      const std::string text =
           lines[next_print].result.dump(-1, ' ', false, json::error_handler_t::replace);
-      std::printf("%s\n", out.c_str());
-      std::fflush(stdout);
+      std::fprintf(out, "%s\n", text.c_str());
+      std::fflush(out);
     }
     if (next_print == lines.size()) break;
     uint32_t pending = 0;
@@ -261,8 +308,23 @@ int run_batch_file(const ember_model* model, ember_context_params cp, const std:
       std::fprintf(stderr, "ember-run: step: %s: %s\n", ember_status_string(st),
                    ember_last_error());
   }
-  print_summary(lines, now_seconds() - run.t0);
+  if (summary) print_summary(lines, now_seconds() - run.t0, summary);
   return 0;
+}
+
+int run_batch_file(const ember_model* model, ember_context_params cp, const std::string& path,
+                   uint32_t parallel, const BatchDefaults& defaults) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::fprintf(stderr, "ember-run: cannot read --batch-file '%s'\n", path.c_str());
+    return 1;
+  }
+  std::stringstream bytes;
+  bytes << f.rdbuf();
+  std::vector<BatchLine> lines;
+  for (const std::string& text : split_batch_lines(bytes.str()))
+    lines.push_back(parse_batch_line(text, defaults));
+  return run_batch(model, cp, lines, parallel, defaults.stop_at_bos, stdout, stderr);
 }
 
 }  // namespace ember_app
