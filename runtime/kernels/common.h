@@ -137,7 +137,7 @@ inline float quantize_group_s8(const float* x, size_t n, int8_t* a, int32_t* sum
   int32_t s = 0;
   for (size_t i = 0; i < n; ++i) {
     float v = std::nearbyint(x[i] * id);
-    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    v = v > 127.0f ? 127.0f : (v >= -127.0f ? v : -127.0f);  // NaN: -127, as the x86 lanes
     const int32_t q = static_cast<int32_t>(v);
     a[i] = static_cast<int8_t>(q);
     s += q;

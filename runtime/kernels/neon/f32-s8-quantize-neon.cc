@@ -42,7 +42,7 @@ void f32_s8_quantize_neon(const float* x, size_t m, size_t k, size_t group, size
       int32_t s = vaddvq_s32(vsum);
       for (; t < len; ++t) {
         float v = std::nearbyint(xg[t] * id);
-        v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+        v = v > 127.0f ? 127.0f : (v >= -127.0f ? v : -127.0f);  // NaN: -127, as the x86 lanes
         const int32_t qv = static_cast<int32_t>(v);
         ag[t] = static_cast<int8_t>(qv);
         s += qv;
