@@ -237,12 +237,4 @@ int main() {
 }
 
 // The vectors above need a heap: newlib's malloc takes it from _sbrk, here 2 MB of the SRAM.
-extern "C" void* _sbrk(ptrdiff_t incr) {
-  alignas(8) static unsigned char heap[2u << 20] __attribute__((section(".arena")));
-  static size_t used = 0;
-  if (incr < 0 || static_cast<size_t>(incr) > sizeof heap - used)
-    return reinterpret_cast<void*>(-1);
-  void* p = heap + used;
-  used += static_cast<size_t>(incr);
-  return p;
-}
+AN547_SBRK_HEAP(2u << 20)
