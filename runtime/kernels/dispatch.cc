@@ -23,7 +23,8 @@ namespace {
 #define EMBER_TABLE(isa_name, isa)                                                          \
   KernelTable {                                                                             \
     isa_name, f32_s8_quantize_##isa, u8s8_matmul_##isa, f32_matmul_##isa, f16_matmul_##isa, \
-        bf16_matmul_##isa, f32_rmsnorm_##isa, f32_silumul_##isa, f32_softmax_##isa,         \
+        bf16_matmul_##isa, f32_matmul_blocked_##isa, f16_matmul_blocked_##isa,              \
+        bf16_matmul_blocked_##isa, f32_rmsnorm_##isa, f32_silumul_##isa, f32_softmax_##isa, \
         f32_attention_##isa, f16_attention_##isa, u8_attention_##isa                        \
   }
 
@@ -32,23 +33,56 @@ const KernelTable kScalar = EMBER_TABLE("scalar", scalar);
 const KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
 // avx512vnni differs from avx2 in the integer dot (vpdpbusd) and the float matmuls (16 rows per
 // register); it reuses avx2's other float ops.
-const KernelTable kAvx512Vnni{"avx512vnni",          f32_s8_quantize_avx2,  u8s8_matmul_avx512vnni,
-                              f32_matmul_avx512vnni, f16_matmul_avx512vnni, bf16_matmul_avx512vnni,
-                              f32_rmsnorm_avx2,      f32_silumul_avx2,      f32_softmax_avx2,
-                              f32_attention_avx2,    f16_attention_avx2,    u8_attention_avx2};
+const KernelTable kAvx512Vnni{"avx512vnni",
+                              f32_s8_quantize_avx2,
+                              u8s8_matmul_avx512vnni,
+                              f32_matmul_avx512vnni,
+                              f16_matmul_avx512vnni,
+                              bf16_matmul_avx512vnni,
+                              f32_matmul_blocked_avx512vnni,
+                              f16_matmul_blocked_avx512vnni,
+                              bf16_matmul_blocked_avx512vnni,
+                              f32_rmsnorm_avx2,
+                              f32_silumul_avx2,
+                              f32_softmax_avx2,
+                              f32_attention_avx2,
+                              f16_attention_avx2,
+                              u8_attention_avx2};
 #endif
 #if EMBER_KERNELS_NEON
 const KernelTable kNeon = EMBER_TABLE("neon", neon);
 #endif
 #if EMBER_KERNELS_NEON && defined(__aarch64__)
-const KernelTable kNeonDot{"neon-dot",         f32_s8_quantize_neon, u8s8_matmul_neondot,
-                           f32_matmul_neon,    f16_matmul_neon,      bf16_matmul_neon,
-                           f32_rmsnorm_neon,   f32_silumul_neon,     f32_softmax_neon,
-                           f32_attention_neon, f16_attention_neon,   u8_attention_neon};
-const KernelTable kI8mm{
-    "i8mm",           f32_s8_quantize_neon, u8s8_matmul_i8mm,   f32_matmul_neon,
-    f16_matmul_neon,  bf16_matmul_neon,     f32_rmsnorm_neon,   f32_silumul_neon,
-    f32_softmax_neon, f32_attention_neon,   f16_attention_neon, u8_attention_neon};
+const KernelTable kNeonDot{"neon-dot",
+                           f32_s8_quantize_neon,
+                           u8s8_matmul_neondot,
+                           f32_matmul_neon,
+                           f16_matmul_neon,
+                           bf16_matmul_neon,
+                           f32_matmul_blocked_neon,
+                           f16_matmul_blocked_neon,
+                           bf16_matmul_blocked_neon,
+                           f32_rmsnorm_neon,
+                           f32_silumul_neon,
+                           f32_softmax_neon,
+                           f32_attention_neon,
+                           f16_attention_neon,
+                           u8_attention_neon};
+const KernelTable kI8mm{"i8mm",
+                        f32_s8_quantize_neon,
+                        u8s8_matmul_i8mm,
+                        f32_matmul_neon,
+                        f16_matmul_neon,
+                        bf16_matmul_neon,
+                        f32_matmul_blocked_neon,
+                        f16_matmul_blocked_neon,
+                        bf16_matmul_blocked_neon,
+                        f32_rmsnorm_neon,
+                        f32_silumul_neon,
+                        f32_softmax_neon,
+                        f32_attention_neon,
+                        f16_attention_neon,
+                        u8_attention_neon};
 #endif
 
 #if EMBER_KERNELS_MVE
@@ -60,6 +94,9 @@ const KernelTable kMve{"mve",
                        f32_matmul_scalar,
                        f16_matmul_scalar,
                        bf16_matmul_scalar,
+                       f32_matmul_blocked_scalar,
+                       f16_matmul_blocked_scalar,
+                       bf16_matmul_blocked_scalar,
                        f32_rmsnorm_scalar,
                        f32_silumul_scalar,
                        f32_softmax_scalar,

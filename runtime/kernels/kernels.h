@@ -106,6 +106,13 @@ using MatmulF32Fn = void (*)(const float* w, size_t k, const float* x, size_t m,
 using MatmulF16Fn = void (*)(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
                              size_t ldy, size_t n0, size_t n1);
 
+// --- Float matmuls on row-blocked weights (core/float_blocks.h): the signatures and results of
+// MatmulF32Fn / MatmulF16Fn (the same order, so the same bits as the row-major kernels) with w
+// blocked: value (j, t) at ((j / 16) * k + t) * 16 + j % 16, the last block padded with zero rows.
+// A variant computes the 16-row blocks that overlap [n0, n1) and writes only rows in [n0, n1).
+// SIMD variants keep a block's accumulators in registers and load 16 rows' values of one t at
+// once: no transposes.
+
 // --- Float ops of the forward pass
 // ---------------------------------------------------------------- y = x / sqrt(mean(x^2) + eps) *
 // w, n values.
@@ -170,6 +177,9 @@ struct KernelTable {
   MatmulF32Fn matmul_f32;
   MatmulF16Fn matmul_f16;
   MatmulF16Fn matmul_bf16;
+  MatmulF32Fn matmul_f32_blocked;
+  MatmulF16Fn matmul_f16_blocked;
+  MatmulF16Fn matmul_bf16_blocked;
   RmsNormFn rmsnorm;
   SiluMulFn silu_mul;
   SoftmaxFn softmax;

@@ -8,6 +8,14 @@
 namespace ember {
 namespace kernels {
 
+#define EMBER_DECLARE_BLOCKED_MATMULS(isa)                                                        \
+  void f32_matmul_blocked_##isa(const float* w, size_t k, const float* x, size_t m, float* y,     \
+                                size_t ldy, size_t n0, size_t n1);                                \
+  void f16_matmul_blocked_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,  \
+                                size_t ldy, size_t n0, size_t n1);                                \
+  void bf16_matmul_blocked_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y, \
+                                 size_t ldy, size_t n0, size_t n1);
+
 #define EMBER_DECLARE_VARIANT_SET(isa)                                                            \
   void f32_s8_quantize_##isa(const float* x, size_t m, size_t k, size_t group, size_t act_group,  \
                              int8_t* a, float* d, int32_t* sum, float* msum);                     \
@@ -19,6 +27,7 @@ namespace kernels {
                         size_t ldy, size_t n0, size_t n1);                                        \
   void bf16_matmul_##isa(const uint16_t* w, size_t k, const float* x, size_t m, float* y,         \
                          size_t ldy, size_t n0, size_t n1);                                       \
+  EMBER_DECLARE_BLOCKED_MATMULS(isa)                                                              \
   void f32_rmsnorm_##isa(const float* x, const float* w, size_t n, float eps, float* y);          \
   void f32_silumul_##isa(const float* gate, const float* up, size_t n, float* out);               \
   void f32_softmax_##isa(float* x, size_t n);                                                     \
@@ -44,6 +53,7 @@ void f16_matmul_avx512vnni(const uint16_t* w, size_t k, const float* x, size_t m
                            size_t ldy, size_t n0, size_t n1);
 void bf16_matmul_avx512vnni(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
                             size_t ldy, size_t n0, size_t n1);
+EMBER_DECLARE_BLOCKED_MATMULS(avx512vnni)
 void u8s8_matmul_avx512vnni(const U8Matrix& w, const S8Acts& x, size_t m, float* y, size_t ldy,
                             size_t n0, size_t n1);
 #endif
@@ -65,6 +75,7 @@ void u8s8_matmul_mve(const U8Matrix& w, const S8Acts& x, size_t m, float* y, siz
 #endif
 
 #undef EMBER_DECLARE_VARIANT_SET
+#undef EMBER_DECLARE_BLOCKED_MATMULS
 
 }  // namespace kernels
 }  // namespace ember

@@ -189,21 +189,27 @@ void BM_quant(benchmark::State& st, const KernelTable* t, size_t m, size_t k, si
       benchmark::Counter(double(m) * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k) {
+// blocked: the row-blocked kernels (core/float_blocks.h; n is a multiple of 16 here, so the same
+// bytes serve both layouts).
+void BM_f32(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k,
+            bool blocked) {
   std::vector<float> w(n * k, 0.5f), x(m * k, 0.25f), y(m * n);
+  const auto fn = blocked ? t->matmul_f32_blocked : t->matmul_f32;
   for (auto _ : st) {
-    t->matmul_f32(w.data(), k, x.data(), m, y.data(), n, 0, n);
+    fn(w.data(), k, x.data(), m, y.data(), n, 0, n);
     benchmark::ClobberMemory();
   }
   st.counters["MAC/s"] =
       benchmark::Counter(double(m) * n * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void BM_f16(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k) {
+void BM_f16(benchmark::State& st, const KernelTable* t, size_t m, size_t n, size_t k,
+            bool blocked) {
   std::vector<uint16_t> w(n * k, 0x3800);  // 0.5
   std::vector<float> x(m * k, 0.25f), y(m * n);
+  const auto fn = blocked ? t->matmul_f16_blocked : t->matmul_f16;
   for (auto _ : st) {
-    t->matmul_f16(w.data(), k, x.data(), m, y.data(), n, 0, n);
+    fn(w.data(), k, x.data(), m, y.data(), n, 0, n);
     benchmark::ClobberMemory();
   }
   st.counters["MAC/s"] =
@@ -247,7 +253,8 @@ struct FloatDramSet {
   const void* w(size_t c) const { return base + c * mat; }
 };
 
-void BM_float_dram(benchmark::State& st, const KernelTable* t, size_t esize, size_t m) {
+void BM_float_dram(benchmark::State& st, const KernelTable* t, size_t esize, size_t m,
+                   bool blocked) {
   static const size_t bk = getenv("BENCH_K") ? atoi(getenv("BENCH_K")) : 2048;
   static FloatDramSet f32set(5632, bk, 4), f16set(5632, bk, 2);
   const FloatDramSet& ds = esize == 4 ? f32set : f16set;
@@ -255,10 +262,11 @@ void BM_float_dram(benchmark::State& st, const KernelTable* t, size_t esize, siz
   size_t c = 0;
   for (auto _ : st) {
     if (esize == 4) {
-      t->matmul_f32(static_cast<const float*>(ds.w(c)), ds.k, x.data(), m, y.data(), ds.n, 0, ds.n);
+      (blocked ? t->matmul_f32_blocked : t->matmul_f32)(static_cast<const float*>(ds.w(c)), ds.k,
+                                                        x.data(), m, y.data(), ds.n, 0, ds.n);
     } else {
-      t->matmul_f16(static_cast<const uint16_t*>(ds.w(c)), ds.k, x.data(), m, y.data(), ds.n, 0,
-                    ds.n);
+      (blocked ? t->matmul_f16_blocked : t->matmul_f16)(static_cast<const uint16_t*>(ds.w(c)), ds.k,
+                                                        x.data(), m, y.data(), ds.n, 0, ds.n);
     }
     benchmark::ClobberMemory();
     c = c + 1 == ds.count ? 0 : c + 1;
@@ -409,26 +417,36 @@ void register_all() {
                                  size_t{512}, size_t{2048}, size_t{64})
         ->Unit(benchmark::kMicrosecond);
     for (size_t m : {size_t{1}, size_t{64}}) {
-      benchmark::RegisterBenchmark(("f32/" + v + "/2048x2048/m" + std::to_string(m)).c_str(),
-                                   BM_f32, t, m, size_t{2048}, size_t{2048})
-          ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(("f16/" + v + "/2048x2048/m" + std::to_string(m)).c_str(),
-                                   BM_f16, t, m, size_t{2048}, size_t{2048})
-          ->Unit(benchmark::kMillisecond);
+      for (bool bl : {false, true}) {
+        const std::string lay = bl ? "-blocked/" : "/";
+        benchmark::RegisterBenchmark(("f32" + lay + v + "/2048x2048/m" + std::to_string(m)).c_str(),
+                                     BM_f32, t, m, size_t{2048}, size_t{2048}, bl)
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("f16" + lay + v + "/2048x2048/m" + std::to_string(m)).c_str(),
+                                     BM_f16, t, m, size_t{2048}, size_t{2048}, bl)
+            ->Unit(benchmark::kMillisecond);
+      }
     }
-    // The L2-resident case: a 256 x 1024 matrix (1 MiB in f32).
-    benchmark::RegisterBenchmark(("f32/" + v + "/256x1024/m1").c_str(), BM_f32, t, size_t{1},
-                                 size_t{256}, size_t{1024})
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("f16/" + v + "/256x1024/m1").c_str(), BM_f16, t, size_t{1},
-                                 size_t{256}, size_t{1024})
-        ->Unit(benchmark::kMicrosecond);
+    // The L2-resident case: a 256 x 1024 matrix (1 MiB in f32). "-blocked": row-blocked weights.
+    for (bool bl : {false, true}) {
+      const std::string lay = bl ? "-blocked/" : "/";
+      benchmark::RegisterBenchmark(("f32" + lay + v + "/256x1024/m1").c_str(), BM_f32, t, size_t{1},
+                                   size_t{256}, size_t{1024}, bl)
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(("f16" + lay + v + "/256x1024/m1").c_str(), BM_f16, t, size_t{1},
+                                   size_t{256}, size_t{1024}, bl)
+          ->Unit(benchmark::kMicrosecond);
+    }
     for (size_t m : {size_t{1}, size_t{2}}) {
       for (size_t esize : {size_t{4}, size_t{2}}) {
-        benchmark::RegisterBenchmark(
-            ((esize == 4 ? "f32/" : "f16/") + v + "/tl-up/m" + std::to_string(m) + "/dram").c_str(),
-            BM_float_dram, t, esize, m)
-            ->Unit(benchmark::kMillisecond);
+        for (bool bl : {false, true}) {
+          benchmark::RegisterBenchmark(
+              ((esize == 4 ? "f32" : "f16") + std::string(bl ? "-blocked/" : "/") + v + "/tl-up/m" +
+               std::to_string(m) + "/dram")
+                  .c_str(),
+              BM_float_dram, t, esize, m, bl)
+              ->Unit(benchmark::kMillisecond);
+        }
       }
     }
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/float_blocks.h"
 #include "kernels/variants.h"
 #include "reference/reference_kernels.h"
 
@@ -457,10 +458,12 @@ TEST_P(KernelVariantTest, U8S8SaturationWorstCase) {
 }
 
 // ---------------------------------------------------------------------------------------------
-void float_matmul_case(const KernelTable& t, DType wt, size_t m, size_t n, size_t k,
-                       uint32_t seed) {
+// blocked: the weights in row blocks (core/float_blocks.h) through the *_blocked kernels, which
+// must give the row-major scalar kernel's bits.
+void float_matmul_case(const KernelTable& t, DType wt, size_t m, size_t n, size_t k, uint32_t seed,
+                       bool blocked = false) {
   SCOPED_TRACE(testing::Message() << t.name << " wtype=" << static_cast<int>(wt) << " m=" << m
-                                  << " n=" << n << " k=" << k);
+                                  << " n=" << n << " k=" << k << (blocked ? " blocked" : ""));
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::uniform_int_distribution<int> ub(0, 65535);
@@ -493,7 +496,20 @@ void float_matmul_case(const KernelTable& t, DType wt, size_t m, size_t n, size_
     if (wt == DType::kBF16) tt.matmul_bf16(wh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
   };
   std::vector<float> y;
-  run(t, y);
+  if (blocked) {
+    uint64_t values = 0;
+    ASSERT_TRUE(ember::float_blocked_values(n, k, &values));
+    std::vector<float> bf(values, 99.0f);
+    std::vector<uint16_t> bh(values, 0x7e00);  // packing must overwrite (NaN otherwise)
+    ember::float_blocks_pack(wf.data(), n, k, bf.data());
+    ember::float_blocks_pack(wh.data(), n, k, bh.data());
+    y.assign(m * ldy, -7.0f);
+    if (wt == DType::kF32) t.matmul_f32_blocked(bf.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kF16) t.matmul_f16_blocked(bh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+    if (wt == DType::kBF16) t.matmul_bf16_blocked(bh.data(), k, x.data(), m, y.data(), ldy, n0, n1);
+  } else {
+    run(t, y);
+  }
   std::vector<double> yr(m * n), mag(m * n);
   ember_ref::matmul_f32(wf.data(), n, k, x.data(), m, yr.data(), mag.data());
   // Sequential float sum of k products: |error| <= k * 2^-24 * sum|w x| (gamma_k), with margin.
@@ -506,11 +522,11 @@ void float_matmul_case(const KernelTable& t, DType wt, size_t m, size_t n, size_
       }
       ASSERT_NEAR(y[i * ldy + j], yr[i * n + j], rel * mag[i * n + j] + 1e-30) << i << "," << j;
     }
-  if (std::string(t.name) != "scalar") {
+  if (blocked || std::string(t.name) != "scalar") {
     std::vector<float> ys;
     run(scalar_table(), ys);
     for (size_t i = 0; i < y.size(); ++i)
-      ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar at " << i;
+      ASSERT_EQ(bits(y[i]), bits(ys[i])) << "vs scalar (row-major) at " << i;
   }
 }
 
@@ -519,6 +535,15 @@ TEST_P(KernelVariantTest, FloatMatmulsOddShapes) {
   for (const auto& [m, n, k] : odd_shapes(size_t{1} << 20))
     for (DType wt : {DType::kF32, DType::kF16, DType::kBF16}) {
       float_matmul_case(*table_, wt, m, n, k, seed++);
+      if (HasFatalFailure()) return;
+    }
+}
+
+TEST_P(KernelVariantTest, FloatMatmulsRowBlockedOddShapes) {
+  uint32_t seed = 5;
+  for (const auto& [m, n, k] : odd_shapes(size_t{1} << 20))
+    for (DType wt : {DType::kF32, DType::kF16, DType::kBF16}) {
+      float_matmul_case(*table_, wt, m, n, k, seed++, /*blocked=*/true);
       if (HasFatalFailure()) return;
     }
 }

@@ -19,6 +19,7 @@ struct LoadF32 {
   static __m256 load4x2(const float* a, const float* b) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(a)), _mm_loadu_ps(b), 1);
   }
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
   static float load1(float v) { return v; }
 };
 inline __m128i load_u16x4x2(const uint16_t* a, const uint16_t* b) {
@@ -30,12 +31,19 @@ struct LoadF16 {
   static __m256 load4x2(const uint16_t* a, const uint16_t* b) {
     return _mm256_cvtph_ps(load_u16x4x2(a, b));
   }
+  static __m256 load8(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static float load1(uint16_t v) { return f16_to_f32(v); }
 };
 struct LoadBF16 {
   using T = uint16_t;
   static __m256 load4x2(const uint16_t* a, const uint16_t* b) {
     const __m256i w = _mm256_cvtepu16_epi32(load_u16x4x2(a, b));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static __m256 load8(const uint16_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   static float load1(uint16_t v) { return bf16_to_f32(v); }
@@ -127,6 +135,69 @@ void matmul(const typename L::T* w, size_t k, const float* x, size_t m, float* y
   for (; i < m; ++i) rows<L, 1>(w, k, x, y, ldy, i, n0, n1);
 }
 
+// Row-blocked weights (core/float_blocks.h): two __m256 hold a block's 16 accumulators; per t two
+// loads of 8 values and one multiply and add per token and half. NB blocks x MR tokens per tile.
+template <class L, int NB, int MR>
+inline void blocked_tile(const typename L::T* w, size_t k, const float* x, float* y, size_t ldy,
+                         size_t i0, size_t b0, size_t n0, size_t n1) {
+  const typename L::T* p[NB];
+  for (int b = 0; b < NB; ++b) p[b] = w + (b0 + b) * k * 16;
+  __m256 acc[MR][NB][2];
+  for (int i = 0; i < MR; ++i)
+    for (int b = 0; b < NB; ++b) acc[i][b][0] = acc[i][b][1] = _mm256_setzero_ps();
+  const float* xi = x + i0 * k;
+  for (size_t t = 0; t < k; ++t) {
+    __m256 wv[NB][2];
+    for (int b = 0; b < NB; ++b) {
+      wv[b][0] = L::load8(p[b] + t * 16);
+      wv[b][1] = L::load8(p[b] + t * 16 + 8);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_broadcast_ss(xi + i * k + t);
+      for (int b = 0; b < NB; ++b)
+        for (int h = 0; h < 2; ++h)
+          acc[i][b][h] = _mm256_add_ps(acc[i][b][h], _mm256_mul_ps(wv[b][h], xv));
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    const size_t j = (b0 + b) * 16;
+    const size_t lo = n0 > j ? n0 - j : 0, hi = n1 - j < 16 ? n1 - j : 16;
+    for (int i = 0; i < MR; ++i) {
+      float* yi = y + (i0 + i) * ldy + j;
+      if (lo == 0 && hi == 16) {
+        _mm256_storeu_ps(yi, acc[i][b][0]);
+        _mm256_storeu_ps(yi + 8, acc[i][b][1]);
+      } else {
+        alignas(32) float out[16];
+        _mm256_store_ps(out, acc[i][b][0]);
+        _mm256_store_ps(out + 8, acc[i][b][1]);
+        for (size_t r = lo; r < hi; ++r) yi[r] = out[r];
+      }
+    }
+  }
+}
+
+template <class L, int NB>
+inline void blocked_tokens(const typename L::T* w, size_t k, const float* x, size_t m, float* y,
+                           size_t ldy, size_t b, size_t n0, size_t n1) {
+  size_t i = 0;
+  for (; i + 4 <= m; i += 4) blocked_tile<L, NB, 4>(w, k, x, y, ldy, i, b, n0, n1);
+  for (; i + 2 <= m; i += 2) blocked_tile<L, NB, 2>(w, k, x, y, ldy, i, b, n0, n1);
+  for (; i < m; ++i) blocked_tile<L, NB, 1>(w, k, x, y, ldy, i, b, n0, n1);
+}
+
+template <class L>
+void matmul_blocked(const typename L::T* w, size_t k, const float* x, size_t m, float* y,
+                    size_t ldy, size_t n0, size_t n1) {
+  if (n0 >= n1) return;
+  const size_t b1 = (n1 + 15) / 16;
+  size_t b = n0 / 16;
+  if (m == 1) {  // one token: two blocks side by side, four accumulator chains
+    for (; b + 2 <= b1; b += 2) blocked_tile<L, 2, 1>(w, k, x, y, ldy, 0, b, n0, n1);
+  }
+  for (; b < b1; ++b) blocked_tokens<L, 1>(w, k, x, m, y, ldy, b, n0, n1);
+}
+
 }  // namespace
 
 void f32_matmul_avx2(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
@@ -140,6 +211,19 @@ void f16_matmul_avx2(const uint16_t* w, size_t k, const float* x, size_t m, floa
 void bf16_matmul_avx2(const uint16_t* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
                       size_t n0, size_t n1) {
   matmul<LoadBF16>(w, k, x, m, y, ldy, n0, n1);
+}
+
+void f32_matmul_blocked_avx2(const float* w, size_t k, const float* x, size_t m, float* y,
+                             size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<LoadF32>(w, k, x, m, y, ldy, n0, n1);
+}
+void f16_matmul_blocked_avx2(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                             size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<LoadF16>(w, k, x, m, y, ldy, n0, n1);
+}
+void bf16_matmul_blocked_avx2(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                              size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<LoadBF16>(w, k, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels

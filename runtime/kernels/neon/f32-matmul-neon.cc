@@ -117,6 +117,60 @@ void matmul(const typename L::T* w, size_t k, const float* x, size_t m, float* y
   for (; i < m; ++i) rows<L, 1>(w, k, x, y, ldy, i, n0, n1);
 }
 
+// Row-blocked weights (core/float_blocks.h): four q registers hold a block's 16 accumulators; per
+// t four loads of 4 values and one multiply and add per token and quarter. NB blocks x MR tokens.
+template <class L, int NB, int MR>
+inline void blocked_tile(const typename L::T* w, size_t k, const float* x, float* y, size_t ldy,
+                         size_t i0, size_t b0, size_t n0, size_t n1) {
+  const typename L::T* p[NB];
+  for (int b = 0; b < NB; ++b) p[b] = w + (b0 + b) * k * 16;
+  float32x4_t acc[MR][NB][4];
+  for (int i = 0; i < MR; ++i)
+    for (int b = 0; b < NB; ++b)
+      for (int q = 0; q < 4; ++q) acc[i][b][q] = vdupq_n_f32(0.0f);
+  const float* xi = x + i0 * k;
+  for (size_t t = 0; t < k; ++t) {
+    float32x4_t wv[NB][4];
+    for (int b = 0; b < NB; ++b)
+      for (int q = 0; q < 4; ++q) wv[b][q] = L::load4(p[b] + t * 16 + 4 * q);
+    for (int i = 0; i < MR; ++i) {
+      const float32x4_t xv = vdupq_n_f32(xi[i * k + t]);
+      for (int b = 0; b < NB; ++b)
+        for (int q = 0; q < 4; ++q) acc[i][b][q] = vaddq_f32(acc[i][b][q], vmulq_f32(wv[b][q], xv));
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    const size_t j = (b0 + b) * 16;
+    const size_t lo = n0 > j ? n0 - j : 0, hi = n1 - j < 16 ? n1 - j : 16;
+    for (int i = 0; i < MR; ++i) {
+      float* yi = y + (i0 + i) * ldy + j;
+      if (lo == 0 && hi == 16) {
+        for (int q = 0; q < 4; ++q) vst1q_f32(yi + 4 * q, acc[i][b][q]);
+      } else {
+        float out[16];
+        for (int q = 0; q < 4; ++q) vst1q_f32(out + 4 * q, acc[i][b][q]);
+        for (size_t r = lo; r < hi; ++r) yi[r] = out[r];
+      }
+    }
+  }
+}
+
+template <class L>
+void matmul_blocked(const typename L::T* w, size_t k, const float* x, size_t m, float* y,
+                    size_t ldy, size_t n0, size_t n1) {
+  if (n0 >= n1) return;
+  const size_t b1 = (n1 + 15) / 16;
+  size_t b = n0 / 16;
+  if (m == 1) {  // one token: two blocks side by side, eight accumulator chains
+    for (; b + 2 <= b1; b += 2) blocked_tile<L, 2, 1>(w, k, x, y, ldy, 0, b, n0, n1);
+  }
+  for (; b < b1; ++b) {
+    size_t i = 0;
+    for (; i + 2 <= m; i += 2) blocked_tile<L, 1, 2>(w, k, x, y, ldy, i, b, n0, n1);
+    for (; i < m; ++i) blocked_tile<L, 1, 1>(w, k, x, y, ldy, i, b, n0, n1);
+  }
+}
+
 }  // namespace
 
 void f32_matmul_neon(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
@@ -130,6 +184,19 @@ void f16_matmul_neon(const uint16_t* w, size_t k, const float* x, size_t m, floa
 void bf16_matmul_neon(const uint16_t* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
                       size_t n0, size_t n1) {
   matmul<LoadBF16>(w, k, x, m, y, ldy, n0, n1);
+}
+
+void f32_matmul_blocked_neon(const float* w, size_t k, const float* x, size_t m, float* y,
+                             size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<LoadF32>(w, k, x, m, y, ldy, n0, n1);
+}
+void f16_matmul_blocked_neon(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                             size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<LoadF16>(w, k, x, m, y, ldy, n0, n1);
+}
+void bf16_matmul_blocked_neon(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                              size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<LoadBF16>(w, k, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels

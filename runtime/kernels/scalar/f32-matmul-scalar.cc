@@ -1,5 +1,6 @@
 // Float matmuls (MatmulF32Fn / MatmulF16Fn), scalar, in the sequential order of kernels.h: one
 // accumulator per output, acc = acc + w[t] * x[t] for t = 0..k-1 (no FMA), as llama2.c's run.c.
+#include "core/float_blocks.h"
 #include "kernels/common.h"
 #include "kernels/variants.h"
 
@@ -43,6 +44,27 @@ void matmul_seq(const W* w, size_t k, const float* x, size_t m, float* y, size_t
 
 float load_f32(float v) { return v; }
 
+// Row-blocked weights (core/float_blocks.h): per token and block, the block's 16 accumulators,
+// each the sequential sum above; only rows in [n0, n1) are stored.
+template <typename W, float (*Load)(W)>
+void matmul_blocked(const W* w, size_t k, const float* x, size_t m, float* y, size_t ldy, size_t n0,
+                    size_t n1) {
+  constexpr size_t R = kFloatBlockRows;
+  for (size_t b = n0 / R; b * R < n1; ++b) {
+    const W* wb = w + b * k * R;  // (k, 16)
+    const size_t r0 = n0 > b * R ? n0 - b * R : 0, r1 = n1 - b * R < R ? n1 - b * R : R;
+    for (size_t i = 0; i < m; ++i) {
+      const float* xi = x + i * k;
+      float acc[R] = {};
+      for (size_t t = 0; t < k; ++t) {
+        const float xt = xi[t];
+        for (size_t r = 0; r < R; ++r) acc[r] = acc[r] + Load(wb[t * R + r]) * xt;
+      }
+      for (size_t r = r0; r < r1; ++r) y[i * ldy + b * R + r] = acc[r];
+    }
+  }
+}
+
 }  // namespace
 
 void f32_matmul_scalar(const float* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
@@ -58,6 +80,21 @@ void f16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, fl
 void bf16_matmul_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y, size_t ldy,
                         size_t n0, size_t n1) {
   matmul_seq<uint16_t, bf16_to_f32>(w, k, x, m, y, ldy, n0, n1);
+}
+
+void f32_matmul_blocked_scalar(const float* w, size_t k, const float* x, size_t m, float* y,
+                               size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<float, load_f32>(w, k, x, m, y, ldy, n0, n1);
+}
+
+void f16_matmul_blocked_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                               size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<uint16_t, f16_to_f32>(w, k, x, m, y, ldy, n0, n1);
+}
+
+void bf16_matmul_blocked_scalar(const uint16_t* w, size_t k, const float* x, size_t m, float* y,
+                                size_t ldy, size_t n0, size_t n1) {
+  matmul_blocked<uint16_t, bf16_to_f32>(w, k, x, m, y, ldy, n0, n1);
 }
 
 }  // namespace kernels
