@@ -108,6 +108,12 @@ int run(int argc, char** argv) {
                    ? std::string()
                    : "'" + v + "' is not auto or a number of values";
       });
+  std::string float_layout = "blocks";
+  app.add_option("--float-layout", float_layout,
+                 "f32/f16 matrices: blocks (default: row blocks of 16, read by the runtime's float "
+                 "GEMVs without transposes; needs runtime 4) or rows (row-major, as runtime 3 "
+                 "and earlier read)")
+      ->check(CLI::IsMember({"blocks", "rows"}));
   app.add_flag("--force", force, "overwrite OUT if it exists");
   app.add_flag("--tokenizer-only", tokenizer_only,
                "write only the tokenizer (no config, no tensors)");
@@ -147,6 +153,7 @@ int run(int argc, char** argv) {
   opts.u8.params = params == "f16" ? ember::DType::kF16 : ember::DType::kF32;
   opts.u8.act_group =
       act_group == "auto" ? kAutoActGroup : static_cast<uint32_t>(std::stoul(act_group));
+  opts.float_blocks = float_layout == "blocks";
   opts.force = force;
   opts.progress = &std::cerr;
   opts.progress_tty = ::isatty(STDERR_FILENO) != 0;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/float_blocks.h"
 #include "core/half.h"
 #include "safetensors.h"
 
@@ -175,6 +176,22 @@ StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, con
   s.params.resize(shape.params_bytes());
   zero_one_pack(shape, q.data(), params.data(), s.data.data(), s.params.data());
   return s;
+}
+
+void block_float_rows(StoredTensor* s) {
+  if (s->blocked || s->shape.size() != 2 || (s->dtype != DType::kF32 && s->dtype != DType::kF16)) {
+    return;
+  }
+  const size_t rows = s->shape[0], cols = s->shape[1];
+  uint64_t values = 0;
+  if (!float_blocked_values(rows, cols, &values)) throw ConvertError("matrix too large");
+  const size_t e = dtype_element_bytes(s->dtype);
+  std::vector<uint8_t> out(values * e, 0);  // padding rows: +0
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c)
+      std::memcpy(&out[float_blocked_index(cols, r, c) * e], &s->data[(r * cols + c) * e], e);
+  s->data = std::move(out);
+  s->blocked = true;
 }
 
 StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, const U8Options& u8) {

@@ -32,6 +32,7 @@ struct StoredTensor {
   std::vector<uint8_t> data;         // F32/F16: little-endian values; U8: row blocks (zero_one.h)
   std::vector<uint8_t> params;       // U8: the row blocks' params (zero_one.h), of params_dtype
   double rel_rms_error = 0;          // ||W - stored|| / ||W|| (0 when W is all zeros)
+  bool blocked = false;              // F32/F16 matrix in row blocks (core/float_blocks.h)
 };
 
 // How u8 (zero-one) tensors are stored.
@@ -51,6 +52,10 @@ bool is_quantized_in(QuantMode mode, const FloatTensor& t);
 // Converts one tensor. u8.group is the zero-one group along the last dimension (0 = a whole row);
 // a group larger than the row is one partial group per row. Throws ConvertError on a bad shape.
 StoredTensor store_tensor(const FloatTensor& t, QuantMode mode, const U8Options& u8);
+
+// A stored F32 / F16 matrix (rank 2, row-major) rewritten in row blocks of 16
+// (core/float_blocks.h, Tensor.layout BLOCKS16); anything else is left as it is.
+void block_float_rows(StoredTensor* s);
 
 // Zero-one quantization of a (rows, cols) matrix.
 StoredTensor quantize_zero_one(const float* w, uint64_t rows, uint64_t cols, const U8Options& u8);

@@ -223,7 +223,8 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
       v.push_back(fb::CreateTensorDirect(
           fbb, p.name.c_str(), &p.t.shape, dtype_to_fb(p.t.dtype), p.t.group_size, p.data_offset,
           p.t.data.size(), p.params_offset, p.params_size, static_cast<float>(p.t.rel_rms_error),
-          dtype_to_fb(p.t.params_dtype), p.t.act_group));
+          dtype_to_fb(p.t.params_dtype), p.t.act_group,
+          p.t.blocked ? fb::Layout::BLOCKS16 : fb::Layout::ROWS));
     }
     tensors = fbb.CreateVector(v);
   }
@@ -257,6 +258,7 @@ void build_flatbuffer(flatbuffers::FlatBufferBuilder& fbb, const ModelIR& ir,
   if ((required_features & (kFeatureZeroOneF16Params | kFeatureActGroups)) != 0) {
     min_runtime = kFormatVersionU8Params;
   }
+  if ((required_features & kFeatureFloatBlocks) != 0) min_runtime = kFormatVersionFloatBlocks;
   flatbuffers::Offset<flatbuffers::String> digest = 0;
   if (!weights_sha256.empty()) digest = fbb.CreateString(weights_sha256);
   auto root = fb::CreateModel(fbb, kFormatVersion, min_runtime, required_features, 0, config, tok,
@@ -364,6 +366,9 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     if (keep_float) mode = keep->second->dtype == DType::kF16 ? QuantMode::F16 : QuantMode::F32;
     try {
       p.t = store_tensor(src, mode, opts.u8);
+      // Row blocks for the matrices the GEMVs read; an untied embedding is only gathered by row.
+      const bool gathered = p.name == "model.embed_tokens.weight" && !ir.config.tie_embeddings;
+      if (opts.float_blocks && !gathered) block_float_rows(&p.t);
     } catch (const ConvertError& e) {
       throw ConvertError("tensor '" + p.name + "': " + e.what());
     }
@@ -374,6 +379,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     if (p.t.dtype == DType::kU8ZeroOne && p.t.act_group != 0) required |= kFeatureActGroups;
     if (p.t.dtype == DType::kF16) required |= kFeatureF16;
     if (p.t.dtype == DType::kBF16) required |= kFeatureBF16;
+    if (p.t.blocked) required |= kFeatureFloatBlocks;
     p.data_offset = offset;
     offset = align_up(offset + p.t.data.size(), kWeightAlignment);
     if (!p.t.params.empty()) {

@@ -21,6 +21,7 @@ namespace convert {
 struct WriteOptions {
   QuantMode mode = QuantMode::U8;
   U8Options u8;                      // zero-one group, params type, activation group
+  bool float_blocks = true;          // F32/F16 matrices in row blocks (format 4), else row-major
   bool force = false;                // overwrite an existing output
   std::ostream* progress = nullptr;  // progress bar (stderr), or none
   bool progress_tty = false;         // redraw the bar in place; otherwise one line per phase

@@ -289,6 +289,7 @@ ember_status ember_model_describe(const ember_model* model, char* buf, size_t ca
       }
     }
     w.printf("] %llu bytes", (unsigned long long)(t->data_size() + t->params_size()));
+    if (t->layout() == fb::Layout::BLOCKS16) w.printf(", row blocks of 16");
     if (t->dtype() == fb::DType::U8_ZERO_ONE) {
       w.printf(", group %u, %s params, act group %u", t->group_size(),
                fb::EnumNameDType(t->params_dtype()),

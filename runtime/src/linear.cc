@@ -96,15 +96,16 @@ void run_rows(const MatmulJob& job, size_t n0, size_t n1) {
       break;
     }
     case DType::kF32:
-      job.table->matmul_f32(static_cast<const float*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
+      (w.blocked ? job.table->matmul_f32_blocked : job.table->matmul_f32)(
+          static_cast<const float*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
       break;
     case DType::kF16:
-      job.table->matmul_f16(static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0,
-                            n1);
+      (w.blocked ? job.table->matmul_f16_blocked : job.table->matmul_f16)(
+          static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
       break;
     case DType::kBF16:
-      job.table->matmul_bf16(static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0,
-                             n1);
+      (w.blocked ? job.table->matmul_bf16_blocked : job.table->matmul_bf16)(
+          static_cast<const uint16_t*>(w.data), k, job.x, job.m, job.y, ldy, n0, n1);
       break;
   }
 }

@@ -24,6 +24,7 @@ struct WeightRef {
   uint32_t rows = 0, cols = 0;
   uint32_t group = 0;      // kU8ZeroOne: weights per group (0 = whole row)
   uint32_t act_group = 0;  // kU8ZeroOne: activation group (0 = the weight group)
+  bool blocked = false;    // float types: row blocks of 16 (core/float_blocks.h), not row-major
 };
 
 struct MatmulJob;     // linear.cc: one weight's matmul over one input

@@ -9,6 +9,7 @@
 #include <new>
 
 #include "core/dtype_fb.h"
+#include "core/float_blocks.h"
 #include "core/format.h"
 #include "core/half.h"
 #include "core/zero_one.h"
@@ -123,6 +124,14 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                      static_cast<unsigned>(file_dt));
   }
   const size_t esize = dtype_element_bytes(dt);
+  const fb::Layout layout = t->layout();
+  const bool blocked = layout == fb::Layout::BLOCKS16;
+  if (layout != fb::Layout::ROWS && (!blocked || rank != 2 || dt == DType::kU8ZeroOne)) {
+    return set_error(Status::kBadFormat,
+                     "tensor '%s': layout %u (BLOCKS16 is for rank-2 F32, F16 and BF16 tensors; "
+                     "this one is rank %zu %s)",
+                     name, static_cast<unsigned>(layout), rank, dtype_name(file_dt));
+  }
   // As a matrix: a 1-D tensor is one row.
   const uint64_t mrows = rank == 2 ? rows : 1;
   const uint64_t mcols = rank == 2 ? cols : rows;
@@ -147,8 +156,14 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
                        t->group_size(), (unsigned long long)mcols);
     }
     bytes = zs.data_bytes();
-  } else if (!checked_mul(mrows, mcols, &numel) || !checked_mul(numel, esize, &bytes)) {
-    return set_error(Status::kBadFormat, "tensor '%s': size overflows", name);
+  } else {
+    uint64_t values = 0;  // padding rows included
+    const bool ok =
+        blocked ? float_blocked_values(mrows, mcols, &values) : checked_mul(mrows, mcols, &numel);
+    if (blocked) numel = values;
+    if (!ok || !checked_mul(numel, esize, &bytes)) {
+      return set_error(Status::kBadFormat, "tensor '%s': size overflows", name);
+    }
   }
   if (t->data_size() != bytes) {
     return set_error(Status::kBadFormat,
@@ -161,6 +176,7 @@ Status check_tensor(const Model& m, const char* name, uint64_t rows, uint64_t co
   w.data = m.weights + t->data_offset();
   w.rows = static_cast<uint32_t>(mrows);
   w.cols = static_cast<uint32_t>(mcols);
+  w.blocked = blocked;
   if (dt == DType::kU8ZeroOne) EMBER_RETURN_IF_ERROR(check_zero_one(m, t, name, zs, scan, &w));
   *out = w;
   return Status::kOk;
@@ -350,7 +366,8 @@ void note_multiplied(Model* m, const WeightRef& w) {
 
 // Bytes of a matrix in the weights region: its values and, for u8, its zero-one parameters.
 uint64_t matrix_bytes(const WeightRef& w) {
-  const uint64_t n = uint64_t{w.rows} * w.cols;
+  uint64_t n = uint64_t{w.rows} * w.cols;
+  if (w.blocked) float_blocked_values(w.rows, w.cols, &n);  // padding rows are read too
   switch (w.type) {
     case DType::kU8ZeroOne: {
       ZeroOneShape s;  // (checked at load)
@@ -432,7 +449,8 @@ Status load_weights(Model* m, Fill* fill) {
   note_multiplied(m, m->output);
   uint64_t read = matrix_bytes(m->output);
   if (!c.tie_embeddings) {
-    const uint64_t rows = m->embed.type == DType::kU8ZeroOne
+    // A row of a block layout lies in its block's lines: one block is read.
+    const uint64_t rows = m->embed.type == DType::kU8ZeroOne || m->embed.blocked
                               ? (uint64_t{c.vocab_size} + kZeroOneBlockRows - 1) / kZeroOneBlockRows
                               : c.vocab_size;
     read += matrix_bytes(m->embed) / rows;
@@ -628,6 +646,18 @@ Status walk(const uint8_t* data, size_t size, Model* m, Fill* fill) {
 
 void dequantize_row(const WeightRef& w, size_t row, float* out) {
   const size_t n = w.cols;
+  if (w.blocked) {  // float values 16 apart
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = float_blocked_index(n, row, i);
+      if (w.type == DType::kF32) {
+        std::memcpy(out + i, static_cast<const float*>(w.data) + at, sizeof(float));
+      } else {
+        const uint16_t h = static_cast<const uint16_t*>(w.data)[at];
+        out[i] = w.type == DType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+    }
+    return;
+  }
   switch (w.type) {
     case DType::kF32: {
       std::memcpy(out, static_cast<const float*>(w.data) + row * n, n * sizeof(float));

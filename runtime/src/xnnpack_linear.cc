@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/float_blocks.h"
 #include "model.h"
 
 #if EMBER_USE_XNNPACK
@@ -120,11 +121,26 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
       if (entries_[i].data == w.data) return;  // one matrix used twice: one operator
     }
     xnn_operator_t op = nullptr;
+    const float* kernel = static_cast<const float*>(w.data);
+    float* unblocked = nullptr;
+    if (w.blocked) {  // XNNPACK packs (copies) from row-major values: unblock them for the call
+      const size_t n = size_t{w.rows} * w.cols;
+      unblocked = static_cast<float*>(ember_platform_alloc(n * sizeof(float), 64));
+      if (unblocked == nullptr) {
+        status = set_error(Status::kOutOfMemory, "use_xnnpack: cannot allocate %zu bytes for %s %u",
+                           n * sizeof(float), what, layer);
+        return;
+      }
+      for (size_t r = 0; r < w.rows; ++r)
+        for (size_t t = 0; t < w.cols; ++t)
+          unblocked[r * w.cols + t] = kernel[float_blocked_index(w.cols, r, t)];
+      kernel = unblocked;
+    }
     // Kernel (output_channels = rows, input_channels = cols), row-major: XNNPACK's default layout.
     // No bias (forward.cc adds biases), no clamp.
-    const xnn_status s = xnn_create_fully_connected_nc_f32(w.cols, w.rows, w.cols, w.rows,
-                                                           static_cast<const float*>(w.data),
+    const xnn_status s = xnn_create_fully_connected_nc_f32(w.cols, w.rows, w.cols, w.rows, kernel,
                                                            nullptr, -INFINITY, INFINITY, 0, &op);
+    if (unblocked != nullptr) ember_platform_free(unblocked);
     if (s != xnn_status_success) {
       status =
           set_error(s == xnn_status_out_of_memory ? Status::kOutOfMemory : Status::kUnsupported,

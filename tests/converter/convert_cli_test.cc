@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "converter_test_util.h"
+#include "core/float_blocks.h"
 #include "core/format.h"
 #include "core/half.h"
 #include "core/zero_one.h"
@@ -55,12 +56,15 @@ struct EmberFile {
     model = fb::GetSizePrefixedModel(bytes.data());
     EXPECT_EQ(model->format_version(), kFormatVersion);
     // Format 2 changed only the u8 layout: a file without u8 tensors stays readable by runtime 1;
-    // format 3 added f16 params and activation groups: a file without them, by runtime 2.
+    // format 3 added f16 params and activation groups: a file without them, by runtime 2;
+    // format 4 added float matrices in row blocks.
     const uint64_t req = model->required_features();
     const bool u8 = (req & kFeatureZeroOneU8) != 0;
     const bool v3 = (req & (kFeatureZeroOneF16Params | kFeatureActGroups)) != 0;
+    const bool v4 = (req & kFeatureFloatBlocks) != 0;
     EXPECT_EQ(model->min_runtime_version(),
-              v3 ? kFormatVersionU8Params : (u8 ? kFormatVersionU8Blocks : 1u));
+              v4 ? kFormatVersionFloatBlocks
+                 : (v3 ? kFormatVersionU8Params : (u8 ? kFormatVersionU8Blocks : 1u)));
     EXPECT_EQ(model->required_features() & ~kKnownRequiredFeatures, 0u);
     EXPECT_EQ(model->weights_offset() % kWeightAlignment, 0u);
     EXPECT_GE(model->weights_offset(), kSizePrefixBytes + fb_size);
@@ -74,6 +78,12 @@ struct EmberFile {
   }
   const uint8_t* data(const fb::Tensor* t) const {
     return bytes.data() + model->weights_offset() + t->data_offset();
+  }
+  // The stored index of row-major value i of float tensor t (its layout: row blocks or rows).
+  static size_t value_index(const fb::Tensor* t, size_t i) {
+    if (t->layout() != fb::Layout::BLOCKS16) return i;
+    const size_t cols = t->shape()->Get(1);
+    return float_blocked_index(cols, i / cols, i % cols);
   }
   const uint8_t* params(const fb::Tensor* t) const {
     return bytes.data() + model->weights_offset() + t->params_offset();
@@ -100,17 +110,40 @@ void check_against_source(const EmberFile& f, const std::string& hf_dir, QuantMo
     prev_end = t->data_offset() + t->data_size();
     const size_t n = w.data.size();
     const bool two_d = w.shape.size() == 2;
+    // Float matrices: row blocks exactly when the file says so (every one, or none).
+    const bool blocked = t->layout() == fb::Layout::BLOCKS16;
+    const bool float_blocks = (f.model->required_features() & kFeatureFloatBlocks) != 0;
+    const bool gathered =  // an untied embedding is only read by row: row-major
+        name == "model.embed_tokens.weight" && !f.model->config()->tie_embeddings();
+    if (t->dtype() != fb::DType::U8_ZERO_ONE) {
+      EXPECT_EQ(blocked, two_d && float_blocks && !gathered);
+    }
+    const size_t cols = two_d ? w.shape[1] : n;
+    uint64_t stored = n;  // values stored, padding rows included
+    if (blocked) ASSERT_TRUE(float_blocked_values(w.shape[0], cols, &stored));
+    auto at = [&](size_t i) { return EmberFile::value_index(t, i); };
+    if (blocked) {  // the padding rows' values are +0
+      const size_t e = t->dtype() == fb::DType::F32 ? 4 : 2;
+      std::vector<bool> used(stored, false);
+      for (size_t i = 0; i < n; ++i) used[at(i)] = true;
+      for (size_t j = 0; j < stored; ++j)
+        for (size_t b = 0; !used[j] && b < e; ++b) ASSERT_EQ(f.data(t)[j * e + b], 0) << j;
+    }
     if (mode == QuantMode::F32 || !two_d) {
       ASSERT_EQ(t->dtype(), fb::DType::F32);
-      ASSERT_EQ(t->data_size(), n * 4);
-      EXPECT_EQ(std::memcmp(f.data(t), w.data.data(), n * 4), 0);
+      ASSERT_EQ(t->data_size(), stored * 4);
+      for (size_t i = 0; i < n; ++i) {
+        float v;
+        std::memcpy(&v, f.data(t) + 4 * at(i), 4);
+        ASSERT_EQ(std::memcmp(&v, &w.data[i], 4), 0) << i;  // exactly as converted
+      }
       EXPECT_EQ(t->quant_rel_rms_error(), 0.0f);
     } else if (mode == QuantMode::F16) {
       ASSERT_EQ(t->dtype(), fb::DType::F16);
-      ASSERT_EQ(t->data_size(), n * 2);
+      ASSERT_EQ(t->data_size(), stored * 2);
       for (size_t i = 0; i < n; ++i) {
         uint16_t h;
-        std::memcpy(&h, f.data(t) + 2 * i, 2);
+        std::memcpy(&h, f.data(t) + 2 * at(i), 2);
         ASSERT_LE(std::fabs(f16_to_f32(h) - w.data[i]), std::fabs(w.data[i]) * 0x1p-11f + 0x1p-25f)
             << i;
       }
@@ -164,7 +197,7 @@ TEST(ConvertCli, Stories260KF32IsExact) {
   EXPECT_NE(log.find("file size"), std::string::npos) << log;
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
-  EXPECT_EQ(f.model->required_features(), 0u);
+  EXPECT_EQ(f.model->required_features(), uint64_t{kFeatureFloatBlocks});
   const fb::ModelConfig* c = f.model->config();
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->architecture()->str(), "llama");
@@ -187,6 +220,25 @@ TEST(ConvertCli, Stories260KF32IsExact) {
   EXPECT_EQ(f.tensor("lm_head.weight"), nullptr);  // tied
   check_against_source(f, hf, QuantMode::F32, 0);
   std::printf("stories260K f32 .ember: %zu bytes\n", f.bytes.size());
+}
+
+// --float-layout rows: the row-major matrices of format 3 and earlier, readable by runtime 1.
+TEST(ConvertCli, FloatLayoutRowsWritesRowMajor) {
+  EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
+  for (const char* q : {"f32", "f16"}) {
+    SCOPED_TRACE(q);
+    const std::string out = converted_model(hf, std::string("--float-layout rows --quant ") + q);
+    ASSERT_FALSE(out.empty());
+    EmberFile f(out);
+    ASSERT_NE(f.model, nullptr);
+    EXPECT_EQ(f.model->required_features() & kFeatureFloatBlocks, 0u);
+    for (const fb::Tensor* t : *f.model->tensors()) EXPECT_EQ(t->layout(), fb::Layout::ROWS);
+    check_against_source(f, hf, q[1] == '3' ? QuantMode::F32 : QuantMode::F16, 0);
+  }
+  const std::string bad = ember_test::temp_path("bad-layout.ember");
+  const CommandResult r = run_convert(hf + " -o " + bad + " --float-layout columns");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("columns"), std::string::npos) << r.output;
 }
 
 TEST(ConvertCli, Stories260KU8DefaultGroup) {
@@ -276,7 +328,7 @@ TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
   ASSERT_FALSE(out.empty());
   EmberFile f(out);
   ASSERT_NE(f.model, nullptr);
-  EXPECT_EQ(f.model->required_features(), static_cast<uint64_t>(kFeatureF16));
+  EXPECT_EQ(f.model->required_features(), uint64_t{kFeatureF16 | kFeatureFloatBlocks});
   check_against_source(f, hf, QuantMode::F16, 0);
   // numpy's rounding (hf-f16) must be what we stored, bit for bit after widening.
   const auto golden = load_safetensors_dir(hf16);
@@ -285,7 +337,7 @@ TEST(ConvertCli, F16MatchesTheF16Checkpoint) {
     const FloatTensor& g = golden.at(t->name()->str());
     for (size_t i = 0; i < g.data.size(); ++i) {
       uint16_t h;
-      std::memcpy(&h, f.data(t) + 2 * i, 2);
+      std::memcpy(&h, f.data(t) + 2 * EmberFile::value_index(t, i), 2);
       ASSERT_EQ(f16_to_f32(h), g.data[i]) << t->name()->str() << "[" << i << "]";
     }
   }

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "converter_test_util.h"
+#include "core/float_blocks.h"
 #include "core/format.h"
 #include "core/half.h"
 #include "ember_generated.h"
@@ -230,8 +231,9 @@ TEST(KeepFloatCli, MixedStories260KReadBack) {
   flatbuffers::Verifier v(bytes.data(), kSizePrefixBytes + fb_size);
   ASSERT_TRUE(fb::VerifySizePrefixedModelBuffer(v));
   const fb::Model* m = fb::GetSizePrefixedModel(bytes.data());
-  EXPECT_EQ(m->required_features(),  // u8 params are f16 by default
-            uint64_t{kFeatureZeroOneU8 | kFeatureF16 | kFeatureZeroOneF16Params});
+  EXPECT_EQ(
+      m->required_features(),  // u8 params are f16 by default
+      uint64_t{kFeatureZeroOneU8 | kFeatureF16 | kFeatureZeroOneF16Params | kFeatureFloatBlocks});
   const auto src = load_safetensors_dir(hf);
   size_t f32 = 0, f16 = 0, u8 = 0;
   for (const fb::Tensor* t : *m->tensors()) {
@@ -243,14 +245,22 @@ TEST(KeepFloatCli, MixedStories260KReadBack) {
       EXPECT_EQ(t->dtype(), fb::DType::F32);
     } else if (name.rfind("model.layers.0.", 0) == 0) {
       ASSERT_EQ(t->dtype(), fb::DType::F32);
-      ASSERT_EQ(t->data_size(), w.data.size() * 4);
-      EXPECT_EQ(std::memcmp(data, w.data.data(), t->data_size()), 0);  // exactly as converted
+      ASSERT_EQ(t->layout(), fb::Layout::BLOCKS16);
+      uint64_t stored = 0;
+      ASSERT_TRUE(float_blocked_values(w.shape[0], w.shape[1], &stored));
+      ASSERT_EQ(t->data_size(), stored * 4);
+      for (size_t i = 0; i < w.data.size(); ++i) {  // exactly as converted
+        const size_t at = float_blocked_index(w.shape[1], i / w.shape[1], i % w.shape[1]);
+        ASSERT_EQ(std::memcmp(data + 4 * at, &w.data[i], 4), 0) << i;
+      }
       ++f32;
     } else if (name == "model.embed_tokens.weight") {  // tied: the output head
       ASSERT_EQ(t->dtype(), fb::DType::F16);
+      ASSERT_EQ(t->layout(), fb::Layout::BLOCKS16);
       for (size_t i = 0; i < w.data.size(); ++i) {
         uint16_t h;
-        std::memcpy(&h, data + 2 * i, 2);
+        std::memcpy(&h, data + 2 * float_blocked_index(w.shape[1], i / w.shape[1], i % w.shape[1]),
+                    2);
         ASSERT_LE(std::fabs(f16_to_f32(h) - w.data[i]), std::fabs(w.data[i]) * 0x1p-11f + 0x1p-25f);
       }
       ++f16;

@@ -186,6 +186,37 @@ TEST(KeepFloat, EveryMatrixKeptF32IsTheF32ModelBitForBit) {
   EXPECT_EQ(ia.token_read_bytes, ib.token_read_bytes);
 }
 
+// Float matrices in row blocks (the default) and row-major (--float-layout rows) are the same
+// model: the blocked GEMVs sum in the row-major kernels' order, so the logits are equal bit for bit
+// (prefill and decode, 1 and 2 threads), for f32 and f16, on both shared models' shapes.
+TEST(KeepFloat, RowBlocksGiveTheRowMajorLogitsBitForBit) {
+  EMBER_REQUIRE_SHARED(ref_path, "models/stories260K/expected/logits.json");
+  const auto ids = read_json(ref_path)["input_ids"].get<std::vector<int32_t>>();
+  for (const char* model : {"models/stories260K/hf", "models/aidreams260K/hf"}) {
+    for (const char* quant : {"--quant f32", "--quant f16", "--keep-float '*.down_proj.*:f16'"}) {
+      EMBER_REQUIRE_CONVERTED(blocks, model, quant);
+      EMBER_REQUIRE_CONVERTED(rows, model, std::string(quant) + " --float-layout rows");
+      ModelPtr mb = load_model(blocks);
+      ASSERT_TRUE(mb);
+      ember_model_info info;
+      ASSERT_EQ(ember_model_get_info(mb.get(), &info), EMBER_OK);
+      for (size_t batch : {size_t{1}, size_t{64}}) {
+        for (uint32_t threads : {1u, 2u}) {
+          SCOPED_TRACE(testing::Message() << model << " " << quant << ", batch " << batch << ", "
+                                          << threads << " thread(s)");
+          const auto a = forced(blocks, ids, batch, threads);
+          const auto b = forced(rows, ids, batch, threads);
+          ASSERT_EQ(a.size(), ids.size());
+          ASSERT_EQ(b.size(), ids.size());
+          for (size_t p = 0; p < a.size(); ++p)
+            ASSERT_EQ(std::memcmp(a[p].data(), b[p].data(), info.vocab_size * sizeof(float)), 0)
+                << "position " << p;
+        }
+      }
+    }
+  }
+}
+
 struct Closeness {
   double mean_kl = 0, max_abs = 0;
 };

@@ -301,8 +301,35 @@ TEST_F(BadInputTest, BadF16ParamsAndActGroup) {
   ember_model_free(m);
 }
 
-// A runtime older than format 3 refuses a file that needs it by its min_runtime_version, and by
-// the feature bits where the version says less.
+// Tensor.layout: row blocks only for rank-2 float tensors, with data_size covering whole blocks;
+// anything else is refused by name, and a row-major file of the same weights still loads.
+TEST_F(BadInputTest, BadFloatLayout) {
+  const std::string hf = shared_path("models/stories260K/hf");
+  const std::string p32 = converted_model(hf, "--quant f32");
+  ASSERT_FALSE(p32.empty());
+  const auto bytes = read_file(p32);
+  const ModelSpec base = read_spec(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  const std::string gate = "model.layers.1.mlp.gate_proj.weight";  // (172, 64): a partial block
+  ASSERT_EQ(const_cast<ModelSpec&>(base).find(gate)->layout, ember::fb::Layout::BLOCKS16);
+  ModelSpec s = base;
+  s.find(gate)->data_size = 172 * 64 * 4;  // the row-major size
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {gate, "data_size"});
+  s = base;
+  s.find("model.norm.weight")->layout = ember::fb::Layout::BLOCKS16;
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {"model.norm.weight", "layout", "rank 1"});
+  s = base;
+  s.find(gate)->layout = static_cast<ember::fb::Layout>(7);
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {gate, "layout 7"});
+  const std::string p8 = converted_model(hf, "--quant u8 --group 64");
+  ASSERT_FALSE(p8.empty());
+  const auto b8 = read_file(p8);
+  s = read_spec(std::vector<uint8_t>(b8.begin(), b8.end()));
+  s.find(gate)->layout = ember::fb::Layout::BLOCKS16;
+  expect_fail(write_spec(s), EMBER_ERR_BAD_FORMAT, {gate, "layout", "U8_ZERO_ONE"});
+}
+
+// A runtime older than a file's format refuses it by its min_runtime_version, and by the feature
+// bits where the version says less.
 TEST_F(BadInputTest, NewerRuntimeVersionOrFeatureIsRefused) {
   const std::string hf = shared_path("models/stories260K/hf");
   const std::string p8 = converted_model(hf, "--quant u8 --group 64");
@@ -310,11 +337,11 @@ TEST_F(BadInputTest, NewerRuntimeVersionOrFeatureIsRefused) {
   const auto bytes = read_file(p8);
   ModelSpec s = read_spec(std::vector<uint8_t>(bytes.begin(), bytes.end()));
   EXPECT_EQ(s.min_runtime_version, 3u);
-  s.min_runtime_version = 4;
-  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"runtime version 4"});
+  s.min_runtime_version = 5;
+  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"runtime version 5"});
   s.min_runtime_version = 3;
-  s.required_features |= 1ull << 5;
-  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"features", "0x20"});
+  s.required_features |= 1ull << 6;
+  expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"features", "0x40"});
 }
 
 // Format 1 stored u8 matrices row major: this runtime refuses such a file by name and says what to
@@ -326,8 +353,8 @@ TEST_F(BadInputTest, U8FileOfFormat1IsRefusedByName) {
   s.format_version = 1;
   s.min_runtime_version = 1;
   expect_fail(write_spec(s), EMBER_ERR_UNSUPPORTED, {"format 1", "convert the model again"});
-  // A float-only file of format 1 (nothing in it changed) still loads.
-  EMBER_REQUIRE_CONVERTED(p32, "models/stories260K/hf", "--quant f32");
+  // A float-only row-major file of format 1 (nothing in it changed) still loads.
+  EMBER_REQUIRE_CONVERTED(p32, "models/stories260K/hf", "--quant f32 --float-layout rows");
   const auto b32 = read_file(p32);
   ModelSpec f = read_spec(std::vector<uint8_t>(b32.begin(), b32.end()));
   EXPECT_EQ(f.min_runtime_version, 1u);

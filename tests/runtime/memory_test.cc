@@ -112,8 +112,9 @@ std::string untied_checkpoint(const std::string& hf) {
 }
 
 // token_read_bytes = every matrix one token multiplies (u8: values + 8 bytes of zero-one parameters
-// per group) + one embedding row when the output head is not the embedding; computed here from the
-// shapes, for f32 and u8 (group 32, and one group per row), tied and untied.
+// per group; f32 in row blocks, padding rows included) + one embedding row when the output head is
+// not the embedding (row-major then); computed here from the shapes, for f32 and u8 (group 32, and
+// one group per row), tied and untied.
 TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
   EMBER_REQUIRE_SHARED(hf, "models/stories260K/hf");
   const std::string untied = untied_checkpoint(hf);
@@ -133,7 +134,7 @@ TEST(Memory, TokenReadBytesCountWhatOneTokenReads) {
       const uint64_t params = std::strstr(quant, "--params f32") ? 128 : 64;
       auto blocks = [](uint64_t rows) { return (rows + 15) / 16; };
       auto matrix = [&](uint64_t rows, uint64_t cols) -> uint64_t {
-        if (group == 0) return 4 * rows * cols;
+        if (group == 0) return 4 * blocks(rows) * 16 * cols;  // f32 in row blocks (padded)
         const uint64_t g = group == 1 ? cols : group, groups = (cols + g - 1) / g;
         const uint64_t last = cols - (groups - 1) * g;
         const uint64_t row_bytes = (groups - 1) * ((g + 3) / 4 * 4) + (last + 3) / 4 * 4;

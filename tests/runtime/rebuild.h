@@ -23,6 +23,7 @@ struct TensorSpec {
   uint64_t data_offset, data_size, params_offset, params_size;
   ember::fb::DType params_dtype = ember::fb::DType::F32;
   uint32_t act_group = 0;
+  ember::fb::Layout layout = ember::fb::Layout::ROWS;
 };
 
 struct ModelSpec {
@@ -89,6 +90,7 @@ inline ModelSpec read_spec(const std::vector<uint8_t>& file) {
       ts.params_size = t->params_size();
       ts.params_dtype = t->params_dtype();
       ts.act_group = t->act_group();
+      ts.layout = t->layout();
       s.tensors.push_back(ts);
     }
   }
@@ -114,7 +116,7 @@ inline std::vector<uint8_t> write_spec(const ModelSpec& s) {
     for (const TensorSpec& t : s.tensors) {
       t2.push_back(fb::CreateTensor(bb, bb.CreateString(t.name), bb.CreateVector(t.shape), t.dtype,
                                     t.group_size, t.data_offset, t.data_size, t.params_offset,
-                                    t.params_size, 0.0f, t.params_dtype, t.act_group));
+                                    t.params_size, 0.0f, t.params_dtype, t.act_group, t.layout));
     }
     auto tv2 = bb.CreateVector(t2);
     const uint64_t wsize = s.weights_size_override ? s.weights_size_override : s.weights.size();

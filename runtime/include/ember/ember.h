@@ -119,9 +119,9 @@ ember_status ember_model_get_info(const ember_model* model, ember_model_info* ou
 /* Writes a human-readable description (config, tokenizer, tensors, provenance, merged adapters)
  * into `buf` (NUL-terminated, truncated to `cap`); *needed receives the full length + 1 if not
  * NULL. One line per tensor: name, stored type (F32, F16, BF16, U8_ZERO_ONE), shape, bytes, the
- * group of a u8 matrix, the converter's relative RMS quantization error (every type but F32), and
- * for a matrix that ember-convert --keep-float kept in float the rule that did; the provenance
- * lists the --keep-float rules. */
+ * layout of a float matrix in row blocks, the group of a u8 matrix, the converter's relative RMS
+ * quantization error (every type but F32), and for a matrix that ember-convert --keep-float kept in
+ * float the rule that did; the provenance lists the --keep-float rules. */
 ember_status ember_model_describe(const ember_model* model, char* buf, size_t cap, size_t* needed);
 
 /* The chat template the converter kept from the checkpoint's tokenizer_config.json (a Jinja
