@@ -113,6 +113,28 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
                      size_t{layers} * 7 + 1);
   }
   pool_ = pool;
+  // One row-major scratch for the f32 matrices stored in row blocks, the size of the largest.
+  size_t blocked_max = 0;
+  auto note_blocked = [&](const WeightRef& w) {
+    if (w.type == DType::kF32 && w.blocked && size_t{w.rows} * w.cols > blocked_max)
+      blocked_max = size_t{w.rows} * w.cols;
+  };
+  for (uint32_t l = 0; l < layers; ++l) {
+    const LayerWeights& lw = m.layers[l];
+    for (const WeightRef* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      note_blocked(*w);
+  }
+  note_blocked(m.output);
+  float* unblocked = nullptr;
+  if (blocked_max > 0) {
+    unblocked = static_cast<float*>(ember_platform_alloc(blocked_max * sizeof(float), 64));
+    if (unblocked == nullptr) {
+      shutdown();
+      return set_error(Status::kOutOfMemory,
+                       "use_xnnpack: cannot allocate %zu bytes to unblock f32 matrices for XNNPACK",
+                       blocked_max * sizeof(float));
+    }
+  }
   t_tally = &bytes_;
   Status status = Status::kOk;
   auto add = [&](const WeightRef& w, const char* what, uint32_t layer) {
@@ -122,15 +144,7 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
     }
     xnn_operator_t op = nullptr;
     const float* kernel = static_cast<const float*>(w.data);
-    float* unblocked = nullptr;
     if (w.blocked) {  // XNNPACK packs (copies) from row-major values: unblock them for the call
-      const size_t n = size_t{w.rows} * w.cols;
-      unblocked = static_cast<float*>(ember_platform_alloc(n * sizeof(float), 64));
-      if (unblocked == nullptr) {
-        status = set_error(Status::kOutOfMemory, "use_xnnpack: cannot allocate %zu bytes for %s %u",
-                           n * sizeof(float), what, layer);
-        return;
-      }
       for (size_t r = 0; r < w.rows; ++r)
         for (size_t t = 0; t < w.cols; ++t)
           unblocked[r * w.cols + t] = kernel[float_blocked_index(w.cols, r, t)];
@@ -140,7 +154,6 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
     // No bias (forward.cc adds biases), no clamp.
     const xnn_status s = xnn_create_fully_connected_nc_f32(w.cols, w.rows, w.cols, w.rows, kernel,
                                                            nullptr, -INFINITY, INFINITY, 0, &op);
-    if (unblocked != nullptr) ember_platform_free(unblocked);
     if (s != xnn_status_success) {
       status =
           set_error(s == xnn_status_out_of_memory ? Status::kOutOfMemory : Status::kUnsupported,
@@ -163,6 +176,7 @@ Status XnnpackLinear::init(const Model& m, void* pool) {
   }
   add(m.output, "the output head after layer", layers - 1);
   t_tally = nullptr;
+  if (unblocked != nullptr) ember_platform_free(unblocked);
   if (status != Status::kOk) {
     shutdown();
     return status;
