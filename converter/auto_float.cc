@@ -12,6 +12,7 @@
 #include <ostream>
 
 #include "app_util.h"
+#include "core/float_blocks.h"
 #include "ember/ember.h"
 #include "eval_core.h"
 #include "hf_model.h"
@@ -264,7 +265,11 @@ AutoFloatResult choose_auto_float(ModelIR* ir, const WriteOptions& opts,
                                      &err))
         throw ConvertError("--auto-float: " + err);
     }
-    const uint64_t keep_bytes = element_count(ir->tensors.at(names[i])) * elem;
+    const FloatTensor& t = ir->tensors.at(names[i]);
+    uint64_t values = element_count(t);  // stored: whole row blocks where the writer blocks it
+    if (t.shape.size() == 2 && float_rows_blocked(*ir, names[i], opts))
+      float_blocked_values(t.shape[0], t.shape[1], &values);
+    const uint64_t keep_bytes = values * elem;
     const uint64_t now = stored.at(names[i]);
     r.ranking.push_back({names[i], er.kl_mean, keep_bytes > now ? keep_bytes - now : 0, false});
     r.tokens = er.tokens;

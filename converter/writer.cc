@@ -336,6 +336,10 @@ void check_output_path(const std::string& out, bool force) {
     throw ConvertError(out + ": already exists (use --force to overwrite)");
 }
 
+bool float_rows_blocked(const ModelIR& ir, const std::string& name, const WriteOptions& opts) {
+  return opts.float_blocks && !(name == "model.embed_tokens.weight" && !ir.config.tie_embeddings);
+}
+
 WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOptions& opts) {
   check_output_path(out, opts.force);
   if (!ir.has_config && !ir.tensors.empty())
@@ -366,9 +370,7 @@ WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOp
     if (keep_float) mode = keep->second->dtype == DType::kF16 ? QuantMode::F16 : QuantMode::F32;
     try {
       p.t = store_tensor(src, mode, opts.u8);
-      // Row blocks for the matrices the GEMVs read; an untied embedding is only gathered by row.
-      const bool gathered = p.name == "model.embed_tokens.weight" && !ir.config.tie_embeddings;
-      if (opts.float_blocks && !gathered) block_float_rows(&p.t);
+      if (float_rows_blocked(ir, p.name, opts)) block_float_rows(&p.t);
     } catch (const ConvertError& e) {
       throw ConvertError("tensor '" + p.name + "': " + e.what());
     }

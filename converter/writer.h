@@ -53,6 +53,10 @@ int remove_stale_temporaries(const std::string& out);
 // rename).
 void check_output_path(const std::string& out, bool force);
 
+// Whether tensor `name` of `ir`, stored in float, goes into row blocks: with opts.float_blocks,
+// every matrix but an untied embedding (only gathered by row).
+bool float_rows_blocked(const ModelIR& ir, const std::string& name, const WriteOptions& opts);
+
 // Writes `ir` (tensors converted per `opts`) to `out`. Throws ConvertError on failure, leaving no
 // temporary file behind and any existing `out` untouched.
 WriteReport write_ember(const ModelIR& ir, const std::string& out, const WriteOptions& opts);
