@@ -28,81 +28,44 @@ namespace {
         f32_attention_##isa, f16_attention_##isa, u8_attention_##isa                        \
   }
 
-const KernelTable kScalar = EMBER_TABLE("scalar", scalar);
+// A variant that differs from `base` only in its name and the u8 x s8 matmul.
+constexpr KernelTable with_u8s8(const KernelTable& base, const char* name, MatmulU8S8Fn u8s8) {
+  KernelTable t = base;
+  t.name = name;
+  t.matmul_u8s8 = u8s8;
+  return t;
+}
+
+constexpr KernelTable kScalar = EMBER_TABLE("scalar", scalar);
 #if EMBER_KERNELS_AVX2
-const KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
+constexpr KernelTable kAvx2 = EMBER_TABLE("avx2", avx2);
 // avx512vnni differs from avx2 in the integer dot (vpdpbusd) and the float matmuls (16 rows per
 // register); it reuses avx2's other float ops.
-const KernelTable kAvx512Vnni{"avx512vnni",
-                              f32_s8_quantize_avx2,
-                              u8s8_matmul_avx512vnni,
-                              f32_matmul_avx512vnni,
-                              f16_matmul_avx512vnni,
-                              bf16_matmul_avx512vnni,
-                              f32_matmul_blocked_avx512vnni,
-                              f16_matmul_blocked_avx512vnni,
-                              bf16_matmul_blocked_avx512vnni,
-                              f32_rmsnorm_avx2,
-                              f32_silumul_avx2,
-                              f32_softmax_avx2,
-                              f32_attention_avx2,
-                              f16_attention_avx2,
-                              u8_attention_avx2};
+constexpr KernelTable avx512vnni_table() {
+  KernelTable t = with_u8s8(kAvx2, "avx512vnni", u8s8_matmul_avx512vnni);
+  t.matmul_f32 = f32_matmul_avx512vnni;
+  t.matmul_f16 = f16_matmul_avx512vnni;
+  t.matmul_bf16 = bf16_matmul_avx512vnni;
+  t.matmul_f32_blocked = f32_matmul_blocked_avx512vnni;
+  t.matmul_f16_blocked = f16_matmul_blocked_avx512vnni;
+  t.matmul_bf16_blocked = bf16_matmul_blocked_avx512vnni;
+  return t;
+}
+constexpr KernelTable kAvx512Vnni = avx512vnni_table();
 #endif
 #if EMBER_KERNELS_NEON
-const KernelTable kNeon = EMBER_TABLE("neon", neon);
+constexpr KernelTable kNeon = EMBER_TABLE("neon", neon);
 #endif
 #if EMBER_KERNELS_NEON && defined(__aarch64__)
-const KernelTable kNeonDot{"neon-dot",
-                           f32_s8_quantize_neon,
-                           u8s8_matmul_neondot,
-                           f32_matmul_neon,
-                           f16_matmul_neon,
-                           bf16_matmul_neon,
-                           f32_matmul_blocked_neon,
-                           f16_matmul_blocked_neon,
-                           bf16_matmul_blocked_neon,
-                           f32_rmsnorm_neon,
-                           f32_silumul_neon,
-                           f32_softmax_neon,
-                           f32_attention_neon,
-                           f16_attention_neon,
-                           u8_attention_neon};
-const KernelTable kI8mm{"i8mm",
-                        f32_s8_quantize_neon,
-                        u8s8_matmul_i8mm,
-                        f32_matmul_neon,
-                        f16_matmul_neon,
-                        bf16_matmul_neon,
-                        f32_matmul_blocked_neon,
-                        f16_matmul_blocked_neon,
-                        bf16_matmul_blocked_neon,
-                        f32_rmsnorm_neon,
-                        f32_silumul_neon,
-                        f32_softmax_neon,
-                        f32_attention_neon,
-                        f16_attention_neon,
-                        u8_attention_neon};
+// neon-dot and i8mm: neon with the dot-product / matrix-multiply integer dot.
+constexpr KernelTable kNeonDot = with_u8s8(kNeon, "neon-dot", u8s8_matmul_neondot);
+constexpr KernelTable kI8mm = with_u8s8(kNeon, "i8mm", u8s8_matmul_i8mm);
 #endif
 
 #if EMBER_KERNELS_MVE
 // Helium on a Cortex-M: the u8 x s8 matmul, where decode spends its time; the other kernels are
 // the scalar ones (docs/porting.md has the instruction counts).
-const KernelTable kMve{"mve",
-                       f32_s8_quantize_scalar,
-                       u8s8_matmul_mve,
-                       f32_matmul_scalar,
-                       f16_matmul_scalar,
-                       bf16_matmul_scalar,
-                       f32_matmul_blocked_scalar,
-                       f16_matmul_blocked_scalar,
-                       bf16_matmul_blocked_scalar,
-                       f32_rmsnorm_scalar,
-                       f32_silumul_scalar,
-                       f32_softmax_scalar,
-                       f32_attention_scalar,
-                       f16_attention_scalar,
-                       u8_attention_scalar};
+constexpr KernelTable kMve = with_u8s8(kScalar, "mve", u8s8_matmul_mve);
 #endif
 
 struct Features {
