@@ -196,8 +196,11 @@ TEST(KeepFloat, RowBlocksGiveTheRowMajorLogitsBitForBit) {
     for (const char* quant : {"--quant f32", "--quant f16", "--keep-float '*.down_proj.*:f16'"}) {
       EMBER_REQUIRE_CONVERTED(blocks, model, quant);
       EMBER_REQUIRE_CONVERTED(rows, model, std::string(quant) + " --float-layout rows");
-      ModelPtr mb = load_model(blocks);
-      ASSERT_TRUE(mb);
+      ModelPtr mb = load_model(blocks), mr = load_model(rows);
+      ASSERT_TRUE(mb && mr);
+      const char* down = "model.layers.0.mlp.down_proj.weight";  // float in every case here
+      EXPECT_NE(tensor_line(describe(mb.get()), down).find("row blocks of 16"), std::string::npos);
+      EXPECT_EQ(tensor_line(describe(mr.get()), down).find("row blocks"), std::string::npos);
       ember_model_info info;
       ASSERT_EQ(ember_model_get_info(mb.get(), &info), EMBER_OK);
       for (size_t batch : {size_t{1}, size_t{64}}) {
